@@ -1,0 +1,344 @@
+/**
+ * The measurements. A Step runs against one server and returns samples for one or more metrics;
+ * the runner calls every step for both servers, alternating which goes first each round.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import { formatBytes, MiB, OCI_MANIFEST, type BuiltImage } from './image.ts';
+import { run, runOk, sampleRss } from './proc.ts';
+import type { RunningServer } from './servers.ts';
+
+export interface Sizes {
+  bigBytes: number;
+  smallLayers: number;
+  smallLayerBytes: number;
+  hugeBytes: number;
+  wrkSeconds: number;
+  wrkThreads: number;
+  wrkConnections: number;
+  blobGetRepeats: number;
+}
+
+export const FULL_SIZES: Sizes = {
+  bigBytes: 500 * MiB,
+  smallLayers: 50,
+  smallLayerBytes: 100 * 1024,
+  hugeBytes: 1024 * MiB,
+  wrkSeconds: 10,
+  wrkThreads: 2,
+  wrkConnections: 32,
+  blobGetRepeats: 3,
+};
+
+export const QUICK_SIZES: Sizes = {
+  bigBytes: 64 * MiB,
+  smallLayers: 10,
+  smallLayerBytes: 100 * 1024,
+  hugeBytes: 128 * MiB,
+  wrkSeconds: 3,
+  wrkThreads: 2,
+  wrkConnections: 32,
+  blobGetRepeats: 2,
+};
+
+export interface Images {
+  big: BuiltImage;
+  small: BuiltImage;
+  huge: BuiltImage;
+}
+
+export type Target =
+  /** advantage (see MetricDef) must be ≥ min */
+  | { kind: 'ratio'; min: number }
+  /** the primary server's median must be ≤ max (in the metric's unit) */
+  | { kind: 'max'; max: number };
+
+export interface MetricDef {
+  id: string;
+  title: string;
+  unit: 's' | 'req/s' | 'MiB';
+  better: 'lower' | 'higher';
+  /** When set, throughput (MiB/s) is shown next to times. */
+  bytes?: number;
+  target?: Target;
+  note?: string;
+}
+
+/** How many times better the primary is than the baseline (> 1 = primary better). */
+export function advantage(metric: MetricDef, primary: number, baseline: number): number {
+  return metric.better === 'lower' ? baseline / primary : primary / baseline;
+}
+
+export function metricDefs(sizes: Sizes, images: Images): MetricDef[] {
+  const big = formatBytes(sizes.bigBytes);
+  const small = `${sizes.smallLayers} × ${formatBytes(sizes.smallLayerBytes)}`;
+  const huge = formatBytes(sizes.hugeBytes);
+  return [
+    { id: 'push_big', title: `skopeo push, one ${big} layer`, unit: 's', better: 'lower', bytes: images.big.totalLayerBytes, target: { kind: 'ratio', min: 1.2 } },
+    { id: 'pull_big', title: `skopeo pull, one ${big} layer`, unit: 's', better: 'lower', bytes: images.big.totalLayerBytes, note: 'No target: skopeo (client) bound.' },
+    { id: 'push_small', title: `skopeo push, ${small} layers`, unit: 's', better: 'lower', target: { kind: 'ratio', min: 1.2 } },
+    { id: 'pull_small', title: `skopeo pull, ${small} layers`, unit: 's', better: 'lower' },
+    { id: 'blob_get', title: `raw blob GET of the ${big} layer (curl)`, unit: 's', better: 'lower', bytes: images.big.layers[0]!.size, target: { kind: 'ratio', min: 1.0 } },
+    {
+      id: 'manifest_rps',
+      title: `manifest GET, 1-layer OCI manifest (wrk -t${sizes.wrkThreads} -c${sizes.wrkConnections} -d${sizes.wrkSeconds}s)`,
+      unit: 'req/s',
+      better: 'higher',
+      target: { kind: 'ratio', min: 4 },
+    },
+    { id: 'rss_push_big', title: `server peak RSS during the ${big} push`, unit: 'MiB', better: 'lower', note: 'VmHWM of the server process at the end of the push (the push is the first request after start-up).' },
+    { id: 'push_huge', title: `skopeo push, one ${huge} layer (fresh server)`, unit: 's', better: 'lower', bytes: images.huge.totalLayerBytes },
+    {
+      id: 'rss_push_huge',
+      title: `server peak RSS during a ${huge} push (fresh server)`,
+      unit: 'MiB',
+      better: 'lower',
+      target: { kind: 'max', max: 120 },
+      note: 'VmHWM of a freshly started server process at the end of the push; VmRSS also sampled every 20 ms.',
+    },
+  ];
+}
+
+export interface RoundNames {
+  round: number;
+  /** Unique per run and round, so every push really uploads (fresh repository, fresh tag). */
+  bigRepo: string;
+  smallRepo: string;
+  hugeRepo: string;
+  tag: string;
+}
+
+export function roundNames(runId: string, round: number): RoundNames {
+  return {
+    round,
+    bigRepo: `bench/big-${runId}-r${round}`,
+    smallRepo: `bench/small-${runId}-r${round}`,
+    hugeRepo: `bench/huge-${runId}-r${round}`,
+    tag: `r${round}`,
+  };
+}
+
+export interface StepContext {
+  server: RunningServer;
+  names: RoundNames;
+  images: Images;
+  sizes: Sizes;
+  /** Scratch directory for pulled images (removed after each pull). */
+  scratchDir: string;
+  log: (msg: string) => void;
+}
+
+export type Samples = Record<string, number[]>;
+
+export interface Step {
+  id: string;
+  title: string;
+  /** Steps that must have run on the same server instance first. */
+  deps: string[];
+  /** Run on a dedicated, freshly started server instance (for clean peak-RSS numbers). */
+  freshServer?: boolean;
+  run(ctx: StepContext): Promise<Samples>;
+}
+
+const SKOPEO = 'skopeo';
+const kib2mib = (kib: number) => kib / 1024;
+
+/**
+ * `skopeo copy oci:… docker://…`. --preserve-digests keeps skopeo from gzip-compressing the
+ * uncompressed tar layers, so the blob is streamed to the registry byte for byte.
+ */
+async function push(ctx: StepContext, image: BuiltImage, repo: string, withRss: boolean): Promise<{ seconds: number; rssMiB?: number; sampledMiB?: number }> {
+  const { server } = ctx;
+  const sampler = withRss ? sampleRss(server.pid, 20) : undefined;
+  const r = await run(SKOPEO, [
+    'copy', '--quiet', '--preserve-digests', '--dest-tls-verify=false',
+    ...server.client.skopeoPushArgs,
+    image.ref, `docker://${server.host}/${repo}:${ctx.names.tag}`,
+  ], { timeoutMs: 600_000 });
+  const peaks = sampler?.stop();
+  if (r.code !== 0) throw new Error(`skopeo push to ${server.label} failed: ${r.stderr.trim().split('\n').slice(-5).join('\n')}`);
+  if (!server.alive()) throw new Error(`${server.label} died during the push`);
+  await verifyPushed(ctx, image, repo);
+  return {
+    seconds: r.seconds,
+    rssMiB: peaks ? kib2mib(Math.max(peaks.hwmKiB, peaks.maxSampledRssKiB)) : undefined,
+    sampledMiB: peaks ? kib2mib(peaks.maxSampledRssKiB) : undefined,
+  };
+}
+
+/** The registry must hold exactly our manifest and layer bytes (no re-compression on the way). */
+async function verifyPushed(ctx: StepContext, image: BuiltImage, repo: string): Promise<void> {
+  const { server } = ctx;
+  const headers = headerObject(server.client.httpHeaders);
+  const res = await fetch(`${server.baseUrl}/v2/${repo}/manifests/${ctx.names.tag}`, { headers: { ...headers, Accept: OCI_MANIFEST } });
+  const body = Buffer.from(await res.arrayBuffer());
+  const digest = `sha256:${createHash('sha256').update(body).digest('hex')}`;
+  if (res.status !== 200 || digest !== image.manifest.digest) {
+    throw new Error(`${server.label}: pushed manifest ${repo}:${ctx.names.tag} is ${res.status} ${digest}, expected ${image.manifest.digest} (was the image modified in transit?)`);
+  }
+  const layer = image.layers[0]!;
+  const head = await fetch(`${server.baseUrl}/v2/${repo}/blobs/${layer.digest}`, { method: 'HEAD', headers });
+  if (head.status !== 200 || Number(head.headers.get('content-length')) !== layer.size) {
+    throw new Error(`${server.label}: HEAD of layer ${layer.digest} gave ${head.status}, length ${head.headers.get('content-length')} (expected ${layer.size})`);
+  }
+}
+
+async function pull(ctx: StepContext, image: BuiltImage, repo: string): Promise<number> {
+  const { server } = ctx;
+  const out = path.join(ctx.scratchDir, `pull-${server.label}-${ctx.names.tag}-${image.spec.name}`);
+  await rm(out, { recursive: true, force: true });
+  try {
+    const r = await runOk(SKOPEO, [
+      'copy', '--quiet', '--preserve-digests', '--src-tls-verify=false',
+      ...server.client.skopeoPullArgs,
+      `docker://${server.host}/${repo}:${ctx.names.tag}`, `oci:${out}:${ctx.names.tag}`,
+    ], { timeoutMs: 600_000 });
+    for (const layer of image.layers) {
+      const file = path.join(out, 'blobs', 'sha256', layer.digest.slice(7));
+      if (!existsSync(file) || statSync(file).size !== layer.size) throw new Error(`${server.label}: pulled image lacks layer ${layer.digest}`);
+    }
+    return r.seconds;
+  } finally {
+    await rm(out, { recursive: true, force: true });
+  }
+}
+
+function headerObject(lines: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of lines) {
+    const i = line.indexOf(':');
+    out[line.slice(0, i).trim()] = line.slice(i + 1).trim();
+  }
+  return out;
+}
+
+async function curlBlob(ctx: StepContext, repo: string, digest: string, size: number): Promise<number> {
+  const { server } = ctx;
+  const r = await runOk('curl', [
+    '-s', '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{time_total}',
+    ...server.client.httpHeaders.flatMap((h) => ['-H', h]),
+    `${server.baseUrl}/v2/${repo}/blobs/${digest}`,
+  ], { timeoutMs: 300_000 });
+  const [code, got, seconds] = r.stdout.trim().split(' ');
+  if (code !== '200' || Number(got) !== size) throw new Error(`${server.label}: blob GET gave HTTP ${code}, ${got} bytes (expected 200, ${size})`);
+  return Number(seconds);
+}
+
+async function wrkManifest(ctx: StepContext, repo: string): Promise<number> {
+  const { server, sizes } = ctx;
+  const url = `${server.baseUrl}/v2/${repo}/manifests/${ctx.names.tag}`;
+  const check = await fetch(url, { headers: { ...headerObject(server.client.httpHeaders), Accept: OCI_MANIFEST } });
+  await check.arrayBuffer();
+  if (check.status !== 200 || !check.headers.get('content-type')?.startsWith(OCI_MANIFEST)) {
+    throw new Error(`${server.label}: manifest GET gave ${check.status} ${check.headers.get('content-type')}`);
+  }
+  const r = await runOk('wrk', [
+    `-t${sizes.wrkThreads}`, `-c${sizes.wrkConnections}`, `-d${sizes.wrkSeconds}s`,
+    '-H', `Accept: ${OCI_MANIFEST}`,
+    ...server.client.httpHeaders.flatMap((h) => ['-H', h]),
+    url,
+  ], { timeoutMs: (sizes.wrkSeconds + 60) * 1000 });
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(r.stdout);
+  if (!rps) throw new Error(`cannot parse wrk output:\n${r.stdout}`);
+  const bad = /Non-2xx or 3xx responses:\s+(\d+)/.exec(r.stdout);
+  const socketErrors = /Socket errors:(.*)/.exec(r.stdout);
+  if (bad) throw new Error(`${server.label}: wrk saw ${bad[1]} non-2xx/3xx responses:\n${r.stdout}`);
+  if (socketErrors) ctx.log(`  note: wrk socket errors against ${server.label}:${socketErrors[1]}`);
+  return Number(rps[1]);
+}
+
+export const STEPS: Step[] = [
+  {
+    id: 'push-big',
+    title: 'push big image (+ peak RSS)',
+    deps: [],
+    async run(ctx) {
+      const r = await push(ctx, ctx.images.big, ctx.names.bigRepo, true);
+      return { push_big: [r.seconds], rss_push_big: [r.rssMiB!] };
+    },
+  },
+  {
+    id: 'push-small',
+    title: 'push many-layer image',
+    deps: [],
+    async run(ctx) {
+      const r = await push(ctx, ctx.images.small, ctx.names.smallRepo, false);
+      return { push_small: [r.seconds] };
+    },
+  },
+  {
+    id: 'pull-big',
+    title: 'pull big image',
+    deps: ['push-big'],
+    async run(ctx) {
+      return { pull_big: [await pull(ctx, ctx.images.big, ctx.names.bigRepo)] };
+    },
+  },
+  {
+    id: 'pull-small',
+    title: 'pull many-layer image',
+    deps: ['push-small'],
+    async run(ctx) {
+      return { pull_small: [await pull(ctx, ctx.images.small, ctx.names.smallRepo)] };
+    },
+  },
+  {
+    id: 'blob-get',
+    title: 'curl blob GET',
+    deps: ['push-big'],
+    async run(ctx) {
+      const layer = ctx.images.big.layers[0]!;
+      const samples: number[] = [];
+      for (let i = 0; i < ctx.sizes.blobGetRepeats; i++) samples.push(await curlBlob(ctx, ctx.names.bigRepo, layer.digest, layer.size));
+      return { blob_get: samples };
+    },
+  },
+  {
+    id: 'manifest-get',
+    title: 'wrk manifest GET',
+    deps: ['push-big'],
+    async run(ctx) {
+      return { manifest_rps: [await wrkManifest(ctx, ctx.names.bigRepo)] };
+    },
+  },
+  {
+    id: 'rss-huge',
+    title: 'push huge image on a fresh server (peak RSS)',
+    deps: [],
+    freshServer: true,
+    async run(ctx) {
+      const r = await push(ctx, ctx.images.huge, ctx.names.hugeRepo, true);
+      return { push_huge: [r.seconds], rss_push_huge: [r.rssMiB!] };
+    },
+  },
+];
+
+/** The selected steps plus everything they depend on, in STEPS order. */
+export function selectSteps(only: string[] | undefined): Step[] {
+  if (!only || only.length === 0) return STEPS;
+  const wanted = new Set<string>();
+  const add = (id: string) => {
+    const step = STEPS.find((s) => s.id === id);
+    if (!step) throw new Error(`unknown step ${id}; known: ${STEPS.map((s) => s.id).join(', ')}`);
+    wanted.add(id);
+    step.deps.forEach(add);
+  };
+  only.forEach(add);
+  return STEPS.filter((s) => wanted.has(s.id));
+}
+
+export function formatValue(unit: MetricDef['unit'], v: number): string {
+  if (!Number.isFinite(v)) return '—';
+  switch (unit) {
+    case 's': return v < 10 ? `${v.toFixed(3)} s` : `${v.toFixed(2)} s`;
+    case 'req/s': return `${Math.round(v).toLocaleString('en-US')} req/s`;
+    case 'MiB': return `${v.toFixed(1)} MiB`;
+  }
+}
+
+export function throughput(bytes: number, seconds: number): string {
+  const mibs = bytes / MiB / seconds;
+  return mibs >= 1024 ? `${(mibs / 1024).toFixed(2)} GiB/s` : `${Math.round(mibs)} MiB/s`;
+}

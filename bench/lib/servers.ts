@@ -1,0 +1,269 @@
+/**
+ * The registries under test. Each server kind knows how to start a fresh instance on a loopback
+ * port with its own data directory, and hands back a RunningServer with the process id (for RSS
+ * sampling) and a ClientAccess (what clients must add to reach it — credentials once variants with
+ * authentication exist).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { freePort, run, sleep, versionOf } from './proc.ts';
+
+export type ServerKindId = 'berth' | 'registry';
+
+/**
+ * How a server authenticates clients. Only `none` is implemented; the other shapes document the
+ * extension point for the authenticated variant (see variants.ts).
+ */
+export type AuthMode =
+  | { type: 'none' }
+  /** docker-registry `auth.htpasswd` with a bcrypt entry; clients send Basic credentials on every request. */
+  | { type: 'htpasswd'; username: string; password: string; bcryptCost: number }
+  /** Berth's token auth: clients log in, then send a bearer token. */
+  | { type: 'token'; username: string; password: string };
+
+/** What a client needs to add to talk to a server (empty for anonymous access). */
+export interface ClientAccess {
+  /** Extra `skopeo copy` arguments when pushing to this server, e.g. `--dest-creds user:pass`. */
+  skopeoPushArgs: string[];
+  /** Extra `skopeo copy` arguments when pulling from this server, e.g. `--src-creds user:pass`. */
+  skopeoPullArgs: string[];
+  /** Extra HTTP request headers (`Name: value`) for curl and wrk, e.g. `Authorization: Bearer …`. */
+  httpHeaders: string[];
+}
+
+export const ANONYMOUS: ClientAccess = { skopeoPushArgs: [], skopeoPullArgs: [], httpHeaders: [] };
+
+export interface StartOptions {
+  /** Instance label, used for log file names. */
+  label: string;
+  /** Fresh, empty data directory for this instance. */
+  dataDir: string;
+  /** Where the server's stdout/stderr go. */
+  logFile: string;
+  auth: AuthMode;
+}
+
+export interface RunningServer {
+  kind: ServerKindId;
+  label: string;
+  pid: number;
+  port: number;
+  /** `127.0.0.1:PORT`, as used in image references. */
+  host: string;
+  /** `http://127.0.0.1:PORT` */
+  baseUrl: string;
+  dataDir: string;
+  client: ClientAccess;
+  /** Stops the server (SIGTERM, then SIGKILL after 10 s) and waits for it to exit. */
+  stop(): Promise<void>;
+  /** True while the process is alive. */
+  alive(): boolean;
+}
+
+export interface ServerKind {
+  id: ServerKindId;
+  displayName: string;
+  /** One-line version/launch description for the report. */
+  describe(): Promise<string>;
+  start(options: StartOptions): Promise<RunningServer>;
+}
+
+/** Waits until `GET /v2/` answers 200 or 401, or the process dies. */
+async function waitReady(baseUrl: string, child: ChildProcess, logFile: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError = '';
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`server exited before it was ready (code ${child.exitCode}, signal ${child.signalCode}); log ${logFile}:\n${tail(logFile)}`);
+    }
+    try {
+      const res = await fetch(`${baseUrl}/v2/`, { signal: AbortSignal.timeout(2000) });
+      await res.arrayBuffer();
+      if (res.status === 200 || res.status === 401) return;
+      lastError = `GET /v2/ returned ${res.status}`;
+    } catch (err) {
+      lastError = (err as Error).message;
+    }
+    await sleep(50);
+  }
+  child.kill('SIGKILL');
+  throw new Error(`server at ${baseUrl} not ready after ${timeoutMs} ms (${lastError}); log ${logFile}:\n${tail(logFile)}`);
+}
+
+function tail(file: string, lines = 30): string {
+  try {
+    return readFileSync(file, 'utf8').trim().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+async function spawnServer(
+  kind: ServerKindId,
+  cmd: string,
+  args: string[],
+  options: StartOptions,
+  port: number,
+  env: NodeJS.ProcessEnv,
+  cwd?: string,
+  /** Extension point: authenticated variants pass the credentials/token clients must use. */
+  client: ClientAccess = ANONYMOUS,
+): Promise<RunningServer> {
+  await mkdir(path.dirname(options.logFile), { recursive: true });
+  const fd = openSync(options.logFile, 'a');
+  const child = spawn(cmd, args, { env, cwd, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  const exited = new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.once('error', () => resolve());
+  });
+  const baseUrl = `http://127.0.0.1:${port}`;
+  await waitReady(baseUrl, child, options.logFile);
+  return {
+    kind,
+    label: options.label,
+    pid: child.pid!,
+    port,
+    host: `127.0.0.1:${port}`,
+    baseUrl,
+    dataDir: options.dataDir,
+    client,
+    stop: () => stopChild(child, exited),
+    alive: () => child.exitCode === null && child.signalCode === null,
+  };
+}
+
+async function stopChild(child: ChildProcess, exited: Promise<void>): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+// ---------------------------------------------------------------------------------------------
+// docker-registry (CNCF distribution 2.8.2 from Debian)
+
+export const DOCKER_REGISTRY_BIN = '/usr/bin/docker-registry';
+
+/**
+ * Mirrors Debian's shipped /etc/docker/registry/config.yml (filesystem storage, in-memory blob
+ * descriptor cache, deletes enabled) minus its htpasswd auth and health check, with logging at
+ * `warn` and the access log off (Berth runs at BERTH_LOG_LEVEL=warn too).
+ */
+function registryConfig(dataDir: string, port: number, auth: AuthMode): string {
+  if (auth.type !== 'none') {
+    // Extension point: for `htpasswd`, write `htpasswd -Bbn -C COST user pass` to a file and add
+    //   auth: { htpasswd: { realm: bench, path: FILE } }
+    throw new Error(`auth mode ${auth.type} is not implemented for docker-registry yet`);
+  }
+  return [
+    'version: 0.1',
+    'log:',
+    '  level: warn',
+    '  accesslog:',
+    '    disabled: true',
+    'storage:',
+    '  cache:',
+    '    blobdescriptor: inmemory',
+    '  filesystem:',
+    `    rootdirectory: ${JSON.stringify(path.join(dataDir, 'registry'))}`,
+    '  delete:',
+    '    enabled: true',
+    '  maintenance:',
+    '    uploadpurging:',
+    '      enabled: false',
+    'http:',
+    `  addr: 127.0.0.1:${port}`,
+    '  headers:',
+    '    X-Content-Type-Options: [nosniff]',
+    '',
+  ].join('\n');
+}
+
+export const dockerRegistry: ServerKind = {
+  id: 'registry',
+  displayName: 'docker-registry',
+  async describe() {
+    return `${await versionOf(DOCKER_REGISTRY_BIN, ['--version'])} (${DOCKER_REGISTRY_BIN} serve CONFIG, filesystem storage)`;
+  },
+  async start(options) {
+    if (!existsSync(DOCKER_REGISTRY_BIN)) throw new Error(`${DOCKER_REGISTRY_BIN} not found: apt-get install -y docker-registry`);
+    await mkdir(options.dataDir, { recursive: true });
+    const port = await freePort();
+    const configFile = path.join(options.dataDir, 'config.yml');
+    await writeFile(configFile, registryConfig(options.dataDir, port, options.auth));
+    return spawnServer('registry', DOCKER_REGISTRY_BIN, ['serve', configFile], options, port, process.env);
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// Berth
+
+export interface BerthLauncher {
+  /** Arguments to `node` before `serve …`: the compiled entry or tsx + the TypeScript source. */
+  nodeArgs: string[];
+  description: string;
+}
+
+/**
+ * Decides how to start Berth: `npm run build` then `node dist/main.js`, or — when the build fails
+ * or is skipped and dist/ is missing or stale — `node --import tsx src/main.ts`.
+ */
+export async function resolveBerthLauncher(repoRoot: string, build: boolean, log: (m: string) => void): Promise<BerthLauncher> {
+  const dist = path.join(repoRoot, 'dist', 'main.js');
+  const src = path.join(repoRoot, 'src', 'main.ts');
+  if (build) {
+    log('building Berth (npm run build)…');
+    const r = await run('npm', ['run', 'build', '--silent'], { cwd: repoRoot, timeoutMs: 300_000 });
+    if (r.code === 0 && existsSync(dist)) return { nodeArgs: [dist], description: 'node dist/main.js (npm run build)' };
+    log(`npm run build failed (code ${r.code}); falling back to tsx:\n${`${r.stdout}\n${r.stderr}`.trim().split('\n').slice(-10).join('\n')}`);
+  } else if (existsSync(dist) && (!existsSync(src) || statSync(dist).mtimeMs >= newestMtime(path.join(repoRoot, 'src')))) {
+    return { nodeArgs: [dist], description: 'node dist/main.js (existing build)' };
+  }
+  if (!existsSync(src)) throw new Error(`neither a build of Berth (${dist}) nor ${src} exists`);
+  return { nodeArgs: ['--import', 'tsx', src], description: 'node --import tsx src/main.ts' };
+}
+
+function newestMtime(dir: string): number {
+  let newest = 0;
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else newest = Math.max(newest, statSync(p).mtimeMs);
+    }
+  };
+  walk(dir);
+  return newest;
+}
+
+export function berth(repoRoot: string, launcher: BerthLauncher): ServerKind {
+  return {
+    id: 'berth',
+    displayName: 'Berth',
+    async describe() {
+      let commit = 'uncommitted working tree';
+      const r = await run('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot }).catch(() => undefined);
+      if (r && r.code === 0) {
+        const dirty = await run('git', ['status', '--porcelain', 'src'], { cwd: repoRoot }).catch(() => undefined);
+        commit = `commit ${r.stdout.trim()}${dirty?.stdout.trim() ? ' + uncommitted changes in src/' : ''}`;
+      }
+      return `Berth ${commit}, ${launcher.description}, Node ${process.version}`;
+    },
+    async start(options) {
+      await mkdir(options.dataDir, { recursive: true });
+      const port = await freePort();
+      const args = [...launcher.nodeArgs, 'serve', '--listen', `127.0.0.1:${port}`, '--data-dir', options.dataDir];
+      if (options.auth.type !== 'none') {
+        // Extension point: for `token`, pass Berth's auth flags/config here, and in spawnServer
+        // obtain a token for ClientAccess (skopeo --creds, `Authorization: Bearer …` for curl/wrk).
+        throw new Error(`auth mode ${options.auth.type} is not implemented for Berth yet`);
+      }
+      const env = { ...process.env, BERTH_LOG_LEVEL: 'warn' };
+      return spawnServer('berth', process.execPath, args, options, port, env, repoRoot);
+    },
+  };
+}

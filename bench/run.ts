@@ -1,0 +1,263 @@
+/**
+ * Berth vs docker-registry benchmark. Runs both servers in the same run, alternating them for every
+ * measurement and flipping the order each round, then writes a markdown report with medians, ratios
+ * and target status.
+ *
+ *   npm run bench -- [--rounds N] [--quick] [--out FILE] [--variant ID] [--servers A,B] [--only STEPS]
+ *
+ * Progress goes to stderr; see --help.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { buildImage, MiB } from './lib/image.ts';
+import {
+  FULL_SIZES, QUICK_SIZES, STEPS, formatValue, metricDefs, roundNames, selectSteps, throughput,
+  type Images, type Samples, type Step,
+} from './lib/measure.ts';
+import { run } from './lib/proc.ts';
+import { describeImages, machineInfo, renderMarkdown, summarize, type Results } from './lib/report.ts';
+import { berth, dockerRegistry, resolveBerthLauncher, type AuthMode, type RunningServer, type ServerKind, type ServerKindId } from './lib/servers.ts';
+import { findVariant, VARIANTS } from './lib/variants.ts';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+const HELP = `Usage: npm run bench -- [options]
+
+  --rounds N        rounds (default 3); each round measures both servers, alternating who goes first
+  --quick           small sizes (64 MiB / 10 x 100 KiB / 128 MiB, wrk 3 s) for a smoke run
+  --out FILE        markdown report (default docs/benchmarks.md; .bench/benchmarks-quick.md with --quick)
+  --variant ID      ${VARIANTS.map((v) => `${v.id}${v.unavailable ? ' (not implemented)' : ''}`).join(', ')} (default anonymous)
+  --servers A,B     override the two server kinds (berth, registry), e.g. registry,registry to test the harness
+  --only S1,S2      only these steps (plus their dependencies): ${STEPS.map((s) => s.id).join(', ')}
+  --no-build        do not run npm run build (use dist/ if up to date, else tsx)
+  --work-dir DIR    work files (default .bench/)
+  --help
+`;
+
+const started = Date.now();
+function log(msg: string): void {
+  const t = Math.round((Date.now() - started) / 1000);
+  process.stderr.write(`[${String(Math.floor(t / 60)).padStart(2, '0')}:${String(t % 60).padStart(2, '0')}] ${msg}\n`);
+}
+
+interface Side {
+  label: string;
+  displayName: string;
+  kind: ServerKind;
+  auth: AuthMode;
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      rounds: { type: 'string', default: '3' },
+      quick: { type: 'boolean', default: false },
+      out: { type: 'string' },
+      variant: { type: 'string', default: 'anonymous' },
+      servers: { type: 'string' },
+      only: { type: 'string' },
+      'no-build': { type: 'boolean', default: false },
+      'work-dir': { type: 'string' },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const rounds = Number(values.rounds);
+  if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds must be a positive integer');
+  const quick = values.quick!;
+  const sizes = quick ? QUICK_SIZES : FULL_SIZES;
+  const outFile = path.resolve(repoRoot, values.out ?? (quick ? '.bench/benchmarks-quick.md' : 'docs/benchmarks.md'));
+  const workDir = path.resolve(repoRoot, values['work-dir'] ?? '.bench');
+  const variant = findVariant(values.variant!);
+  const steps = selectSteps(values.only?.split(',').map((s) => s.trim()).filter(Boolean));
+
+  // The two sides: primary (targets are checked for it) and baseline.
+  let kinds: [ServerKindId, ServerKindId] = [variant.primary.kind, variant.baseline.kind];
+  if (values.servers) {
+    const parts = values.servers.split(',').map((s) => s.trim());
+    if (parts.length !== 2 || !parts.every((p) => p === 'berth' || p === 'registry')) throw new Error('--servers takes two of berth,registry');
+    kinds = parts as [ServerKindId, ServerKindId];
+  }
+  const needBerth = kinds.includes('berth');
+  const launcher = needBerth ? await resolveBerthLauncher(repoRoot, !values['no-build'], log) : undefined;
+  const kindOf = (id: ServerKindId): ServerKind => (id === 'berth' ? berth(repoRoot, launcher!) : dockerRegistry);
+  const same = kinds[0] === kinds[1];
+  const sides: Side[] = kinds.map((k, i) => {
+    const kind = kindOf(k);
+    const suffix = same ? (i === 0 ? '-a' : '-b') : '';
+    return {
+      label: `${k}${suffix}`,
+      displayName: `${kind.displayName}${same ? (i === 0 ? ' (A)' : ' (B)') : ''}`,
+      kind,
+      auth: i === 0 ? variant.primary.auth : variant.baseline.auth,
+    };
+  });
+  const [primary, baseline] = sides as [Side, Side];
+
+  const runId = `${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15).toLowerCase()}-${randomBytes(2).toString('hex')}`;
+  const runDir = path.join(workDir, 'runs', runId);
+  const scratchDir = path.join(runDir, 'scratch');
+  await mkdir(scratchDir, { recursive: true });
+  log(`run ${runId}: ${rounds} round(s), ${quick ? 'quick' : 'full'} sizes, variant ${variant.id}, ${primary.displayName} vs ${baseline.displayName}`);
+  log(`work dir ${runDir}; steps: ${steps.map((s) => s.id).join(', ')}`);
+
+  // Images (cached in .bench/images across runs; content depends only on size and seed).
+  const imagesDir = path.join(workDir, 'images');
+  await mkdir(imagesDir, { recursive: true });
+  const images: Images = {
+    big: await buildImage(imagesDir, { name: `big-${sizes.bigBytes / MiB}m`, layerBytes: [sizes.bigBytes], seed: 1, tag: 'big' }, log),
+    small: await buildImage(imagesDir, {
+      name: `small-${sizes.smallLayers}x${sizes.smallLayerBytes / 1024}k`,
+      layerBytes: Array.from({ length: sizes.smallLayers }, () => sizes.smallLayerBytes),
+      seed: 2,
+      tag: 'small',
+    }, log),
+    huge: await buildImage(imagesDir, { name: `huge-${sizes.hugeBytes / MiB}m`, layerBytes: [sizes.hugeBytes], seed: 3, tag: 'huge' }, log),
+  };
+  const metrics = metricDefs(sizes, images);
+  const metric = (id: string) => metrics.find((m) => m.id === id)!;
+
+  const machine = await machineInfo();
+  const results: Results = {
+    variant,
+    command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
+    quick,
+    rounds,
+    sizes,
+    startedAt: new Date().toISOString(),
+    finishedAt: '',
+    machine,
+    primary: { label: primary.label, displayName: primary.displayName, description: await primary.kind.describe() },
+    baseline: { label: baseline.label, displayName: baseline.displayName, description: await baseline.kind.describe() },
+    order: [],
+    metrics,
+    samples: {},
+    errors: [],
+    imagesInfo: describeImages(images),
+  };
+  log(`${primary.displayName}: ${results.primary.description}`);
+  log(`${baseline.displayName}: ${results.baseline.description}`);
+
+  const record = (round: number, side: Side, samples: Samples) => {
+    for (const [id, values] of Object.entries(samples)) {
+      const bySide = (results.samples[id] ??= {});
+      const perRound = (bySide[side.label] ??= Array.from({ length: rounds }, () => []));
+      perRound[round - 1]!.push(...values);
+    }
+  };
+  const describeSamples = (samples: Samples) =>
+    Object.entries(samples).map(([id, vs]) => {
+      const m = metric(id);
+      const extra = m.bytes && m.unit === 's' && vs.length === 1 ? ` (${throughput(m.bytes, vs[0]!)})` : '';
+      return `${id} ${vs.map((v) => formatValue(m.unit, v)).join(', ')}${extra}`;
+    }).join('; ');
+
+  let instance = 0;
+  const startServer = async (side: Side, round: number): Promise<RunningServer> => {
+    const name = `${side.label}-r${round}-${++instance}`;
+    const server = await side.kind.start({
+      label: side.label,
+      dataDir: path.join(runDir, `data-${name}`),
+      logFile: path.join(runDir, 'logs', `${name}.log`),
+      auth: side.auth,
+    });
+    log(`  started ${side.displayName} (pid ${server.pid}, ${server.host})`);
+    return server;
+  };
+  const stopServer = async (server: RunningServer) => {
+    await server.stop();
+    await rm(server.dataDir, { recursive: true, force: true });
+  };
+  /** Flush dirty pages left by the previous measurement so it does not slow down the next one. */
+  const settle = async () => { await run('sync', []); };
+
+  const runStep = async (step: Step, side: Side, server: RunningServer, round: number, failed: Set<string>) => {
+    const missing = step.deps.filter((d) => failed.has(d));
+    if (missing.length || !server.alive()) {
+      failed.add(step.id);
+      log(`  ${step.id.padEnd(12)} ${side.label.padEnd(10)} skipped (${server.alive() ? `${missing.join(', ')} failed` : 'server is down'})`);
+      return;
+    }
+    await settle();
+    try {
+      const samples = await step.run({ server, names: roundNames(runId, round), images, sizes, scratchDir, log });
+      record(round, side, samples);
+      log(`  ${step.id.padEnd(12)} ${side.label.padEnd(10)} ${describeSamples(samples)}`);
+    } catch (err) {
+      failed.add(step.id);
+      const msg = `round ${round}, ${step.id}, ${side.displayName}: ${(err as Error).message}`;
+      results.errors.push(msg);
+      log(`  ${step.id.padEnd(12)} ${side.label.padEnd(10)} FAILED: ${(err as Error).message}`);
+    }
+  };
+
+  const shared = steps.filter((s) => !s.freshServer);
+  const fresh = steps.filter((s) => s.freshServer);
+  for (let round = 1; round <= rounds; round++) {
+    const order = round % 2 === 1 ? [primary, baseline] : [baseline, primary];
+    results.order.push(order.map((s) => s.label));
+    log(`round ${round}/${rounds}: ${order.map((s) => s.displayName).join(' first, then ')}`);
+
+    if (shared.length) {
+      const servers = new Map<Side, RunningServer>();
+      const failed = new Map<Side, Set<string>>(order.map((s) => [s, new Set<string>()]));
+      try {
+        for (const side of order) servers.set(side, await startServer(side, round));
+        for (const step of shared) {
+          for (const side of order) await runStep(step, side, servers.get(side)!, round, failed.get(side)!);
+        }
+      } finally {
+        for (const server of servers.values()) await stopServer(server);
+      }
+    }
+    for (const step of fresh) {
+      for (const side of order) {
+        let server: RunningServer | undefined;
+        try {
+          server = await startServer(side, round);
+          await runStep(step, side, server, round, new Set());
+        } catch (err) {
+          results.errors.push(`round ${round}, ${step.id}, ${side.displayName}: ${(err as Error).message}`);
+          log(`  ${step.id} ${side.label}: FAILED to start: ${(err as Error).message}`);
+        } finally {
+          if (server) await stopServer(server);
+        }
+      }
+    }
+  }
+  results.finishedAt = new Date().toISOString();
+  await rm(scratchDir, { recursive: true, force: true });
+
+  // Report.
+  const json = JSON.stringify(results, null, 2);
+  await writeFile(path.join(runDir, 'results.json'), json);
+  await writeFile(path.join(workDir, 'last-results.json'), json);
+  await mkdir(path.dirname(outFile), { recursive: true });
+  await writeFile(outFile, renderMarkdown(results));
+
+  log('summary (medians):');
+  for (const m of metrics) {
+    if (!results.samples[m.id]) continue;
+    const s = summarize(results, m);
+    const status = s.status ? ` target ${s.targetText}: ${s.status.toUpperCase()}` : '';
+    log(`  ${m.title}: ${primary.displayName} ${formatValue(m.unit, s.primary)}, ${baseline.displayName} ${formatValue(m.unit, s.baseline)}, advantage ${s.advantage.toFixed(2)}×${status}`);
+  }
+  if (results.errors.length) log(`${results.errors.length} error(s); see the report`);
+  log(`wrote ${path.relative(repoRoot, outFile)} and ${path.relative(repoRoot, path.join(runDir, 'results.json'))}`);
+  return results.errors.length ? 1 : 0;
+}
+
+main().then(
+  (code) => { process.exitCode = code; },
+  (err) => {
+    log(`fatal: ${(err as Error).stack ?? err}`);
+    process.exitCode = 2;
+  },
+);

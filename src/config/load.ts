@@ -1,0 +1,118 @@
+/** Loads configuration from a YAML file, BERTH_* environment variables and flags, then validates it. */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { configSchema, type Config } from './schema.ts';
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+type Plain = Record<string, unknown>;
+
+/** Flags that `berth serve` accepts; each overrides the same setting from env and file. */
+export interface ConfigFlags {
+  listen?: string;
+  dataDir?: string;
+  logLevel?: string;
+}
+
+/**
+ * Environment variables and the settings they set. Documented in docs/configuration.md; keep the two in step.
+ */
+export const ENV_VARS: Record<string, { path: string[]; type: 'string' | 'number' | 'boolean' }> = {
+  BERTH_LISTEN: { path: ['listen'], type: 'string' },
+  BERTH_DATA_DIR: { path: ['dataDir'], type: 'string' },
+  BERTH_LOG_LEVEL: { path: ['log', 'level'], type: 'string' },
+  BERTH_STORAGE_DRIVER: { path: ['storage', 'driver'], type: 'string' },
+  BERTH_STORAGE_ROOT: { path: ['storage', 'root'], type: 'string' },
+  BERTH_STORAGE_FSYNC: { path: ['storage', 'fsync'], type: 'boolean' },
+  BERTH_METADATA_DRIVER: { path: ['metadata', 'driver'], type: 'string' },
+  BERTH_SQLITE_PATH: { path: ['metadata', 'path'], type: 'string' },
+  BERTH_POSTGRES_URL: { path: ['metadata', 'connectionString'], type: 'string' },
+  BERTH_POSTGRES_POOL_SIZE: { path: ['metadata', 'poolSize'], type: 'number' },
+  BERTH_CREATE_REPOSITORY_ON_PUSH: { path: ['registry', 'createRepositoryOnPush'], type: 'boolean' },
+  BERTH_MAX_MANIFEST_BYTES: { path: ['registry', 'maxManifestBytes'], type: 'number' },
+  BERTH_UPLOAD_EXPIRY_SECONDS: { path: ['registry', 'uploadExpirySeconds'], type: 'number' },
+  BERTH_SHUTDOWN_GRACE_SECONDS: { path: ['shutdownGraceSeconds'], type: 'number' },
+};
+
+function setPath(target: Plain, keys: string[], value: unknown): void {
+  let node = target;
+  for (const k of keys.slice(0, -1)) {
+    const next = node[k];
+    if (typeof next !== 'object' || next === null) node[k] = {};
+    node = node[k] as Plain;
+  }
+  node[keys[keys.length - 1]] = value;
+}
+
+function convert(name: string, raw: string, type: 'string' | 'number' | 'boolean'): unknown {
+  if (type === 'string') return raw;
+  if (type === 'number') {
+    const n = Number(raw);
+    if (raw.trim() === '' || !Number.isFinite(n)) throw new ConfigError(`${name}: expected a number, got "${raw}"`);
+    return n;
+  }
+  if (/^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off)$/i.test(raw)) return false;
+  throw new ConfigError(`${name}: expected true or false, got "${raw}"`);
+}
+
+export async function readConfigFile(file: string): Promise<Plain> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`config file ${file} is not valid YAML: ${(err as Error).message}`);
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(`config file ${file} must be a YAML mapping`);
+  return doc as Plain;
+}
+
+function formatIssues(err: z.ZodError, source: string): string {
+  const lines = err.issues.map((i) => `  - ${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
+  return `invalid configuration (${source}):\n${lines.join('\n')}`;
+}
+
+/** Merges file < env < flags and validates. Relative paths resolve against the working directory. */
+export function resolveConfig(file: Plain, env: NodeJS.ProcessEnv, flags: ConfigFlags, source = 'defaults'): Config {
+  const merged: Plain = structuredClone(file);
+  for (const [name, spec] of Object.entries(ENV_VARS)) {
+    const raw = env[name];
+    if (raw !== undefined && raw !== '') setPath(merged, spec.path, convert(name, raw, spec.type));
+  }
+  if (flags.listen !== undefined) merged.listen = flags.listen;
+  if (flags.dataDir !== undefined) merged.dataDir = flags.dataDir;
+  if (flags.logLevel !== undefined) setPath(merged, ['log', 'level'], flags.logLevel);
+  const parsed = configSchema.safeParse(merged);
+  if (!parsed.success) throw new ConfigError(formatIssues(parsed.error, source));
+  const config = parsed.data;
+  config.dataDir = path.resolve(config.dataDir);
+  return config;
+}
+
+export async function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv; flags?: ConfigFlags }): Promise<Config> {
+  const file = options.file ? await readConfigFile(options.file) : {};
+  const source = options.file ? `file ${options.file}, environment and flags` : 'environment and flags';
+  return resolveConfig(file, options.env ?? process.env, options.flags ?? {}, source);
+}
+
+/** Splits `HOST:PORT` (IPv6 in brackets) for net.listen. */
+export function parseListen(value: string): { host: string; port: number } {
+  const i = value.lastIndexOf(':');
+  let host = value.slice(0, i);
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  return { host: host || '0.0.0.0', port: Number(value.slice(i + 1)) };
+}

@@ -1,0 +1,48 @@
+/** GET/HEAD/DELETE /v2/<name>/blobs/<digest> */
+import { parseDigest } from '../../oci/digest.ts';
+import { parseRepositoryName } from '../../oci/names.ts';
+import { parseRangeHeader } from './headers.ts';
+import type { OciContext } from './context.ts';
+
+export async function headBlob(ctx: OciContext, name: string, digestText: string): Promise<void> {
+  const repo = parseRepositoryName(name);
+  const digest = parseDigest(digestText);
+  const { size } = await ctx.registry.statBlob(repo, digest);
+  ctx.reply.code(200).headers({
+    'content-type': 'application/octet-stream',
+    'content-length': String(size),
+    'docker-content-digest': digest,
+    'accept-ranges': 'bytes',
+    etag: `"${digest}"`,
+  }).send();
+}
+
+export async function getBlob(ctx: OciContext, name: string, digestText: string): Promise<void> {
+  const repo = parseRepositoryName(name);
+  const digest = parseDigest(digestText);
+  const range = parseRangeHeader(ctx.request.headers.range);
+  const blob = await ctx.registry.readBlob(repo, digest, range);
+  const headers: Record<string, string> = {
+    'content-type': 'application/octet-stream',
+    'docker-content-digest': digest,
+    'accept-ranges': 'bytes',
+    etag: `"${digest}"`,
+    'cache-control': 'max-age=31536000, immutable',
+  };
+  if (blob.range) {
+    headers['content-range'] = `bytes ${blob.range.start}-${blob.range.end}/${blob.size}`;
+    headers['content-length'] = String(blob.range.end - blob.range.start + 1);
+    ctx.reply.code(206);
+  } else {
+    headers['content-length'] = String(blob.size);
+    ctx.reply.code(200);
+  }
+  ctx.reply.headers(headers).send(blob.stream);
+}
+
+export async function deleteBlob(ctx: OciContext, name: string, digestText: string): Promise<void> {
+  const repo = parseRepositoryName(name);
+  const digest = parseDigest(digestText);
+  await ctx.registry.deleteBlob(repo, digest);
+  ctx.reply.code(202).header('content-length', '0').send();
+}

@@ -1,0 +1,40 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { IncomingMessage } from 'node:http';
+import type { RegistryService } from '../../registry/service.ts';
+
+/** What every /v2 handler gets: the parsed URL, the raw body stream, the domain service. */
+export interface OciContext {
+  request: FastifyRequest;
+  reply: FastifyReply;
+  url: URL;
+  body: IncomingMessage;
+  registry: RegistryService;
+  /** Aborted when the client goes away, so storage work stops with it. */
+  signal: AbortSignal;
+  maxManifestBytes: number;
+}
+
+/** `/v2/<name>/…` paths are built from validated names and digests: nothing needs escaping. */
+export function blobLocation(name: string, digest: string): string {
+  return `/v2/${name}/blobs/${digest}`;
+}
+
+export function uploadLocation(name: string, id: string): string {
+  return `/v2/${name}/blobs/uploads/${id}`;
+}
+
+export function manifestLocation(name: string, digest: string): string {
+  return `/v2/${name}/manifests/${digest}`;
+}
+
+/** `Range` header of an upload holding `size` bytes (the spec's inclusive form; `0-0` when empty). */
+export function uploadRange(size: number): string {
+  return `0-${Math.max(0, size - 1)}`;
+}
+
+/** True when the request carries a body (a length above zero or chunked transfer). */
+export function hasBody(body: IncomingMessage): boolean {
+  const len = body.headers['content-length'];
+  if (len !== undefined) return len !== '0';
+  return body.headers['transfer-encoding'] !== undefined;
+}

@@ -1,0 +1,77 @@
+/** Registers the OCI distribution API (/v2) on a Fastify instance and dispatches to the handlers. */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { BerthError } from '../../errors/catalog.ts';
+import type { RegistryService } from '../../registry/service.ts';
+import { deleteBlob, getBlob, headBlob } from './blobs.ts';
+import type { OciContext } from './context.ts';
+import { catalog, listTags, referrers } from './discovery.ts';
+import { deleteManifest, getManifest, putManifest } from './manifests.ts';
+import { matchOciRoute, type OciRoute } from './router.ts';
+import { deleteUpload, getUpload, patchUpload, postUpload, putUpload } from './uploads.ts';
+
+export interface OciRouteOptions {
+  registry: RegistryService;
+  maxManifestBytes: number;
+}
+
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
+
+function notAllowed(method: string, route: OciRoute): never {
+  throw new BerthError('METHOD_NOT_ALLOWED', `${method} is not supported on this ${route.kind} endpoint`);
+}
+
+async function dispatch(ctx: OciContext, route: OciRoute): Promise<void> {
+  const method = ctx.request.method;
+  switch (route.kind) {
+    case 'base':
+      if (method !== 'GET' && method !== 'HEAD') notAllowed(method, route);
+      ctx.reply.code(200).header('content-type', 'application/json').send(method === 'HEAD' ? undefined : '{}');
+      return;
+    case 'catalog':
+      if (method !== 'GET') notAllowed(method, route);
+      return catalog(ctx);
+    case 'tags':
+      if (method !== 'GET') notAllowed(method, route);
+      return listTags(ctx, route.name);
+    case 'referrers':
+      if (method !== 'GET') notAllowed(method, route);
+      return referrers(ctx, route.name, route.digest);
+    case 'blob':
+      if (method === 'GET') return getBlob(ctx, route.name, route.digest);
+      if (method === 'HEAD') return headBlob(ctx, route.name, route.digest);
+      if (method === 'DELETE') return deleteBlob(ctx, route.name, route.digest);
+      return notAllowed(method, route);
+    case 'uploads':
+      if (method !== 'POST') notAllowed(method, route);
+      return postUpload(ctx, route.name);
+    case 'upload':
+      if (method === 'PATCH') return patchUpload(ctx, route.name, route.id);
+      if (method === 'PUT') return putUpload(ctx, route.name, route.id);
+      if (method === 'GET') return getUpload(ctx, route.name, route.id);
+      if (method === 'DELETE') return deleteUpload(ctx, route.name, route.id);
+      return notAllowed(method, route);
+    case 'manifest':
+      if (method === 'GET' || method === 'HEAD') return getManifest(ctx, route.name, route.reference, method === 'HEAD');
+      if (method === 'PUT') return putManifest(ctx, route.name, route.reference);
+      if (method === 'DELETE') return deleteManifest(ctx, route.name, route.reference);
+      return notAllowed(method, route);
+  }
+}
+
+export function registerOciRoutes(app: FastifyInstance, options: OciRouteOptions): void {
+  const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    reply.header('docker-distribution-api-version', 'registry/2.0');
+    const url = new URL(request.raw.url ?? '/', 'http://registry.invalid');
+    const route = matchOciRoute(url.pathname);
+    if (!route) throw new BerthError('NOT_FOUND', `no such endpoint: ${request.method} ${url.pathname}`);
+    // The response closing before it finished means the client went away: stop the storage work with it.
+    const controller = new AbortController();
+    const onClose = () => { if (!reply.raw.writableFinished) controller.abort(); };
+    reply.raw.once('close', onClose);
+    const ctx: OciContext = { request, reply, url, body: request.raw, registry: options.registry, signal: controller.signal, maxManifestBytes: options.maxManifestBytes };
+    await dispatch(ctx, route);
+  };
+  for (const url of ['/v2', '/v2/', '/v2/*']) {
+    app.route({ method: [...METHODS], url, handler });
+  }
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env node
+/** The `berth` command. */
+import { Command, Option } from 'commander';
+import { ConfigError } from './config/load.ts';
+import { configCheck } from './cli/config-check.ts';
+import { serve } from './cli/serve.ts';
+
+const program = new Command();
+program.name('berth').description('Berth: a self-hosted container image registry (OCI distribution + ECR API)').version('0.1.0');
+
+program.command('serve')
+  .description('run the registry')
+  .option('-c, --config <file>', 'YAML configuration file')
+  .option('--listen <host:port>', 'address to listen on (env BERTH_LISTEN; default 0.0.0.0:5000)')
+  .option('--data-dir <dir>', 'where the embedded database and blobs live (env BERTH_DATA_DIR; default ./data)')
+  .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (env BERTH_LOG_LEVEL)')
+  .addOption(new Option('--announce', 'print "BERTH_LISTENING <url>" once listening').hideHelp())
+  .action(async (opts) => serve(opts));
+
+const config = program.command('config').description('configuration tools');
+config.command('check')
+  .description('validate a configuration file (environment variables applied) and report problems')
+  .argument('<file>', 'YAML configuration file')
+  .option('--print', 'print the resolved configuration')
+  .action(async (file: string, opts) => configCheck(file, opts));
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`berth: ${err.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`berth: ${(err as Error)?.stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,49 @@
+/** Opens the metadata database (SQLite by default, PostgreSQL when scaled out) and migrates it. */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import SQLite from 'better-sqlite3';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, type MigrationProvider } from 'kysely';
+import pg from 'pg';
+import type { Config } from '../config/schema.ts';
+import { migrations, type Dialect } from './migrations/index.ts';
+import type { Database } from './schema.ts';
+
+export interface Connection {
+  db: Kysely<Database>;
+  dialect: Dialect;
+}
+
+const PG_INT8 = 20;
+
+export function connect(config: Config): Connection {
+  const m = config.metadata;
+  if (m.driver === 'postgres') {
+    const pool = new pg.Pool({
+      connectionString: m.connectionString,
+      max: m.poolSize,
+      // bigint columns hold sizes and epoch milliseconds, all far below 2^53: read them as numbers.
+      types: { getTypeParser: ((oid: number, format?: 'text' | 'binary') => (oid === PG_INT8 ? Number : pg.types.getTypeParser(oid, format as 'text'))) as typeof pg.types.getTypeParser },
+    });
+    return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), dialect: 'postgres' };
+  }
+  const file = m.path ? path.resolve(m.path) : path.join(config.dataDir, 'berth.db');
+  mkdirSync(path.dirname(file), { recursive: true });
+  const sqlite = new SQLite(file);
+  sqlite.pragma('journal_mode = WAL');
+  // FULL: a commit is on disk before the client is told it succeeded (an acknowledged push survives power loss).
+  sqlite.pragma('synchronous = FULL');
+  sqlite.pragma('foreign_keys = ON');
+  sqlite.pragma('busy_timeout = 10000');
+  return { db: new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) }), dialect: 'sqlite' };
+}
+
+export async function migrate(conn: Connection): Promise<void> {
+  const all = migrations(conn.dialect);
+  const provider: MigrationProvider = { getMigrations: async () => all };
+  const migrator = new Migrator({ db: conn.db, provider, migrationTableName: 'berth_migrations', migrationLockTableName: 'berth_migrations_lock' });
+  const { error, results } = await migrator.migrateToLatest();
+  const failed = results?.find((r) => r.status === 'Error');
+  if (error || failed) {
+    throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${(error as Error)?.message ?? 'unknown error'}`);
+  }
+}

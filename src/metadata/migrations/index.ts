@@ -1,0 +1,83 @@
+/**
+ * Schema migrations, in order. Each runs once per database (Kysely's Migrator records them). The SQL types
+ * are chosen per dialect where they differ (auto-increment keys, binary columns); everything else is shared.
+ */
+import { type Kysely, type Migration } from 'kysely';
+
+export type Dialect = 'sqlite' | 'postgres';
+
+export function migrations(dialect: Dialect): Record<string, Migration> {
+  const bigint = dialect === 'postgres' ? 'bigint' : 'integer';
+  const bytes = dialect === 'postgres' ? 'bytea' : 'blob';
+  return {
+    '0001_registry': {
+      async up(db: Kysely<any>) {
+        let repos = db.schema.createTable('repositories');
+        repos = dialect === 'postgres'
+          ? repos.addColumn('id', 'serial', (c) => c.primaryKey())
+          : repos.addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement());
+        await repos
+          .addColumn('name', 'text', (c) => c.notNull().unique())
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          .execute();
+
+        await db.schema.createTable('blobs')
+          .addColumn('digest', 'text', (c) => c.primaryKey())
+          .addColumn('size', bigint, (c) => c.notNull())
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          .execute();
+
+        await db.schema.createTable('repository_blobs')
+          .addColumn('repository_id', 'integer', (c) => c.notNull().references('repositories.id').onDelete('cascade'))
+          .addColumn('digest', 'text', (c) => c.notNull().references('blobs.digest'))
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          .addPrimaryKeyConstraint('repository_blobs_pk', ['repository_id', 'digest'])
+          .execute();
+        await db.schema.createIndex('repository_blobs_digest').on('repository_blobs').column('digest').execute();
+
+        await db.schema.createTable('manifests')
+          .addColumn('repository_id', 'integer', (c) => c.notNull().references('repositories.id').onDelete('cascade'))
+          .addColumn('digest', 'text', (c) => c.notNull())
+          .addColumn('media_type', 'text', (c) => c.notNull())
+          .addColumn('size', bigint, (c) => c.notNull())
+          .addColumn('content', bytes, (c) => c.notNull())
+          .addColumn('artifact_type', 'text')
+          .addColumn('subject', 'text')
+          .addColumn('config_digest', 'text')
+          .addColumn('annotations', 'text')
+          .addColumn('content_size', bigint, (c) => c.notNull())
+          .addColumn('pushed_at', bigint, (c) => c.notNull())
+          .addPrimaryKeyConstraint('manifests_pk', ['repository_id', 'digest'])
+          .execute();
+        await db.schema.createIndex('manifests_subject').on('manifests').columns(['repository_id', 'subject']).execute();
+
+        await db.schema.createTable('manifest_references')
+          .addColumn('repository_id', 'integer', (c) => c.notNull())
+          .addColumn('manifest_digest', 'text', (c) => c.notNull())
+          .addColumn('target_digest', 'text', (c) => c.notNull())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('manifest_references_pk', ['repository_id', 'manifest_digest', 'target_digest', 'kind'])
+          .addForeignKeyConstraint('manifest_references_manifest', ['repository_id', 'manifest_digest'], 'manifests', ['repository_id', 'digest'], (c) => c.onDelete('cascade'))
+          .execute();
+        await db.schema.createIndex('manifest_references_target').on('manifest_references').columns(['target_digest', 'kind']).execute();
+
+        await db.schema.createTable('tags')
+          .addColumn('repository_id', 'integer', (c) => c.notNull())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('digest', 'text', (c) => c.notNull())
+          .addColumn('updated_at', bigint, (c) => c.notNull())
+          .addPrimaryKeyConstraint('tags_pk', ['repository_id', 'name'])
+          .addForeignKeyConstraint('tags_manifest', ['repository_id', 'digest'], 'manifests', ['repository_id', 'digest'], (c) => c.onDelete('cascade'))
+          .execute();
+        await db.schema.createIndex('tags_digest').on('tags').columns(['repository_id', 'digest']).execute();
+
+        await db.schema.createTable('uploads')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('repository_id', 'integer', (c) => c.notNull().references('repositories.id').onDelete('cascade'))
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          .addColumn('updated_at', bigint, (c) => c.notNull())
+          .execute();
+      },
+    },
+  };
+}

@@ -1,0 +1,237 @@
+/**
+ * MetadataStore: the source of truth for repositories, manifests, tags, which blobs each repository may reach,
+ * and upload sessions. One implementation over Kysely serves SQLite and PostgreSQL alike; the shared suite in
+ * test/integration/metadata-store.test.ts runs on both.
+ *
+ * Contract: every method is atomic on its own; `transaction(fn)` groups several. Digests, names and tags passed
+ * in are already validated. Nothing here knows about HTTP.
+ */
+import type { Kysely, Transaction } from 'kysely';
+import type { Database, ManifestsTable } from './schema.ts';
+
+export interface RepositoryRow {
+  id: number;
+  name: string;
+  created_at: number;
+}
+
+export type ManifestRow = ManifestsTable;
+
+export interface NewManifest {
+  digest: string;
+  mediaType: string;
+  content: Buffer;
+  artifactType: string | null;
+  subject: string | null;
+  configDigest: string | null;
+  annotations: Record<string, string> | null;
+  contentSize: number;
+  blobs: string[];
+  manifests: string[];
+}
+
+export interface Page {
+  last?: string;
+  limit: number;
+}
+
+export interface ReferrerRow {
+  digest: string;
+  media_type: string;
+  size: number;
+  artifact_type: string | null;
+  annotations: string | null;
+}
+
+export class MetadataStore {
+  constructor(private readonly db: Kysely<Database> | Transaction<Database>) {}
+
+  /** Runs `fn` in one database transaction; everything it does commits together or not at all. Nests flat. */
+  async transaction<T>(fn: (tx: MetadataStore) => Promise<T>): Promise<T> {
+    if (this.db.isTransaction) return fn(this);
+    return this.db.transaction().execute((trx) => fn(new MetadataStore(trx)));
+  }
+
+  // ---- repositories
+
+  async findRepository(name: string): Promise<RepositoryRow | null> {
+    return (await this.db.selectFrom('repositories').selectAll().where('name', '=', name).executeTakeFirst()) ?? null;
+  }
+
+  /** Returns the repository, creating it when absent (safe under concurrent first pushes). */
+  async ensureRepository(name: string, now = Date.now()): Promise<RepositoryRow> {
+    const found = await this.findRepository(name);
+    if (found) return found;
+    await this.db.insertInto('repositories').values({ name, created_at: now }).onConflict((oc) => oc.column('name').doNothing()).execute();
+    return (await this.findRepository(name))!;
+  }
+
+  async listRepositoryNames(page: Page): Promise<string[]> {
+    let q = this.db.selectFrom('repositories').select('name').orderBy('name').limit(page.limit);
+    if (page.last !== undefined) q = q.where('name', '>', page.last);
+    return (await q.execute()).map((r) => r.name);
+  }
+
+  async deleteRepository(id: number): Promise<void> {
+    await this.db.deleteFrom('tags').where('repository_id', '=', id).execute();
+    await this.db.deleteFrom('manifest_references').where('repository_id', '=', id).execute();
+    await this.db.deleteFrom('manifests').where('repository_id', '=', id).execute();
+    await this.db.deleteFrom('repositories').where('id', '=', id).execute();
+  }
+
+  // ---- blobs
+
+  /** Records a verified blob and links it into a repository. */
+  async recordBlob(repositoryId: number, digest: string, size: number, now = Date.now()): Promise<void> {
+    await this.db.insertInto('blobs').values({ digest, size, created_at: now }).onConflict((oc) => oc.column('digest').doNothing()).execute();
+    await this.linkBlob(repositoryId, digest, now);
+  }
+
+  async linkBlob(repositoryId: number, digest: string, now = Date.now()): Promise<void> {
+    await this.db.insertInto('repository_blobs').values({ repository_id: repositoryId, digest, created_at: now })
+      .onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing()).execute();
+  }
+
+  async unlinkBlob(repositoryId: number, digest: string): Promise<boolean> {
+    const r = await this.db.deleteFrom('repository_blobs').where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst();
+    return Number(r.numDeletedRows) > 0;
+  }
+
+  /** The blob's size when the repository may reach it. */
+  async findRepositoryBlob(repositoryId: number, digest: string): Promise<{ size: number } | null> {
+    const row = await this.db.selectFrom('repository_blobs as rb').innerJoin('blobs as b', 'b.digest', 'rb.digest')
+      .select('b.size').where('rb.repository_id', '=', repositoryId).where('rb.digest', '=', digest).executeTakeFirst();
+    return row ?? null;
+  }
+
+  async findBlob(digest: string): Promise<{ size: number } | null> {
+    return (await this.db.selectFrom('blobs').select('size').where('digest', '=', digest).executeTakeFirst()) ?? null;
+  }
+
+  /** Which of `digests` the repository cannot reach. */
+  async missingBlobs(repositoryId: number, digests: string[]): Promise<string[]> {
+    if (digests.length === 0) return [];
+    const unique = [...new Set(digests)];
+    const found = new Set<string>();
+    for (let i = 0; i < unique.length; i += 500) {
+      const rows = await this.db.selectFrom('repository_blobs').select('digest')
+        .where('repository_id', '=', repositoryId).where('digest', 'in', unique.slice(i, i + 500)).execute();
+      for (const r of rows) found.add(r.digest);
+    }
+    return unique.filter((d) => !found.has(d));
+  }
+
+  // ---- manifests and tags
+
+  async missingManifests(repositoryId: number, digests: string[]): Promise<string[]> {
+    if (digests.length === 0) return [];
+    const unique = [...new Set(digests)];
+    const found = new Set<string>();
+    for (let i = 0; i < unique.length; i += 500) {
+      const rows = await this.db.selectFrom('manifests').select('digest')
+        .where('repository_id', '=', repositoryId).where('digest', 'in', unique.slice(i, i + 500)).execute();
+      for (const r of rows) found.add(r.digest);
+    }
+    return unique.filter((d) => !found.has(d));
+  }
+
+  /** Stores a manifest (idempotent for the same digest) with what it references, and points `tag` at it. */
+  async putManifest(repositoryId: number, m: NewManifest, tag: string | null, now = Date.now()): Promise<void> {
+    await this.db.insertInto('manifests').values({
+      repository_id: repositoryId,
+      digest: m.digest,
+      media_type: m.mediaType,
+      size: m.content.length,
+      content: m.content,
+      artifact_type: m.artifactType,
+      subject: m.subject,
+      config_digest: m.configDigest,
+      annotations: m.annotations ? JSON.stringify(m.annotations) : null,
+      content_size: m.contentSize,
+      pushed_at: now,
+    }).onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing()).execute();
+    const refs = [
+      ...[...new Set(m.blobs)].map((d) => ({ repository_id: repositoryId, manifest_digest: m.digest, target_digest: d, kind: 'blob' as const })),
+      ...[...new Set(m.manifests)].map((d) => ({ repository_id: repositoryId, manifest_digest: m.digest, target_digest: d, kind: 'manifest' as const })),
+    ];
+    for (let i = 0; i < refs.length; i += 200) {
+      await this.db.insertInto('manifest_references').values(refs.slice(i, i + 200))
+        .onConflict((oc) => oc.columns(['repository_id', 'manifest_digest', 'target_digest', 'kind']).doNothing()).execute();
+    }
+    if (tag !== null) await this.putTag(repositoryId, tag, m.digest, now);
+  }
+
+  async putTag(repositoryId: number, tag: string, digest: string, now = Date.now()): Promise<void> {
+    await this.db.insertInto('tags').values({ repository_id: repositoryId, name: tag, digest, updated_at: now })
+      .onConflict((oc) => oc.columns(['repository_id', 'name']).doUpdateSet({ digest, updated_at: now })).execute();
+  }
+
+  async findManifest(repositoryId: number, digest: string): Promise<ManifestRow | null> {
+    return (await this.db.selectFrom('manifests').selectAll().where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst()) ?? null;
+  }
+
+  async findTag(repositoryId: number, tag: string): Promise<string | null> {
+    const row = await this.db.selectFrom('tags').select('digest').where('repository_id', '=', repositoryId).where('name', '=', tag).executeTakeFirst();
+    return row?.digest ?? null;
+  }
+
+  /** Resolves a manifest by repository name and tag or digest in one query (the hot path of every pull). */
+  async findManifestByReference(repositoryName: string, reference: { tag: string } | { digest: string }): Promise<ManifestRow | null> {
+    let q = this.db.selectFrom('repositories as r').innerJoin('manifests as m', 'm.repository_id', 'r.id').selectAll('m').where('r.name', '=', repositoryName);
+    if ('tag' in reference) {
+      q = q.innerJoin('tags as t', (j) => j.onRef('t.repository_id', '=', 'm.repository_id').onRef('t.digest', '=', 'm.digest')).where('t.name', '=', reference.tag);
+    } else {
+      q = q.where('m.digest', '=', reference.digest);
+    }
+    return (await q.executeTakeFirst()) ?? null;
+  }
+
+  /** Deletes a manifest and every tag pointing at it. */
+  async deleteManifest(repositoryId: number, digest: string): Promise<boolean> {
+    await this.db.deleteFrom('tags').where('repository_id', '=', repositoryId).where('digest', '=', digest).execute();
+    await this.db.deleteFrom('manifest_references').where('repository_id', '=', repositoryId).where('manifest_digest', '=', digest).execute();
+    const r = await this.db.deleteFrom('manifests').where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst();
+    return Number(r.numDeletedRows) > 0;
+  }
+
+  async deleteTag(repositoryId: number, tag: string): Promise<boolean> {
+    const r = await this.db.deleteFrom('tags').where('repository_id', '=', repositoryId).where('name', '=', tag).executeTakeFirst();
+    return Number(r.numDeletedRows) > 0;
+  }
+
+  async listTags(repositoryId: number, page: Page): Promise<string[]> {
+    let q = this.db.selectFrom('tags').select('name').where('repository_id', '=', repositoryId).orderBy('name').limit(page.limit);
+    if (page.last !== undefined) q = q.where('name', '>', page.last);
+    return (await q.execute()).map((r) => r.name);
+  }
+
+  async listReferrers(repositoryId: number, subject: string, artifactType?: string): Promise<ReferrerRow[]> {
+    let q = this.db.selectFrom('manifests').select(['digest', 'media_type', 'size', 'artifact_type', 'annotations'])
+      .where('repository_id', '=', repositoryId).where('subject', '=', subject).orderBy('pushed_at').orderBy('digest');
+    if (artifactType !== undefined) q = q.where('artifact_type', '=', artifactType);
+    return q.execute();
+  }
+
+  // ---- upload sessions
+
+  async createUpload(id: string, repositoryId: number, now = Date.now()): Promise<void> {
+    await this.db.insertInto('uploads').values({ id, repository_id: repositoryId, created_at: now, updated_at: now }).execute();
+  }
+
+  async findUpload(id: string): Promise<{ id: string; repository_id: number; created_at: number; updated_at: number } | null> {
+    return (await this.db.selectFrom('uploads').selectAll().where('id', '=', id).executeTakeFirst()) ?? null;
+  }
+
+  async touchUpload(id: string, now = Date.now()): Promise<void> {
+    await this.db.updateTable('uploads').set({ updated_at: now }).where('id', '=', id).execute();
+  }
+
+  async deleteUpload(id: string): Promise<boolean> {
+    const r = await this.db.deleteFrom('uploads').where('id', '=', id).executeTakeFirst();
+    return Number(r.numDeletedRows) > 0;
+  }
+
+  async listUploadsIdleSince(before: number, limit = 1000): Promise<string[]> {
+    return (await this.db.selectFrom('uploads').select('id').where('updated_at', '<', before).limit(limit).execute()).map((r) => r.id);
+  }
+}

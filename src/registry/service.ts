@@ -1,0 +1,302 @@
+/**
+ * RegistryService: the domain of the OCI distribution API — repositories, uploads, blobs, manifests, tags and
+ * referrers. The only thing the /v2 routes call. It knows nothing about HTTP: inputs are validated values and
+ * streams, failures are BerthErrors from the catalog.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import { BerthError } from '../errors/catalog.ts';
+import { digestAlgorithm, digestOf, type Digest } from '../oci/digest.ts';
+import { isAcceptable, MediaType } from '../oci/media-types.ts';
+import { parseManifest } from '../oci/manifest.ts';
+import type { RepositoryName, Tag } from '../oci/names.ts';
+import type { MetadataStore, ManifestRow, RepositoryRow } from '../metadata/store.ts';
+import type { BlobStore } from '../storage/blob-store.ts';
+import type { ByteRange } from '../storage/driver.ts';
+
+export interface RegistryOptions {
+  createRepositoryOnPush: boolean;
+  maxManifestBytes: number;
+}
+
+export type Reference = { tag: Tag } | { digest: Digest };
+
+export interface ListResult {
+  items: string[];
+  /** The last item, when more remain after this page. */
+  next: string | null;
+}
+
+export interface BlobRead {
+  size: number;
+  stream: Readable;
+  range?: ByteRange;
+}
+
+const UPLOAD_ID = /^[0-9a-f-]{36}$/;
+
+export class RegistryService {
+  /** Uploads with a request writing to them right now: a second writer would interleave bytes. */
+  private readonly busyUploads = new Set<string>();
+
+  constructor(
+    private readonly meta: MetadataStore,
+    private readonly blobs: BlobStore,
+    private readonly options: RegistryOptions,
+    private readonly log: Logger,
+  ) {}
+
+  // ---- repositories
+
+  private async repository(name: RepositoryName): Promise<RepositoryRow> {
+    const repo = await this.meta.findRepository(name);
+    if (!repo) throw new BerthError('NAME_UNKNOWN', `repository ${name} not found`);
+    return repo;
+  }
+
+  /** The repository a push writes to, created on first push when the configuration allows it. */
+  private async repositoryForPush(name: RepositoryName): Promise<RepositoryRow> {
+    if (this.options.createRepositoryOnPush) return this.meta.ensureRepository(name);
+    return this.repository(name);
+  }
+
+  async catalog(limit: number, last?: string): Promise<ListResult> {
+    const rows = await this.meta.listRepositoryNames({ limit: limit + 1, last });
+    return page(rows, limit);
+  }
+
+  // ---- blobs
+
+  async statBlob(name: RepositoryName, digest: Digest): Promise<{ size: number }> {
+    const repo = await this.meta.findRepository(name);
+    const blob = repo ? await this.meta.findRepositoryBlob(repo.id, digest) : null;
+    if (!blob) throw new BerthError('BLOB_UNKNOWN', `blob ${digest} not found in ${name}`);
+    return blob;
+  }
+
+  async readBlob(name: RepositoryName, digest: Digest, range?: { start?: number; end?: number; suffix?: number }): Promise<BlobRead> {
+    const { size } = await this.statBlob(name, digest);
+    let r: ByteRange | undefined;
+    if (range) {
+      r = resolveRange(range, size);
+      if (!r) throw new BerthError('RANGE_INVALID', `range not satisfiable for a blob of ${size} bytes`, { size }, { 'Content-Range': `bytes */${size}` });
+    }
+    const stream = await this.blobs.read(digest, r);
+    return { size, stream, range: r };
+  }
+
+  async deleteBlob(name: RepositoryName, digest: Digest): Promise<void> {
+    const repo = await this.repository(name);
+    // Unlinking only: the bytes stay until garbage collection proves no repository needs them.
+    if (!(await this.meta.unlinkBlob(repo.id, digest))) throw new BerthError('BLOB_UNKNOWN', `blob ${digest} not found in ${name}`);
+  }
+
+  // ---- uploads
+
+  async startUpload(name: RepositoryName): Promise<{ id: string }> {
+    const repo = await this.repositoryForPush(name);
+    const id = randomUUID();
+    await this.blobs.startUpload(id);
+    await this.meta.createUpload(id, repo.id);
+    return { id };
+  }
+
+  /**
+   * Cross-repository mount: links an existing blob into `name` without copying. With `from`, the blob must be
+   * reachable in that repository; without it, any blob the registry holds qualifies. Returns false when the
+   * blob cannot be mounted (the caller then opens an ordinary upload, as the spec says).
+   */
+  async mountBlob(name: RepositoryName, digest: Digest, from: RepositoryName | undefined): Promise<{ size: number } | null> {
+    let blob: { size: number } | null;
+    if (from !== undefined) {
+      const source = await this.meta.findRepository(from);
+      blob = source ? await this.meta.findRepositoryBlob(source.id, digest) : null;
+    } else {
+      blob = await this.meta.findBlob(digest);
+    }
+    if (!blob) return null;
+    if (!(await this.blobs.stat(digest))) return null;
+    const repo = await this.repositoryForPush(name);
+    await this.meta.linkBlob(repo.id, digest);
+    return blob;
+  }
+
+  private async upload(name: RepositoryName, id: string): Promise<{ repositoryId: number }> {
+    if (!UPLOAD_ID.test(id)) throw new BerthError('BLOB_UPLOAD_UNKNOWN', `upload ${id.slice(0, 64)} not found`);
+    const upload = await this.meta.findUpload(id);
+    const repo = upload ? await this.meta.findRepository(name) : null;
+    if (!upload || !repo || upload.repository_id !== repo.id) throw new BerthError('BLOB_UPLOAD_UNKNOWN', `upload ${id} not found in ${name}`);
+    return { repositoryId: repo.id };
+  }
+
+  private async exclusive<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    if (this.busyUploads.has(id)) {
+      throw new BerthError('BLOB_UPLOAD_INVALID', `upload ${id} is being written by another request: send chunks one at a time`);
+    }
+    this.busyUploads.add(id);
+    try {
+      return await fn();
+    } finally {
+      this.busyUploads.delete(id);
+    }
+  }
+
+  async uploadStatus(name: RepositoryName, id: string): Promise<{ size: number }> {
+    await this.upload(name, id);
+    const size = await this.blobs.uploadSize(id);
+    if (size === null) throw new BerthError('BLOB_UPLOAD_UNKNOWN', `upload ${id} not found in ${name}`);
+    return { size };
+  }
+
+  /** Appends a chunk (`start` given: must continue exactly where the upload ends) or a whole stream. */
+  async appendUpload(name: RepositoryName, id: string, body: Readable, start?: number, signal?: AbortSignal): Promise<{ size: number }> {
+    await this.upload(name, id);
+    return this.exclusive(id, async () => {
+      const size = await this.blobs.append(id, body, start, signal);
+      await this.meta.touchUpload(id);
+      return { size };
+    });
+  }
+
+  /** Finishes an upload: appends the optional final body, verifies the digest, makes the blob visible. */
+  async completeUpload(name: RepositoryName, id: string, digest: Digest, body: Readable | null, start?: number, signal?: AbortSignal): Promise<{ size: number }> {
+    const { repositoryId } = await this.upload(name, id);
+    return this.exclusive(id, async () => {
+      if (body) await this.blobs.append(id, body, start, signal);
+      let size: number;
+      try {
+        size = await this.blobs.commit(id, digest, signal);
+      } catch (err) {
+        if (err instanceof BerthError && err.code === 'DIGEST_INVALID') await this.meta.deleteUpload(id);
+        throw err;
+      }
+      await this.meta.transaction(async (tx) => {
+        await tx.recordBlob(repositoryId, digest, size);
+        await tx.deleteUpload(id);
+      });
+      this.log.debug({ repository: name, digest, size }, 'blob stored');
+      return { size };
+    });
+  }
+
+  /** Monolithic upload (`POST ?digest=`): one request carries the whole blob. */
+  async putBlob(name: RepositoryName, digest: Digest, body: Readable, signal?: AbortSignal): Promise<{ size: number }> {
+    const { id } = await this.startUpload(name);
+    try {
+      return await this.completeUpload(name, id, digest, body, 0, signal);
+    } catch (err) {
+      await this.cancelUpload(name, id).catch(() => {});
+      throw err;
+    }
+  }
+
+  async cancelUpload(name: RepositoryName, id: string): Promise<void> {
+    await this.upload(name, id);
+    await this.blobs.cancel(id);
+    await this.meta.deleteUpload(id);
+  }
+
+  // ---- manifests
+
+  async putManifest(name: RepositoryName, reference: Reference, content: Buffer, contentType: string | undefined): Promise<{ digest: Digest; subject: Digest | null }> {
+    if (content.length > this.options.maxManifestBytes) {
+      throw new BerthError('MANIFEST_TOO_LARGE', `manifest is ${content.length} bytes; the limit is ${this.options.maxManifestBytes}`);
+    }
+    const algorithm = 'digest' in reference ? digestAlgorithm(reference.digest) : 'sha256';
+    const digest = digestOf(content, algorithm);
+    if ('digest' in reference && reference.digest !== digest) {
+      throw new BerthError('DIGEST_INVALID', `manifest content has digest ${digest}, not ${reference.digest}`);
+    }
+    const parsed = parseManifest(content, contentType);
+    const repo = await this.repositoryForPush(name);
+    await this.meta.transaction(async (tx) => {
+      const missingBlobs = await tx.missingBlobs(repo.id, parsed.blobs);
+      const missingManifests = await tx.missingManifests(repo.id, parsed.manifests);
+      const missing = [...missingBlobs, ...missingManifests];
+      if (missing.length > 0) {
+        throw new BerthError('MANIFEST_BLOB_UNKNOWN', `manifest references ${missing.length === 1 ? 'a blob or manifest' : `${missing.length} blobs or manifests`} not in ${name}: ${missing.slice(0, 5).join(', ')}`, missing.map((d) => ({ digest: d })));
+      }
+      await tx.putManifest(repo.id, {
+        digest,
+        mediaType: parsed.mediaType,
+        content,
+        artifactType: parsed.artifactType,
+        subject: parsed.subject,
+        configDigest: parsed.configDigest,
+        annotations: parsed.annotations,
+        contentSize: parsed.contentSize,
+        blobs: parsed.blobs,
+        manifests: parsed.manifests,
+      }, 'tag' in reference ? reference.tag : null);
+    });
+    this.log.debug({ repository: name, digest, reference }, 'manifest stored');
+    return { digest, subject: parsed.subject };
+  }
+
+  async getManifest(name: RepositoryName, reference: Reference, accepted: string[]): Promise<ManifestRow> {
+    const row = await this.meta.findManifestByReference(name, reference);
+    if (!row) {
+      if (!(await this.meta.findRepository(name))) throw new BerthError('NAME_UNKNOWN', `repository ${name} not found`);
+      const what = 'tag' in reference ? `tag ${reference.tag}` : reference.digest;
+      throw new BerthError('MANIFEST_UNKNOWN', `manifest ${what} not found in ${name}`);
+    }
+    if (!isAcceptable(row.media_type, accepted)) {
+      throw new BerthError('MANIFEST_UNKNOWN', `manifest is of type ${row.media_type}, which the Accept header does not include`);
+    }
+    return row;
+  }
+
+  async deleteManifest(name: RepositoryName, reference: Reference): Promise<void> {
+    const repo = await this.repository(name);
+    if ('tag' in reference) {
+      if (!(await this.meta.deleteTag(repo.id, reference.tag))) throw new BerthError('MANIFEST_UNKNOWN', `tag ${reference.tag} not found in ${name}`);
+      return;
+    }
+    if (!(await this.meta.transaction((tx) => tx.deleteManifest(repo.id, reference.digest)))) {
+      throw new BerthError('MANIFEST_UNKNOWN', `manifest ${reference.digest} not found in ${name}`);
+    }
+  }
+
+  async listTags(name: RepositoryName, limit: number, last?: string): Promise<ListResult> {
+    const repo = await this.repository(name);
+    return page(await this.meta.listTags(repo.id, { limit: limit + 1, last }), limit);
+  }
+
+  /** The referrers index of `digest`: manifests in `name` whose subject it is (empty when none). */
+  async referrers(name: RepositoryName, digest: Digest, artifactType?: string): Promise<Record<string, unknown>> {
+    const repo = await this.meta.findRepository(name);
+    const rows = repo ? await this.meta.listReferrers(repo.id, digest, artifactType) : [];
+    return {
+      schemaVersion: 2,
+      mediaType: MediaType.OciIndex,
+      manifests: rows.map((r) => ({
+        mediaType: r.media_type,
+        digest: r.digest,
+        size: r.size,
+        ...(r.artifact_type ? { artifactType: r.artifact_type } : {}),
+        ...(r.annotations ? { annotations: JSON.parse(r.annotations) as Record<string, string> } : {}),
+      })),
+    };
+  }
+}
+
+function page(rows: string[], limit: number): ListResult {
+  if (rows.length > limit) {
+    const items = rows.slice(0, limit);
+    return { items, next: items[items.length - 1] ?? null };
+  }
+  return { items: rows, next: null };
+}
+
+/** Resolves an HTTP byte range against a size; undefined when unsatisfiable. */
+export function resolveRange(range: { start?: number; end?: number; suffix?: number }, size: number): ByteRange | undefined {
+  if (range.suffix !== undefined) {
+    if (range.suffix === 0 || size === 0) return undefined;
+    return { start: Math.max(0, size - range.suffix), end: size - 1 };
+  }
+  const start = range.start ?? 0;
+  const end = Math.min(range.end ?? size - 1, size - 1);
+  if (start >= size || start > end) return undefined;
+  return { start, end };
+}

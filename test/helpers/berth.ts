@@ -1,0 +1,157 @@
+/**
+ * Starts a real Berth server as a child process (`src/main.ts serve`) on an ephemeral loopback port,
+ * for integration, conformance and e2e tests. Nothing is mocked: the server is the one users run.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const mainScript = path.join(repoRoot, 'src/main.ts');
+
+export type MetadataKind = 'sqlite' | 'postgres';
+
+export const POSTGRES_ADMIN_URL = process.env.BERTH_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+/** Which metadata backend the suites run on: `BERTH_TEST_METADATA=postgres` switches all of them. */
+export function defaultMetadataKind(): MetadataKind {
+  return process.env.BERTH_TEST_METADATA === 'postgres' ? 'postgres' : 'sqlite';
+}
+
+export interface StartOptions {
+  metadata?: MetadataKind;
+  /** Reuse a data directory (e.g. after a crash); a fresh temporary one otherwise. */
+  dataDir?: string;
+  /** Reuse a PostgreSQL database created by an earlier start. */
+  postgresUrl?: string;
+  /** Extra CLI arguments for `berth serve`. */
+  args?: string[];
+  env?: Record<string, string>;
+  /** Fixed port (0 = ephemeral). */
+  port?: number;
+}
+
+export interface BerthProcess {
+  /** e.g. http://127.0.0.1:40123 */
+  url: string;
+  /** e.g. 127.0.0.1:40123 — what clients put in image references */
+  host: string;
+  port: number;
+  dataDir: string;
+  metadata: MetadataKind;
+  postgresUrl?: string;
+  child: ChildProcess;
+  /** Output the server printed so far (for diagnosing failures). */
+  output(): string;
+  /** Graceful stop (SIGTERM) and wait for exit. Keeps data. */
+  stop(): Promise<number | null>;
+  /** SIGKILL and wait for exit. Keeps data. */
+  kill(): Promise<void>;
+  /** Stop, then remove the data directory and the PostgreSQL database. */
+  dispose(): Promise<void>;
+}
+
+export async function createPostgresDatabase(): Promise<string> {
+  const name = `berth_test_${randomBytes(6).toString('hex')}`;
+  const client = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
+  await client.connect();
+  try {
+    await client.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await client.end();
+  }
+  const url = new URL(POSTGRES_ADMIN_URL);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+export async function dropPostgresDatabase(databaseUrl: string): Promise<void> {
+  const name = new URL(databaseUrl).pathname.slice(1);
+  const client = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
+  await client.connect();
+  try {
+    await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  } finally {
+    await client.end();
+  }
+}
+
+export async function startBerth(options: StartOptions = {}): Promise<BerthProcess> {
+  const metadata = options.metadata ?? defaultMetadataKind();
+  const dataDir = options.dataDir ?? (await mkdtemp(path.join(tmpdir(), 'berth-test-')));
+  let postgresUrl = options.postgresUrl;
+  if (metadata === 'postgres' && !postgresUrl) postgresUrl = await createPostgresDatabase();
+
+  const env: Record<string, string> = {
+    ...(process.env as Record<string, string>),
+    BERTH_LOG_LEVEL: process.env.BERTH_TEST_LOG_LEVEL ?? 'warn',
+    ...options.env,
+  };
+  if (metadata === 'postgres') {
+    env.BERTH_METADATA_DRIVER = 'postgres';
+    env.BERTH_POSTGRES_URL = postgresUrl!;
+  }
+  const args = [
+    '--import', 'tsx', mainScript, 'serve',
+    '--listen', `127.0.0.1:${options.port ?? 0}`,
+    '--data-dir', dataDir,
+    '--announce',
+    ...(options.args ?? []),
+  ];
+  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'], cwd: repoRoot });
+  let out = '';
+  child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
+
+  const url = await new Promise<string>((resolve, reject) => {
+    let buf = '';
+    const onData = (d: Buffer) => {
+      const s = d.toString();
+      out += s;
+      buf += s;
+      // `--announce` makes the server print exactly one line `BERTH_LISTENING <url>` once it accepts connections.
+      const m = /BERTH_LISTENING (\S+)/.exec(buf);
+      if (m) {
+        child.stdout!.off('data', onData);
+        child.stdout!.on('data', (more: Buffer) => { out += more.toString(); });
+        resolve(m[1]);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.once('exit', (code, signal) => reject(new Error(`berth exited before listening (code ${code}, signal ${signal}):\n${out}`)));
+  });
+  const parsed = new URL(url);
+  const port = Number(parsed.port);
+  const exited = new Promise<number | null>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve(child.exitCode);
+    else child.once('exit', (code) => resolve(code));
+  });
+
+  const proc: BerthProcess = {
+    url: `http://127.0.0.1:${port}`,
+    host: `127.0.0.1:${port}`,
+    port,
+    dataDir,
+    metadata,
+    postgresUrl,
+    child,
+    output: () => out,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    },
+    async dispose() {
+      await proc.stop();
+      if (!options.dataDir) await rm(dataDir, { recursive: true, force: true });
+      if (metadata === 'postgres' && !options.postgresUrl && postgresUrl) await dropPostgresDatabase(postgresUrl);
+    },
+  };
+  return proc;
+}
