@@ -56,8 +56,9 @@ describe('e2e: podman', { skip: gate.skip }, () => {
   }
 
   async function localInfo(env: ContainersEnv, ref: string): Promise<{ id: string; diffIds: string[]; arch: string }> {
-    const out = (await env.podman(['image', 'inspect', '--format', '{{json .}}', ref])).stdout;
-    const doc = JSON.parse(out) as { Id: string; RootFS: { Layers: string[] }; Architecture: string };
+    const out = (await env.podman(['image', 'inspect', ref])).stdout;
+    const [doc] = JSON.parse(out) as Array<{ Id: string; RootFS: { Layers: string[] }; Architecture: string }>;
+    assert.ok(doc, `podman image inspect ${ref}: ${out}`);
     return { id: doc.Id, diffIds: doc.RootFS.Layers, arch: doc.Architecture };
   }
 

@@ -59,7 +59,7 @@ async function dispatch(ctx: OciContext, route: OciRoute): Promise<void> {
 }
 
 export function registerOciRoutes(app: FastifyInstance, options: OciRouteOptions): void {
-  const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+  const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
     reply.header('docker-distribution-api-version', 'registry/2.0');
     const url = new URL(request.raw.url ?? '/', 'http://registry.invalid');
     const route = matchOciRoute(url.pathname);
@@ -70,6 +70,8 @@ export function registerOciRoutes(app: FastifyInstance, options: OciRouteOptions
     reply.raw.once('close', onClose);
     const ctx: OciContext = { request, reply, url, body: request.raw, registry: options.registry, signal: controller.signal, maxManifestBytes: options.maxManifestBytes };
     await dispatch(ctx, route);
+    // Returning the reply tells Fastify the handler has sent it (a streamed body is still being written).
+    return reply;
   };
   for (const url of ['/v2', '/v2/', '/v2/*']) {
     app.route({ method: [...METHODS], url, handler });
