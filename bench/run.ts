@@ -211,7 +211,13 @@ async function main(): Promise<number> {
       try {
         for (const side of order) servers.set(side, await startServer(side, round));
         for (const step of shared) {
-          for (const side of order) await runStep(step, side, servers.get(side)!, round, failed.get(side)!);
+          const repeats = step.repeats?.(sizes) ?? 1;
+          for (let i = 0; i < repeats; i++) {
+            for (const side of order) {
+              if (i > 0 && failed.get(side)!.has(step.id)) continue;
+              await runStep(step, side, servers.get(side)!, round, failed.get(side)!);
+            }
+          }
         }
       } finally {
         for (const server of servers.values()) await stopServer(server);

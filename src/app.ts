@@ -40,7 +40,7 @@ export async function openStores(config: Config): Promise<{ connection: Connecti
   const driver = createBlobDriver(config);
   return {
     connection,
-    metadata: new MetadataStore(connection.db),
+    metadata: new MetadataStore(connection.db, connection.dialect),
     blobs: new BlobStore(driver),
     async close() {
       await driver.close();

@@ -140,6 +140,8 @@ export interface Step {
   deps: string[];
   /** Run on a dedicated, freshly started server instance (for clean peak-RSS numbers). */
   freshServer?: boolean;
+  /** Run this many times per round, alternating the servers between repeats (default 1). */
+  repeats?: (sizes: Sizes) => number;
   run(ctx: StepContext): Promise<Samples>;
 }
 
@@ -289,11 +291,10 @@ export const STEPS: Step[] = [
     id: 'blob-get',
     title: 'curl blob GET',
     deps: ['push-big'],
+    repeats: (sizes) => sizes.blobGetRepeats,
     async run(ctx) {
       const layer = ctx.images.big.layers[0]!;
-      const samples: number[] = [];
-      for (let i = 0; i < ctx.sizes.blobGetRepeats; i++) samples.push(await curlBlob(ctx, ctx.names.bigRepo, layer.digest, layer.size));
-      return { blob_get: samples };
+      return { blob_get: [await curlBlob(ctx, ctx.names.bigRepo, layer.digest, layer.size)] };
     },
   },
   {

@@ -181,7 +181,7 @@ export function renderMarkdown(r: Results): string {
       'with it the blob is streamed as is (one streamed PATCH, then PUT). After each push the harness checks that the registry holds the exact manifest digest and layer size.',
     '- Every round uses fresh server processes with empty data directories and a fresh repository/tag, so every push uploads everything. ' +
       'Pull: `skopeo copy --preserve-digests --src-tls-verify=false docker://… oci:OUT:TAG` into a fresh directory, deleted after each pull.',
-    `- Blob GET: \`curl -s -o /dev/null -w '%{time_total}'\` of the big layer, ${r.sizes.blobGetRepeats}× per server per round (all samples pooled).`,
+    `- Blob GET: \`curl -s -o /dev/null -w '%{time_total}'\` of the big layer, ${r.sizes.blobGetRepeats}× per server per round, alternating the servers between repeats (all samples pooled).`,
     `- Manifest GET: \`wrk -t${r.sizes.wrkThreads} -c${r.sizes.wrkConnections} -d${r.sizes.wrkSeconds}s -H 'Accept: application/vnd.oci.image.manifest.v1+json'\` on \`/v2/REPO/manifests/TAG\` of the big (1-layer) image; any non-2xx response fails the sample.`,
     '- Peak RSS: the server process\'s `VmHWM` (and `VmRSS` sampled every 20 ms from /proc/PID/status) at the end of the push; the push is the first thing the fresh process serves after the readiness probe. ' +
       `The ${formatBytes(r.sizes.hugeBytes)} push runs on a dedicated freshly started instance. For ${P} the process is the \`node\` process the harness spawns.`,

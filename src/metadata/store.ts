@@ -6,7 +6,8 @@
  * Contract: every method is atomic on its own; `transaction(fn)` groups several. Digests, names and tags passed
  * in are already validated. Nothing here knows about HTTP.
  */
-import type { Kysely, Transaction } from 'kysely';
+import { CompiledQuery, type Kysely, type Transaction } from 'kysely';
+import type { Dialect } from './migrations/index.ts';
 import type { Database, ManifestsTable } from './schema.ts';
 
 export interface RepositoryRow {
@@ -43,13 +44,27 @@ export interface ReferrerRow {
   annotations: string | null;
 }
 
+/** SQL of the pull path, written once per dialect: building and compiling it per request costs more than running it. */
+function hotQueries(dialect: Dialect) {
+  const p = (i: number) => (dialect === 'postgres' ? `$${i}` : '?');
+  const manifest = 'm.repository_id, m.digest, m.media_type, m.size, m.content, m.artifact_type, m.subject, m.config_digest, m.annotations, m.content_size, m.pushed_at';
+  return {
+    manifestByTag: `select ${manifest} from repositories r join tags t on t.repository_id = r.id join manifests m on m.repository_id = t.repository_id and m.digest = t.digest where r.name = ${p(1)} and t.name = ${p(2)}`,
+    manifestByDigest: `select ${manifest} from repositories r join manifests m on m.repository_id = r.id where r.name = ${p(1)} and m.digest = ${p(2)}`,
+  };
+}
+
 export class MetadataStore {
-  constructor(private readonly db: Kysely<Database> | Transaction<Database>) {}
+  private readonly hot: ReturnType<typeof hotQueries>;
+
+  constructor(private readonly db: Kysely<Database> | Transaction<Database>, readonly dialect: Dialect) {
+    this.hot = hotQueries(dialect);
+  }
 
   /** Runs `fn` in one database transaction; everything it does commits together or not at all. Nests flat. */
   async transaction<T>(fn: (tx: MetadataStore) => Promise<T>): Promise<T> {
     if (this.db.isTransaction) return fn(this);
-    return this.db.transaction().execute((trx) => fn(new MetadataStore(trx)));
+    return this.db.transaction().execute((trx) => fn(new MetadataStore(trx, this.dialect)));
   }
 
   // ---- repositories
@@ -177,13 +192,11 @@ export class MetadataStore {
 
   /** Resolves a manifest by repository name and tag or digest in one query (the hot path of every pull). */
   async findManifestByReference(repositoryName: string, reference: { tag: string } | { digest: string }): Promise<ManifestRow | null> {
-    let q = this.db.selectFrom('repositories as r').innerJoin('manifests as m', 'm.repository_id', 'r.id').selectAll('m').where('r.name', '=', repositoryName);
-    if ('tag' in reference) {
-      q = q.innerJoin('tags as t', (j) => j.onRef('t.repository_id', '=', 'm.repository_id').onRef('t.digest', '=', 'm.digest')).where('t.name', '=', reference.tag);
-    } else {
-      q = q.where('m.digest', '=', reference.digest);
-    }
-    return (await q.executeTakeFirst()) ?? null;
+    const query = 'tag' in reference
+      ? CompiledQuery.raw(this.hot.manifestByTag, [repositoryName, reference.tag])
+      : CompiledQuery.raw(this.hot.manifestByDigest, [repositoryName, reference.digest]);
+    const { rows } = await this.db.executeQuery<ManifestRow>(query);
+    return rows[0] ?? null;
   }
 
   /** Deletes a manifest and every tag pointing at it. */

@@ -64,11 +64,20 @@ export function registerOciRoutes(app: FastifyInstance, options: OciRouteOptions
     const url = new URL(request.raw.url ?? '/', 'http://registry.invalid');
     const route = matchOciRoute(url.pathname);
     if (!route) throw new BerthError('NOT_FOUND', `no such endpoint: ${request.method} ${url.pathname}`);
-    // The response closing before it finished means the client went away: stop the storage work with it.
-    const controller = new AbortController();
-    const onClose = () => { if (!reply.raw.writableFinished) controller.abort(); };
-    reply.raw.once('close', onClose);
-    const ctx: OciContext = { request, reply, url, body: request.raw, registry: options.registry, signal: controller.signal, maxManifestBytes: options.maxManifestBytes };
+    let controller: AbortController | undefined;
+    const ctx: OciContext = {
+      request, reply, url, body: request.raw, registry: options.registry, maxManifestBytes: options.maxManifestBytes,
+      // Made on first use (only the upload paths need it): the response closing before it finished means the
+      // client went away, so the storage work stops with it.
+      get signal() {
+        if (!controller) {
+          const c = new AbortController();
+          reply.raw.once('close', () => { if (!reply.raw.writableFinished) c.abort(); });
+          controller = c;
+        }
+        return controller.signal;
+      },
+    };
     await dispatch(ctx, route);
     // Returning the reply tells Fastify the handler has sent it (a streamed body is still being written).
     return reply;
