@@ -102,11 +102,10 @@ describe('e2e: docker', { skip: gate.skip }, () => {
   });
 
   after(async () => {
-    let t = Date.now(); const lap = (s: string) => { console.error('TIMING', s, Date.now() - t); t = Date.now(); };
-    await engine?.stop(); lap('engine');
-    await cenv?.dispose(); lap('cenv');
-    if (work) await removeTree(work); lap('work');
-    await reg?.dispose(); lap('reg');
+    await engine?.stop();
+    await cenv?.dispose();
+    if (work) await removeTree(work);
+    await reg?.dispose();
   });
 
   it('docker build and docker push store the image bit-identical', async () => {

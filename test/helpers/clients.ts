@@ -700,7 +700,12 @@ export async function startDockerd(options: { readyTimeoutMs?: number } = {}): P
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
       process.kill(child.pid, 'SIGTERM');
-      const timedOut = await Promise.race([exited.then(() => false), delay(30_000).then(() => true)]);
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = await Promise.race([
+        exited.then(() => false),
+        new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(true), 30_000); }),
+      ]);
+      clearTimeout(timer);
       if (timedOut) {
         process.kill(child.pid, 'SIGKILL');
         await exited;
