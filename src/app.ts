@@ -53,6 +53,13 @@ export async function buildApp(config: Config, log: Logger): Promise<App> {
   const stores = await openStores(config);
   const registry = new RegistryService(stores.metadata, stores.blobs, config.registry, log.child({ module: 'registry' }));
   const server = buildServer({ log, registry, maxManifestBytes: config.registry.maxManifestBytes });
+  // Abandoned upload sessions are purged in the background; a later job scheduler (with leases) takes this over.
+  const expiryMs = config.registry.uploadExpirySeconds * 1000;
+  const purge = () => {
+    registry.purgeAbandonedUploads(Date.now() - expiryMs).catch((err) => log.warn({ err }, 'upload purge failed'));
+  };
+  const purgeTimer = setInterval(purge, Math.min(expiryMs / 4, 3600_000));
+  purgeTimer.unref();
   return {
     config,
     server,
@@ -60,6 +67,7 @@ export async function buildApp(config: Config, log: Logger): Promise<App> {
     metadata: stores.metadata,
     blobs: stores.blobs,
     async close() {
+      clearInterval(purgeTimer);
       await server.close();
       await stores.close();
     },

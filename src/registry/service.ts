@@ -197,6 +197,28 @@ export class RegistryService {
     await this.meta.deleteUpload(id);
   }
 
+  /**
+   * Removes upload sessions untouched since `idleBefore` (epoch ms), and staged data that no session owns
+   * (left by a crash between staging and recording). Returns how many were removed.
+   */
+  async purgeAbandonedUploads(idleBefore: number): Promise<number> {
+    let removed = 0;
+    for (const id of await this.meta.listUploadsIdleSince(idleBefore)) {
+      if (this.busyUploads.has(id)) continue;
+      await this.blobs.cancel(id);
+      await this.meta.deleteUpload(id);
+      removed++;
+    }
+    for await (const staged of this.blobs.driver.listStaging()) {
+      if (staged.modifiedAt.getTime() >= idleBefore || this.busyUploads.has(staged.id)) continue;
+      if (await this.meta.findUpload(staged.id)) continue;
+      await this.blobs.cancel(staged.id);
+      removed++;
+    }
+    if (removed > 0) this.log.info({ removed }, 'purged abandoned uploads');
+    return removed;
+  }
+
   // ---- manifests
 
   async putManifest(name: RepositoryName, reference: Reference, content: Buffer, contentType: string | undefined): Promise<{ digest: Digest; subject: Digest | null }> {

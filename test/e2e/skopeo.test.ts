@@ -177,12 +177,20 @@ describe('e2e: skopeo', { skip: gate.skip }, () => {
 
   it('delete removes a manifest, after which inspect fails', async () => {
     const digest = await push(`oci:${src}:app`, ref('e2e/skopeo/del', '1'), ['--format', 'oci']);
+    await push(`oci:${src}:app`, ref('e2e/skopeo/del', 'also'), ['--format', 'oci']);
+    await push(`oci:${src}:multi`, ref('e2e/skopeo/del', 'other'), ['--all']);
+    // skopeo delete resolves the tag and deletes the manifest by digest: every tag naming it goes too.
     await skopeo(['delete', '--tls-verify=false', ref('e2e/skopeo/del', '1')]);
-    for (const image of [ref('e2e/skopeo/del', '1'), ref('e2e/skopeo/del', digest)]) {
+    for (const image of [ref('e2e/skopeo/del', '1'), ref('e2e/skopeo/del', 'also'), ref('e2e/skopeo/del', digest)]) {
       const r = await cenv.skopeo(['inspect', '--tls-verify=false', '--raw', image], { check: false });
       assert.notEqual(r.code, 0, `inspect ${image} must fail after delete; got ${r.stdout}`);
       assert.match(r.stderr, /manifest unknown|not found|404/i);
     }
+    const listed = JSON.parse((await skopeo(['list-tags', '--tls-verify=false', `docker://${reg!.host}/e2e/skopeo/del`])).stdout) as {
+      Tags: string[];
+    };
+    assert.deepEqual(listed.Tags, ['other'], 'only the unrelated tag is left');
+    assert.ok((await inspectRaw(ref('e2e/skopeo/del', 'other'))).equals(multi.indexBytes));
     // Other repositories holding the same image are untouched.
     assert.ok((await inspectRaw(ref('e2e/skopeo/app', 'oci'))).equals(app.manifestBytes));
   });

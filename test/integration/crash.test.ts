@@ -23,7 +23,7 @@ interface PushedImage {
 async function pushBlob(base: string, repo: string, data: Buffer): Promise<string> {
   const digest = sha256(data);
   const res = await fetch(`${base}/v2/${repo}/blobs/uploads/?digest=${digest}`, {
-    method: 'POST', body: data, headers: { 'content-type': 'application/octet-stream' },
+    method: 'POST', body: new Uint8Array(data), headers: { 'content-type': 'application/octet-stream' },
   });
   assert.equal(res.status, 201, await res.text());
   return digest;
@@ -41,7 +41,7 @@ async function pushImage(base: string, repo: string, tag: string, layerSize: num
     layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256(layer), size: layer.length }],
   }));
   const res = await fetch(`${base}/v2/${repo}/manifests/${tag}`, {
-    method: 'PUT', body: manifest, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+    method: 'PUT', body: new Uint8Array(manifest), headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
   });
   assert.equal(res.status, 201, await res.text());
   return { repo, tag, manifestDigest: sha256(manifest), manifest, blobs };
@@ -176,7 +176,7 @@ describe('crash safety (SIGKILL during concurrent uploads)', () => {
       assert.ok(size >= u.sent && size <= u.data.length, `resumable size ${size} outside [${u.sent}, ${u.data.length}]`);
       const rest = u.data.subarray(size);
       const patch = await fetch(new URL(u.location, server.url), {
-        method: 'PATCH', body: rest,
+        method: 'PATCH', body: new Uint8Array(rest),
         headers: { 'content-type': 'application/octet-stream', 'content-range': `${size}-${u.data.length - 1}` },
       });
       assert.equal(patch.status, 202, await patch.text());
