@@ -34,7 +34,8 @@ export const errorCatalog = {
   DENIED: { status: 403, oci: 'DENIED', ecr: 'AccessDeniedException', message: 'requested access to the resource is denied' },
   UNSUPPORTED: { status: 415, oci: 'UNSUPPORTED', ecr: 'UnsupportedImageTypeException', message: 'the operation is unsupported' },
   METHOD_NOT_ALLOWED: { status: 405, oci: 'UNSUPPORTED', ecr: 'ValidationException', message: 'the operation is unsupported' },
-  NOT_FOUND: { status: 404, oci: 'NOT_FOUND', ecr: 'ValidationException', message: 'no such endpoint' },
+  // The spec's code list has no "not found" for paths outside the API; UNSUPPORTED is the closest of its codes.
+  NOT_FOUND: { status: 404, oci: 'UNSUPPORTED', ecr: 'ValidationException', message: 'no such endpoint' },
   TOO_MANY_REQUESTS: { status: 429, oci: 'TOOMANYREQUESTS', ecr: 'ThrottlingException', message: 'too many requests' },
   UNAVAILABLE: { status: 503, oci: 'UNAVAILABLE', ecr: 'ServerException', message: 'the registry is shutting down or unavailable' },
   INTERNAL: { status: 500, oci: 'UNKNOWN', ecr: 'ServerException', message: 'internal server error' },
