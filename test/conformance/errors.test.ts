@@ -59,6 +59,33 @@ describe('the error body', () => {
   });
 });
 
+describe('requests outside the API', () => {
+  // "The code field MUST be one of the following" — that holds for every JSON error body, including
+  // endpoints the spec does not define.
+  const SPEC_CODES = new Set(['BLOB_UNKNOWN', 'BLOB_UPLOAD_INVALID', 'BLOB_UPLOAD_UNKNOWN', 'DIGEST_INVALID', 'MANIFEST_BLOB_UNKNOWN',
+    'MANIFEST_INVALID', 'MANIFEST_UNKNOWN', 'NAME_INVALID', 'NAME_UNKNOWN', 'SIZE_INVALID', 'UNAUTHORIZED', 'DENIED', 'UNSUPPORTED', 'TOOMANYREQUESTS']);
+
+  const requests: Array<[string, string, number[]]> = [
+    ['GET', '/v2/errors/repo/unknown-endpoint', [404]],
+    ['GET', `/v2/errors/repo/blobs/${'sha256:' + 'a'.repeat(64)}/extra`, [404]],
+    ['PUT', '/v2/', [404, 405]],
+    ['POST', '/v2/errors/repo/manifests/latest', [404, 405]],
+    ['DELETE', '/v2/errors/repo/tags/list', [404, 405]],
+    ['GET', '/v2/errors/repo/blobs/uploads/', [404, 405]],
+  ];
+  for (const [method, path, statuses] of requests) {
+    it(`${method} ${path.length > 48 ? `${path.slice(0, 48)}…` : path} answers ${statuses.join('/')} with a spec error code if the body is JSON`, async () => {
+      const res = await berth.registry.request(method, path);
+      assert.ok(statuses.includes(res.status), `status ${res.status}: ${res.text().slice(0, 200)}`);
+      if (/json/.test(res.header('content-type') ?? '') && res.body.length > 0) {
+        const body = res.json();
+        assertErrorShape(body);
+        for (const e of body.errors) assert.ok(SPEC_CODES.has(e.code), `error code ${e.code} is not one of the spec's codes`);
+      }
+    });
+  }
+});
+
 describe('NAME_INVALID', () => {
   const invalid = ['Uppercase', 'repo/Name', 'a..b', 'a___b', 'end-', '-start', '_start', 'a/.b', `${'a'.repeat(256)}`, `${'abcdefgh/'.repeat(29)}x`];
 

@@ -300,6 +300,27 @@ describe('repository names', () => {
     });
   }
 
+  // Names whose components collide with the API's own path words must still route to the repository.
+  for (const name of ['names/blobs', 'names/manifests/x', 'names/tags/list', 'names/blobs/uploads', 'names/referrers', 'v2/names']) {
+    it(`the name "${name}" (API words as components) routes correctly for every operation`, async () => {
+      const r = berth.registry;
+      const img = await r.pushImage(name, 'latest');
+      const got = await r.getManifest(name, 'latest');
+      assert.equal(got.status, 200, got.text());
+      assert.ok(got.body.equals(img.manifest.bytes));
+      const blob = await r.get(`/v2/${name}/blobs/${sha256(img.layers[0])}`);
+      assert.equal(blob.status, 200);
+      assert.ok(blob.body.equals(img.layers[0]));
+      const tags = await r.get(`/v2/${name}/tags/list`);
+      assert.deepEqual(tags.json(), { name, tags: ['latest'] });
+      const refs = await r.get(`/v2/${name}/referrers/${img.manifest.digest}`);
+      assert.equal(refs.status, 200);
+      const { location } = await r.startUpload(name);
+      assert.ok(new URL(location).pathname.startsWith(`/v2/${name}/blobs/uploads/`), location);
+      assert.equal((await r.delete(`/v2/${name}/manifests/latest`)).status, 202);
+    });
+  }
+
   it('a name one component longer than an existing repository is a different repository', async () => {
     const r = berth.registry;
     const base = uniqueRepo('pull/prefix');

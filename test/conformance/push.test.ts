@@ -376,6 +376,27 @@ describe('chunked upload: PATCH with Content-Range', () => {
     assertError(res, [400, 416], ['BLOB_UPLOAD_INVALID', 'SIZE_INVALID']);
   });
 
+  it('a closing PUT whose Content-Range does not continue the upload answers 416', async () => {
+    const repo = uniqueRepo('push/chunked');
+    const data = blobData(300, 'put-gap');
+    const r = berth.registry;
+    let { location } = await r.startUpload(repo);
+    location = assertProgress(await r.patch(location, data.subarray(0, 100), { start: 0, end: 99 }), 99, 'chunk');
+    const res = await r.finishUpload(location, sha256(data), data.subarray(200), { 'content-range': '200-299' });
+    assertError(res, 416, 'BLOB_UPLOAD_INVALID');
+    assert.equal((await r.head(`/v2/${repo}/blobs/${sha256(data)}`)).status, 404);
+  });
+
+  it('a second closing PUT on a completed session answers 404 BLOB_UPLOAD_UNKNOWN', async () => {
+    const repo = uniqueRepo('push/chunked');
+    const data = blobData(100, 'put-twice');
+    const r = berth.registry;
+    let { location } = await r.startUpload(repo);
+    location = assertProgress(await r.patch(location, data, { start: 0, end: 99 }), 99, 'chunk');
+    assert.equal((await r.finishUpload(location, sha256(data))).status, 201);
+    assertError(await r.finishUpload(location, sha256(data)), 404, 'BLOB_UPLOAD_UNKNOWN');
+  });
+
   it('a wrong digest on the closing PUT answers 400 DIGEST_INVALID', async () => {
     const repo = uniqueRepo('push/chunked');
     const data = blobData(100, 'wrong-final');
@@ -400,6 +421,17 @@ describe('upload sessions that do not exist', () => {
     assertError(await berth.registry.finishUpload(berth.registry.url(path), sha256(data), data), 404, 'BLOB_UPLOAD_UNKNOWN');
     assertError(await berth.registry.delete(path), 404, 'BLOB_UPLOAD_UNKNOWN');
   });
+
+  for (const id of ['not-a-uuid', 'x', '..%2F..%2F..%2Fetc%2Fpasswd', 'a'.repeat(300)]) {
+    it(`a malformed session id (${id.slice(0, 20)}) answers 404 BLOB_UPLOAD_UNKNOWN or 400, never a server error`, async () => {
+      const repo = uniqueRepo('push/nosession');
+      await berth.registry.pushBlob(repo, blobData(10, 'exists'));
+      const path = `/v2/${repo}/blobs/uploads/${id}`;
+      for (const res of [await berth.registry.get(path), await berth.registry.patch(path, blobData(5, 'odd')), await berth.registry.delete(path)]) {
+        assertError(res, [400, 404], ['BLOB_UPLOAD_UNKNOWN', 'BLOB_UPLOAD_INVALID']);
+      }
+    });
+  }
 
   it('a session of one repository cannot be used through another repository', async () => {
     const a = uniqueRepo('push/scoped-a');
@@ -449,6 +481,15 @@ describe('cross-repository mount', () => {
     const digest = await r.pushBlob(from, data, 'sha512');
     const res = await r.request('POST', `/v2/${to}/blobs/uploads/?mount=${digest}&from=${from}`);
     await assertBlobCreated(res, to, data, digest, 'mount sha512');
+  });
+
+  it('mounting a blob into the repository that already holds it answers 201', async () => {
+    const r = berth.registry;
+    const repo = uniqueRepo('push/mount-self');
+    const data = blobData(80, 'self');
+    const digest = await r.pushBlob(repo, data);
+    const res = await r.request('POST', `/v2/${repo}/blobs/uploads/?mount=${digest}&from=${repo}`);
+    await assertBlobCreated(res, repo, data, digest, 'mount from self');
   });
 
   it('mounting from a repository that lacks the blob falls back to a new upload session (202)', async () => {
@@ -609,6 +650,54 @@ describe('pushing manifests', () => {
     const got = await r.getManifest(repo, 'nomediatype');
     assert.equal(bareType(got.header('content-type')), MediaTypes.OciManifest);
     assert.ok(got.body.equals(m.bytes));
+  });
+
+  it('parameters on the Content-Type are ignored', async () => {
+    const r = berth.registry;
+    const repo = uniqueRepo('push/manifest');
+    const config = imageConfig('loong64');
+    await r.pushBlob(repo, config);
+    const m = ociManifest({ config: descriptorOf(MediaTypes.OciConfig, config) });
+    const res = await r.putManifest(repo, 'params', m, `${MediaTypes.OciManifest}; charset=utf-8`);
+    assert.equal(res.status, 201, res.text());
+    const got = await r.getManifest(repo, 'params');
+    assert.equal(bareType(got.header('content-type')), MediaTypes.OciManifest);
+    assert.ok(got.body.equals(m.bytes));
+  });
+
+  it('manifest bytes are kept exactly: key order, escapes, raw UTF-8 and a trailing newline', async () => {
+    const r = berth.registry;
+    const repo = uniqueRepo('push/manifest');
+    const config = imageConfig('sparc');
+    await r.pushBlob(repo, config);
+    const c = descriptorOf(MediaTypes.OciConfig, config);
+    const text = `{"layers":[],\n  "config":{"size":${c.size},"digest":"${c.digest}","mediaType":"${c.mediaType}"},`
+      + `"annotations":{"escaped":"\\u00fc \\/ \\"q\\"","raw":"ü ✓ 🚀"},"mediaType":"${MediaTypes.OciManifest}","schemaVersion":2}\n`;
+    const bytes = Buffer.from(text, 'utf8');
+    const m = { bytes, digest: sha256(bytes), mediaType: MediaTypes.OciManifest, size: bytes.length, descriptor: { mediaType: MediaTypes.OciManifest, digest: sha256(bytes), size: bytes.length } };
+    JSON.parse(text);
+    const res = await r.pushManifest(repo, 'exact', m);
+    assert.equal(res.header('docker-content-digest'), m.digest);
+    for (const ref of ['exact', m.digest]) {
+      const got = await r.getManifest(repo, ref);
+      assert.ok(got.body.equals(bytes), `served bytes must equal pushed bytes (${ref})`);
+      assertContentHeaders(got, { digest: m.digest, size: bytes.length, contentType: MediaTypes.OciManifest });
+    }
+  });
+
+  it('a manifest may reference blobs by sha512 digests', async () => {
+    const r = berth.registry;
+    const repo = uniqueRepo('push/manifest');
+    const config = imageConfig('arm64', { note: 'sha512' });
+    const layer = blobData(222, 'layer512');
+    const cd = await r.pushBlob(repo, config, 'sha512');
+    const ld = await r.pushBlob(repo, layer, 'sha512');
+    const m = ociManifest({
+      config: { mediaType: MediaTypes.OciConfig, digest: cd, size: config.length },
+      layers: [{ mediaType: MediaTypes.OciLayer, digest: ld, size: layer.length }],
+    });
+    await r.pushManifest(repo, 'sha512-blobs', m);
+    assert.ok((await r.getManifest(repo, 'sha512-blobs')).body.equals(m.bytes));
   });
 
   it('re-pushing the same manifest to the same tag succeeds', async () => {
@@ -819,6 +908,32 @@ describe('concurrent uploads to one repository', () => {
     assert.ok(digests.every((d) => d === sha256(data)));
     const got = await r.get(`/v2/${repo}/blobs/${sha256(data)}`);
     assert.ok(got.body.equals(data));
+  });
+
+  it('concurrent pushes of different manifests to one tag leave the tag on one of them', async () => {
+    const r = berth.registry;
+    const repo = uniqueRepo('push/concurrent');
+    const config = imageConfig();
+    await r.pushBlob(repo, config);
+    const manifests = Array.from({ length: 6 }, (_, i) => ociManifest({ config: descriptorOf(MediaTypes.OciConfig, config), annotations: { racer: String(i) } }));
+    const results = await Promise.all(manifests.map((m) => r.putManifest(repo, 'contested', m)));
+    for (const res of results) assert.equal(res.status, 201, res.text());
+    const got = await r.getManifest(repo, 'contested');
+    assert.equal(got.status, 200);
+    assert.ok(manifests.some((m) => m.bytes.equals(got.body)), 'the tag names one of the pushed manifests');
+    assert.equal(got.header('docker-content-digest'), sha256(got.body));
+    for (const m of manifests) assert.equal((await r.headManifest(repo, m.digest)).status, 200, 'every manifest is stored');
+  });
+
+  it('concurrent deletes of one manifest: at least one succeeds, the rest find it gone', async () => {
+    const r = berth.registry;
+    const repo = uniqueRepo('push/concurrent');
+    const img = await r.pushImage(repo, 'doomed');
+    const results = await Promise.all(Array.from({ length: 5 }, () => r.delete(`/v2/${repo}/manifests/${img.manifest.digest}`)));
+    const statuses = results.map((x) => x.status);
+    assert.ok(statuses.includes(202), `statuses ${statuses.join(',')}`);
+    for (const res of results) if (res.status !== 202) assertError(res, 404, 'MANIFEST_UNKNOWN');
+    assertError(await r.getManifest(repo, 'doomed'), 404, 'MANIFEST_UNKNOWN');
   });
 
   it('concurrent manifest pushes to distinct tags all land', async () => {
