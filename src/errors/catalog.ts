@@ -10,6 +10,8 @@ export interface ErrorDefinition {
   oci: string;
   /** The ECR exception with the closest meaning (used by the ECR API renderer). */
   ecr: string;
+  /** HTTP status on the ECR API when it differs from AWS's usual 400 for client errors / 500 for faults. */
+  ecrStatus?: number;
   /** Default human-readable message. */
   message: string;
 }
@@ -30,15 +32,42 @@ export const errorCatalog = {
   TAG_INVALID: { status: 400, oci: 'TAG_INVALID', ecr: 'InvalidParameterException', message: 'invalid tag' },
   RANGE_INVALID: { status: 416, oci: 'RANGE_INVALID', ecr: 'InvalidParameterException', message: 'requested range cannot be satisfied' },
   PAGINATION_INVALID: { status: 400, oci: 'PAGINATION_NUMBER_INVALID', ecr: 'InvalidParameterException', message: 'invalid number of results requested' },
-  UNAUTHORIZED: { status: 401, oci: 'UNAUTHORIZED', ecr: 'UnrecognizedClientException', message: 'authentication required' },
-  DENIED: { status: 403, oci: 'DENIED', ecr: 'AccessDeniedException', message: 'requested access to the resource is denied' },
+  UNAUTHORIZED: { status: 401, oci: 'UNAUTHORIZED', ecr: 'MissingAuthenticationTokenException', ecrStatus: 403, message: 'authentication required' },
+  CREDENTIALS_UNKNOWN: { status: 401, oci: 'UNAUTHORIZED', ecr: 'UnrecognizedClientException', ecrStatus: 403, message: 'The security token included in the request is invalid.' },
+  SIGNATURE_INVALID: { status: 401, oci: 'UNAUTHORIZED', ecr: 'InvalidSignatureException', ecrStatus: 403, message: 'The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.' },
+  SIGNATURE_INCOMPLETE: { status: 401, oci: 'UNAUTHORIZED', ecr: 'IncompleteSignatureException', ecrStatus: 403, message: 'the Authorization header is incomplete' },
+  TOKEN_EXPIRED: { status: 401, oci: 'UNAUTHORIZED', ecr: 'ExpiredTokenException', ecrStatus: 403, message: 'the authorization token has expired: get a new one with aws ecr get-login-password' },
+  DENIED: { status: 403, oci: 'DENIED', ecr: 'AccessDeniedException', ecrStatus: 403, message: 'requested access to the resource is denied' },
+  // ECR API errors (rendered with these exception names; on /v2 they map to the closest OCI code).
+  INVALID_PARAMETER: { status: 400, oci: 'UNSUPPORTED', ecr: 'InvalidParameterException', message: 'invalid parameter' },
+  SERIALIZATION: { status: 400, oci: 'UNSUPPORTED', ecr: 'SerializationException', message: 'the request body is not valid JSON' },
+  UNKNOWN_OPERATION: { status: 400, oci: 'UNSUPPORTED', ecr: 'UnknownOperationException', message: 'unknown operation' },
+  NOT_IMPLEMENTED: { status: 400, oci: 'UNSUPPORTED', ecr: 'UnsupportedOperationException', message: 'this operation is not implemented by Berth yet' },
+  REPOSITORY_NOT_FOUND: { status: 404, oci: 'NAME_UNKNOWN', ecr: 'RepositoryNotFoundException', message: 'repository not found' },
+  REPOSITORY_ALREADY_EXISTS: { status: 409, oci: 'DENIED', ecr: 'RepositoryAlreadyExistsException', message: 'repository already exists' },
+  REPOSITORY_NOT_EMPTY: { status: 409, oci: 'DENIED', ecr: 'RepositoryNotEmptyException', message: 'repository still contains images' },
+  REPOSITORY_POLICY_NOT_FOUND: { status: 404, oci: 'NAME_UNKNOWN', ecr: 'RepositoryPolicyNotFoundException', message: 'repository policy not found' },
+  IMAGE_NOT_FOUND: { status: 404, oci: 'MANIFEST_UNKNOWN', ecr: 'ImageNotFoundException', message: 'image not found' },
+  IMAGE_ALREADY_EXISTS: { status: 409, oci: 'MANIFEST_INVALID', ecr: 'ImageAlreadyExistsException', message: 'image already exists' },
+  IMAGE_TAG_ALREADY_EXISTS: { status: 400, oci: 'TAG_INVALID', ecr: 'ImageTagAlreadyExistsException', message: 'the tag is immutable and already points at another image' },
+  IMAGE_DIGEST_MISMATCH: { status: 400, oci: 'DIGEST_INVALID', ecr: 'ImageDigestDoesNotMatchException', message: 'the manifest does not match the given digest' },
+  LAYERS_NOT_FOUND: { status: 400, oci: 'MANIFEST_BLOB_UNKNOWN', ecr: 'LayersNotFoundException', message: 'layers not found' },
+  REFERENCED_IMAGES_NOT_FOUND: { status: 400, oci: 'MANIFEST_BLOB_UNKNOWN', ecr: 'ReferencedImagesNotFoundException', message: 'referenced images not found' },
+  INVALID_TAG_PARAMETER: { status: 400, oci: 'UNSUPPORTED', ecr: 'InvalidTagParameterException', message: 'invalid tag parameter' },
+  TOO_MANY_TAGS: { status: 400, oci: 'UNSUPPORTED', ecr: 'TooManyTagsException', message: 'too many tags' },
+  UPLOAD_NOT_FOUND: { status: 404, oci: 'BLOB_UPLOAD_UNKNOWN', ecr: 'UploadNotFoundException', message: 'upload not found' },
+  LAYER_PART_INVALID: { status: 416, oci: 'BLOB_UPLOAD_INVALID', ecr: 'InvalidLayerPartException', message: 'invalid layer part' },
+  LAYER_INVALID: { status: 400, oci: 'DIGEST_INVALID', ecr: 'InvalidLayerException', message: 'the uploaded layer does not match its digest' },
+  LAYER_ALREADY_EXISTS: { status: 409, oci: 'BLOB_UPLOAD_INVALID', ecr: 'LayerAlreadyExistsException', message: 'the layer already exists' },
+  EMPTY_UPLOAD: { status: 400, oci: 'BLOB_UPLOAD_INVALID', ecr: 'EmptyUploadException', message: 'the upload contains no layer parts' },
+  LAYER_INACCESSIBLE: { status: 404, oci: 'BLOB_UNKNOWN', ecr: 'LayerInaccessibleException', message: 'the layer is not accessible' },
   UNSUPPORTED: { status: 415, oci: 'UNSUPPORTED', ecr: 'UnsupportedImageTypeException', message: 'the operation is unsupported' },
   METHOD_NOT_ALLOWED: { status: 405, oci: 'UNSUPPORTED', ecr: 'ValidationException', message: 'the operation is unsupported' },
   // The spec's code list has no "not found" for paths outside the API; UNSUPPORTED is the closest of its codes.
   NOT_FOUND: { status: 404, oci: 'UNSUPPORTED', ecr: 'ValidationException', message: 'no such endpoint' },
-  TOO_MANY_REQUESTS: { status: 429, oci: 'TOOMANYREQUESTS', ecr: 'ThrottlingException', message: 'too many requests' },
-  UNAVAILABLE: { status: 503, oci: 'UNAVAILABLE', ecr: 'ServerException', message: 'the registry is shutting down or unavailable' },
-  INTERNAL: { status: 500, oci: 'UNKNOWN', ecr: 'ServerException', message: 'internal server error' },
+  TOO_MANY_REQUESTS: { status: 429, oci: 'TOOMANYREQUESTS', ecr: 'ThrottlingException', ecrStatus: 429, message: 'too many requests' },
+  UNAVAILABLE: { status: 503, oci: 'UNAVAILABLE', ecr: 'ServerException', ecrStatus: 503, message: 'the registry is shutting down or unavailable' },
+  INTERNAL: { status: 500, oci: 'UNKNOWN', ecr: 'ServerException', ecrStatus: 500, message: 'internal server error' },
 } as const satisfies Record<string, ErrorDefinition>;
 
 export type ErrorCode = keyof typeof errorCatalog;
