@@ -39,6 +39,14 @@ export const ENV_VARS: Record<string, { path: string[]; type: 'string' | 'number
   BERTH_MAX_MANIFEST_BYTES: { path: ['registry', 'maxManifestBytes'], type: 'number' },
   BERTH_UPLOAD_EXPIRY_SECONDS: { path: ['registry', 'uploadExpirySeconds'], type: 'number' },
   BERTH_SHUTDOWN_GRACE_SECONDS: { path: ['shutdownGraceSeconds'], type: 'number' },
+  BERTH_AUTH_ENABLED: { path: ['auth', 'enabled'], type: 'boolean' },
+  BERTH_SECRET_KEY: { path: ['auth', 'secretKey'], type: 'string' },
+  BERTH_ROOT_ACCESS_KEY_ID: { path: ['auth', 'rootAccessKeyId'], type: 'string' },
+  BERTH_ROOT_SECRET_ACCESS_KEY: { path: ['auth', 'rootSecretAccessKey'], type: 'string' },
+  BERTH_TOKEN_TTL_SECONDS: { path: ['auth', 'tokenTtlSeconds'], type: 'number' },
+  BERTH_ACCOUNT_ID: { path: ['ecr', 'accountId'], type: 'string' },
+  BERTH_REGION: { path: ['ecr', 'region'], type: 'string' },
+  BERTH_REGISTRY_HOST: { path: ['ecr', 'registryHost'], type: 'string' },
 };
 
 function setPath(target: Plain, keys: string[], value: unknown): void {
@@ -87,11 +95,39 @@ function formatIssues(err: z.ZodError, source: string): string {
 }
 
 /** Merges file < env < flags and validates. Relative paths resolve against the working directory. */
+/** Sections whose shape depends on their `driver`: an environment that switches driver replaces the section. */
+const TAGGED_SECTIONS: Record<string, (section: Plain) => string> = {
+  storage: () => 'filesystem',
+  metadata: (section) => (section.connectionString !== undefined ? 'postgres' : 'sqlite'),
+};
+
+function mergeDeep(target: Plain, source: Plain): void {
+  for (const [k, v] of Object.entries(source)) {
+    const t = target[k];
+    if (typeof v === 'object' && v !== null && !Array.isArray(v) && typeof t === 'object' && t !== null && !Array.isArray(t)) mergeDeep(t as Plain, v as Plain);
+    else target[k] = v;
+  }
+}
+
+/** Merges file < env < flags and validates. Relative paths resolve against the working directory. */
 export function resolveConfig(file: Plain, env: NodeJS.ProcessEnv, flags: ConfigFlags, source = 'defaults'): Config {
   const merged: Plain = structuredClone(file);
+  const fromEnv: Plain = {};
   for (const [name, spec] of Object.entries(ENV_VARS)) {
     const raw = env[name];
-    if (raw !== undefined && raw !== '') setPath(merged, spec.path, convert(name, raw, spec.type));
+    if (raw !== undefined && raw !== '') setPath(fromEnv, spec.path, convert(name, raw, spec.type));
+  }
+  for (const section of Object.keys(TAGGED_SECTIONS)) {
+    const e = fromEnv[section] as Plain | undefined;
+    const f = merged[section] as Plain | undefined;
+    if (e?.driver !== undefined && f !== undefined && typeof f === 'object' && f.driver !== e.driver) delete merged[section];
+  }
+  mergeDeep(merged, fromEnv);
+  for (const [section, defaultDriver] of Object.entries(TAGGED_SECTIONS)) {
+    const value = merged[section];
+    if (typeof value === 'object' && value !== null && !Array.isArray(value) && (value as Plain).driver === undefined) {
+      (value as Plain).driver = defaultDriver(value as Plain);
+    }
   }
   if (flags.listen !== undefined) merged.listen = flags.listen;
   if (flags.dataDir !== undefined) merged.dataDir = flags.dataDir;
@@ -100,7 +136,11 @@ export function resolveConfig(file: Plain, env: NodeJS.ProcessEnv, flags: Config
   if (!parsed.success) throw new ConfigError(formatIssues(parsed.error, source));
   const config = parsed.data;
   config.dataDir = path.resolve(config.dataDir);
-  return config;
+  if ((config.auth.rootAccessKeyId === undefined) !== (config.auth.rootSecretAccessKey === undefined)) {
+    throw new ConfigError(`invalid configuration (${source}):\n  - auth: set both rootAccessKeyId and rootSecretAccessKey (BERTH_ROOT_ACCESS_KEY_ID, BERTH_ROOT_SECRET_ACCESS_KEY), or neither`);
+  }
+  config.registry.createRepositoryOnPush ??= !config.auth.enabled;
+  return config as Config;
 }
 
 export async function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv; flags?: ConfigFlags }): Promise<Config> {

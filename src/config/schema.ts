@@ -4,7 +4,9 @@
  */
 import { z } from 'zod';
 
-const listen = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]*):\d{1,5}$/, 'expected HOST:PORT, e.g. 0.0.0.0:5000');
+const listen = z.string()
+  .regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]*):\d{1,5}$/, 'expected HOST:PORT, e.g. 0.0.0.0:5000')
+  .refine((v) => Number(v.slice(v.lastIndexOf(':') + 1)) <= 65535, 'the port must be 0–65535');
 
 export const storageSchema = z.discriminatedUnion('driver', [
   z.object({
@@ -37,17 +39,39 @@ export const configSchema = z.object({
   }).strict().default({ level: 'info' }),
   storage: storageSchema.default({ driver: 'filesystem', fsync: true }),
   metadata: metadataSchema.default({ driver: 'sqlite' }),
+  auth: z.object({
+    /** When on (the default), every request needs credentials unless a repository policy grants anonymous access. */
+    enabled: z.boolean().default(true),
+    /** 32 bytes, base64: encrypts stored secrets and signs tokens. Defaults to `<dataDir>/secret.key`, made on first start. */
+    secretKey: z.string().optional(),
+    /** The administrator's credentials; when absent on first start, Berth generates them into `<dataDir>/root-credentials`. */
+    rootAccessKeyId: z.string().regex(/^[A-Z0-9]{16,128}$/, 'access key ids are 16–128 upper-case letters and digits').optional(),
+    rootSecretAccessKey: z.string().min(16).max(128).optional(),
+    /** Lifetime of GetAuthorizationToken tokens (ECR: 12 hours). */
+    tokenTtlSeconds: z.number().int().min(60).max(7 * 24 * 3600).default(12 * 3600),
+  }).strict().default({ enabled: true, tokenTtlSeconds: 12 * 3600 }),
+  ecr: z.object({
+    /** The 12-digit account id in ARNs and registryId. */
+    accountId: z.string().regex(/^\d{12}$/, 'a 12-digit account id').default('000000000000'),
+    /** The region in ARNs and the SigV4 scope clients must sign for. */
+    region: z.string().regex(/^[0-9a-z-]{2,25}$/).default('us-east-1'),
+    /** Further regions accepted in SigV4 scopes. */
+    extraRegions: z.array(z.string().regex(/^[0-9a-z-]{2,25}$/)).default([]),
+    /** host[:port] in repositoryUri and proxyEndpoint; defaults to the Host header of each request. */
+    registryHost: z.string().optional(),
+  }).strict().default({ accountId: '000000000000', region: 'us-east-1', extraRegions: [] }),
   registry: z.object({
-    /** Create a repository on its first push (ECR requires CreateRepository; distribution creates on push). */
-    createRepositoryOnPush: z.boolean().default(true),
+    /** Create a repository on its first push. Unset: on without auth; off with auth, as in ECR (CreateRepository first). */
+    createRepositoryOnPush: z.boolean().optional(),
     /** Largest manifest accepted, in bytes. */
     maxManifestBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(4 * 1024 * 1024),
     /** Upload sessions untouched for this many seconds are abandoned and purged. */
     uploadExpirySeconds: z.number().int().min(60).default(24 * 3600),
-  }).strict().default({ createRepositoryOnPush: true, maxManifestBytes: 4 * 1024 * 1024, uploadExpirySeconds: 24 * 3600 }),
+  }).strict().default({ maxManifestBytes: 4 * 1024 * 1024, uploadExpirySeconds: 24 * 3600 }),
   /** Seconds to let in-flight requests finish on SIGTERM before connections are closed. */
   shutdownGraceSeconds: z.number().min(0).max(3600).default(30),
 }).strict();
 
-export type Config = z.infer<typeof configSchema>;
+/** The resolved configuration: loading settles the defaults that depend on other settings. */
+export type Config = z.infer<typeof configSchema> & { registry: { createRepositoryOnPush: boolean } };
 export type ConfigInput = z.input<typeof configSchema>;

@@ -5,6 +5,48 @@ export interface RepositoriesTable {
   id: Generated<number>;
   name: string;
   created_at: number;
+  image_tag_mutability: Generated<string>;
+  /** JSON list of {filterType, filter} */
+  tag_mutability_filters: string | null;
+  scan_on_push: Generated<number>;
+  encryption_type: Generated<string>;
+  kms_key: string | null;
+  /** Repository policy document (JSON text) */
+  policy: string | null;
+}
+
+export interface RepositoryTagsTable {
+  repository_id: number;
+  key: string;
+  value: string;
+}
+
+export interface UsersTable {
+  id: string;
+  name: string;
+  admin: number;
+  created_at: number;
+}
+
+export interface AccessKeysTable {
+  id: string;
+  user_id: string;
+  /** encrypted with the server's secret key */
+  secret: string;
+  status: string;
+  created_at: number;
+}
+
+export interface UserPoliciesTable {
+  user_id: string;
+  name: string;
+  document: string;
+  created_at: number;
+}
+
+export interface AccessEpochTable {
+  id: number;
+  epoch: number;
 }
 
 export interface BlobsTable {
@@ -32,6 +74,7 @@ export interface ManifestsTable {
   /** Config + layers, as ECR reports imageSizeInBytes (0 for an index). */
   content_size: number;
   pushed_at: number;
+  last_pulled_at: number | null;
 }
 
 export interface ManifestReferencesTable {
@@ -64,4 +107,9 @@ export interface Database {
   manifest_references: ManifestReferencesTable;
   tags: TagsTable;
   uploads: UploadsTable;
+  repository_tags: RepositoryTagsTable;
+  users: UsersTable;
+  access_keys: AccessKeysTable;
+  user_policies: UserPoliciesTable;
+  access_epoch: AccessEpochTable;
 }

@@ -6,7 +6,7 @@
  * Contract: every method is atomic on its own; `transaction(fn)` groups several. Digests, names and tags passed
  * in are already validated. Nothing here knows about HTTP.
  */
-import { CompiledQuery, type Kysely, type Transaction } from 'kysely';
+import { CompiledQuery, sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 import type { Dialect } from './migrations/index.ts';
 import type { Database, ManifestsTable } from './schema.ts';
 
@@ -57,6 +57,11 @@ function hotQueries(dialect: Dialect) {
 export class MetadataStore {
   private readonly hot: ReturnType<typeof hotQueries>;
 
+  /** Byte-order comparison of a text expression on both dialects (PostgreSQL's default collation may differ). */
+  private bytes(expr: RawBuilder<unknown>): RawBuilder<string> {
+    return this.dialect === 'postgres' ? sql<string>`${expr} collate "C"` : (expr as RawBuilder<string>);
+  }
+
   constructor(private readonly db: Kysely<Database> | Transaction<Database>, readonly dialect: Dialect) {
     this.hot = hotQueries(dialect);
   }
@@ -82,8 +87,9 @@ export class MetadataStore {
   }
 
   async listRepositoryNames(page: Page): Promise<string[]> {
-    let q = this.db.selectFrom('repositories').select('name').orderBy('name').limit(page.limit);
-    if (page.last !== undefined) q = q.where('name', '>', page.last);
+    const name = this.bytes(sql`name`);
+    let q = this.db.selectFrom('repositories').select('name').orderBy(name).limit(page.limit);
+    if (page.last !== undefined) q = q.where(name, '>', this.bytes(sql`${page.last}`));
     return (await q.execute()).map((r) => r.name);
   }
 
@@ -212,9 +218,18 @@ export class MetadataStore {
     return Number(r.numDeletedRows) > 0;
   }
 
+  /** Tags in the spec's lexical order: case-insensitive, ties broken by byte order so the order is total. */
   async listTags(repositoryId: number, page: Page): Promise<string[]> {
-    let q = this.db.selectFrom('tags').select('name').where('repository_id', '=', repositoryId).orderBy('name').limit(page.limit);
-    if (page.last !== undefined) q = q.where('name', '>', page.last);
+    const folded = this.bytes(sql`lower(name)`);
+    const exact = this.bytes(sql`name`);
+    let q = this.db.selectFrom('tags').select('name').where('repository_id', '=', repositoryId).orderBy(folded).orderBy(exact).limit(page.limit);
+    if (page.last !== undefined) {
+      const last = page.last;
+      q = q.where((eb) => eb.or([
+        eb(folded, '>', this.bytes(sql`lower(${last})`)),
+        eb.and([eb(folded, '=', this.bytes(sql`lower(${last})`)), eb(exact, '>', this.bytes(sql`${last}`))]),
+      ]));
+    }
     return (await q.execute()).map((r) => r.name);
   }
 

@@ -19,9 +19,8 @@ const ENCODED: Record<DigestAlgorithm, RegExp> = {
 export function isDigest(value: string): value is Digest {
   if (!GRAMMAR.test(value)) return false;
   const i = value.indexOf(':');
-  const alg = value.slice(0, i) as DigestAlgorithm;
-  const re = ENCODED[alg];
-  return re !== undefined && re.test(value.slice(i + 1));
+  const alg = value.slice(0, i);
+  return Object.hasOwn(ENCODED, alg) && ENCODED[alg as DigestAlgorithm].test(value.slice(i + 1));
 }
 
 /** Parses and validates a digest, throwing DIGEST_INVALID with a helpful message. */
@@ -30,7 +29,7 @@ export function parseDigest(value: string | undefined | null): Digest {
   if (isDigest(value)) return value;
   if (GRAMMAR.test(value)) {
     const alg = value.slice(0, value.indexOf(':'));
-    if (!(alg in ENCODED)) throw new BerthError('DIGEST_INVALID', `unsupported digest algorithm "${alg}": use sha256 or sha512`);
+    if (!Object.hasOwn(ENCODED, alg)) throw new BerthError('DIGEST_INVALID', `unsupported digest algorithm "${alg}": use sha256 or sha512`);
   }
   throw new BerthError('DIGEST_INVALID', `invalid digest "${value.slice(0, 200)}"`);
 }

@@ -66,13 +66,15 @@ export class BlobStore {
     const at = offset ?? current;
     if (at !== current) throw outOfOrder(current);
     const cached = this.hashes.get(id);
-    // Hash a copy: if the stream fails midway, the stored state still matches what it saw before.
+    // Hash a copy, kept only if it provably matches the stored bytes afterwards.
     const working = cached && cached.offset === at ? { hash: cached.hash.copy(), offset: at } : null;
     this.hashes.delete(id);
     let size: number;
     try {
       size = await this.driver.appendStaging(id, at, source, working ? (chunk) => { working.hash.update(chunk); working.offset += chunk.length; } : undefined, signal);
     } catch (err) {
+      // The hash saw every chunk handed to the disk; if exactly those bytes are stored, it is still valid.
+      if (working && (await this.driver.stagingSize(id).catch(() => null)) === working.offset) this.hashes.set(id, working);
       if (err instanceof OffsetMismatchError) throw outOfOrder(err.actual);
       if (err instanceof ObjectNotFoundError) throw new BerthError('BLOB_UPLOAD_UNKNOWN');
       throw err;

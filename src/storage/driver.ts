@@ -1,6 +1,6 @@
 /**
  * The contract every blob storage backend implements (filesystem now, S3-compatible later). Small on purpose,
- * like CNCF distribution's StorageDriver, and checked by one shared suite (test/unit/blob-driver-suite.ts).
+ * like CNCF distribution's StorageDriver, and checked by one shared suite (test/helpers/blob-driver-suite.ts).
  *
  * Two kinds of object:
  * - committed objects, addressed by a `key` (a relative path with `/` separators). Immutable once committed:

@@ -89,6 +89,8 @@ export async function startBerth(options: StartOptions = {}): Promise<BerthProce
   const env: Record<string, string> = {
     ...(process.env as Record<string, string>),
     BERTH_LOG_LEVEL: process.env.BERTH_TEST_LOG_LEVEL ?? 'warn',
+    // The OCI suites push to repositories they never created: opt in to creation on push, as distribution does.
+    BERTH_CREATE_REPOSITORY_ON_PUSH: 'true',
     ...options.env,
   };
   if (metadata === 'postgres') {

@@ -79,5 +79,53 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0002_ecr_and_access': {
+      async up(db: Kysely<any>) {
+        // ECR repository settings.
+        await db.schema.alterTable('repositories').addColumn('image_tag_mutability', 'text', (c) => c.notNull().defaultTo('MUTABLE')).execute();
+        await db.schema.alterTable('repositories').addColumn('tag_mutability_filters', 'text').execute();
+        await db.schema.alterTable('repositories').addColumn('scan_on_push', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+        await db.schema.alterTable('repositories').addColumn('encryption_type', 'text', (c) => c.notNull().defaultTo('AES256')).execute();
+        await db.schema.alterTable('repositories').addColumn('kms_key', 'text').execute();
+        await db.schema.alterTable('repositories').addColumn('policy', 'text').execute();
+        await db.schema.alterTable('manifests').addColumn('last_pulled_at', bigint).execute();
+
+        await db.schema.createTable('repository_tags')
+          .addColumn('repository_id', 'integer', (c) => c.notNull().references('repositories.id').onDelete('cascade'))
+          .addColumn('key', 'text', (c) => c.notNull())
+          .addColumn('value', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('repository_tags_pk', ['repository_id', 'key'])
+          .execute();
+
+        // Identities: users, their access keys (secrets encrypted), identity policies.
+        await db.schema.createTable('users')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('name', 'text', (c) => c.notNull().unique())
+          .addColumn('admin', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          .execute();
+        await db.schema.createTable('access_keys')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+          .addColumn('secret', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull().defaultTo('Active'))
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('access_keys_user').on('access_keys').column('user_id').execute();
+        await db.schema.createTable('user_policies')
+          .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('document', 'text', (c) => c.notNull())
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          .addPrimaryKeyConstraint('user_policies_pk', ['user_id', 'name'])
+          .execute();
+        // Bumped by every change to identities or policies, so nodes can cache authorization data safely.
+        await db.schema.createTable('access_epoch')
+          .addColumn('id', 'integer', (c) => c.primaryKey())
+          .addColumn('epoch', bigint, (c) => c.notNull())
+          .execute();
+        await db.insertInto('access_epoch').values({ id: 1, epoch: 1 }).execute();
+      },
+    },
   };
 }

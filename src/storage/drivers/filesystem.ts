@@ -88,6 +88,10 @@ export class FilesystemDriver implements BlobDriver {
       throw err;
     }
     // Opening first means a concurrent delete cannot turn a found object into a half-served one.
+    if (!(await handle.stat()).isFile()) {
+      await handle.close();
+      throw new ObjectNotFoundError(key);
+    }
     return handle.createReadStream({ highWaterMark: READ_CHUNK, start: range?.start, end: range?.end });
   }
 
@@ -96,13 +100,16 @@ export class FilesystemDriver implements BlobDriver {
       await unlink(this.objectPath(key));
       return true;
     } catch (err) {
-      if (isNotFound(err)) return false;
+      // A key that is only a prefix of other keys is a directory here: no such object.
+      if (isNotFound(err) || (err as NodeJS.ErrnoException).code === 'EISDIR') return false;
       throw err;
     }
   }
 
   async *list(prefix: string): AsyncIterable<string> {
-    const start = prefix ? path.join(this.root, prefix) : this.root;
+    const clean = prefix.replace(/\/+$/, '');
+    if (clean && clean.split('/').some((p) => p === '' || p === '.' || p === '..')) throw new Error(`invalid key prefix "${prefix}"`);
+    const start = clean ? path.join(this.root, clean) : this.root;
     const walk = async function* (dir: string, rel: string): AsyncIterable<string> {
       let entries;
       try {
@@ -118,7 +125,7 @@ export class FilesystemDriver implements BlobDriver {
         else if (e.isFile()) yield r;
       }
     };
-    yield* walk(start, prefix.replace(/\/+$/, ''));
+    yield* walk(start, clean);
   }
 
   private ensureStagingRoot(): Promise<void> {
