@@ -148,6 +148,40 @@ describe('e2e: docker', { skip: gate.skip }, () => {
     assert.equal((await inspectLocal(image('e2e/docker/bb', pushedDigest))).id, imageId);
   });
 
+  it('docker manifest create/annotate/push publishes a multi-arch list that docker pull --platform resolves', async () => {
+    // A second image: the same base with a different RUN layer, declared arm64 in the list.
+    const ctx2 = path.join(work, 'ctx-arm64');
+    await mkdir(ctx2, { recursive: true });
+    await writeFile(path.join(ctx2, 'Dockerfile'), `FROM ${image('e2e/docker/bb', '1')}\nRUN echo arm64 > /arch\n`);
+    await docker(['build', '--network', 'none', '-t', image('e2e/docker/bb', 'arm64'), ctx2]);
+    const armDigest = pushDigest((await docker(['push', image('e2e/docker/bb', 'arm64')])).stdout);
+
+    const list = image('e2e/docker/list', '1');
+    await docker(['manifest', 'create', '--insecure', list, image('e2e/docker/bb', '1'), image('e2e/docker/bb', 'arm64')]);
+    await docker(['manifest', 'annotate', '--arch', 'arm64', list, image('e2e/docker/bb', 'arm64')]);
+    const out = (await docker(['manifest', 'push', '--insecure', '--purge', list])).stdout;
+    // It prints `Pushed ref …@sha256:… with digest: sha256:…` per child, then the list's digest alone.
+    const listDigest = /^(sha256:[0-9a-f]{64})\s*$/m.exec(out)?.[1];
+    assert.ok(listDigest, `docker manifest push printed the list digest:\n${out}`);
+
+    const raw = (await cenv.skopeo(['inspect', '--tls-verify=false', '--raw', `docker://${list}`])).stdoutBytes;
+    assert.equal(sha256(raw), listDigest);
+    const doc = JSON.parse(raw.toString('utf8')) as { mediaType: string; manifests: Descriptor[] };
+    assert.equal(doc.mediaType, MT.dockerList);
+    assert.deepEqual(
+      doc.manifests.map((m) => [m.platform?.architecture, m.digest]).sort(),
+      [['amd64', pushedDigest], ['arm64', armDigest]].sort(),
+    );
+
+    const armImage = await docker(['pull', '--platform', 'linux/arm64', list]);
+    assert.match(armImage.stdout, new RegExp(`Digest: ${listDigest}`));
+    const r = await docker(['run', '--rm', '--network', 'none', list, 'cat', '/arch']);
+    assert.equal(r.stdout, 'arm64\n');
+    await docker(['rmi', list]);
+    await docker(['pull', '--platform', 'linux/amd64', list]);
+    assert.equal((await inspectLocal(list)).id, imageId);
+  });
+
   it('docker push of the same image to another repository mounts its layers', async () => {
     const ref = image('e2e/docker/copy', 'latest');
     await docker(['tag', imageId, ref]);

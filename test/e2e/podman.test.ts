@@ -130,6 +130,18 @@ describe('e2e: podman', { skip: gate.skip }, () => {
     assert.equal(byDigest.id, local.id);
   });
 
+  it('podman search finds pushed repositories through the catalog and lists their tags', async () => {
+    await buildEnv.podman(['push', 'localhost/bb:1', image('e2e/podman/search-me', 'a')]);
+    await buildEnv.podman(['push', 'localhost/bb:1', image('e2e/podman/search-me', 'b')]);
+    const found = await buildEnv.podman(['search', '--format', '{{.Name}}', `${reg!.host}/search-me`]);
+    assert.deepEqual(found.stdout.trim().split('\n'), [`${reg!.host}/e2e/podman/search-me`]);
+    // podman 4.3 ignores --format with --list-tags: parse the NAME/TAG table.
+    const tags = await buildEnv.podman(['search', '--list-tags', `${reg!.host}/e2e/podman/search-me`]);
+    const rows = tags.stdout.trim().split('\n').slice(1).map((l) => l.trim().split(/\s+/));
+    assert.deepEqual(rows.map((r) => r[0]), [`${reg!.host}/e2e/podman/search-me`, `${reg!.host}/e2e/podman/search-me`]);
+    assert.deepEqual(rows.map((r) => r[1]).sort(), ['a', 'b']);
+  });
+
   for (const format of ['oci', 'v2s2'] as const) {
     it(`podman manifest create/add + manifest push --all (${format})`, async () => {
       const list = `localhost/bb-list-${format}:1`;

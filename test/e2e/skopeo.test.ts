@@ -29,6 +29,7 @@ import {
 } from '../helpers/clients.ts';
 
 const gate = requireClients(['skopeo']);
+const BIG_LAYER = 64 * 1024 * 1024;
 
 interface ManifestDoc {
   mediaType?: string;
@@ -49,6 +50,7 @@ describe('e2e: skopeo', { skip: gate.skip }, () => {
   let amd64: LayoutImage;
   let arm64: LayoutImage;
   let multi: { index: Descriptor; indexBytes: Buffer };
+  let big: LayoutImage;
 
   const it = (name: string, fn: () => Promise<void>) => test(name, withServerLog(() => reg, fn));
   const skopeo = (args: string[]) => cenv.skopeo(args, { timeoutMs: 120_000 });
@@ -74,7 +76,9 @@ describe('e2e: skopeo', { skip: gate.skip }, () => {
     amd64 = await layout.addImage({ seed: 'skopeo-amd64', layerSizes: [200 * 1024, 5 * 1024], architecture: 'amd64' });
     arm64 = await layout.addImage({ seed: 'skopeo-arm64', layerSizes: [150 * 1024], architecture: 'arm64', variant: 'v8' });
     multi = await layout.addIndex([amd64.manifest, arm64.manifest]);
+    big = await layout.addImage({ seed: 'skopeo-big', layerSizes: [BIG_LAYER, 3 * 1024 * 1024 + 17], compression: 'none' });
     layout.tag(app.manifest, 'app');
+    layout.tag(big.manifest, 'big');
     layout.tag(multi.index, 'multi');
     await layout.save();
   });
@@ -131,6 +135,21 @@ describe('e2e: skopeo', { skip: gate.skip }, () => {
     await pull(ref('e2e/skopeo/app', 'v2s2'), `oci:${out}:x`, ['--format', 'oci']);
     const back = await layoutClosure(out, await layoutRef(out, 'x'));
     for (const layer of app.layers) assert.ok(back.get(layer.digest)!.equals(original.get(layer.digest)!));
+  });
+
+  it('a 64 MiB layer streams through push and pull unchanged', async () => {
+    // --preserve-digests: skopeo would otherwise gzip the uncompressed layers on the way to a registry.
+    const digest = await push(`oci:${src}:big`, ref('e2e/skopeo/big', '1'), ['--preserve-digests']);
+    assert.equal(digest, big.manifest.digest);
+    const out = path.join(work, 'pull-big');
+    await pull(ref('e2e/skopeo/big', '1'), `oci:${out}:big`, ['--preserve-digests']);
+    // layoutClosure re-hashes every pulled blob and checks sizes against the descriptors.
+    const got = await layoutClosure(out, await layoutRef(out, 'big'));
+    const want = await layoutClosure(src, big.manifest);
+    assert.deepEqual([...got.keys()].sort(), [...want.keys()].sort());
+    assert.equal(got.get(big.layers[0]!.digest)!.length, big.layers[0]!.size);
+    assert.ok(big.layers[0]!.size > BIG_LAYER);
+    await removeTree(out);
   });
 
   it('inspect and inspect --raw describe what was pushed', async () => {

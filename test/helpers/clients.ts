@@ -92,7 +92,10 @@ export function run(cmd: string, args: readonly string[], options: RunOptions = 
       clearTimeout(timer);
       reject(new Error(`cannot run ${command}: ${err.message}`));
     });
-    child.once('close', (code, signal) => {
+    let done = false;
+    const finish = (code: number | null, signal: NodeJS.Signals | null) => {
+      if (done) return;
+      done = true;
       clearTimeout(timer);
       const stdoutBytes = Buffer.concat(out);
       const result: RunResult = {
@@ -107,6 +110,17 @@ export function run(cmd: string, args: readonly string[], options: RunOptions = 
       };
       if (check && (code !== 0 || timedOut)) reject(new CommandError(result));
       else resolve(result);
+    };
+    child.once('close', finish);
+    // A daemonized grandchild (conmon, containerd-shim) could hold our pipes open after the command
+    // exited: give the output a moment to drain, then stop waiting for it.
+    child.once('exit', (code, signal) => {
+      setTimeout(() => {
+        if (done) return;
+        child.stdout!.destroy();
+        child.stderr!.destroy();
+        finish(code, signal);
+      }, 5_000).unref();
     });
     child.stdin!.on('error', () => { /* the command may exit without reading its input */ });
     child.stdin!.end(options.input ?? '');
@@ -418,6 +432,7 @@ export const MT = {
   ociManifest: 'application/vnd.oci.image.manifest.v1+json',
   ociIndex: 'application/vnd.oci.image.index.v1+json',
   ociConfig: 'application/vnd.oci.image.config.v1+json',
+  ociLayer: 'application/vnd.oci.image.layer.v1.tar',
   ociLayerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
   dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
   dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
@@ -496,6 +511,8 @@ export interface LayoutImageSpec {
   architecture?: string;
   os?: string;
   variant?: string;
+  /** Layer compression; `none` makes large layers cheap to generate. Default gzip. */
+  compression?: 'gzip' | 'none';
 }
 
 export interface LayoutImage {
@@ -533,7 +550,11 @@ export class OciLayoutWriter {
     for (const [i, size] of spec.layerSizes.entries()) {
       const tar = tarFiles([{ name: `data/${spec.seed}/layer-${i}.bin`, data: seededBytes(`${spec.seed}/${i}`, size) }]);
       diffIds.push(sha256(tar));
-      layers.push(await this.addBlob(gzipSync(tar, { level: 1 }), MT.ociLayerGzip));
+      layers.push(
+        spec.compression === 'none'
+          ? await this.addBlob(tar, MT.ociLayer)
+          : await this.addBlob(gzipSync(tar, { level: 1 }), MT.ociLayerGzip),
+      );
     }
     const architecture = spec.architecture ?? 'amd64';
     const os = spec.os ?? 'linux';
@@ -686,6 +707,9 @@ export async function startDockerd(options: { readyTimeoutMs?: number } = {}): P
     '--ip6tables=false',
     '--bridge=none',
     '--storage-driver=overlay2',
+    // Should a system containerd be running, dockerd would share it: keep this engine's objects apart.
+    '--containerd-namespace', `${path.basename(dir)}`,
+    '--containerd-plugins-namespace', `${path.basename(dir)}-plugins`,
   ];
   const child = spawn('dockerd', args, { stdio: ['ignore', 'pipe', 'pipe'], env: mergeEnv(env) });
   let out = '';
@@ -840,11 +864,16 @@ async function freePort(): Promise<number> {
 /**
  * Starts the registry the e2e suites drive: Berth (via test/helpers/berth.ts) by default, or the
  * reference docker-registry when `BERTH_E2E_TARGET=distribution`.
+ *
+ * Berth runs with authentication off (and so repositories created on first push), like a plain
+ * docker-registry: these suites test the distribution protocol as the clients speak it, anonymously.
  */
-export async function startRegistryUnderTest(): Promise<RegistryUnderTest> {
+export async function startRegistryUnderTest(options: { env?: Record<string, string> } = {}): Promise<RegistryUnderTest> {
   if (process.env.BERTH_E2E_TARGET === 'distribution') return startDistribution();
   const { startBerth } = await import('./berth.ts');
-  const berth = await startBerth();
+  const berth = await startBerth({
+    env: { BERTH_AUTH_ENABLED: 'false', BERTH_CREATE_REPOSITORY_ON_PUSH: 'true', ...options.env },
+  });
   return { host: berth.host, url: berth.url, kind: 'berth', output: () => berth.output(), dispose: () => berth.dispose() };
 }
 
