@@ -7,6 +7,10 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from './config/schema.ts';
 import { buildServer } from './http/server.ts';
+import { loadSecretKey, SecretBox } from './auth/secrets.ts';
+import { AccessService } from './auth/service.ts';
+import { AccessStore } from './metadata/access-store.ts';
+import { EcrDomain } from './registry/ecr.ts';
 import { connect, migrate, type Connection } from './metadata/connect.ts';
 import { MetadataStore } from './metadata/store.ts';
 import { RegistryService } from './registry/service.ts';
@@ -18,6 +22,7 @@ export interface App {
   config: Config;
   server: FastifyInstance;
   registry: RegistryService;
+  access: AccessService;
   metadata: MetadataStore;
   blobs: BlobStore;
   close(): Promise<void>;
@@ -29,7 +34,15 @@ export function createBlobDriver(config: Config): BlobDriver {
 }
 
 /** Opens storage and metadata (running migrations) — shared by the server and the CLI commands. */
-export async function openStores(config: Config): Promise<{ connection: Connection; metadata: MetadataStore; blobs: BlobStore; close(): Promise<void> }> {
+export interface Stores {
+  connection: Connection;
+  metadata: MetadataStore;
+  accessStore: AccessStore;
+  blobs: BlobStore;
+  close(): Promise<void>;
+}
+
+export async function openStores(config: Config): Promise<Stores> {
   const connection = connect(config);
   try {
     await migrate(connection);
@@ -41,6 +54,7 @@ export async function openStores(config: Config): Promise<{ connection: Connecti
   return {
     connection,
     metadata: new MetadataStore(connection.db, connection.dialect),
+    accessStore: new AccessStore(connection.db),
     blobs: new BlobStore(driver),
     async close() {
       await driver.close();
@@ -49,10 +63,27 @@ export async function openStores(config: Config): Promise<{ connection: Connecti
   };
 }
 
+/** The access service over open stores (used by the server and by `berth admin`). */
+export async function createAccessService(config: Config, stores: Stores, log: Logger): Promise<AccessService> {
+  const { key, created } = await loadSecretKey(config.auth.secretKey, config.dataDir);
+  if (created) log.warn({ file: created }, 'generated the server secret key: back it up; every node of a cluster needs the same key');
+  return new AccessService(stores.accessStore, stores.metadata, new SecretBox(key), {
+    enabled: config.auth.enabled,
+    accountId: config.ecr.accountId,
+    region: config.ecr.region,
+    regions: [config.ecr.region, ...config.ecr.extraRegions],
+    tokenTtlSeconds: config.auth.tokenTtlSeconds,
+  }, log.child({ module: 'auth' }));
+}
+
 export async function buildApp(config: Config, log: Logger): Promise<App> {
   const stores = await openStores(config);
+  const access = await createAccessService(config, stores, log);
+  await access.bootstrap({ accessKeyId: config.auth.rootAccessKeyId, secretAccessKey: config.auth.rootSecretAccessKey }, config.dataDir);
+  if (!config.auth.enabled) log.warn('authentication is OFF: anyone who can reach this port can push, pull and delete');
   const registry = new RegistryService(stores.metadata, stores.blobs, config.registry, log.child({ module: 'registry' }));
-  const server = buildServer({ log, registry, maxManifestBytes: config.registry.maxManifestBytes });
+  const ecr = new EcrDomain(stores.metadata, { accountId: config.ecr.accountId, region: config.ecr.region });
+  const server = buildServer({ log, registry, access, meta: stores.metadata, ecr, registryHost: config.ecr.registryHost, maxManifestBytes: config.registry.maxManifestBytes });
   // Abandoned upload sessions are purged in the background; a later job scheduler (with leases) takes this over.
   const expiryMs = config.registry.uploadExpirySeconds * 1000;
   const purge = () => {
@@ -64,6 +95,7 @@ export async function buildApp(config: Config, log: Logger): Promise<App> {
     config,
     server,
     registry,
+    access,
     metadata: stores.metadata,
     blobs: stores.blobs,
     async close() {

@@ -10,9 +10,21 @@ import path from 'node:path';
 export class SecretBox {
   readonly tokenKey: Buffer;
 
+  private readonly derived = new Map<string, Buffer>();
+
   constructor(private readonly key: Buffer) {
     if (key.length !== 32) throw new Error('the secret key must be 32 bytes');
-    this.tokenKey = Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), 'berth registry token v1', 32));
+    this.tokenKey = this.derive('berth registry token v1');
+  }
+
+  /** A key for one purpose, derived from the server key (HKDF-SHA256). */
+  derive(purpose: string): Buffer {
+    let k = this.derived.get(purpose);
+    if (!k) {
+      k = Buffer.from(hkdfSync('sha256', this.key, Buffer.alloc(0), purpose, 32));
+      this.derived.set(purpose, k);
+    }
+    return k;
   }
 
   /** `v1.<iv>.<tag>.<ciphertext>` in base64url. */

@@ -2,13 +2,22 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { BerthError, isBerthError } from '../errors/catalog.ts';
+import { randomUUID } from 'node:crypto';
+import type { AccessService } from '../auth/service.ts';
+import type { MetadataStore } from '../metadata/store.ts';
+import type { EcrDomain } from '../registry/ecr.ts';
 import type { RegistryService } from '../registry/service.ts';
+import { isEcrRequest, registerEcrRoutes, renderEcrError } from './ecr/router.ts';
 import { registerOciRoutes } from './oci/routes.ts';
 import { renderOciError } from './oci/errors.ts';
 
 export interface ServerOptions {
   log: Logger;
   registry: RegistryService;
+  access: AccessService;
+  meta: MetadataStore;
+  ecr: EcrDomain;
+  registryHost?: string;
   maxManifestBytes: number;
 }
 
@@ -30,6 +39,8 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     bodyLimit: Number.MAX_SAFE_INTEGER,
     return503OnClosing: true,
     requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    trustProxy: false,
     keepAliveTimeout: 65_000,
   });
   app.removeAllContentTypeParsers();
@@ -48,13 +59,15 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       error = new BerthError('INTERNAL');
     }
     if (error.definition.status >= 500 && isBerthError(err)) request.log.error({ err }, 'request failed');
-    renderOciError(reply, error, request.method === 'HEAD');
+    if (isEcrRequest(request)) renderEcrError(reply, error);
+    else renderOciError(reply, error, request.method === 'HEAD');
   });
 
   app.setNotFoundHandler((request, reply) => {
     renderOciError(reply, new BerthError('NOT_FOUND', `no such endpoint: ${request.method} ${request.url.split('?')[0]}`), request.method === 'HEAD');
   });
 
-  registerOciRoutes(app, { registry: options.registry, maxManifestBytes: options.maxManifestBytes });
+  registerOciRoutes(app, { registry: options.registry, access: options.access, maxManifestBytes: options.maxManifestBytes });
+  registerEcrRoutes(app, { access: options.access, registry: options.registry, meta: options.meta, ecr: options.ecr, registryHost: options.registryHost, log: options.log.child({ module: 'ecr' }) });
   return app;
 }

@@ -8,12 +8,30 @@
  */
 import { CompiledQuery, sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 import type { Dialect } from './migrations/index.ts';
-import type { Database, ManifestsTable } from './schema.ts';
+import type { Selectable } from 'kysely';
+import type { Database, ManifestsTable, RepositoriesTable } from './schema.ts';
 
-export interface RepositoryRow {
-  id: number;
-  name: string;
-  created_at: number;
+export type RepositoryRow = Selectable<RepositoriesTable>;
+
+export interface RepositorySettings {
+  imageTagMutability?: string;
+  tagMutabilityFilters?: string | null;
+  scanOnPush?: boolean;
+  encryptionType?: string;
+  kmsKey?: string | null;
+}
+
+/** One image (manifest) of a repository with its tags, as the ECR API describes images. */
+export interface ImageRow {
+  digest: string;
+  media_type: string;
+  size: number;
+  content_size: number;
+  pushed_at: number;
+  last_pulled_at: number | null;
+  artifact_type: string | null;
+  subject: string | null;
+  tags: string[];
 }
 
 export type ManifestRow = ManifestsTable;
@@ -94,10 +112,103 @@ export class MetadataStore {
   }
 
   async deleteRepository(id: number): Promise<void> {
+    await this.db.deleteFrom('uploads').where('repository_id', '=', id).execute();
+    await this.db.deleteFrom('repository_tags').where('repository_id', '=', id).execute();
+    await this.db.deleteFrom('repository_blobs').where('repository_id', '=', id).execute();
     await this.db.deleteFrom('tags').where('repository_id', '=', id).execute();
     await this.db.deleteFrom('manifest_references').where('repository_id', '=', id).execute();
     await this.db.deleteFrom('manifests').where('repository_id', '=', id).execute();
     await this.db.deleteFrom('repositories').where('id', '=', id).execute();
+  }
+
+  /** Creates a repository; null when the name is taken. */
+  async createRepository(name: string, settings: RepositorySettings, now = Date.now()): Promise<RepositoryRow | null> {
+    const r = await this.db.insertInto('repositories').values({
+      name,
+      created_at: now,
+      image_tag_mutability: settings.imageTagMutability ?? 'MUTABLE',
+      tag_mutability_filters: settings.tagMutabilityFilters ?? null,
+      scan_on_push: settings.scanOnPush ? 1 : 0,
+      encryption_type: settings.encryptionType ?? 'AES256',
+      kms_key: settings.kmsKey ?? null,
+    }).onConflict((oc) => oc.column('name').doNothing()).executeTakeFirst();
+    if (Number(r.numInsertedOrUpdatedRows ?? 0) === 0) return null;
+    return this.findRepository(name);
+  }
+
+  async updateRepository(id: number, settings: RepositorySettings): Promise<void> {
+    const set: Record<string, unknown> = {};
+    if (settings.imageTagMutability !== undefined) set.image_tag_mutability = settings.imageTagMutability;
+    if (settings.tagMutabilityFilters !== undefined) set.tag_mutability_filters = settings.tagMutabilityFilters;
+    if (settings.scanOnPush !== undefined) set.scan_on_push = settings.scanOnPush ? 1 : 0;
+    if (Object.keys(set).length === 0) return;
+    await this.db.updateTable('repositories').set(set).where('id', '=', id).execute();
+  }
+
+  async setRepositoryPolicy(id: number, policy: string | null): Promise<void> {
+    await this.db.updateTable('repositories').set({ policy }).where('id', '=', id).execute();
+  }
+
+  async listRepositories(page: Page): Promise<RepositoryRow[]> {
+    const name = this.bytes(sql`name`);
+    let q = this.db.selectFrom('repositories').selectAll().orderBy(name).limit(page.limit);
+    if (page.last !== undefined) q = q.where(name, '>', this.bytes(sql`${page.last}`));
+    return q.execute();
+  }
+
+  async listRepositoryTags(id: number): Promise<Record<string, string>> {
+    const rows = await this.db.selectFrom('repository_tags').select(['key', 'value']).where('repository_id', '=', id).orderBy('key').execute();
+    return Object.fromEntries(rows.map((r) => [r.key, r.value]));
+  }
+
+  async putRepositoryTags(id: number, tags: Array<{ key: string; value: string }>): Promise<void> {
+    for (const t of tags) {
+      await this.db.insertInto('repository_tags').values({ repository_id: id, key: t.key, value: t.value })
+        .onConflict((oc) => oc.columns(['repository_id', 'key']).doUpdateSet({ value: t.value })).execute();
+    }
+  }
+
+  async removeRepositoryTags(id: number, keys: string[]): Promise<void> {
+    if (keys.length === 0) return;
+    await this.db.deleteFrom('repository_tags').where('repository_id', '=', id).where('key', 'in', keys).execute();
+  }
+
+  async countManifests(repositoryId: number): Promise<number> {
+    const row = await this.db.selectFrom('manifests').select((eb) => eb.fn.countAll<number>().as('n')).where('repository_id', '=', repositoryId).executeTakeFirst();
+    return Number(row?.n ?? 0);
+  }
+
+  /** Every image of a repository with its tags (tags in lexical order). */
+  async listImages(repositoryId: number): Promise<ImageRow[]> {
+    const manifests = await this.db.selectFrom('manifests')
+      .select(['digest', 'media_type', 'size', 'content_size', 'pushed_at', 'last_pulled_at', 'artifact_type', 'subject'])
+      .where('repository_id', '=', repositoryId).orderBy('pushed_at').orderBy('digest').execute();
+    const tags = await this.db.selectFrom('tags').select(['name', 'digest']).where('repository_id', '=', repositoryId).orderBy('name').execute();
+    const byDigest = new Map<string, string[]>();
+    for (const t of tags) {
+      const list = byDigest.get(t.digest) ?? [];
+      list.push(t.name);
+      byDigest.set(t.digest, list);
+    }
+    return manifests.map((m) => ({ ...m, tags: byDigest.get(m.digest) ?? [] }));
+  }
+
+  /** Child manifests of an index, for sizes and for refusing to delete a child still referenced. */
+  async manifestChildren(repositoryId: number, digest: string): Promise<string[]> {
+    const rows = await this.db.selectFrom('manifest_references').select('target_digest')
+      .where('repository_id', '=', repositoryId).where('manifest_digest', '=', digest).where('kind', '=', 'manifest').execute();
+    return rows.map((r) => r.target_digest);
+  }
+
+  /** Indexes in the repository that list `digest` as a child. */
+  async manifestParents(repositoryId: number, digest: string): Promise<string[]> {
+    const rows = await this.db.selectFrom('manifest_references').select('manifest_digest')
+      .where('repository_id', '=', repositoryId).where('target_digest', '=', digest).where('kind', '=', 'manifest').execute();
+    return rows.map((r) => r.manifest_digest);
+  }
+
+  async recordPull(repositoryId: number, digest: string, now = Date.now()): Promise<void> {
+    await this.db.updateTable('manifests').set({ last_pulled_at: now }).where('repository_id', '=', repositoryId).where('digest', '=', digest).execute();
   }
 
   // ---- blobs

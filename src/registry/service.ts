@@ -13,6 +13,7 @@ import { parseManifest } from '../oci/manifest.ts';
 import type { RepositoryName, Tag } from '../oci/names.ts';
 import type { MetadataStore, ManifestRow, RepositoryRow } from '../metadata/store.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
+import { isTagImmutable } from './ecr.ts';
 import type { ByteRange } from '../storage/driver.ts';
 
 export interface RegistryOptions {
@@ -61,9 +62,22 @@ export class RegistryService {
     return this.repository(name);
   }
 
-  async catalog(limit: number, last?: string): Promise<ListResult> {
-    const rows = await this.meta.listRepositoryNames({ limit: limit + 1, last });
-    return page(rows, limit);
+  /** Repository names in order; with `visible`, only those it accepts (the caller's view under access control). */
+  async catalog(limit: number, last?: string, visible?: (name: string) => Promise<boolean>): Promise<ListResult> {
+    if (!visible) return page(await this.meta.listRepositoryNames({ limit: limit + 1, last }), limit);
+    const items: string[] = [];
+    let cursor = last;
+    const batch = 500;
+    while (items.length <= limit) {
+      const rows = await this.meta.listRepositoryNames({ limit: batch, last: cursor });
+      for (const name of rows) {
+        if (await visible(name)) items.push(name);
+        if (items.length > limit) break;
+      }
+      if (rows.length < batch) break;
+      cursor = rows[rows.length - 1];
+    }
+    return page(items, limit);
   }
 
   // ---- blobs
@@ -233,6 +247,12 @@ export class RegistryService {
     const parsed = parseManifest(content, contentType);
     const repo = await this.repositoryForPush(name);
     await this.meta.transaction(async (tx) => {
+      if ('tag' in reference && isTagImmutable(repo, reference.tag)) {
+        const current = await tx.findTag(repo.id, reference.tag);
+        if (current !== null && current !== digest) {
+          throw new BerthError('IMAGE_TAG_ALREADY_EXISTS', `The image tag '${reference.tag}' already exists in the '${name}' repository and cannot be overwritten because the repository is immutable.`);
+        }
+      }
       const missingBlobs = await tx.missingBlobs(repo.id, parsed.blobs);
       const missingManifests = await tx.missingManifests(repo.id, parsed.manifests);
       const missing = [...missingBlobs, ...missingManifests];

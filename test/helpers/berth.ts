@@ -22,6 +22,9 @@ export function defaultMetadataKind(): MetadataKind {
   return process.env.BERTH_TEST_METADATA === 'postgres' ? 'postgres' : 'sqlite';
 }
 
+/** The administrator every test server is started with. */
+export const ROOT = { accessKeyId: 'AKIABERTHTESTROOT000', secretAccessKey: 'berth-test-root-secret-0123456789abcdef' };
+
 export interface StartOptions {
   metadata?: MetadataKind;
   /** Reuse a data directory (e.g. after a crash); a fresh temporary one otherwise. */
@@ -31,6 +34,11 @@ export interface StartOptions {
   /** Extra CLI arguments for `berth serve`. */
   args?: string[];
   env?: Record<string, string>;
+  /**
+   * Access control. Off by default, so the OCI suites test the protocol alone; on, the server requires credentials
+   * and its administrator is `rootCredentials`.
+   */
+  auth?: boolean;
   /** Fixed port (0 = ephemeral). */
   port?: number;
 }
@@ -44,6 +52,10 @@ export interface BerthProcess {
   dataDir: string;
   metadata: MetadataKind;
   postgresUrl?: string;
+  /** The administrator's access key (meaningful with `auth: true`). */
+  root: { accessKeyId: string; secretAccessKey: string };
+  /** `Basic …` header of the administrator's access key. */
+  rootBasic: string;
   child: ChildProcess;
   /** Output the server printed so far (for diagnosing failures). */
   output(): string;
@@ -89,8 +101,11 @@ export async function startBerth(options: StartOptions = {}): Promise<BerthProce
   const env: Record<string, string> = {
     ...(process.env as Record<string, string>),
     BERTH_LOG_LEVEL: process.env.BERTH_TEST_LOG_LEVEL ?? 'warn',
+    BERTH_AUTH_ENABLED: options.auth ? 'true' : 'false',
+    BERTH_ROOT_ACCESS_KEY_ID: ROOT.accessKeyId,
+    BERTH_ROOT_SECRET_ACCESS_KEY: ROOT.secretAccessKey,
     // The OCI suites push to repositories they never created: opt in to creation on push, as distribution does.
-    BERTH_CREATE_REPOSITORY_ON_PUSH: 'true',
+    BERTH_CREATE_REPOSITORY_ON_PUSH: options.auth ? 'false' : 'true',
     ...options.env,
   };
   if (metadata === 'postgres') {
@@ -139,6 +154,8 @@ export async function startBerth(options: StartOptions = {}): Promise<BerthProce
     dataDir,
     metadata,
     postgresUrl,
+    root: ROOT,
+    rootBasic: `Basic ${Buffer.from(`${ROOT.accessKeyId}:${ROOT.secretAccessKey}`).toString('base64')}`,
     child,
     output: () => out,
     async stop() {

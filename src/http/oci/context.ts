@@ -12,6 +12,8 @@ export interface OciContext {
   /** Aborted when the client goes away, so storage work stops with it. */
   signal: AbortSignal;
   maxManifestBytes: number;
+  /** Filters the catalog to repositories the caller may describe (absent when auth is off). */
+  canSee?: (name: string) => Promise<boolean>;
 }
 
 /** `/v2/<name>/…` paths are built from validated names and digests: nothing needs escaping. */

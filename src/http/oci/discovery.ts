@@ -25,7 +25,7 @@ export async function listTags(ctx: OciContext, name: string): Promise<void> {
 
 export async function catalog(ctx: OciContext): Promise<void> {
   const n = parsePageSize(ctx.url.searchParams.get('n'), MAX_PAGE);
-  const result = await ctx.registry.catalog(n, ctx.url.searchParams.get('last') ?? undefined);
+  const result = await ctx.registry.catalog(n, ctx.url.searchParams.get('last') ?? undefined, ctx.canSee);
   linkHeader(ctx, '/v2/_catalog', n, result);
   ctx.reply.code(200).send({ repositories: result.items });
 }

@@ -2,6 +2,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BerthError } from '../../errors/catalog.ts';
 import type { RegistryService } from '../../registry/service.ts';
+import type { AccessService, Principal } from '../../auth/service.ts';
+import { requiredAction } from './permissions.ts';
 import { deleteBlob, getBlob, headBlob } from './blobs.ts';
 import type { OciContext } from './context.ts';
 import { catalog, listTags, referrers } from './discovery.ts';
@@ -11,6 +13,7 @@ import { deleteUpload, getUpload, patchUpload, postUpload, putUpload } from './u
 
 export interface OciRouteOptions {
   registry: RegistryService;
+  access: AccessService;
   maxManifestBytes: number;
 }
 
@@ -64,9 +67,31 @@ export function registerOciRoutes(app: FastifyInstance, options: OciRouteOptions
     const url = new URL(request.raw.url ?? '/', 'http://registry.invalid');
     const route = matchOciRoute(url.pathname);
     if (!route) throw new BerthError('NOT_FOUND', `no such endpoint: ${request.method} ${url.pathname}`);
+    const access = options.access;
+    let principal: Principal = { kind: 'anonymous' };
+    if (access.enabled) {
+      const download = url.searchParams.get('X-Berth-Download');
+      principal = download !== null && route.kind === 'blob' && request.method === 'GET' && !request.headers.authorization
+        ? await access.authenticateDownload(download, route.name, route.digest)
+        : await access.authenticateBasic(request.headers.authorization);
+      const action = requiredAction(route, request.method);
+      const requestContext = { sourceIp: request.ip };
+      if (action === null) {
+        // GET /v2/ is how clients discover that they must log in.
+        if (principal.kind === 'anonymous') throw new BerthError('UNAUTHORIZED', 'authentication required: docker login with user AWS and the password from aws ecr get-login-password');
+      } else if (route.kind !== 'catalog' && 'name' in route) {
+        await access.authorize(principal, action, route.name, requestContext);
+      }
+      if (route.kind === 'uploads' && url.searchParams.get('from')) {
+        // Mounting reads the source repository: without pull permission there, the mount quietly becomes an upload.
+        const from = url.searchParams.get('from')!;
+        if (!(await access.isAllowed(principal, 'ecr:GetDownloadUrlForLayer', from, requestContext))) url.searchParams.delete('mount');
+      }
+    }
     let controller: AbortController | undefined;
     const ctx: OciContext = {
       request, reply, url, body: request.raw, registry: options.registry, maxManifestBytes: options.maxManifestBytes,
+      canSee: access.enabled ? (name: string) => access.isAllowed(principal, 'ecr:DescribeRepositories', name, { sourceIp: request.ip }) : undefined,
       // Made on first use (only the upload paths need it): the response closing before it finished means the
       // client went away, so the storage work stops with it.
       get signal() {

@@ -1,0 +1,23 @@
+/** Every implemented ECR operation, by name. */
+import { ECR_ACTIONS } from '../../../auth/actions.ts';
+import type { EcrAction } from '../types.ts';
+import { batchDeleteImage, batchGetImage, describeImages, listImages, putImage } from './images.ts';
+import { batchCheckLayerAvailability, completeLayerUpload, getDownloadUrlForLayer, initiateLayerUpload, uploadLayerPart } from './layers.ts';
+import { deleteRepositoryPolicy, getRepositoryPolicy, setRepositoryPolicy } from './policies.ts';
+import { describeRegistry, getAuthorizationToken } from './registry.ts';
+import { createRepository, deleteRepository, describeRepositories, putImageScanningConfiguration, putImageTagMutability } from './repositories.ts';
+import { listTagsForResource, tagResource, untagResource } from './tags.ts';
+
+const all: EcrAction[] = [
+  createRepository, describeRepositories, deleteRepository, putImageTagMutability, putImageScanningConfiguration,
+  listImages, describeImages, batchGetImage, batchDeleteImage, putImage,
+  batchCheckLayerAvailability, initiateLayerUpload, uploadLayerPart, completeLayerUpload, getDownloadUrlForLayer,
+  setRepositoryPolicy, getRepositoryPolicy, deleteRepositoryPolicy,
+  tagResource, untagResource, listTagsForResource,
+  getAuthorizationToken, describeRegistry,
+] as EcrAction[];
+
+export const actions = new Map(all.map((a) => [a.name, a]));
+
+/** Operations of the ECR API model; those not in `actions` answer a clear "not implemented" error. */
+export const MODEL_OPERATIONS = new Set<string>(ECR_ACTIONS);

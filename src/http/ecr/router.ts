@@ -1,0 +1,115 @@
+/**
+ * The ECR management API: AWS JSON 1.1 on `POST /`, routed by `X-Amz-Target`, signed with SigV4.
+ * Each operation lives in its own file under actions/; this file authenticates, validates input against the
+ * operation's schema, authorizes `ecr:<Operation>`, runs it, and renders results and errors as AWS clients expect.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { ANONYMOUS, type AccessService, type Principal } from '../../auth/service.ts';
+import { BerthError } from '../../errors/catalog.ts';
+import type { MetadataStore } from '../../metadata/store.ts';
+import type { EcrDomain } from '../../registry/ecr.ts';
+import type { RegistryService } from '../../registry/service.ts';
+import { actions, MODEL_OPERATIONS } from './actions/index.ts';
+import { constraintMessage } from './shapes.ts';
+import type { EcrContext } from './types.ts';
+
+export const TARGET_PREFIX = 'AmazonEC2ContainerRegistry_V20150921.';
+/** UploadLayerPart carries up to 20 MiB, base64-encoded in JSON. */
+const MAX_BODY = 32 * 1024 * 1024;
+
+export interface EcrRouteOptions {
+  access: AccessService;
+  registry: RegistryService;
+  meta: MetadataStore;
+  ecr: EcrDomain;
+  registryHost?: string;
+  log: Logger;
+}
+
+async function readBody(request: FastifyRequest): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of request.raw) {
+    total += (chunk as Buffer).length;
+    if (total > MAX_BODY) throw new BerthError('INVALID_PARAMETER', `request body exceeds ${MAX_BODY} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks, total);
+}
+
+export function renderEcrError(reply: FastifyReply, error: BerthError): void {
+  const def = error.definition;
+  const status = def.ecrStatus ?? (def.status >= 500 ? 500 : 400);
+  const body: Record<string, unknown> = { __type: def.ecr, message: error.message };
+  if (error.detail && typeof error.detail === 'object' && !Array.isArray(error.detail)) Object.assign(body, error.detail);
+  reply.code(status).headers({
+    'content-type': 'application/x-amz-json-1.1',
+    'x-amzn-errortype': def.ecr,
+    'x-amzn-requestid': reply.request.id,
+    date: new Date().toUTCString(),
+  }).send(JSON.stringify(body));
+}
+
+export function isEcrRequest(request: FastifyRequest): boolean {
+  return request.method === 'POST' && (request.url === '/' || request.url.startsWith('/?'));
+}
+
+export function registerEcrRoutes(app: FastifyInstance, options: EcrRouteOptions): void {
+  app.post('/', async (request, reply) => {
+    const target = String(request.headers['x-amz-target'] ?? '');
+    const body = await readBody(request);
+    if (!target.startsWith(TARGET_PREFIX)) {
+      throw new BerthError('UNKNOWN_OPERATION', target ? `unknown operation target "${target.slice(0, 100)}"` : 'missing X-Amz-Target header: this endpoint speaks the ECR API (AWS JSON 1.1)');
+    }
+    const name = target.slice(TARGET_PREFIX.length);
+    const action = actions.get(name);
+    if (!action) {
+      if (MODEL_OPERATIONS.has(name)) throw new BerthError('NOT_IMPLEMENTED', `Berth does not implement the ECR operation ${name} yet`);
+      throw new BerthError('UNKNOWN_OPERATION', `unknown operation ${name}`);
+    }
+
+    let principal: Principal = ANONYMOUS;
+    if (options.access.enabled) {
+      principal = await options.access.authenticateSigV4({ method: request.method, url: request.url, headers: request.headers, body });
+    }
+
+    let json: unknown = {};
+    if (body.length > 0) {
+      try {
+        json = JSON.parse(body.toString('utf8'));
+      } catch {
+        throw new BerthError('SERIALIZATION', 'the request body is not valid JSON');
+      }
+    }
+    if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new BerthError('SERIALIZATION', 'the request body must be a JSON object');
+    const parsed = action.input.safeParse(json);
+    if (!parsed.success) throw new BerthError('INVALID_PARAMETER', constraintMessage(parsed.error));
+    const input = parsed.data;
+
+    const requestContext = { sourceIp: request.ip };
+    if (!action.authorizeInHandler) {
+      const resource = action.resource ? action.resource(input) : null;
+      await options.access.authorize(principal, `ecr:${action.name}`, resource, requestContext);
+    }
+    const host = options.registryHost ?? request.headers.host ?? 'localhost';
+    const ctx: EcrContext = {
+      principal,
+      access: options.access,
+      registry: options.registry,
+      meta: options.meta,
+      ecr: options.ecr,
+      registryHost: host,
+      scheme: request.protocol,
+      request: requestContext,
+      log: options.log,
+    };
+    const output = await action.handle(input, ctx);
+    reply.code(200).headers({
+      'content-type': 'application/x-amz-json-1.1',
+      'x-amzn-requestid': request.id,
+      date: new Date().toUTCString(),
+    }).send(JSON.stringify(output));
+    return reply;
+  });
+}
