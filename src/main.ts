@@ -4,6 +4,7 @@ import { Command, Option } from 'commander';
 import { ConfigError } from './config/load.ts';
 import { configCheck } from './cli/config-check.ts';
 import { serve } from './cli/serve.ts';
+import { AdminError, registerAdminCommands } from './cli/admin.ts';
 
 const program = new Command();
 program.name('berth').description('Berth: a self-hosted container image registry (OCI distribution + ECR API)').version('0.1.0');
@@ -24,8 +25,10 @@ config.command('check')
   .option('--print', 'print the resolved configuration')
   .action(async (file: string, opts) => configCheck(file, opts));
 
+registerAdminCommands(program);
+
 program.parseAsync(process.argv).catch((err: unknown) => {
-  if (err instanceof ConfigError) {
+  if (err instanceof ConfigError || err instanceof AdminError) {
     process.stderr.write(`berth: ${err.message}\n`);
     process.exit(2);
   }

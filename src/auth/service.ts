@@ -67,6 +67,11 @@ export class AccessService {
     return this.options.enabled;
   }
 
+  /** Encrypts a secret for storage. */
+  seal(secret: string): string {
+    return this.box.seal(secret);
+  }
+
   /** Signs ECR pagination tokens (a key of its own, derived from the server key). */
   get paginationKey(): Buffer {
     return this.box.derive('berth pagination v1');
