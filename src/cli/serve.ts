@@ -14,14 +14,7 @@ export async function serve(options: ServeOptions): Promise<void> {
   const config = await loadConfig({ file: options.config, flags: options });
   const log = createLogger(config);
   const app = await buildApp(config, log);
-  const { host, port } = parseListen(config.listen);
-  await app.server.listen({ host, port });
-  const addr = app.server.server.address() as AddressInfo;
-  const shownHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-  const url = `http://${shownHost}:${addr.port}`;
-  log.info({ url, dataDir: config.dataDir, metadata: config.metadata.driver, storage: config.storage.driver }, 'berth listening');
-  if (options.announce) process.stdout.write(`BERTH_LISTENING ${url}\n`);
-
+  // Handlers first: a signal that arrives while starting up still shuts down cleanly.
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -40,4 +33,12 @@ export async function serve(options: ServeOptions): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  const { host, port } = parseListen(config.listen);
+  await app.server.listen({ host, port });
+  const addr = app.server.server.address() as AddressInfo;
+  const shownHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  const url = `http://${shownHost}:${addr.port}`;
+  log.info({ url, dataDir: config.dataDir, metadata: config.metadata.driver, storage: config.storage.driver }, 'berth listening');
+  if (options.announce) process.stdout.write(`BERTH_LISTENING ${url}\n`);
+
 }
