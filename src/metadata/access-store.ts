@@ -3,7 +3,7 @@
  * access epoch — a counter bumped by every change here or to a repository policy, so that nodes may cache
  * authorization data and still see every change on their next request.
  */
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { CompiledQuery, sql, type Kysely, type Transaction } from 'kysely';
 import type { Database } from './schema.ts';
 
 export interface UserRow {
@@ -21,6 +21,8 @@ export interface AccessKeyRow {
   created_at: number;
 }
 
+const EPOCH_QUERY = CompiledQuery.raw('select epoch from access_epoch where id = 1', []);
+
 export class AccessStore {
   constructor(private readonly db: Kysely<Database> | Transaction<Database>) {}
 
@@ -29,9 +31,10 @@ export class AccessStore {
     return this.db.transaction().execute((trx) => fn(new AccessStore(trx)));
   }
 
+  /** Read on every authenticated request: precompiled, as the pull path's other lookups are. */
   async epoch(): Promise<number> {
-    const row = await this.db.selectFrom('access_epoch').select('epoch').where('id', '=', 1).executeTakeFirst();
-    return row?.epoch ?? 0;
+    const { rows } = await this.db.executeQuery<{ epoch: number }>(EPOCH_QUERY);
+    return Number(rows[0]?.epoch ?? 0);
   }
 
   async bumpEpoch(): Promise<void> {
