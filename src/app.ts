@@ -43,7 +43,7 @@ export interface Stores {
 }
 
 export async function openStores(config: Config): Promise<Stores> {
-  const connection = connect(config);
+  const connection = await connect(config);
   try {
     await migrate(connection);
   } catch (err) {

@@ -3,7 +3,6 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, type MigrationProvider, type SqliteDatabase } from 'kysely';
-import pg from 'pg';
 import type { Config } from '../config/schema.ts';
 import { migrations, type Dialect } from './migrations/index.ts';
 import type { Database } from './schema.ts';
@@ -15,9 +14,11 @@ export interface Connection {
 
 const PG_INT8 = 20;
 
-export function connect(config: Config): Connection {
+export async function connect(config: Config): Promise<Connection> {
   const m = config.metadata;
   if (m.driver === 'postgres') {
+    // Loaded only when used: the driver costs ~14 MiB of memory that the embedded default does not need.
+    const { default: pg } = await import('pg');
     const pool = new pg.Pool({
       connectionString: m.connectionString,
       max: m.poolSize,

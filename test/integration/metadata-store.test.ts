@@ -37,7 +37,7 @@ async function open(kind: MetadataKind): Promise<Fixture> {
         ? { driver: 'postgres', connectionString: databaseUrl, poolSize: 5 }
         : { driver: 'sqlite', path: path.join(dir, 'berth.db') },
     }, {}, {});
-    const conn = connect(config);
+    const conn = await connect(config);
     await migrate(conn);
     return {
       config,
@@ -522,7 +522,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
 
       it('run on a fresh connection to an already migrated database', async () => {
         const repo = await store.ensureRepository('reopened');
-        const conn2 = connect(fx.config);
+        const conn2 = await connect(fx.config);
         try {
           await migrate(conn2);
           const store2 = new MetadataStore(conn2.db, conn2.dialect);
