@@ -47,12 +47,27 @@ function keep(image: ImageRow, status: string | undefined | null): boolean {
   return true;
 }
 
-/** Offset pagination over a deterministic listing; the token is signed and bound to the operation and repository. */
-function pageOf<T>(ctx: EcrContext, items: T[], scope: string, token: string | null | undefined, max: number | null | undefined): { page: T[]; nextToken?: string } {
-  const start = token ? Number(decodeToken(ctx.access, token, scope)) : 0;
+/**
+ * Keyset pagination over a deterministic listing: the token carries the last key returned (signed, bound to the
+ * operation and filter), and the next page starts after it — so deleting or pushing images between pages neither
+ * skips nor repeats entries.
+ */
+function pageOf<T>(ctx: EcrContext, items: T[], key: (item: T) => string, scope: string, token: string | null | undefined, max: number | null | undefined): { page: T[]; nextToken?: string } {
+  const after = token ? decodeToken(ctx.access, token, scope) : null;
+  const start = after === null ? 0 : items.findIndex((i) => compareKeys(key(i), after) > 0);
+  if (start === -1) return { page: [] };
   const limit = max ?? 100;
   const page = items.slice(start, start + limit);
-  return start + limit < items.length ? { page, nextToken: encodeToken(ctx.access, String(start + limit), scope) } : { page };
+  return start + limit < items.length ? { page, nextToken: encodeToken(ctx.access, key(page[page.length - 1]), scope) } : { page };
+}
+
+function compareKeys(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Sort key of an image: push time (fixed width) then digest, so keys order exactly as the listing does. */
+function imageKey(image: { pushed_at: number; digest: string }): string {
+  return `${String(image.pushed_at).padStart(16, '0')}|${image.digest}`;
 }
 
 export const listImages = defineAction({
@@ -61,14 +76,16 @@ export const listImages = defineAction({
   resource: (i) => i.repositoryName,
   async handle(input, ctx) {
     const repo = await ctx.ecr.repository(input.repositoryName, input.registryId);
-    const ids: Record<string, string>[] = [];
-    for (const image of await ctx.meta.listImages(repo.id)) {
+    const ids: Array<{ key: string; id: Record<string, string> }> = [];
+    const images = (await ctx.meta.listImages(repo.id)).sort((a, b) => compareKeys(imageKey(a), imageKey(b)));
+    for (const image of images) {
       if (!keep(image, input.filter?.tagStatus)) continue;
-      if (image.tags.length === 0) ids.push({ imageDigest: image.digest });
-      for (const t of image.tags) ids.push({ imageDigest: image.digest, imageTag: t });
+      // The untagged entry sorts before the tags of the same image ('|' < any tag character after '|').
+      if (image.tags.length === 0) ids.push({ key: `${imageKey(image)}|`, id: { imageDigest: image.digest } });
+      for (const t of image.tags) ids.push({ key: `${imageKey(image)}|${t}`, id: { imageDigest: image.digest, imageTag: t } });
     }
-    const { page, nextToken: next } = pageOf(ctx, ids, `ListImages:${repo.id}:${input.filter?.tagStatus ?? 'ANY'}`, input.nextToken, input.maxResults);
-    return { imageIds: page, ...(next ? { nextToken: next } : {}) };
+    const { page, nextToken: next } = pageOf(ctx, ids, (e) => e.key, `ListImages:${repo.id}:${input.filter?.tagStatus ?? 'ANY'}`, input.nextToken, input.maxResults);
+    return { imageIds: page.map((e) => e.id), ...(next ? { nextToken: next } : {}) };
   },
 });
 
@@ -101,8 +118,8 @@ export const describeImages = defineAction({
       }
       return { imageDetails: out.map((i) => ctx.ecr.imageDetail(repo, i, sizes)) };
     }
-    const filtered = images.filter((i) => keep(i, input.filter?.tagStatus));
-    const { page, nextToken: next } = pageOf(ctx, filtered, `DescribeImages:${repo.id}:${input.filter?.tagStatus ?? 'ANY'}`, input.nextToken, input.maxResults);
+    const filtered = images.filter((i) => keep(i, input.filter?.tagStatus)).sort((a, b) => compareKeys(imageKey(a), imageKey(b)));
+    const { page, nextToken: next } = pageOf(ctx, filtered, imageKey, `DescribeImages:${repo.id}:${input.filter?.tagStatus ?? 'ANY'}`, input.nextToken, input.maxResults);
     return { imageDetails: page.map((i) => ctx.ecr.imageDetail(repo, i, sizes)), ...(next ? { nextToken: next } : {}) };
   },
 });
@@ -196,7 +213,7 @@ export const putImage = defineAction({
     const content = Buffer.from(input.imageManifest, 'utf8');
     const digest = digestOf(content);
     if (input.imageDigest && input.imageDigest !== digest) {
-      throw new BerthError('IMAGE_DIGEST_MISMATCH', `Invalid parameter at 'imageDigest': the manifest's digest is ${digest}, not ${input.imageDigest}`);
+      throw new BerthError('IMAGE_DIGEST_MISMATCH', `The manifest's digest is ${digest}, which does not match the imageDigest ${input.imageDigest}`);
     }
     if (input.imageTag && !isTag(input.imageTag)) {
       throw new BerthError('INVALID_PARAMETER', `Invalid parameter at 'imageTag' failed to satisfy constraint: 'must satisfy regular expression '[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}''`);
