@@ -103,7 +103,7 @@ function parseStatement(value: unknown, kind: PolicyKind, where: string): Statem
     const list = toList(s[key], `${where}.${key}`);
     for (const a of list) {
       if (a === '*' || a.includes('*') || a.includes('?')) continue;
-      if (!/^[a-z0-9-]+:[A-Za-z0-9]+$/.test(a)) throw new PolicyError(`${where}.${key}: invalid action "${a}" (expected service:Action, e.g. ecr:BatchGetImage)`);
+      if (!/^[A-Za-z0-9-]+:[A-Za-z0-9]+$/.test(a)) throw new PolicyError(`${where}.${key}: invalid action "${a}" (expected service:Action, e.g. ecr:BatchGetImage)`);
       if (a.toLowerCase().startsWith('ecr:') && !isKnownEcrAction(a)) throw new PolicyError(`${where}.${key}: unknown ECR action "${a}"`);
     }
     out[key] = list;
@@ -198,13 +198,18 @@ function globMatch(pattern: string, value: string, ignoreCase: boolean): boolean
   return re.test(v);
 }
 
-function principalMatches(spec: PrincipalSpec, principal: RequestPrincipal): boolean {
+/**
+ * Whether a resource policy's principal element names the caller. Naming the caller's own account (id or
+ * `:root`) delegates to the account's identity policies, as in IAM: it never grants by itself (`forAllow`), but a
+ * Deny naming the account applies to every user in it.
+ */
+function principalMatches(spec: PrincipalSpec, principal: RequestPrincipal, forAllow: boolean): boolean {
   if (spec === '*') return true;
   for (const p of spec.AWS) {
     if (p === '*') return true;
     if (principal.arn === null) continue;
-    if (p === principal.account || p === `arn:aws:iam::${principal.account}:root`) return true;
     if (p === principal.arn) return true;
+    if (!forAllow && (p === principal.account || p === `arn:aws:iam::${principal.account}:root`)) return true;
   }
   return false;
 }
@@ -248,7 +253,10 @@ function toTime(v: string): number {
   return /^\d+$/.test(v) ? Number(v) * 1000 : Date.parse(v);
 }
 
-function ipIn(address: string, cidr: string): boolean {
+function ipIn(raw: string, cidr: string): boolean {
+  // An IPv4 client on a dual-stack listener arrives as ::ffff:a.b.c.d; IPv4 CIDRs must still match it.
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(raw);
+  const address = mapped ? mapped[1] : raw;
   const family = isIP(address);
   if (family === 0) return false;
   const c = parseCidr(cidr, 'condition');
@@ -287,8 +295,9 @@ function statementApplies(s: Statement, req: AuthorizationRequest, kind: PolicyK
   if (s.Resource && !s.Resource.some((r) => globMatch(r, req.resource, false))) return false;
   if (s.NotResource && s.NotResource.some((r) => globMatch(r, req.resource, false))) return false;
   if (kind === 'resource') {
-    if (s.Principal && !principalMatches(s.Principal, req.principal)) return false;
-    if (s.NotPrincipal && principalMatches(s.NotPrincipal, req.principal)) return false;
+    const forAllow = s.Effect === 'Allow';
+    if (s.Principal && !principalMatches(s.Principal, req.principal, forAllow)) return false;
+    if (s.NotPrincipal && principalMatches(s.NotPrincipal, req.principal, false)) return false;
   }
   if (s.Condition) {
     for (const [op, block] of Object.entries(s.Condition)) {

@@ -111,21 +111,17 @@ export async function verifySigV4(req: SigV4Input, options: VerifyOptions): Prom
   if (!options.regions.includes(auth.region)) {
     throw new BerthError('SIGNATURE_INVALID', `Credential should be scoped to a valid region: '${auth.region}' is not served here (use ${options.regions.map((r) => `'${r}'`).join(' or ')})`);
   }
+  // AWS SDKs and CLIs always sign X-Amz-Date; a request timed only by a signed Date header is refused clearly
+  // rather than failing later as a signature mismatch.
   for (const required of ['host', 'x-amz-date']) {
-    if (!auth.signedHeaders.includes(required) && !(required === 'x-amz-date' && auth.signedHeaders.includes('date'))) {
-      throw new BerthError('SIGNATURE_INCOMPLETE', `Signed headers must include '${required}'`);
-    }
+    if (!auth.signedHeaders.includes(required)) throw new BerthError('SIGNATURE_INCOMPLETE', `Signed headers must include '${required}'`);
   }
   for (const name of auth.signedHeaders) {
     if (req.headers[name] === undefined) throw new BerthError('SIGNATURE_INCOMPLETE', `Header '${name}' is listed in SignedHeaders but missing from the request`);
   }
 
-  const amzDate = headerValue(req.headers, 'x-amz-date');
-  const when = amzDate !== undefined ? parseAmzDate(amzDate) : (() => {
-    const d = new Date(headerValue(req.headers, 'date') ?? '');
-    return Number.isNaN(d.getTime()) ? undefined : d;
-  })();
-  if (!when) throw new BerthError('SIGNATURE_INCOMPLETE', 'X-Amz-Date (yyyyMMddTHHmmssZ) or Date header required');
+  const when = parseAmzDate(headerValue(req.headers, 'x-amz-date') ?? '');
+  if (!when) throw new BerthError('SIGNATURE_INCOMPLETE', 'X-Amz-Date must be a timestamp of the form yyyyMMddTHHmmssZ');
   if (formatAmzDate(when).slice(0, 8) !== auth.date) {
     throw new BerthError('SIGNATURE_INVALID', `Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '${auth.date}' != '${formatAmzDate(when).slice(0, 8)}'`);
   }

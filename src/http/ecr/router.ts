@@ -87,7 +87,7 @@ export function registerEcrRoutes(app: FastifyInstance, options: EcrRouteOptions
     if (!parsed.success) throw new BerthError('INVALID_PARAMETER', constraintMessage(parsed.error));
     const input = parsed.data;
 
-    const requestContext = { sourceIp: request.ip };
+    const requestContext = { sourceIp: request.ip, secureTransport: request.protocol === 'https' };
     if (!action.authorizeInHandler) {
       const resource = action.resource ? action.resource(input) : null;
       await options.access.authorize(principal, `ecr:${action.name}`, resource, requestContext);

@@ -75,23 +75,24 @@ export function registerOciRoutes(app: FastifyInstance, options: OciRouteOptions
         ? await access.authenticateDownload(download, route.name, route.digest)
         : await access.authenticateBasic(request.headers.authorization);
       const action = requiredAction(route, request.method);
-      const requestContext = { sourceIp: request.ip };
-      if (action === null) {
-        // GET /v2/ is how clients discover that they must log in.
+      const requestContext = { sourceIp: request.ip, secureTransport: request.protocol === 'https' };
+      if (route.kind === 'base' || route.kind === 'catalog') {
+        // GET /v2/ is how clients discover that they must log in; the catalog is for callers who did.
         if (principal.kind === 'anonymous') throw new BerthError('UNAUTHORIZED', 'authentication required: docker login with user AWS and the password from aws ecr get-login-password');
-      } else if (route.kind !== 'catalog' && 'name' in route) {
+      } else if (action !== null) {
         await access.authorize(principal, action, route.name, requestContext);
       }
-      if (route.kind === 'uploads' && url.searchParams.get('from')) {
-        // Mounting reads the source repository: without pull permission there, the mount quietly becomes an upload.
-        const from = url.searchParams.get('from')!;
-        if (!(await access.isAllowed(principal, 'ecr:GetDownloadUrlForLayer', from, requestContext))) url.searchParams.delete('mount');
+      if (route.kind === 'uploads' && url.searchParams.has('mount')) {
+        // Mounting reads the source repository: without pull permission there the mount quietly becomes an upload,
+        // and a mount without `from` (any repository holding the blob) is not offered under access control.
+        const from = url.searchParams.get('from');
+        if (!from || !(await access.isAllowed(principal, 'ecr:GetDownloadUrlForLayer', from, requestContext))) url.searchParams.delete('mount');
       }
     }
     let controller: AbortController | undefined;
     const ctx: OciContext = {
       request, reply, url, body: request.raw, registry: options.registry, maxManifestBytes: options.maxManifestBytes,
-      canSee: access.enabled ? (name: string) => access.isAllowed(principal, 'ecr:DescribeRepositories', name, { sourceIp: request.ip }) : undefined,
+      canSee: access.enabled ? (name: string) => access.isAllowed(principal, 'ecr:DescribeRepositories', name, { sourceIp: request.ip, secureTransport: request.protocol === 'https' }) : undefined,
       // Made on first use (only the upload paths need it): the response closing before it finished means the
       // client went away, so the storage work stops with it.
       get signal() {
