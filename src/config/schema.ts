@@ -2,7 +2,7 @@
  * The configuration schema: one zod schema gives the type, the defaults, and `berth config check`.
  * Sources, strongest first: command-line flags, BERTH_* environment variables, the YAML file, these defaults.
  */
-import { z } from 'zod';
+import { z } from 'zod/v3';
 
 const listen = z.string()
   .regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]*):\d{1,5}$/, 'expected HOST:PORT, e.g. 0.0.0.0:5000')

@@ -2,7 +2,7 @@
  * Parsing and validation of the four manifest kinds (OCI image manifest, OCI image index, Docker v2 schema 2,
  * Docker manifest list). Pure: bytes in, a typed description of what the manifest references out.
  */
-import { z } from 'zod';
+import { z } from 'zod/v3';
 import { BerthError } from '../errors/catalog.ts';
 import { isDigest, type Digest } from './digest.ts';
 import { MediaType, bareMediaType, isManifestMediaType, isIndexMediaType } from './media-types.ts';

@@ -1,5 +1,5 @@
 /** Input building blocks with the API model's constraints, and the model's constraint messages. */
-import { z } from 'zod';
+import { z } from 'zod/v3';
 
 // The newer (OCI) grammar of the ECR model, matched against the whole string.
 const REPOSITORY_NAME = /^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$/;
@@ -47,7 +47,7 @@ export const resourceTags = z.array(z.object({
 export function constraintMessage(err: z.ZodError): string {
   const issue = err.issues[0];
   const member = issue.path.length ? issue.path.map(String).join('.') : 'input';
-  if (issue.code === 'invalid_type' && issue.input === undefined) {
+  if (issue.code === 'invalid_type' && issue.received === 'undefined') {
     return `1 validation error detected: Value null at '${member}' failed to satisfy constraint: Member must not be null`;
   }
   return `Invalid parameter at '${member}' failed to satisfy constraint: '${issue.message}'`;

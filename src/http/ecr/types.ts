@@ -1,5 +1,5 @@
 /** The shape of one ECR operation: its name, input schema, the permission it needs, and its handler. */
-import type { z } from 'zod';
+import type { z } from 'zod/v3';
 import type { Logger } from 'pino';
 import type { AccessService, Principal, RequestContext } from '../../auth/service.ts';
 import type { MetadataStore } from '../../metadata/store.ts';

@@ -1,5 +1,5 @@
 /** ListImages, DescribeImages, BatchGetImage, BatchDeleteImage, PutImage. */
-import { z } from 'zod';
+import { z } from 'zod/v3';
 import { BerthError } from '../../../errors/catalog.ts';
 import type { ImageRow, RepositoryRow } from '../../../metadata/store.ts';
 import { digestOf, isDigest, type Digest } from '../../../oci/digest.ts';

@@ -15,7 +15,7 @@ const all: EcrAction[] = [
   setRepositoryPolicy, getRepositoryPolicy, deleteRepositoryPolicy,
   tagResource, untagResource, listTagsForResource,
   getAuthorizationToken, describeRegistry,
-] as EcrAction[];
+] as unknown as EcrAction[];
 
 export const actions = new Map(all.map((a) => [a.name, a]));
 

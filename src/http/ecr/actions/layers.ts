@@ -4,7 +4,7 @@
  * other started.
  */
 import { Readable } from 'node:stream';
-import { z } from 'zod';
+import { z } from 'zod/v3';
 import { BerthError } from '../../../errors/catalog.ts';
 import { isDigest, type Digest } from '../../../oci/digest.ts';
 import type { RepositoryName } from '../../../oci/names.ts';

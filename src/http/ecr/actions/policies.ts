@@ -1,5 +1,5 @@
 /** SetRepositoryPolicy, GetRepositoryPolicy, DeleteRepositoryPolicy. */
-import { z } from 'zod';
+import { z } from 'zod/v3';
 import { parsePolicy, PolicyError } from '../../../auth/policy.ts';
 import { BerthError } from '../../../errors/catalog.ts';
 import { defineAction } from '../types.ts';

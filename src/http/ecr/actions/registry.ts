@@ -1,5 +1,5 @@
 /** GetAuthorizationToken and DescribeRegistry. */
-import { z } from 'zod';
+import { z } from 'zod/v3';
 import { BerthError } from '../../../errors/catalog.ts';
 import { defineAction } from '../types.ts';
 

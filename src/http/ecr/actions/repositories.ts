@@ -1,5 +1,5 @@
 /** CreateRepository, DescribeRepositories, DeleteRepository, PutImageTagMutability, PutImageScanningConfiguration. */
-import { z } from 'zod';
+import { z } from 'zod/v3';
 import { BerthError } from '../../../errors/catalog.ts';
 import type { RepositoryRow } from '../../../metadata/store.ts';
 import { defineAction } from '../types.ts';

@@ -1,5 +1,5 @@
 /** TagResource, UntagResource, ListTagsForResource: key/value tags on repositories (also usable in policy conditions). */
-import { z } from 'zod';
+import { z } from 'zod/v3';
 import { BerthError } from '../../../errors/catalog.ts';
 import { defineAction, type EcrContext } from '../types.ts';
 import { resourceTags } from '../shapes.ts';
