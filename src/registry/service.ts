@@ -4,7 +4,7 @@
  * streams, failures are BerthErrors from the catalog.
  */
 import { randomUUID } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import { BerthError } from '../errors/catalog.ts';
 import { digestAlgorithm, digestOf, type Digest } from '../oci/digest.ts';
@@ -31,8 +31,8 @@ export interface ListResult {
 
 export interface BlobRead {
   size: number;
-  stream: Readable;
   range?: ByteRange;
+  copyTo(open: () => Writable, signal?: AbortSignal): Promise<void>;
 }
 
 const UPLOAD_ID = /^[0-9a-f-]{36}$/;
@@ -89,15 +89,18 @@ export class RegistryService {
     return blob;
   }
 
-  async readBlob(name: RepositoryName, digest: Digest, range?: { start?: number; end?: number; suffix?: number }): Promise<BlobRead> {
+  /**
+   * Prepares a blob read: checks the repository may reach it and resolves the range. `copyTo` then sends the bytes
+   * (calling `open` for the destination only once the blob is known to be readable).
+   */
+  async openBlob(name: RepositoryName, digest: Digest, range?: { start?: number; end?: number; suffix?: number }): Promise<BlobRead> {
     const { size } = await this.statBlob(name, digest);
     let r: ByteRange | undefined;
     if (range) {
       r = resolveRange(range, size);
       if (!r) throw new BerthError('RANGE_INVALID', `range not satisfiable for a blob of ${size} bytes`, { size }, { 'Content-Range': `bytes */${size}` });
     }
-    const stream = await this.blobs.read(digest, r);
-    return { size, stream, range: r };
+    return { size, range: r, copyTo: (open, signal) => this.blobs.copyTo(digest, r, open, signal) };
   }
 
   async deleteBlob(name: RepositoryName, digest: Digest): Promise<void> {

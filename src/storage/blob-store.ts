@@ -4,7 +4,8 @@
  * the client claims has been verified — a blob is never visible before it is complete and correct.
  */
 import type { Hash } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { BerthError } from '../errors/catalog.ts';
 import { digestAlgorithm, digestHex, newHash, type Digest } from '../oci/digest.ts';
 import { ObjectNotFoundError, OffsetMismatchError, type BlobDriver, type ByteRange } from './driver.ts';
@@ -36,6 +37,21 @@ export class BlobStore {
   async read(digest: Digest, range?: ByteRange): Promise<Readable> {
     try {
       return await this.driver.read(blobKey(digest), range);
+    } catch (err) {
+      if (err instanceof ObjectNotFoundError) throw new BerthError('BLOB_UNKNOWN', `blob ${digest} is not in storage`);
+      throw err;
+    }
+  }
+
+  /**
+   * Writes a blob (or a range of it) to the destination `open()` returns. `open` is called only once the blob is
+   * known to be readable, so a missing blob still fails with BLOB_UNKNOWN before anything is sent.
+   */
+  async copyTo(digest: Digest, range: ByteRange | undefined, open: () => Writable, signal?: AbortSignal): Promise<void> {
+    try {
+      if (this.driver.copyTo) return await this.driver.copyTo(blobKey(digest), range, open, signal);
+      const stream = await this.driver.read(blobKey(digest), range, signal);
+      await pipeline(stream, open(), { signal });
     } catch (err) {
       if (err instanceof ObjectNotFoundError) throw new BerthError('BLOB_UNKNOWN', `blob ${digest} is not in storage`);
       throw err;

@@ -10,7 +10,7 @@
  *   atomically under a key. A staging object is never visible as a committed object until `commitStaging`
  *   returns; a crash at any point leaves either the old state or the complete new object.
  */
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 
 export interface ByteRange {
   /** First byte, inclusive. */
@@ -47,6 +47,12 @@ export interface BlobDriver {
   stat(key: string, signal?: AbortSignal): Promise<{ size: number } | null>;
   /** Streams a committed object, optionally a byte range. Rejects with ObjectNotFoundError when absent. */
   read(key: string, range?: ByteRange, signal?: AbortSignal): Promise<Readable>;
+  /**
+   * Optional fast path for serving: opens the object (rejecting with ObjectNotFoundError before anything is
+   * written), then calls `open()` for the destination and writes the bytes to it, honouring backpressure.
+   * Drivers implement it when they can copy without allocating per chunk; BlobStore falls back to `read`.
+   */
+  copyTo?(key: string, range: ByteRange | undefined, open: () => Writable, signal?: AbortSignal): Promise<void>;
   /** Deletes a committed object; true when something was deleted. */
   delete(key: string, signal?: AbortSignal): Promise<boolean>;
   /** Keys of committed objects under a prefix, in no particular order. */

@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { ObjectNotFoundError, OffsetMismatchError, type BlobDriver } from '../../src/storage/driver.ts';
 
@@ -136,6 +136,33 @@ export function blobDriverSuite(name: string, makeDriver: () => Promise<DriverFi
           const got = await readAll(await driver.read('ranges/obj', r));
           assert.ok(got.equals(data.subarray(r.start, r.end + 1)), `range ${r.start}-${r.end}`);
         }
+      });
+
+      it('copyTo (when the driver has it) writes whole objects and ranges, and refuses an absent key before opening the destination', async (t) => {
+        if (!driver.copyTo) {
+          t.skip('driver has no copyTo; BlobStore falls back to read');
+          return;
+        }
+        // Larger than the copy buffers several times over, and not a multiple of them.
+        const data = randomBytes(5 * MiB + 12_345);
+        await put(driver, 'copy/obj', data);
+        const sink = () => {
+          const chunks: Buffer[] = [];
+          // Copy each chunk: a driver may reuse its buffers once a write has completed.
+          const dest = new Writable({ write(chunk: Buffer, _enc, cb) { chunks.push(Buffer.from(chunk)); setImmediate(cb); } });
+          return { dest, bytes: () => Buffer.concat(chunks) };
+        };
+        const whole = sink();
+        await driver.copyTo('copy/obj', undefined, () => whole.dest);
+        assert.ok(whole.bytes().equals(data));
+        for (const r of [{ start: 0, end: 0 }, { start: MiB - 1, end: 3 * MiB + 7 }, { start: data.length - 10, end: data.length - 1 }]) {
+          const part = sink();
+          await driver.copyTo('copy/obj', r, () => part.dest);
+          assert.ok(part.bytes().equals(data.subarray(r.start, r.end + 1)), `range ${r.start}-${r.end}`);
+        }
+        let opened = false;
+        await assert.rejects(driver.copyTo('copy/absent', undefined, () => { opened = true; return sink().dest; }), ObjectNotFoundError);
+        assert.equal(opened, false);
       });
 
       it('deletes an object, reporting whether there was one', async () => {

@@ -21,23 +21,39 @@ export async function getBlob(ctx: OciContext, name: string, digestText: string)
   const repo = parseRepositoryName(name);
   const digest = parseDigest(digestText);
   const range = parseRangeHeader(ctx.request.headers.range);
-  const blob = await ctx.registry.readBlob(repo, digest, range);
+  const blob = await ctx.registry.openBlob(repo, digest, range);
   const headers: Record<string, string> = {
     'content-type': 'application/octet-stream',
     'docker-content-digest': digest,
+    'docker-distribution-api-version': 'registry/2.0',
     'accept-ranges': 'bytes',
     etag: `"${digest}"`,
     'cache-control': 'max-age=31536000, immutable',
   };
+  let status = 200;
   if (blob.range) {
     headers['content-range'] = `bytes ${blob.range.start}-${blob.range.end}/${blob.size}`;
     headers['content-length'] = String(blob.range.end - blob.range.start + 1);
-    ctx.reply.code(206);
+    status = 206;
   } else {
     headers['content-length'] = String(blob.size);
-    ctx.reply.code(200);
   }
-  ctx.reply.headers(headers).send(blob.stream);
+  // The body goes straight to the socket through reused buffers; the framework steps aside once headers go out.
+  const raw = ctx.reply.raw;
+  let started = false;
+  try {
+    await blob.copyTo(() => {
+      ctx.reply.hijack();
+      started = true;
+      raw.writeHead(status, headers);
+      return raw;
+    }, ctx.signal);
+  } catch (err) {
+    if (!started) throw err;
+    // Headers are out: all that is left is to cut the connection so the client sees a short body.
+    ctx.request.log.warn({ err, digest }, 'blob transfer interrupted');
+    raw.destroy();
+  }
 }
 
 export async function deleteBlob(ctx: OciContext, name: string, digestText: string): Promise<void> {
