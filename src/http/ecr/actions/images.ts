@@ -39,6 +39,15 @@ async function resolve(ctx: EcrContext, repo: RepositoryRow, id: ImageId): Promi
   return { digest: digest! };
 }
 
+/** Resolves each id, collecting failures, and calls `fn` for those that resolve (the batch operations' loop). */
+async function eachResolved(ctx: EcrContext, repo: RepositoryRow, ids: ImageId[], failures: Failure[], fn: (id: ImageId, digest: string) => Promise<void>): Promise<void> {
+  for (const id of ids) {
+    const r = await resolve(ctx, repo, id);
+    if ('failureCode' in r) failures.push(r);
+    else await fn(id, r.digest);
+  }
+}
+
 const tagStatus = z.enum(['TAGGED', 'UNTAGGED', 'ANY'], { message: 'Member must satisfy enum value set: [TAGGED, UNTAGGED, ANY]' });
 
 function keep(image: ImageRow, status: string | undefined | null): boolean {
@@ -135,26 +144,21 @@ export const batchGetImage = defineAction({
     const repo = await ctx.ecr.repository(input.repositoryName, input.registryId);
     const images: Record<string, unknown>[] = [];
     const failures: Failure[] = [];
-    for (const id of input.imageIds) {
-      const r = await resolve(ctx, repo, id);
-      if ('failureCode' in r) {
-        failures.push(r);
-        continue;
-      }
-      const m = (await ctx.meta.findManifest(repo.id, r.digest))!;
+    await eachResolved(ctx, repo, input.imageIds, failures, async (id, digest) => {
+      const m = (await ctx.meta.findManifest(repo.id, digest))!;
       if (input.acceptedMediaTypes && !isIndexMediaType(m.media_type) && !input.acceptedMediaTypes.includes(m.media_type)) {
         failures.push({ imageId: idJson(id), failureCode: 'ImageNotFound', failureReason: `Requested image is of media type ${m.media_type}, which is not among acceptedMediaTypes` });
-        continue;
+        return;
       }
-      await ctx.meta.recordPull(repo.id, r.digest);
+      await ctx.meta.recordPull(repo.id, digest);
       images.push({
         registryId: ctx.ecr.identity.accountId,
         repositoryName: repo.name,
-        imageId: { imageDigest: r.digest, ...(id.imageTag ? { imageTag: id.imageTag } : {}) },
+        imageId: { imageDigest: digest, ...(id.imageTag ? { imageTag: id.imageTag } : {}) },
         imageManifest: Buffer.from(m.content).toString('utf8'),
         imageManifestMediaType: m.media_type,
       });
-    }
+    });
     return { images, failures };
   },
 });
@@ -167,33 +171,28 @@ export const batchDeleteImage = defineAction({
     const repo = await ctx.ecr.repository(input.repositoryName, input.registryId);
     const removed: Record<string, string>[] = [];
     const failures: Failure[] = [];
-    for (const id of input.imageIds) {
-      const r = await resolve(ctx, repo, id);
-      if ('failureCode' in r) {
-        failures.push(r);
-        continue;
-      }
+    await eachResolved(ctx, repo, input.imageIds, failures, async (id, digest) => {
       await ctx.meta.transaction(async (tx) => {
         if (id.imageTag) {
           await tx.deleteTag(repo.id, id.imageTag);
-          removed.push({ imageDigest: r.digest, imageTag: id.imageTag });
+          removed.push({ imageDigest: digest, imageTag: id.imageTag });
           // Removing an image's last tag removes the image, as ECR does.
           const images = await tx.listImages(repo.id);
-          const image = images.find((i) => i.digest === r.digest);
-          if (image && image.tags.length === 0 && (await tx.manifestParents(repo.id, r.digest)).length === 0) await tx.deleteManifest(repo.id, r.digest);
+          const image = images.find((i) => i.digest === digest);
+          if (image && image.tags.length === 0 && (await tx.manifestParents(repo.id, digest)).length === 0) await tx.deleteManifest(repo.id, digest);
           return;
         }
-        const parents = await tx.manifestParents(repo.id, r.digest);
+        const parents = await tx.manifestParents(repo.id, digest);
         if (parents.length > 0) {
           failures.push({ imageId: idJson(id), failureCode: 'ImageReferencedByManifestList', failureReason: `Requested image is referenced by the manifest list ${parents[0]}` });
           return;
         }
-        const tags = (await tx.listImages(repo.id)).find((i) => i.digest === r.digest)?.tags ?? [];
-        await tx.deleteManifest(repo.id, r.digest);
-        if (tags.length === 0) removed.push({ imageDigest: r.digest });
-        for (const t of tags) removed.push({ imageDigest: r.digest, imageTag: t });
+        const tags = (await tx.listImages(repo.id)).find((i) => i.digest === digest)?.tags ?? [];
+        await tx.deleteManifest(repo.id, digest);
+        if (tags.length === 0) removed.push({ imageDigest: digest });
+        for (const t of tags) removed.push({ imageDigest: digest, imageTag: t });
       });
-    }
+    });
     return { imageIds: removed, failures };
   },
 });

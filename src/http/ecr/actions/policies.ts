@@ -2,7 +2,7 @@
 import { z } from 'zod/v3';
 import { parsePolicy, PolicyError } from '../../../auth/policy.ts';
 import { BerthError } from '../../../errors/catalog.ts';
-import { defineAction } from '../types.ts';
+import { defineAction, type EcrContext } from '../types.ts';
 import { registryId, repositoryName } from '../shapes.ts';
 
 export const setRepositoryPolicy = defineAction({
@@ -28,16 +28,22 @@ export const setRepositoryPolicy = defineAction({
   },
 });
 
+/** The repository and its policy, or RepositoryPolicyNotFoundException. */
+async function existingPolicy(ctx: EcrContext, name: string, registryId?: string | null) {
+  const repo = await ctx.ecr.repository(name, registryId);
+  if (!repo.policy) {
+    throw new BerthError('REPOSITORY_POLICY_NOT_FOUND', `Repository policy does not exist for the repository with name '${repo.name}' in the registry with id '${ctx.ecr.identity.accountId}'`);
+  }
+  return { repo, policyText: repo.policy };
+}
+
 export const getRepositoryPolicy = defineAction({
   name: 'GetRepositoryPolicy',
   input: z.object({ registryId, repositoryName }),
   resource: (i) => i.repositoryName,
   async handle(input, ctx) {
-    const repo = await ctx.ecr.repository(input.repositoryName, input.registryId);
-    if (!repo.policy) {
-      throw new BerthError('REPOSITORY_POLICY_NOT_FOUND', `Repository policy does not exist for the repository with name '${repo.name}' in the registry with id '${ctx.ecr.identity.accountId}'`);
-    }
-    return { registryId: ctx.ecr.identity.accountId, repositoryName: repo.name, policyText: repo.policy };
+    const { repo, policyText } = await existingPolicy(ctx, input.repositoryName, input.registryId);
+    return { registryId: ctx.ecr.identity.accountId, repositoryName: repo.name, policyText };
   },
 });
 
@@ -46,12 +52,9 @@ export const deleteRepositoryPolicy = defineAction({
   input: z.object({ registryId, repositoryName }),
   resource: (i) => i.repositoryName,
   async handle(input, ctx) {
-    const repo = await ctx.ecr.repository(input.repositoryName, input.registryId);
-    if (!repo.policy) {
-      throw new BerthError('REPOSITORY_POLICY_NOT_FOUND', `Repository policy does not exist for the repository with name '${repo.name}' in the registry with id '${ctx.ecr.identity.accountId}'`);
-    }
+    const { repo, policyText } = await existingPolicy(ctx, input.repositoryName, input.registryId);
     await ctx.meta.setRepositoryPolicy(repo.id, null);
     await ctx.access.changed();
-    return { registryId: ctx.ecr.identity.accountId, repositoryName: repo.name, policyText: repo.policy };
+    return { registryId: ctx.ecr.identity.accountId, repositoryName: repo.name, policyText };
   },
 });
