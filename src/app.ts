@@ -11,6 +11,7 @@ import { loadSecretKey, SecretBox } from './auth/secrets.ts';
 import { AccessService } from './auth/service.ts';
 import { AccessStore } from './metadata/access-store.ts';
 import { EcrDomain } from './registry/ecr.ts';
+import { LifecycleService } from './lifecycle/service.ts';
 import { connect, migrate, type Connection } from './metadata/connect.ts';
 import { MetadataStore } from './metadata/store.ts';
 import { RegistryService } from './registry/service.ts';
@@ -83,7 +84,19 @@ export async function buildApp(config: Config, log: Logger): Promise<App> {
   if (!config.auth.enabled) log.warn('authentication is OFF: anyone who can reach this port can push, pull and delete');
   const registry = new RegistryService(stores.metadata, stores.blobs, config.registry, log.child({ module: 'registry' }));
   const ecr = new EcrDomain(stores.metadata, { accountId: config.ecr.accountId, region: config.ecr.region });
-  const server = buildServer({ log, registry, access, meta: stores.metadata, ecr, registryHost: config.ecr.registryHost, maxManifestBytes: config.registry.maxManifestBytes });
+  const lifecycle = new LifecycleService(stores.metadata, log.child({ module: 'lifecycle' }));
+  const server = buildServer({ log, registry, access, meta: stores.metadata, ecr, lifecycle, registryHost: config.ecr.registryHost, maxManifestBytes: config.registry.maxManifestBytes });
+  // Lifecycle policies are applied in the background, like ECR's "within 24 hours"; `berth lifecycle run` runs them now.
+  let lifecycleTimer: NodeJS.Timeout | undefined;
+  if (config.lifecycle.intervalSeconds > 0) {
+    let running = false;
+    lifecycleTimer = setInterval(() => {
+      if (running) return;
+      running = true;
+      lifecycle.runAll('scheduler', false).catch((err) => log.warn({ err }, 'lifecycle run failed')).finally(() => { running = false; });
+    }, config.lifecycle.intervalSeconds * 1000);
+    lifecycleTimer.unref();
+  }
   // Abandoned upload sessions are purged in the background; a later job scheduler (with leases) takes this over.
   const expiryMs = config.registry.uploadExpirySeconds * 1000;
   const purge = () => {
@@ -100,6 +113,7 @@ export async function buildApp(config: Config, log: Logger): Promise<App> {
     blobs: stores.blobs,
     async close() {
       clearInterval(purgeTimer);
+      clearInterval(lifecycleTimer);
       await server.close();
       await stores.close();
     },

@@ -5,6 +5,7 @@ import { ConfigError } from './config/load.ts';
 import { configCheck } from './cli/config-check.ts';
 import { serve } from './cli/serve.ts';
 import { AdminError, registerAdminCommands } from './cli/admin.ts';
+import { registerLifecycleCommands } from './cli/lifecycle.ts';
 
 const program = new Command();
 program.name('berth').description('Berth: a self-hosted container image registry (OCI distribution + ECR API)').version('0.1.0');
@@ -26,6 +27,7 @@ config.command('check')
   .action(async (file: string, opts) => configCheck(file, opts));
 
 registerAdminCommands(program);
+registerLifecycleCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError || err instanceof AdminError) {

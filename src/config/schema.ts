@@ -68,6 +68,10 @@ export const configSchema = z.object({
     /** Upload sessions untouched for this many seconds are abandoned and purged. */
     uploadExpirySeconds: z.number().int().min(60).default(24 * 3600),
   }).strict().default({ maxManifestBytes: 4 * 1024 * 1024, uploadExpirySeconds: 24 * 3600 }),
+  lifecycle: z.object({
+    /** How often lifecycle policies are applied in the background (0: only by `berth lifecycle run`). */
+    intervalSeconds: z.number().int().min(0).default(3600),
+  }).strict().default({ intervalSeconds: 3600 }),
   /** Seconds to let in-flight requests finish on SIGTERM before connections are closed. */
   shutdownGraceSeconds: z.number().min(0).max(3600).default(30),
 }).strict();

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { AccessService } from '../auth/service.ts';
 import type { MetadataStore } from '../metadata/store.ts';
 import type { EcrDomain } from '../registry/ecr.ts';
+import type { LifecycleService } from '../lifecycle/service.ts';
 import type { RegistryService } from '../registry/service.ts';
 import { isEcrRequest, registerEcrRoutes, renderEcrError } from './ecr/router.ts';
 import { registerOciRoutes } from './oci/routes.ts';
@@ -17,6 +18,7 @@ export interface ServerOptions {
   access: AccessService;
   meta: MetadataStore;
   ecr: EcrDomain;
+  lifecycle: LifecycleService;
   registryHost?: string;
   maxManifestBytes: number;
 }
@@ -68,6 +70,6 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   });
 
   registerOciRoutes(app, { registry: options.registry, access: options.access, maxManifestBytes: options.maxManifestBytes });
-  registerEcrRoutes(app, { access: options.access, registry: options.registry, meta: options.meta, ecr: options.ecr, registryHost: options.registryHost, log: options.log.child({ module: 'ecr' }) });
+  registerEcrRoutes(app, { access: options.access, registry: options.registry, meta: options.meta, ecr: options.ecr, lifecycle: options.lifecycle, registryHost: options.registryHost, log: options.log.child({ module: 'ecr' }) });
   return app;
 }

@@ -13,6 +13,32 @@ export interface RepositoriesTable {
   kms_key: string | null;
   /** Repository policy document (JSON text) */
   policy: string | null;
+  /** Lifecycle policy text, verbatim */
+  lifecycle_policy: string | null;
+  lifecycle_evaluated_at: number | null;
+}
+
+export interface LifecyclePreviewsTable {
+  repository_id: number;
+  policy_text: string;
+  status: string;
+  /** JSON: the preview results */
+  results: string;
+  created_at: number;
+}
+
+export interface LifecycleExpirationsTable {
+  id: Generated<number>;
+  repository_name: string;
+  digest: string;
+  /** JSON list */
+  tags: string;
+  pushed_at: number;
+  rule_priority: number;
+  action: string;
+  /** what expired it: `scheduler`, `cli`, or an ARN */
+  actor: string;
+  expired_at: number;
 }
 
 export interface RepositoryTagsTable {
@@ -112,4 +138,6 @@ export interface Database {
   access_keys: AccessKeysTable;
   user_policies: UserPoliciesTable;
   access_epoch: AccessEpochTable;
+  lifecycle_previews: LifecyclePreviewsTable;
+  lifecycle_expirations: LifecycleExpirationsTable;
 }

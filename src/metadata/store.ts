@@ -8,6 +8,7 @@
  */
 import { CompiledQuery, sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 import type { Dialect } from './migrations/index.ts';
+import { LifecycleStore } from './lifecycle-store.ts';
 import type { Selectable } from 'kysely';
 import type { Database, ManifestsTable, RepositoriesTable } from './schema.ts';
 
@@ -74,6 +75,8 @@ function hotQueries(dialect: Dialect) {
 
 export class MetadataStore {
   private readonly hot: ReturnType<typeof hotQueries>;
+  /** Lifecycle policies, previews and expirations, in the same transaction as this store. */
+  readonly lifecycle: LifecycleStore;
 
   /** Byte-order comparison of a text expression on both dialects (PostgreSQL's default collation may differ). */
   private bytes(expr: RawBuilder<unknown>): RawBuilder<string> {
@@ -82,6 +85,7 @@ export class MetadataStore {
 
   constructor(private readonly db: Kysely<Database> | Transaction<Database>, readonly dialect: Dialect) {
     this.hot = hotQueries(dialect);
+    this.lifecycle = new LifecycleStore(db);
   }
 
   /** Runs `fn` in one database transaction; everything it does commits together or not at all. Nests flat. */

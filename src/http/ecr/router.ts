@@ -9,6 +9,7 @@ import { ANONYMOUS, type AccessService, type Principal } from '../../auth/servic
 import { BerthError } from '../../errors/catalog.ts';
 import type { MetadataStore } from '../../metadata/store.ts';
 import type { EcrDomain } from '../../registry/ecr.ts';
+import type { LifecycleService } from '../../lifecycle/service.ts';
 import type { RegistryService } from '../../registry/service.ts';
 import { actions, MODEL_OPERATIONS } from './actions/index.ts';
 import { constraintMessage } from './shapes.ts';
@@ -23,6 +24,7 @@ export interface EcrRouteOptions {
   registry: RegistryService;
   meta: MetadataStore;
   ecr: EcrDomain;
+  lifecycle: LifecycleService;
   registryHost?: string;
   log: Logger;
 }
@@ -99,6 +101,7 @@ export function registerEcrRoutes(app: FastifyInstance, options: EcrRouteOptions
       registry: options.registry,
       meta: options.meta,
       ecr: options.ecr,
+      lifecycle: options.lifecycle,
       registryHost: host,
       scheme: request.protocol,
       request: requestContext,

@@ -5,6 +5,7 @@ import type { AccessService, Principal, RequestContext } from '../../auth/servic
 import type { MetadataStore } from '../../metadata/store.ts';
 import type { RegistryService } from '../../registry/service.ts';
 import type { EcrDomain } from '../../registry/ecr.ts';
+import type { LifecycleService } from '../../lifecycle/service.ts';
 
 export interface EcrContext {
   principal: Principal;
@@ -12,6 +13,7 @@ export interface EcrContext {
   registry: RegistryService;
   meta: MetadataStore;
   ecr: EcrDomain;
+  lifecycle: LifecycleService;
   /** host[:port] for repositoryUri/proxyEndpoint: configured, or the request's Host. */
   registryHost: string;
   /** `https` or `http`, for proxyEndpoint and download URLs. */

@@ -127,5 +127,34 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
         await db.insertInto('access_epoch').values({ id: 1, epoch: 1 }).execute();
       },
     },
+    '0003_lifecycle': {
+      async up(db: Kysely<any>) {
+        await db.schema.alterTable('repositories').addColumn('lifecycle_policy', 'text').execute();
+        await db.schema.alterTable('repositories').addColumn('lifecycle_evaluated_at', bigint).execute();
+        await db.schema.createTable('lifecycle_previews')
+          .addColumn('repository_id', 'integer', (c) => c.primaryKey().references('repositories.id').onDelete('cascade'))
+          .addColumn('policy_text', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('results', 'text', (c) => c.notNull())
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          .execute();
+        let log = db.schema.createTable('lifecycle_expirations');
+        log = dialect === 'postgres'
+          ? log.addColumn('id', 'bigserial', (c) => c.primaryKey())
+          : log.addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement());
+        // The record of what lifecycle policies removed: kept after the repository is gone, hence no foreign key.
+        await log
+          .addColumn('repository_name', 'text', (c) => c.notNull())
+          .addColumn('digest', 'text', (c) => c.notNull())
+          .addColumn('tags', 'text', (c) => c.notNull())
+          .addColumn('pushed_at', bigint, (c) => c.notNull())
+          .addColumn('rule_priority', 'integer', (c) => c.notNull())
+          .addColumn('action', 'text', (c) => c.notNull())
+          .addColumn('actor', 'text', (c) => c.notNull())
+          .addColumn('expired_at', bigint, (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('lifecycle_expirations_repository').on('lifecycle_expirations').columns(['repository_name', 'expired_at']).execute();
+      },
+    },
   };
 }

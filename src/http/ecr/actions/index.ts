@@ -7,6 +7,7 @@ import { deleteRepositoryPolicy, getRepositoryPolicy, setRepositoryPolicy } from
 import { describeRegistry, getAuthorizationToken } from './registry.ts';
 import { createRepository, deleteRepository, describeRepositories, putImageScanningConfiguration, putImageTagMutability } from './repositories.ts';
 import { listTagsForResource, tagResource, untagResource } from './tags.ts';
+import { deleteLifecyclePolicy, getLifecyclePolicy, getLifecyclePolicyPreview, putLifecyclePolicy, startLifecyclePolicyPreview } from './lifecycle.ts';
 
 const all: EcrAction[] = [
   createRepository, describeRepositories, deleteRepository, putImageTagMutability, putImageScanningConfiguration,
@@ -15,6 +16,7 @@ const all: EcrAction[] = [
   setRepositoryPolicy, getRepositoryPolicy, deleteRepositoryPolicy,
   tagResource, untagResource, listTagsForResource,
   getAuthorizationToken, describeRegistry,
+  putLifecyclePolicy, getLifecyclePolicy, deleteLifecyclePolicy, startLifecyclePolicyPreview, getLifecyclePolicyPreview,
 ] as unknown as EcrAction[];
 
 export const actions = new Map(all.map((a) => [a.name, a]));
