@@ -12,6 +12,8 @@ import { AccessService } from './auth/service.ts';
 import { AccessStore } from './metadata/access-store.ts';
 import { EcrDomain } from './registry/ecr.ts';
 import { LifecycleService } from './lifecycle/service.ts';
+import { noteIngested } from './memory.ts';
+import { GarbageCollector } from './gc/collector.ts';
 import { connect, migrate, type Connection } from './metadata/connect.ts';
 import { MetadataStore } from './metadata/store.ts';
 import { RegistryService } from './registry/service.ts';
@@ -56,7 +58,7 @@ export async function openStores(config: Config): Promise<Stores> {
     connection,
     metadata: new MetadataStore(connection.db, connection.dialect),
     accessStore: new AccessStore(connection.db),
-    blobs: new BlobStore(driver),
+    blobs: new BlobStore(driver, noteIngested),
     async close() {
       await driver.close();
       await connection.db.destroy();
@@ -86,24 +88,25 @@ export async function buildApp(config: Config, log: Logger): Promise<App> {
   const ecr = new EcrDomain(stores.metadata, { accountId: config.ecr.accountId, region: config.ecr.region });
   const lifecycle = new LifecycleService(stores.metadata, log.child({ module: 'lifecycle' }));
   const server = buildServer({ log, registry, access, meta: stores.metadata, ecr, lifecycle, registryHost: config.ecr.registryHost, maxManifestBytes: config.registry.maxManifestBytes });
-  // Lifecycle policies are applied in the background, like ECR's "within 24 hours"; `berth lifecycle run` runs them now.
-  let lifecycleTimer: NodeJS.Timeout | undefined;
-  if (config.lifecycle.intervalSeconds > 0) {
+  // Background jobs; with several nodes these move to a scheduler with database leases (issue 6).
+  const timers: NodeJS.Timeout[] = [];
+  const every = (seconds: number, what: string, job: () => Promise<unknown>) => {
+    if (seconds <= 0) return;
     let running = false;
-    lifecycleTimer = setInterval(() => {
+    const t = setInterval(() => {
       if (running) return;
       running = true;
-      lifecycle.runAll('scheduler', false).catch((err) => log.warn({ err }, 'lifecycle run failed')).finally(() => { running = false; });
-    }, config.lifecycle.intervalSeconds * 1000);
-    lifecycleTimer.unref();
-  }
-  // Abandoned upload sessions are purged in the background; a later job scheduler (with leases) takes this over.
-  const expiryMs = config.registry.uploadExpirySeconds * 1000;
-  const purge = () => {
-    registry.purgeAbandonedUploads(Date.now() - expiryMs).catch((err) => log.warn({ err }, 'upload purge failed'));
+      job().catch((err) => log.warn({ err }, `${what} failed`)).finally(() => { running = false; });
+    }, seconds * 1000);
+    t.unref();
+    timers.push(t);
   };
-  const purgeTimer = setInterval(purge, Math.min(expiryMs / 4, 3600_000));
-  purgeTimer.unref();
+  const expiryMs = config.registry.uploadExpirySeconds * 1000;
+  every(Math.min(expiryMs / 4000, 3600), 'upload purge', () => registry.purgeAbandonedUploads(Date.now() - expiryMs));
+  const gc = new GarbageCollector(stores.metadata, stores.blobs, registry, log.child({ module: 'gc' }));
+  every(config.gc.intervalSeconds, 'garbage collection', () => gc.run({ graceMs: config.gc.graceSeconds * 1000, uploadExpiryMs: expiryMs }));
+  // Lifecycle policies are applied in the background, like ECR's "within 24 hours"; `berth lifecycle run` runs them now.
+  every(config.lifecycle.intervalSeconds, 'lifecycle run', () => lifecycle.runAll('scheduler', false));
   return {
     config,
     server,
@@ -112,8 +115,7 @@ export async function buildApp(config: Config, log: Logger): Promise<App> {
     metadata: stores.metadata,
     blobs: stores.blobs,
     async close() {
-      clearInterval(purgeTimer);
-      clearInterval(lifecycleTimer);
+      for (const t of timers) clearInterval(t);
       await server.close();
       await stores.close();
     },

@@ -1,11 +1,14 @@
-#!/usr/bin/env -S node --max-semi-space-size=1
+#!/usr/bin/env node
 /** The `berth` command. */
+// First: memory settings must be in place before anything allocates.
+import './memory.ts';
 import { Command, Option } from 'commander';
 import { ConfigError } from './config/load.ts';
 import { configCheck } from './cli/config-check.ts';
 import { serve } from './cli/serve.ts';
 import { AdminError, registerAdminCommands } from './cli/admin.ts';
 import { registerLifecycleCommands } from './cli/lifecycle.ts';
+import { registerGcCommands } from './cli/gc.ts';
 
 const program = new Command();
 program.name('berth').description('Berth: a self-hosted container image registry (OCI distribution + ECR API)').version('0.1.0');
@@ -28,6 +31,7 @@ config.command('check')
 
 registerAdminCommands(program);
 registerLifecycleCommands(program);
+registerGcCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError || err instanceof AdminError) {

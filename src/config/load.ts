@@ -39,6 +39,8 @@ export const ENV_VARS: Record<string, { path: string[]; type: 'string' | 'number
   BERTH_MAX_MANIFEST_BYTES: { path: ['registry', 'maxManifestBytes'], type: 'number' },
   BERTH_UPLOAD_EXPIRY_SECONDS: { path: ['registry', 'uploadExpirySeconds'], type: 'number' },
   BERTH_SHUTDOWN_GRACE_SECONDS: { path: ['shutdownGraceSeconds'], type: 'number' },
+  BERTH_GC_INTERVAL_SECONDS: { path: ['gc', 'intervalSeconds'], type: 'number' },
+  BERTH_GC_GRACE_SECONDS: { path: ['gc', 'graceSeconds'], type: 'number' },
   BERTH_LIFECYCLE_INTERVAL_SECONDS: { path: ['lifecycle', 'intervalSeconds'], type: 'number' },
   BERTH_AUTH_ENABLED: { path: ['auth', 'enabled'], type: 'boolean' },
   BERTH_SECRET_KEY: { path: ['auth', 'secretKey'], type: 'string' },

@@ -68,6 +68,12 @@ export const configSchema = z.object({
     /** Upload sessions untouched for this many seconds are abandoned and purged. */
     uploadExpirySeconds: z.number().int().min(60).default(24 * 3600),
   }).strict().default({ maxManifestBytes: 4 * 1024 * 1024, uploadExpirySeconds: 24 * 3600 }),
+  gc: z.object({
+    /** How often online garbage collection runs in the background (0: only by `berth gc`). */
+    intervalSeconds: z.number().int().min(0).default(3600),
+    /** Blobs a push touched within this many seconds are never collected. */
+    graceSeconds: z.number().int().min(0).default(3600),
+  }).strict().default({ intervalSeconds: 3600, graceSeconds: 3600 }),
   lifecycle: z.object({
     /** How often lifecycle policies are applied in the background (0: only by `berth lifecycle run`). */
     intervalSeconds: z.number().int().min(0).default(3600),

@@ -79,6 +79,18 @@ export interface BlobsTable {
   digest: string;
   size: number;
   created_at: number;
+  touched_at: Generated<number>;
+  state: Generated<string>;
+}
+
+export interface GcRunsTable {
+  id: Generated<number>;
+  started_at: number;
+  finished_at: number;
+  blobs_deleted: number;
+  bytes_reclaimed: number;
+  uploads_purged: number;
+  dry_run: number;
 }
 
 export interface RepositoryBlobsTable {
@@ -140,4 +152,5 @@ export interface Database {
   access_epoch: AccessEpochTable;
   lifecycle_previews: LifecyclePreviewsTable;
   lifecycle_expirations: LifecycleExpirationsTable;
+  gc_runs: GcRunsTable;
 }

@@ -9,6 +9,7 @@
 import { CompiledQuery, sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 import type { Dialect } from './migrations/index.ts';
 import { LifecycleStore } from './lifecycle-store.ts';
+import { GcStore } from './gc-store.ts';
 import type { Selectable } from 'kysely';
 import type { Database, ManifestsTable, RepositoriesTable } from './schema.ts';
 
@@ -77,6 +78,8 @@ export class MetadataStore {
   private readonly hot: ReturnType<typeof hotQueries>;
   /** Lifecycle policies, previews and expirations, in the same transaction as this store. */
   readonly lifecycle: LifecycleStore;
+  /** Garbage collection and storage accounting, in the same transaction as this store. */
+  readonly gc: GcStore;
 
   /** Byte-order comparison of a text expression on both dialects (PostgreSQL's default collation may differ). */
   private bytes(expr: RawBuilder<unknown>): RawBuilder<string> {
@@ -86,6 +89,7 @@ export class MetadataStore {
   constructor(private readonly db: Kysely<Database> | Transaction<Database>, readonly dialect: Dialect) {
     this.hot = hotQueries(dialect);
     this.lifecycle = new LifecycleStore(db);
+    this.gc = new GcStore(db, dialect);
   }
 
   /** Runs `fn` in one database transaction; everything it does commits together or not at all. Nests flat. */
@@ -217,9 +221,23 @@ export class MetadataStore {
 
   // ---- blobs
 
-  /** Records a verified blob and links it into a repository. */
+  /**
+   * Announces a verified upload about to be published under its digest: creates the blob row as `pending` (not yet
+   * visible), or refreshes a live one. Garbage collection spares touched and pending blobs, and waits for (or is
+   * waited for by) this statement, so it can never delete the file this push is about to publish.
+   */
+  async reserveBlob(digest: string, size: number, now = Date.now()): Promise<void> {
+    await this.db.insertInto('blobs').values({ digest, size, created_at: now, touched_at: now, state: 'pending' })
+      .onConflict((oc) => oc.column('digest').doUpdateSet({
+        touched_at: now,
+        state: sql<string>`case when blobs.state = 'live' then 'live' else 'pending' end`,
+      })).execute();
+  }
+
+  /** Makes a published blob visible and links it into a repository. */
   async recordBlob(repositoryId: number, digest: string, size: number, now = Date.now()): Promise<void> {
-    await this.db.insertInto('blobs').values({ digest, size, created_at: now }).onConflict((oc) => oc.column('digest').doNothing()).execute();
+    await this.db.insertInto('blobs').values({ digest, size, created_at: now, touched_at: now, state: 'live' })
+      .onConflict((oc) => oc.column('digest').doUpdateSet({ state: 'live', touched_at: now })).execute();
     await this.linkBlob(repositoryId, digest, now);
   }
 
@@ -228,20 +246,29 @@ export class MetadataStore {
       .onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing()).execute();
   }
 
+  /**
+   * Refreshes `touched_at` of a live blob a push relies on without uploading it (existence check, mount), so
+   * garbage collection spares it for its grace period. Writes at most once per `minIntervalMs` per blob.
+   */
+  async touchBlob(digest: string, now = Date.now(), minIntervalMs = 60_000): Promise<void> {
+    await this.db.updateTable('blobs').set({ touched_at: now })
+      .where('digest', '=', digest).where('state', '=', 'live').where('touched_at', '<', now - minIntervalMs).execute();
+  }
+
   async unlinkBlob(repositoryId: number, digest: string): Promise<boolean> {
     const r = await this.db.deleteFrom('repository_blobs').where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst();
     return Number(r.numDeletedRows) > 0;
   }
 
-  /** The blob's size when the repository may reach it. */
-  async findRepositoryBlob(repositoryId: number, digest: string): Promise<{ size: number } | null> {
+  /** The blob's size when the repository may reach it (live blobs only). */
+  async findRepositoryBlob(repositoryId: number, digest: string): Promise<{ size: number; touched_at: number } | null> {
     const row = await this.db.selectFrom('repository_blobs as rb').innerJoin('blobs as b', 'b.digest', 'rb.digest')
-      .select('b.size').where('rb.repository_id', '=', repositoryId).where('rb.digest', '=', digest).executeTakeFirst();
+      .select(['b.size', 'b.touched_at']).where('rb.repository_id', '=', repositoryId).where('rb.digest', '=', digest).where('b.state', '=', 'live').executeTakeFirst();
     return row ?? null;
   }
 
   async findBlob(digest: string): Promise<{ size: number } | null> {
-    return (await this.db.selectFrom('blobs').select('size').where('digest', '=', digest).executeTakeFirst()) ?? null;
+    return (await this.db.selectFrom('blobs').select('size').where('digest', '=', digest).where('state', '=', 'live').executeTakeFirst()) ?? null;
   }
 
   /** Which of `digests` the repository cannot reach. */
@@ -250,8 +277,8 @@ export class MetadataStore {
     const unique = [...new Set(digests)];
     const found = new Set<string>();
     for (let i = 0; i < unique.length; i += 500) {
-      const rows = await this.db.selectFrom('repository_blobs').select('digest')
-        .where('repository_id', '=', repositoryId).where('digest', 'in', unique.slice(i, i + 500)).execute();
+      const rows = await this.db.selectFrom('repository_blobs as rb').innerJoin('blobs as b', 'b.digest', 'rb.digest').select('rb.digest')
+        .where('rb.repository_id', '=', repositoryId).where('b.state', '=', 'live').where('rb.digest', 'in', unique.slice(i, i + 500)).execute();
       for (const r of rows) found.add(r.digest);
     }
     return unique.filter((d) => !found.has(d));

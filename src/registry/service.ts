@@ -90,6 +90,16 @@ export class RegistryService {
   }
 
   /**
+   * The existence check a push makes before deciding not to upload a blob. It also refreshes the blob's touch time,
+   * so garbage collection spares it while the push goes on to reference it.
+   */
+  async checkBlob(name: RepositoryName, digest: Digest): Promise<{ size: number }> {
+    const blob = await this.statBlob(name, digest);
+    await this.meta.touchBlob(digest);
+    return blob;
+  }
+
+  /**
    * Prepares a blob read: checks the repository may reach it and resolves the range. `copyTo` then sends the bytes
    * (calling `open` for the destination only once the blob is known to be readable).
    */
@@ -135,7 +145,10 @@ export class RegistryService {
     if (!blob) return null;
     if (!(await this.blobs.stat(digest))) return null;
     const repo = await this.repositoryForPush(name);
-    await this.meta.linkBlob(repo.id, digest);
+    await this.meta.transaction(async (tx) => {
+      await tx.touchBlob(digest, Date.now(), 0);
+      await tx.linkBlob(repo.id, digest);
+    });
     return blob;
   }
 
@@ -183,11 +196,14 @@ export class RegistryService {
       if (body) await this.blobs.append(id, body, start, signal);
       let size: number;
       try {
-        size = await this.blobs.commit(id, digest, signal);
+        size = await this.blobs.verify(id, digest, signal);
       } catch (err) {
         if (err instanceof BerthError && err.code === 'DIGEST_INVALID') await this.meta.deleteUpload(id);
         throw err;
       }
+      // Reserve the digest before the file appears under it: garbage collection cannot delete what is published next.
+      await this.meta.reserveBlob(digest, size);
+      await this.blobs.publish(id, digest, signal);
       await this.meta.transaction(async (tx) => {
         await tx.recordBlob(repositoryId, digest, size);
         await tx.deleteUpload(id);

@@ -28,7 +28,8 @@ export class BlobStore {
    */
   private readonly hashes = new Map<string, HashState>();
 
-  constructor(readonly driver: BlobDriver) {}
+  /** `onIngest` hears how many upload bytes were stored (the server uses it to keep memory flat). */
+  constructor(readonly driver: BlobDriver, private readonly onIngest?: (bytes: number) => void) {}
 
   stat(digest: Digest): Promise<{ size: number } | null> {
     return this.driver.stat(blobKey(digest));
@@ -87,7 +88,14 @@ export class BlobStore {
     this.hashes.delete(id);
     let size: number;
     try {
-      size = await this.driver.appendStaging(id, at, source, working ? (chunk) => { working.hash.update(chunk); working.offset += chunk.length; } : undefined, signal);
+      const ingest = this.onIngest;
+      size = await this.driver.appendStaging(id, at, source, (chunk) => {
+        if (working) {
+          working.hash.update(chunk);
+          working.offset += chunk.length;
+        }
+        ingest?.(chunk.length);
+      }, signal);
     } catch (err) {
       // The hash saw every chunk handed to the disk; if exactly those bytes are stored, it is still valid.
       if (working && (await this.driver.stagingSize(id).catch(() => null)) === working.offset) this.hashes.set(id, working);
@@ -104,16 +112,28 @@ export class BlobStore {
    * DIGEST_INVALID is thrown. Returns the blob's size.
    */
   async commit(id: string, digest: Digest, signal?: AbortSignal): Promise<number> {
+    const size = await this.verify(id, digest, signal);
+    await this.publish(id, digest, signal);
+    return size;
+  }
+
+  /** Checks the staged bytes hash to `digest` (discarding the upload with DIGEST_INVALID if not); returns the size. */
+  async verify(id: string, digest: Digest, signal?: AbortSignal): Promise<number> {
     const size = await this.driver.stagingSize(id);
     if (size === null) throw new BerthError('BLOB_UPLOAD_UNKNOWN');
     const actual = await this.computeDigest(id, size, digestAlgorithm(digest), signal);
-    this.hashes.delete(id);
     if (actual !== digest) {
+      this.hashes.delete(id);
       await this.driver.deleteStaging(id);
       throw new BerthError('DIGEST_INVALID', `uploaded content has digest ${actual}, not ${digest}`, { expected: digest, actual });
     }
-    await this.driver.commitStaging(id, blobKey(digest), signal);
     return size;
+  }
+
+  /** Makes a verified upload durable and visible under its digest. */
+  async publish(id: string, digest: Digest, signal?: AbortSignal): Promise<void> {
+    this.hashes.delete(id);
+    await this.driver.commitStaging(id, blobKey(digest), signal);
   }
 
   async cancel(id: string): Promise<void> {

@@ -34,6 +34,7 @@ describe('resolveConfig', () => {
       metadata: { driver: 'sqlite' },
       auth: { enabled: true, tokenTtlSeconds: 12 * 3600 },
       ecr: { accountId: '000000000000', region: 'us-east-1', extraRegions: [] },
+      gc: { intervalSeconds: 3600, graceSeconds: 3600 },
       lifecycle: { intervalSeconds: 3600 },
       // With auth on (the default), repositories are created explicitly, as in ECR.
       registry: { createRepositoryOnPush: false, maxManifestBytes: 4 * 1024 * 1024, uploadExpirySeconds: 24 * 3600 },

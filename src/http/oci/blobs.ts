@@ -7,7 +7,7 @@ import type { OciContext } from './context.ts';
 export async function headBlob(ctx: OciContext, name: string, digestText: string): Promise<void> {
   const repo = parseRepositoryName(name);
   const digest = parseDigest(digestText);
-  const { size } = await ctx.registry.statBlob(repo, digest);
+  const { size } = await ctx.registry.checkBlob(repo, digest);
   ctx.reply.code(200).headers({
     'content-type': 'application/octet-stream',
     'content-length': String(size),

@@ -2,7 +2,7 @@
  * Schema migrations, in order. Each runs once per database (Kysely's Migrator records them). The SQL types
  * are chosen per dialect where they differ (auto-increment keys, binary columns); everything else is shared.
  */
-import { type Kysely, type Migration } from 'kysely';
+import { sql, type Kysely, type Migration } from 'kysely';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -154,6 +154,28 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
           .addColumn('expired_at', bigint, (c) => c.notNull())
           .execute();
         await db.schema.createIndex('lifecycle_expirations_repository').on('lifecycle_expirations').columns(['repository_name', 'expired_at']).execute();
+      },
+    },
+    '0004_gc': {
+      async up(db: Kysely<any>) {
+        // touched_at: the last time a push relied on the blob (upload, mount, existence check); GC spares blobs
+        // touched within its grace period. state: 'live', or 'deleting' while GC removes it (then it counts as absent).
+        await db.schema.alterTable('blobs').addColumn('touched_at', bigint, (c) => c.notNull().defaultTo(0)).execute();
+        await db.schema.alterTable('blobs').addColumn('state', 'text', (c) => c.notNull().defaultTo('live')).execute();
+        await sql`update blobs set touched_at = created_at`.execute(db);
+        await db.schema.createIndex('blobs_state_touched').on('blobs').columns(['state', 'touched_at']).execute();
+        let runs = db.schema.createTable('gc_runs');
+        runs = dialect === 'postgres'
+          ? runs.addColumn('id', 'bigserial', (c) => c.primaryKey())
+          : runs.addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement());
+        await runs
+          .addColumn('started_at', bigint, (c) => c.notNull())
+          .addColumn('finished_at', bigint, (c) => c.notNull())
+          .addColumn('blobs_deleted', bigint, (c) => c.notNull())
+          .addColumn('bytes_reclaimed', bigint, (c) => c.notNull())
+          .addColumn('uploads_purged', bigint, (c) => c.notNull())
+          .addColumn('dry_run', 'integer', (c) => c.notNull())
+          .execute();
       },
     },
   };

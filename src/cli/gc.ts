@@ -1,0 +1,75 @@
+/** `berth gc [--dry-run]`: online garbage collection now; `berth storage`: what the store holds and what dedup saves. */
+import type { Command } from 'commander';
+import { openStores } from '../app.ts';
+import { loadConfig } from '../config/load.ts';
+import { GarbageCollector } from '../gc/collector.ts';
+import { createLogger } from '../logger.ts';
+import { RegistryService } from '../registry/service.ts';
+
+interface Options {
+  config?: string;
+  dataDir?: string;
+  dryRun?: boolean;
+  graceSeconds?: string;
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 1048576).toFixed(1)} MiB`;
+}
+
+export function registerGcCommands(program: Command): void {
+  program.command('gc')
+    .description('delete blobs no manifest references (online: the registry may keep serving) and abandoned uploads')
+    .option('-c, --config <file>', 'YAML configuration file')
+    .option('--data-dir <dir>', 'data directory (env BERTH_DATA_DIR)')
+    .option('--dry-run', 'report what would be deleted, delete nothing')
+    .option('--grace-seconds <n>', 'spare blobs a push touched within this many seconds (default: gc.graceSeconds)')
+    .action(async (opts: Options) => {
+      const config = await loadConfig({ file: opts.config, flags: { dataDir: opts.dataDir, logLevel: 'warn' } });
+      const grace = opts.graceSeconds !== undefined ? Number(opts.graceSeconds) : config.gc.graceSeconds;
+      if (!Number.isInteger(grace) || grace < 0) throw new Error('--grace-seconds must be a whole number of seconds');
+      const stores = await openStores(config);
+      try {
+        const log = createLogger({ log: { level: 'warn' } });
+        const registry = new RegistryService(stores.metadata, stores.blobs, config.registry, log);
+        const gc = new GarbageCollector(stores.metadata, stores.blobs, registry, log);
+        const report = await gc.run({
+          graceMs: grace * 1000,
+          uploadExpiryMs: config.registry.uploadExpirySeconds * 1000,
+          dryRun: Boolean(opts.dryRun),
+          onProgress: (n) => process.stderr.write(`examined ${n} candidate blobs\r`),
+        });
+        process.stderr.write('\n');
+        const verb = report.dryRun ? 'would delete' : 'deleted';
+        process.stdout.write(`${JSON.stringify({ dryRun: report.dryRun, blobsDeleted: report.blobsDeleted, bytesReclaimed: report.bytesReclaimed, uploadsPurged: report.uploadsPurged, seconds: (report.finishedAt - report.startedAt) / 1000 }, null, 2)}\n`);
+        process.stderr.write(`${verb} ${report.blobsDeleted} blobs (${mib(report.bytesReclaimed)}), purged ${report.uploadsPurged} abandoned uploads\n`);
+      } finally {
+        await stores.close();
+      }
+    });
+
+  program.command('storage')
+    .description('storage used per repository, in total, the deduplication saving, and recent garbage collections (JSON)')
+    .option('-c, --config <file>', 'YAML configuration file')
+    .option('--data-dir <dir>', 'data directory (env BERTH_DATA_DIR)')
+    .action(async (opts: Options) => {
+      const config = await loadConfig({ file: opts.config, flags: { dataDir: opts.dataDir, logLevel: 'warn' } });
+      const stores = await openStores(config);
+      try {
+        const usage = await stores.metadata.gc.usage();
+        const runs = await stores.metadata.gc.lastRuns(10);
+        process.stdout.write(`${JSON.stringify({
+          repositories: usage.repositories.map((r) => ({ repositoryName: r.name, bytes: r.bytes, blobs: r.blobs })),
+          uniqueBytes: usage.uniqueBytes,
+          uniqueBlobs: usage.uniqueBlobs,
+          deduplicationSavingBytes: usage.linkedBytes - usage.uniqueBytes,
+          garbageCollections: runs.map((r) => ({
+            startedAt: new Date(r.started_at).toISOString(), seconds: (r.finished_at - r.started_at) / 1000, dryRun: r.dry_run === 1,
+            blobsDeleted: r.blobs_deleted, bytesReclaimed: r.bytes_reclaimed, uploadsPurged: r.uploads_purged,
+          })),
+        }, null, 2)}\n`);
+      } finally {
+        await stores.close();
+      }
+    });
+}

@@ -1,0 +1,26 @@
+/**
+ * Keeps memory flat while blobs stream in. Node frees the 64 KiB network buffers of a request body only when V8
+ * collects them, and V8 collects rarely while its young generation is growing, so a big push piles up tens of MiB
+ * of dead buffers. Two measures, both settable at run time (unlike --max-semi-space-size): the young generation
+ * does not grow, and every few MiB of upload written to storage triggers a minor (young-generation) collection,
+ * which is cheap because nearly everything in it is dead. Measured in bench/: peak RSS of a 1 GiB push ~86 MiB
+ * instead of ~126 MiB, with the same CPU time. Imported first by main.ts.
+ */
+import v8 from 'node:v8';
+import vm from 'node:vm';
+
+v8.setFlagsFromString('--semi-space-growth-factor=1');
+v8.setFlagsFromString('--expose-gc');
+const collect = vm.runInNewContext('gc') as ((options: { type: 'minor' }) => void) | undefined;
+
+const EVERY_BYTES = 4 * 1024 * 1024;
+let since = 0;
+
+/** Called for every chunk of upload written to storage. */
+export function noteIngested(bytes: number): void {
+  since += bytes;
+  if (since >= EVERY_BYTES && collect) {
+    since = 0;
+    collect({ type: 'minor' });
+  }
+}
