@@ -8,7 +8,7 @@
  * Progress goes to stderr; see --help.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -32,8 +32,13 @@ const HELP = `Usage: npm run bench -- [options]
   --variant ID      ${VARIANTS.map((v) => `${v.id}${v.unavailable ? ' (not implemented)' : ''}`).join(', ')} (default anonymous)
   --servers A,B     override the two server kinds (berth, registry), e.g. registry,registry to test the harness
   --only S1,S2      only these steps (plus their dependencies): ${STEPS.map((s) => s.id).join(', ')}
+  --primary-node-args="ARGS"   extra node arguments for the first server when it is Berth (A/B experiments)
+  --baseline-node-args="ARGS"  same for the second server, e.g. --servers berth,berth --baseline-node-args="--max-semi-space-size=1"
+  --primary-env="K=V …"        extra environment for the first server (e.g. BERTH_STORAGE_FSYNC=false)
+  --baseline-env="K=V …"       same for the second server
   --no-build        do not run npm run build (use dist/ if up to date, else tsx)
   --work-dir DIR    work files (default .bench/)
+  --from-results F  only re-render the markdown (to --out) from a results.json of an earlier run
   --help
 `;
 
@@ -48,6 +53,17 @@ interface Side {
   displayName: string;
   kind: ServerKind;
   auth: AuthMode;
+  env: Record<string, string>;
+}
+
+function parseEnv(text: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const pair of text.split(/\s+/).filter(Boolean)) {
+    const i = pair.indexOf('=');
+    if (i <= 0) throw new Error(`expected K=V, got ${pair}`);
+    env[pair.slice(0, i)] = pair.slice(i + 1);
+  }
+  return env;
 }
 
 async function main(): Promise<number> {
@@ -60,7 +76,12 @@ async function main(): Promise<number> {
       servers: { type: 'string' },
       only: { type: 'string' },
       'no-build': { type: 'boolean', default: false },
+      'primary-node-args': { type: 'string', default: '' },
+      'baseline-node-args': { type: 'string', default: '' },
+      'primary-env': { type: 'string', default: '' },
+      'baseline-env': { type: 'string', default: '' },
       'work-dir': { type: 'string' },
+      'from-results': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -75,6 +96,13 @@ async function main(): Promise<number> {
   const sizes = quick ? QUICK_SIZES : FULL_SIZES;
   const outFile = path.resolve(repoRoot, values.out ?? (quick ? '.bench/benchmarks-quick.md' : 'docs/benchmarks.md'));
   const workDir = path.resolve(repoRoot, values['work-dir'] ?? '.bench');
+  if (values['from-results']) {
+    const saved = JSON.parse(await readFile(path.resolve(values['from-results']), 'utf8')) as Results;
+    await mkdir(path.dirname(outFile), { recursive: true });
+    await writeFile(outFile, renderMarkdown(saved));
+    log(`re-rendered ${path.relative(repoRoot, outFile)} from ${values['from-results']}`);
+    return 0;
+  }
   const variant = findVariant(values.variant!);
   const steps = selectSteps(values.only?.split(',').map((s) => s.trim()).filter(Boolean));
 
@@ -87,16 +115,18 @@ async function main(): Promise<number> {
   }
   const needBerth = kinds.includes('berth');
   const launcher = needBerth ? await resolveBerthLauncher(repoRoot, !values['no-build'], log) : undefined;
-  const kindOf = (id: ServerKindId): ServerKind => (id === 'berth' ? berth(repoRoot, launcher!) : dockerRegistry);
+  const nodeArgs = [values['primary-node-args']!, values['baseline-node-args']!].map((a) => a.split(/\s+/).filter(Boolean));
+  const kindOf = (id: ServerKindId, i: number): ServerKind => (id === 'berth' ? berth(repoRoot, launcher!, nodeArgs[i]) : dockerRegistry);
   const same = kinds[0] === kinds[1];
   const sides: Side[] = kinds.map((k, i) => {
-    const kind = kindOf(k);
+    const kind = kindOf(k, i);
     const suffix = same ? (i === 0 ? '-a' : '-b') : '';
     return {
       label: `${k}${suffix}`,
       displayName: `${kind.displayName}${same ? (i === 0 ? ' (A)' : ' (B)') : ''}`,
       kind,
       auth: i === 0 ? variant.primary.auth : variant.baseline.auth,
+      env: parseEnv(i === 0 ? values['primary-env']! : values['baseline-env']!),
     };
   });
   const [primary, baseline] = sides as [Side, Side];
@@ -124,6 +154,10 @@ async function main(): Promise<number> {
   const metrics = metricDefs(sizes, images);
   const metric = (id: string) => metrics.find((m) => m.id === id)!;
 
+  const describeSide = async (side: Side) => {
+    const env = Object.entries(side.env).map(([k, v]) => `${k}=${v}`).join(' ');
+    return `${await side.kind.describe()}${env ? `, extra environment \`${env}\`` : ''}`;
+  };
   const machine = await machineInfo();
   const results: Results = {
     variant,
@@ -134,8 +168,8 @@ async function main(): Promise<number> {
     startedAt: new Date().toISOString(),
     finishedAt: '',
     machine,
-    primary: { label: primary.label, displayName: primary.displayName, description: await primary.kind.describe() },
-    baseline: { label: baseline.label, displayName: baseline.displayName, description: await baseline.kind.describe() },
+    primary: { label: primary.label, displayName: primary.displayName, description: await describeSide(primary) },
+    baseline: { label: baseline.label, displayName: baseline.displayName, description: await describeSide(baseline) },
     order: [],
     metrics,
     samples: {},
@@ -167,6 +201,7 @@ async function main(): Promise<number> {
       dataDir: path.join(runDir, `data-${name}`),
       logFile: path.join(runDir, 'logs', `${name}.log`),
       auth: side.auth,
+      env: side.env,
     });
     log(`  started ${side.displayName} (pid ${server.pid}, ${server.host})`);
     return server;
@@ -182,7 +217,9 @@ async function main(): Promise<number> {
     const missing = step.deps.filter((d) => failed.has(d));
     if (missing.length || !server.alive()) {
       failed.add(step.id);
-      log(`  ${step.id.padEnd(12)} ${side.label.padEnd(10)} skipped (${server.alive() ? `${missing.join(', ')} failed` : 'server is down'})`);
+      const why = server.alive() ? `${missing.join(', ')} failed` : `server is down: ${server.exitInfo()}`;
+      if (!server.alive()) results.errors.push(`round ${round}, ${step.id}, ${side.displayName}: skipped, ${why}`);
+      log(`  ${step.id.padEnd(12)} ${side.label.padEnd(10)} skipped (${why})`);
       return;
     }
     await settle();
@@ -192,9 +229,10 @@ async function main(): Promise<number> {
       log(`  ${step.id.padEnd(12)} ${side.label.padEnd(10)} ${describeSamples(samples)}`);
     } catch (err) {
       failed.add(step.id);
-      const msg = `round ${round}, ${step.id}, ${side.displayName}: ${(err as Error).message}`;
+      const down = server.alive() ? '' : ` (server ${server.exitInfo()})`;
+      const msg = `round ${round}, ${step.id}, ${side.displayName}: ${(err as Error).message}${down}`;
       results.errors.push(msg);
-      log(`  ${step.id.padEnd(12)} ${side.label.padEnd(10)} FAILED: ${(err as Error).message}`);
+      log(`  ${step.id.padEnd(12)} ${side.label.padEnd(10)} FAILED: ${(err as Error).message}${down}`);
     }
   };
 
@@ -253,7 +291,7 @@ async function main(): Promise<number> {
     if (!results.samples[m.id]) continue;
     const s = summarize(results, m);
     const status = s.status ? ` target ${s.targetText}: ${s.status.toUpperCase()}` : '';
-    log(`  ${m.title}: ${primary.displayName} ${formatValue(m.unit, s.primary)}, ${baseline.displayName} ${formatValue(m.unit, s.baseline)}, advantage ${s.advantage.toFixed(2)}×${status}`);
+    log(`  ${m.title}: ${primary.displayName} ${formatValue(m.unit, s.primary)}, ${baseline.displayName} ${formatValue(m.unit, s.baseline)}, advantage ${s.advantage.toFixed(2)}× (paired ${s.pairedAdvantage.toFixed(2)}×)${status}`);
   }
   if (results.errors.length) log(`${results.errors.length} error(s); see the report`);
   log(`wrote ${path.relative(repoRoot, outFile)} and ${path.relative(repoRoot, path.join(runDir, 'results.json'))}`);

@@ -4,10 +4,10 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { open, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { formatBytes, MiB, OCI_MANIFEST, type BuiltImage } from './image.ts';
-import { run, runOk, sampleRss } from './proc.ts';
+import { readCpuSeconds, run, runOk, sampleRss } from './proc.ts';
 import type { RunningServer } from './servers.ts';
 
 export interface Sizes {
@@ -77,10 +77,20 @@ export function metricDefs(sizes: Sizes, images: Images): MetricDef[] {
   const huge = formatBytes(sizes.hugeBytes);
   return [
     { id: 'push_big', title: `skopeo push, one ${big} layer`, unit: 's', better: 'lower', bytes: images.big.totalLayerBytes, target: { kind: 'ratio', min: 1.2 } },
+    {
+      id: 'push_big_durable',
+      title: `skopeo push, one ${big} layer, until on disk`,
+      unit: 's',
+      better: 'lower',
+      bytes: images.big.totalLayerBytes,
+      note: 'The push time plus fsyncing every file and directory of the server\'s data directory afterwards. Berth fsyncs blobs and its database before it answers; docker-registry does not, and this shows how much of its write-back was still pending when skopeo finished.',
+    },
+    { id: 'cpu_push_big', title: `server CPU time during the ${big} push`, unit: 's', better: 'lower', note: 'User + system CPU of the server process (all threads) from /proc/PID/stat: less sensitive to a noisy machine than wall time. Includes fsync work done in the server\'s system calls (docker-registry does not fsync blobs).' },
     { id: 'pull_big', title: `skopeo pull, one ${big} layer`, unit: 's', better: 'lower', bytes: images.big.totalLayerBytes, note: 'No target: skopeo (client) bound.' },
     { id: 'push_small', title: `skopeo push, ${small} layers`, unit: 's', better: 'lower', target: { kind: 'ratio', min: 1.2 } },
     { id: 'pull_small', title: `skopeo pull, ${small} layers`, unit: 's', better: 'lower' },
     { id: 'blob_get', title: `raw blob GET of the ${big} layer (curl)`, unit: 's', better: 'lower', bytes: images.big.layers[0]!.size, target: { kind: 'ratio', min: 1.0 } },
+    { id: 'cpu_blob_get', title: `server CPU time per ${big} blob GET`, unit: 's', better: 'lower', note: 'User + system CPU of the server process during each curl GET.' },
     {
       id: 'manifest_rps',
       title: `manifest GET, 1-layer OCI manifest (wrk -t${sizes.wrkThreads} -c${sizes.wrkConnections} -d${sizes.wrkSeconds}s)`,
@@ -152,23 +162,50 @@ const kib2mib = (kib: number) => kib / 1024;
  * `skopeo copy oci:… docker://…`. --preserve-digests keeps skopeo from gzip-compressing the
  * uncompressed tar layers, so the blob is streamed to the registry byte for byte.
  */
-async function push(ctx: StepContext, image: BuiltImage, repo: string, withRss: boolean): Promise<{ seconds: number; rssMiB?: number; startMiB?: number }> {
+async function push(ctx: StepContext, image: BuiltImage, repo: string, withRss: boolean): Promise<{ seconds: number; cpuSeconds: number; syncSeconds: number; rssMiB?: number; startMiB?: number }> {
   const { server } = ctx;
   const sampler = withRss ? sampleRss(server.pid, 20) : undefined;
+  const cpu0 = readCpuSeconds(server.pid);
   const r = await run(SKOPEO, [
     'copy', '--quiet', '--preserve-digests', '--dest-tls-verify=false',
     ...server.client.skopeoPushArgs,
     image.ref, `docker://${server.host}/${repo}:${ctx.names.tag}`,
   ], { timeoutMs: 600_000 });
   const peaks = sampler?.stop();
+  const cpu1 = readCpuSeconds(server.pid);
   if (r.code !== 0) throw new Error(`skopeo push to ${server.label} failed: ${r.stderr.trim().split('\n').slice(-5).join('\n')}`);
   if (!server.alive()) throw new Error(`${server.label} died during the push`);
+  const syncSeconds = await fsyncTree(server.dataDir);
   await verifyPushed(ctx, image, repo);
   return {
     seconds: r.seconds,
+    cpuSeconds: cpu0 !== undefined && cpu1 !== undefined ? cpu1 - cpu0 : NaN,
+    syncSeconds,
     rssMiB: peaks ? kib2mib(Math.max(peaks.hwmKiB, peaks.maxSampledRssKiB)) : undefined,
     startMiB: peaks ? kib2mib(peaks.startRssKiB) : undefined,
   };
+}
+
+/**
+ * fsyncs every file and directory under `dir`: what it still costs to make a finished push durable.
+ * Berth syncs before it answers, so this is near zero for it; docker-registry leaves it to the kernel.
+ */
+async function fsyncTree(dir: string): Promise<number> {
+  const started = process.hrtime.bigint();
+  const walk = async (d: string): Promise<void> => {
+    for (const e of await readdir(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (e.isFile()) {
+        const fh = await open(p, 'r');
+        try { await fh.sync(); } finally { await fh.close(); }
+      }
+    }
+    const fh = await open(d, 'r');
+    try { await fh.sync(); } finally { await fh.close(); }
+  };
+  await walk(dir);
+  return Number(process.hrtime.bigint() - started) / 1e9;
 }
 
 /** The registry must hold exactly our manifest and layer bytes (no re-compression on the way). */
@@ -217,16 +254,18 @@ function headerObject(lines: string[]): Record<string, string> {
   return out;
 }
 
-async function curlBlob(ctx: StepContext, repo: string, digest: string, size: number): Promise<number> {
+async function curlBlob(ctx: StepContext, repo: string, digest: string, size: number): Promise<{ seconds: number; cpuSeconds: number }> {
   const { server } = ctx;
+  const cpu0 = readCpuSeconds(server.pid);
   const r = await runOk('curl', [
     '-s', '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{time_total}',
     ...server.client.httpHeaders.flatMap((h) => ['-H', h]),
     `${server.baseUrl}/v2/${repo}/blobs/${digest}`,
   ], { timeoutMs: 300_000 });
+  const cpu1 = readCpuSeconds(server.pid);
   const [code, got, seconds] = r.stdout.trim().split(' ');
   if (code !== '200' || Number(got) !== size) throw new Error(`${server.label}: blob GET gave HTTP ${code}, ${got} bytes (expected 200, ${size})`);
-  return Number(seconds);
+  return { seconds: Number(seconds), cpuSeconds: cpu0 !== undefined && cpu1 !== undefined ? cpu1 - cpu0 : NaN };
 }
 
 async function wrkManifest(ctx: StepContext, repo: string): Promise<number> {
@@ -259,7 +298,13 @@ export const STEPS: Step[] = [
     deps: [],
     async run(ctx) {
       const r = await push(ctx, ctx.images.big, ctx.names.bigRepo, true);
-      return { push_big: [r.seconds], rss_push_big: [r.rssMiB!], rss_start: [r.startMiB!] };
+      return {
+        push_big: [r.seconds],
+        push_big_durable: [r.seconds + r.syncSeconds],
+        cpu_push_big: [r.cpuSeconds],
+        rss_push_big: [r.rssMiB!],
+        rss_start: [r.startMiB!],
+      };
     },
   },
   {
@@ -294,7 +339,8 @@ export const STEPS: Step[] = [
     repeats: (sizes) => sizes.blobGetRepeats,
     async run(ctx) {
       const layer = ctx.images.big.layers[0]!;
-      return { blob_get: [await curlBlob(ctx, ctx.names.bigRepo, layer.digest, layer.size)] };
+      const r = await curlBlob(ctx, ctx.names.bigRepo, layer.digest, layer.size);
+      return { blob_get: [r.seconds], cpu_blob_get: [r.cpuSeconds] };
     },
   },
   {

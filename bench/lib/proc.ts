@@ -100,6 +100,26 @@ export function readMemoryStatus(pid: number): MemoryStatus | undefined {
   return { rssKiB: field('VmRSS'), hwmKiB: field('VmHWM') };
 }
 
+/** Clock ticks per second for /proc/<pid>/stat times (sysconf(_SC_CLK_TCK); 100 on Linux). */
+const CLK_TCK = 100;
+
+/**
+ * CPU seconds (user + system, all threads) a live process has used so far; undefined when it has gone.
+ * Differences of this are a noise-robust companion to wall times on a shared machine.
+ */
+export function readCpuSeconds(pid: number): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // The command name (field 2) may contain spaces: split after its closing parenthesis.
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+}
+
 export interface RssSampler {
   /** Stops sampling; returns the peaks seen (KiB). */
   stop(): RssPeaks;

@@ -43,6 +43,8 @@ export interface StartOptions {
   /** Where the server's stdout/stderr go. */
   logFile: string;
   auth: AuthMode;
+  /** Extra environment variables for the server process (A/B experiments, e.g. BERTH_STORAGE_FSYNC=false). */
+  env?: Record<string, string>;
 }
 
 export interface RunningServer {
@@ -60,6 +62,8 @@ export interface RunningServer {
   stop(): Promise<void>;
   /** True while the process is alive. */
   alive(): boolean;
+  /** How the process ended (for diagnostics), or undefined while it runs. */
+  exitInfo(): string | undefined;
 }
 
 export interface ServerKind {
@@ -115,8 +119,15 @@ async function spawnServer(
   const fd = openSync(options.logFile, 'a');
   const child = spawn(cmd, args, { env, cwd, stdio: ['ignore', fd, fd] });
   closeSync(fd);
+  let stopRequested = false;
   const exited = new Promise<void>((resolve) => {
-    child.once('exit', () => resolve());
+    child.once('exit', (code, signal) => {
+      if (!stopRequested) {
+        // Not our doing: say so at once (a server that stops mid-run makes the following samples fail).
+        process.stderr.write(`[bench] WARNING: ${options.label} (pid ${child.pid}) exited unexpectedly: code ${code}, signal ${signal}; log ${options.logFile}\n`);
+      }
+      resolve();
+    });
     child.once('error', () => resolve());
   });
   const baseUrl = `http://127.0.0.1:${port}`;
@@ -130,8 +141,11 @@ async function spawnServer(
     baseUrl,
     dataDir: options.dataDir,
     client,
-    stop: () => stopChild(child, exited),
+    stop: () => { stopRequested = true; return stopChild(child, exited); },
     alive: () => child.exitCode === null && child.signalCode === null,
+    exitInfo: () => (child.exitCode === null && child.signalCode === null
+      ? undefined
+      : `exited with code ${child.exitCode}, signal ${child.signalCode}; log ${options.logFile}`),
   };
 }
 
@@ -195,7 +209,7 @@ export const dockerRegistry: ServerKind = {
     const port = await freePort();
     const configFile = path.join(options.dataDir, 'config.yml');
     await writeFile(configFile, registryConfig(options.dataDir, port, options.auth));
-    return spawnServer('registry', DOCKER_REGISTRY_BIN, ['serve', configFile], options, port, process.env);
+    return spawnServer('registry', DOCKER_REGISTRY_BIN, ['serve', configFile], options, port, { ...process.env, ...options.env });
   },
 };
 
@@ -209,8 +223,8 @@ export interface BerthLauncher {
 }
 
 /**
- * Decides how to start Berth: `npm run build` then `node dist/main.js`, or — when the build fails
- * or is skipped and dist/ is missing or stale — `node --import tsx src/main.ts`.
+ * Decides how to start Berth: `npm run build` then `node dist/main.js`; with --no-build the existing
+ * dist/main.js; `node --import tsx src/main.ts` only when the build fails or there is no build.
  */
 export async function resolveBerthLauncher(repoRoot: string, build: boolean, log: (m: string) => void): Promise<BerthLauncher> {
   const dist = path.join(repoRoot, 'dist', 'main.js');
@@ -220,8 +234,11 @@ export async function resolveBerthLauncher(repoRoot: string, build: boolean, log
     const r = await run('npm', ['run', 'build', '--silent'], { cwd: repoRoot, timeoutMs: 300_000 });
     if (r.code === 0 && existsSync(dist)) return { nodeArgs: [dist], description: 'node dist/main.js (npm run build)' };
     log(`npm run build failed (code ${r.code}); falling back to tsx:\n${`${r.stdout}\n${r.stderr}`.trim().split('\n').slice(-10).join('\n')}`);
-  } else if (existsSync(dist) && (!existsSync(src) || statSync(dist).mtimeMs >= newestMtime(path.join(repoRoot, 'src')))) {
-    return { nodeArgs: [dist], description: 'node dist/main.js (existing build)' };
+  } else if (existsSync(dist)) {
+    // Keep using the build even when src/ is newer: tsx would change start-up cost and memory, not just the code.
+    const stale = existsSync(src) && statSync(dist).mtimeMs < newestMtime(path.join(repoRoot, 'src'));
+    if (stale) log('warning: dist/ is older than src/ (--no-build): benchmarking the existing build');
+    return { nodeArgs: [dist], description: `node dist/main.js (existing build${stale ? ', older than src/' : ''})` };
   }
   if (!existsSync(src)) throw new Error(`neither a build of Berth (${dist}) nor ${src} exists`);
   return { nodeArgs: ['--import', 'tsx', src], description: 'node --import tsx src/main.ts' };
@@ -240,7 +257,12 @@ function newestMtime(dir: string): number {
   return newest;
 }
 
-export function berth(repoRoot: string, launcher: BerthLauncher): ServerKind {
+/**
+ * Berth as the node process the harness spawns (so its pid is the server's).
+ * `extraNodeArgs` go before the entry point (e.g. `--max-semi-space-size=1`, `--import ./preload.mjs`, `--cpu-prof`),
+ * for A/B experiments such as `--servers berth,berth --baseline-node-args …`.
+ */
+export function berth(repoRoot: string, launcher: BerthLauncher, extraNodeArgs: string[] = []): ServerKind {
   return {
     id: 'berth',
     displayName: 'Berth',
@@ -251,18 +273,20 @@ export function berth(repoRoot: string, launcher: BerthLauncher): ServerKind {
         const dirty = await run('git', ['status', '--porcelain', 'src'], { cwd: repoRoot }).catch(() => undefined);
         commit = `commit ${r.stdout.trim()}${dirty?.stdout.trim() ? ' + uncommitted changes in src/' : ''}`;
       }
-      return `Berth ${commit}, ${launcher.description}, Node ${process.version}`;
+      const extra = extraNodeArgs.length ? `, extra node arguments \`${extraNodeArgs.join(' ')}\`` : '';
+      return `Berth ${commit}, ${launcher.description}${extra}, Node ${process.version}`;
     },
     async start(options) {
       await mkdir(options.dataDir, { recursive: true });
       const port = await freePort();
-      const args = [...launcher.nodeArgs, 'serve', '--listen', `127.0.0.1:${port}`, '--data-dir', options.dataDir];
+      const args = [...extraNodeArgs, ...launcher.nodeArgs, 'serve', '--listen', `127.0.0.1:${port}`, '--data-dir', options.dataDir];
       if (options.auth.type !== 'none') {
         // Extension point: for `token`, pass Berth's auth flags/config here, and in spawnServer
         // obtain a token for ClientAccess (skopeo --creds, `Authorization: Bearer …` for curl/wrk).
         throw new Error(`auth mode ${options.auth.type} is not implemented for Berth yet`);
       }
-      const env = { ...process.env, BERTH_LOG_LEVEL: 'warn' };
+      // Anonymous variant: Berth enables auth by default, so switch it off explicitly.
+      const env = { ...process.env, BERTH_LOG_LEVEL: 'warn', BERTH_AUTH_ENABLED: 'false', ...options.env };
       return spawnServer('berth', process.execPath, args, options, port, env, repoRoot);
     },
   };
