@@ -6,7 +6,8 @@ import { Command, Option } from 'commander';
 import { ConfigError } from './config/load.ts';
 import { configCheck } from './cli/config-check.ts';
 import { serve } from './cli/serve.ts';
-import { AdminError, registerAdminCommands } from './cli/admin.ts';
+import { registerAdminCommands } from './cli/admin.ts';
+import { CliError } from './cli/errors.ts';
 import { registerLifecycleCommands } from './cli/lifecycle.ts';
 import { registerGcCommands } from './cli/gc.ts';
 
@@ -34,7 +35,7 @@ registerLifecycleCommands(program);
 registerGcCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
-  if (err instanceof ConfigError || err instanceof AdminError) {
+  if (err instanceof ConfigError || err instanceof CliError) {
     process.stderr.write(`berth: ${err.message}\n`);
     process.exit(2);
   }

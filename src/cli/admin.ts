@@ -10,13 +10,8 @@ import { parsePolicy, PolicyError } from '../auth/policy.ts';
 import { loadConfig } from '../config/load.ts';
 import { createLogger } from '../logger.ts';
 import type { AccessStore } from '../metadata/access-store.ts';
+import { CliError } from './errors.ts';
 
-export class AdminError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'AdminError';
-  }
-}
 
 interface Common {
   config?: string;
@@ -42,7 +37,7 @@ async function withAccess<T>(opts: Common, fn: (ctx: { store: AccessStore; seal(
 
 async function userByName(store: AccessStore, name: string) {
   const user = await store.findUserByName(name);
-  if (!user) throw new AdminError(`no user named "${name}": list them with \`berth admin user list\``);
+  if (!user) throw new CliError(`no user named "${name}": list them with \`berth admin user list\``);
   return user;
 }
 
@@ -56,9 +51,9 @@ export function registerAdminCommands(program: Command): void {
   const user = admin.command('user').description('IAM-style users');
   common(user.command('create').argument('<name>').option('--admin', 'may do everything, like the root user')
     .description('create a user')).action(async (name: string, opts: Common & { admin?: boolean }) => {
-    if (!USER_NAME.test(name)) throw new AdminError(`invalid user name "${name}": 1–64 letters, digits and +=,.@_-`);
+    if (!USER_NAME.test(name)) throw new CliError(`invalid user name "${name}": 1–64 letters, digits and +=,.@_-`);
     await withAccess(opts, async ({ store, account }) => {
-      if (await store.findUserByName(name)) throw new AdminError(`user "${name}" already exists`);
+      if (await store.findUserByName(name)) throw new CliError(`user "${name}" already exists`);
       const row = { id: newUserId(), name, admin: opts.admin ? 1 : 0, created_at: Date.now() };
       await store.createUser(row);
       print({ User: { UserName: name, UserId: row.id, Arn: userArn(account, name), Admin: Boolean(opts.admin), CreateDate: new Date(row.created_at).toISOString() } });
@@ -101,14 +96,14 @@ export function registerAdminCommands(program: Command): void {
   for (const [verb, status] of [['activate', 'Active'], ['deactivate', 'Inactive']] as const) {
     common(key.command(verb).argument('<access-key-id>').description(`${verb} an access key`)).action(async (id: string, opts: Common) => {
       await withAccess(opts, async ({ store }) => {
-        if (!(await store.setAccessKeyStatus(id, status))) throw new AdminError(`no access key ${id}`);
+        if (!(await store.setAccessKeyStatus(id, status))) throw new CliError(`no access key ${id}`);
         print({ AccessKeyId: id, Status: status });
       });
     });
   }
   common(key.command('delete').argument('<access-key-id>').description('delete an access key (tokens minted with it stop working)')).action(async (id: string, opts: Common) => {
     await withAccess(opts, async ({ store }) => {
-      if (!(await store.deleteAccessKey(id))) throw new AdminError(`no access key ${id}`);
+      if (!(await store.deleteAccessKey(id))) throw new CliError(`no access key ${id}`);
       print({ Deleted: id });
     });
   });
@@ -116,11 +111,11 @@ export function registerAdminCommands(program: Command): void {
   const policy = admin.command('policy').description("a user's identity policies");
   common(policy.command('attach').argument('<user>').argument('<policy-name>').requiredOption('-f, --file <file>', 'the policy document (JSON)')
     .description('attach (or replace) a named identity policy')).action(async (name: string, policyName: string, opts: Common & { file: string }) => {
-    const text = await readFile(opts.file, 'utf8').catch((err: Error) => { throw new AdminError(`cannot read ${opts.file}: ${err.message}`); });
+    const text = await readFile(opts.file, 'utf8').catch((err: Error) => { throw new CliError(`cannot read ${opts.file}: ${err.message}`); });
     try {
       parsePolicy(text, 'identity');
     } catch (err) {
-      if (err instanceof PolicyError) throw new AdminError(`invalid policy in ${opts.file}: ${err.message}`);
+      if (err instanceof PolicyError) throw new CliError(`invalid policy in ${opts.file}: ${err.message}`);
       throw err;
     }
     await withAccess(opts, async ({ store }) => {
@@ -132,7 +127,7 @@ export function registerAdminCommands(program: Command): void {
   common(policy.command('detach').argument('<user>').argument('<policy-name>').description('remove a named identity policy')).action(async (name: string, policyName: string, opts: Common) => {
     await withAccess(opts, async ({ store }) => {
       const u = await userByName(store, name);
-      if (!(await store.deleteUserPolicy(u.id, policyName))) throw new AdminError(`user "${name}" has no policy "${policyName}"`);
+      if (!(await store.deleteUserPolicy(u.id, policyName))) throw new CliError(`user "${name}" has no policy "${policyName}"`);
       print({ UserName: name, Detached: policyName });
     });
   });

@@ -3,8 +3,10 @@ import type { Command } from 'commander';
 import { openStores } from '../app.ts';
 import { loadConfig } from '../config/load.ts';
 import { GarbageCollector } from '../gc/collector.ts';
+import { scrub } from '../gc/scrub.ts';
 import { createLogger } from '../logger.ts';
 import { RegistryService } from '../registry/service.ts';
+import { CliError } from './errors.ts';
 
 interface Options {
   config?: string;
@@ -27,7 +29,7 @@ export function registerGcCommands(program: Command): void {
     .action(async (opts: Options) => {
       const config = await loadConfig({ file: opts.config, flags: { dataDir: opts.dataDir, logLevel: 'warn' } });
       const grace = opts.graceSeconds !== undefined ? Number(opts.graceSeconds) : config.gc.graceSeconds;
-      if (!Number.isInteger(grace) || grace < 0) throw new Error('--grace-seconds must be a whole number of seconds');
+      if (!Number.isInteger(grace) || grace < 0) throw new CliError('--grace-seconds must be a whole number of seconds');
       const stores = await openStores(config);
       try {
         const log = createLogger({ log: { level: 'warn' } });
@@ -43,6 +45,35 @@ export function registerGcCommands(program: Command): void {
         const verb = report.dryRun ? 'would delete' : 'deleted';
         process.stdout.write(`${JSON.stringify({ dryRun: report.dryRun, blobsDeleted: report.blobsDeleted, bytesReclaimed: report.bytesReclaimed, uploadsPurged: report.uploadsPurged, seconds: (report.finishedAt - report.startedAt) / 1000 }, null, 2)}\n`);
         process.stderr.write(`${verb} ${report.blobsDeleted} blobs (${mib(report.bytesReclaimed)}), purged ${report.uploadsPurged} abandoned uploads\n`);
+      } finally {
+        await stores.close();
+      }
+    });
+
+  program.command('scrub')
+    .description('re-hash every blob and check every reference; exit 0 when all is well, 1 when problems remain')
+    .option('-c, --config <file>', 'YAML configuration file')
+    .option('--data-dir <dir>', 'data directory (env BERTH_DATA_DIR)')
+    .option('--repair', 'remove corrupt and missing blobs from the registry (so the next push re-uploads them) and orphaned files')
+    .action(async (opts: Options & { repair?: boolean }) => {
+      const config = await loadConfig({ file: opts.config, flags: { dataDir: opts.dataDir, logLevel: 'warn' } });
+      const stores = await openStores(config);
+      try {
+        const report = await scrub(stores.metadata, stores.blobs, {
+          repair: Boolean(opts.repair),
+          orphanGraceMs: config.gc.graceSeconds * 1000,
+          onProgress: (n, total) => { if (n % 100 === 0 || n === total) process.stderr.write(`checked ${n}/${total} blobs\r`); },
+        });
+        process.stderr.write('\n');
+        process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+        const remaining = (report.corrupt.length - report.repaired.corrupt) + (report.missing.length - report.repaired.missing)
+          + (report.orphaned.length - report.repaired.orphaned) + report.brokenManifests.length;
+        if (remaining > 0) {
+          process.stderr.write(`problems remain: ${report.corrupt.length} corrupt, ${report.missing.length} missing, ${report.orphaned.length} orphaned blobs, ${report.brokenManifests.length} manifests referencing blobs the registry lacks${opts.repair ? '' : ' (run with --repair to remove what is safe to remove; push the affected images again to restore their blobs)'}\n`);
+          process.exitCode = 1;
+        } else {
+          process.stderr.write('storage is consistent\n');
+        }
       } finally {
         await stores.close();
       }

@@ -4,6 +4,7 @@ import { openStores } from '../app.ts';
 import { loadConfig } from '../config/load.ts';
 import { LifecycleService } from '../lifecycle/service.ts';
 import { createLogger } from '../logger.ts';
+import { CliError } from './errors.ts';
 
 interface Options {
   config?: string;
@@ -26,7 +27,7 @@ export function registerLifecycleCommands(program: Command): void {
       try {
         const service = new LifecycleService(stores.metadata, createLogger({ log: { level: 'warn' } }));
         const repos = (await stores.metadata.lifecycle.repositoriesWithPolicy()).filter((r) => !opts.repository || r.name === opts.repository);
-        if (opts.repository && repos.length === 0) throw new Error(`repository ${opts.repository} has no lifecycle policy`);
+        if (opts.repository && repos.length === 0) throw new CliError(`repository ${opts.repository} has no lifecycle policy: set one with aws ecr put-lifecycle-policy`);
         let total = 0;
         for (const [i, repo] of repos.entries()) {
           process.stderr.write(`[${i + 1}/${repos.length}] ${repo.name}\n`);

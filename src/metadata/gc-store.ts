@@ -70,6 +70,27 @@ export class GcStore {
     await this.db.deleteFrom('blobs').where('digest', '=', digest).execute();
   }
 
+  async allBlobs(): Promise<Array<{ digest: string; size: number; state: string }>> {
+    return this.db.selectFrom('blobs').select(['digest', 'size', 'state']).orderBy('digest').execute();
+  }
+
+  /** Manifests that reference a blob which is not live, with the missing digests. */
+  async manifestsWithMissingBlobs(): Promise<Array<{ repository: string; digest: string; missing: string[] }>> {
+    const rows = await this.db.selectFrom('manifest_references as r')
+      .innerJoin('repositories as repo', 'repo.id', 'r.repository_id')
+      .leftJoin('blobs as b', (j) => j.onRef('b.digest', '=', 'r.target_digest').on('b.state', '=', 'live'))
+      .select(['repo.name', 'r.manifest_digest', 'r.target_digest'])
+      .where('r.kind', '=', 'blob').where('b.digest', 'is', null)
+      .orderBy('repo.name').orderBy('r.manifest_digest').execute();
+    const out = new Map<string, { repository: string; digest: string; missing: string[] }>();
+    for (const r of rows) {
+      const k = `${r.name}@${r.manifest_digest}`;
+      if (!out.has(k)) out.set(k, { repository: r.name, digest: r.manifest_digest, missing: [] });
+      out.get(k)!.missing.push(r.target_digest);
+    }
+    return [...out.values()];
+  }
+
   async recordRun(run: { started_at: number; finished_at: number; blobs_deleted: number; bytes_reclaimed: number; uploads_purged: number; dry_run: number }): Promise<void> {
     await this.db.insertInto('gc_runs').values(run).execute();
   }

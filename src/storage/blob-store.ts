@@ -31,7 +31,7 @@ export class BlobStore {
   /** `onIngest` hears how many upload bytes were stored (the server uses it to keep memory flat). */
   constructor(readonly driver: BlobDriver, private readonly onIngest?: (bytes: number) => void) {}
 
-  stat(digest: Digest): Promise<{ size: number } | null> {
+  stat(digest: Digest): Promise<{ size: number; modifiedAt: Date } | null> {
     return this.driver.stat(blobKey(digest));
   }
 

@@ -43,8 +43,8 @@ export class OffsetMismatchError extends Error {
 export interface BlobDriver {
   readonly name: string;
 
-  /** Size of a committed object, or null when there is none. */
-  stat(key: string, signal?: AbortSignal): Promise<{ size: number } | null>;
+  /** Size and last modification of a committed object, or null when there is none. */
+  stat(key: string, signal?: AbortSignal): Promise<{ size: number; modifiedAt: Date } | null>;
   /** Streams a committed object, optionally a byte range. Rejects with ObjectNotFoundError when absent. */
   read(key: string, range?: ByteRange, signal?: AbortSignal): Promise<Readable>;
   /**

@@ -193,7 +193,7 @@ describe('BlobStore over FilesystemDriver', () => {
     assert.equal(await store.uploadSize(id), data.length);
     assert.equal(await store.stat(digest), null, 'not visible before commit');
     assert.equal(await store.commit(id, digest), data.length);
-    assert.deepEqual(await store.stat(digest), { size: data.length });
+    assert.equal((await store.stat(digest))?.size, data.length);
     assert.ok((await readAll(await store.read(digest))).equals(data));
     assert.ok((await readAll(await store.read(digest, { start: 10, end: 19 }))).equals(data.subarray(10, 20)));
     assert.equal(await store.uploadSize(id), null);
@@ -211,7 +211,7 @@ describe('BlobStore over FilesystemDriver', () => {
     const id = randomUUID();
     await store.startUpload(id);
     assert.equal(await store.commit(id, digestOf('')), 0);
-    assert.deepEqual(await store.stat(digestOf('')), { size: 0 });
+    assert.equal((await store.stat(digestOf('')))?.size, 0);
   });
 
   it('rejects a wrong digest with DIGEST_INVALID and discards the upload', async () => {

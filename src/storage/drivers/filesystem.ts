@@ -70,10 +70,10 @@ export class FilesystemDriver implements BlobDriver {
     return path.join(this.stagingRoot, validId(id));
   }
 
-  async stat(key: string): Promise<{ size: number } | null> {
+  async stat(key: string): Promise<{ size: number; modifiedAt: Date } | null> {
     try {
       const s = await stat(this.objectPath(key));
-      return s.isFile() ? { size: s.size } : null;
+      return s.isFile() ? { size: s.size, modifiedAt: s.mtime } : null;
     } catch (err) {
       if (isNotFound(err)) return null;
       throw err;

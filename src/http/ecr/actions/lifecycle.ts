@@ -2,18 +2,20 @@
 import { z } from 'zod/v3';
 import { BerthError } from '../../../errors/catalog.ts';
 import type { LifecycleImageAction } from '../../../lifecycle/evaluate.ts';
-import { LIFECYCLE_POLICY_TEXT_MAX, LIFECYCLE_POLICY_TEXT_MIN, parseLifecyclePolicy } from '../../../lifecycle/policy.ts';
+import { LIFECYCLE_POLICY_TEXT_MAX, LIFECYCLE_POLICY_TEXT_MIN, lifecyclePolicyError, parseLifecyclePolicy } from '../../../lifecycle/policy.ts';
 import type { RepositoryRow } from '../../../metadata/store.ts';
 import { defineAction, type EcrContext } from '../types.ts';
 import { imageIds, maxResults, nextToken, registryId, repositoryName } from '../shapes.ts';
 import { decodeToken, encodeToken } from '../pagination.ts';
 
-const policyText = z.string()
-  .min(LIFECYCLE_POLICY_TEXT_MIN, `Member must have length greater than or equal to ${LIFECYCLE_POLICY_TEXT_MIN}`)
-  .max(LIFECYCLE_POLICY_TEXT_MAX, `Member must have length less than or equal to ${LIFECYCLE_POLICY_TEXT_MAX}`);
+// Length is checked by `validate`, so that it reports in the lifecycle policy's own message format.
+const policyText = z.string();
 
-/** Validates a policy for this registry: archive tiering (`transition`) is not offered. */
+/** Validates a policy for this registry: its length, its rules; archive tiering (`transition`) is not offered. */
 function validate(text: string): void {
+  if (text.length < LIFECYCLE_POLICY_TEXT_MIN || text.length > LIFECYCLE_POLICY_TEXT_MAX) {
+    throw lifecyclePolicyError(`the policy text must be ${LIFECYCLE_POLICY_TEXT_MIN} to ${LIFECYCLE_POLICY_TEXT_MAX} characters long, not ${text.length}`);
+  }
   const policy = parseLifecyclePolicy(text);
   for (const r of policy.rules) {
     if (r.action.type === 'transition' || r.selection.storageClass === 'archive') {
@@ -109,13 +111,14 @@ export const getLifecyclePolicyPreview = defineAction({
     }
     if (input.imageIds && (input.nextToken || input.maxResults)) throw new BerthError('INVALID_PARAMETER', 'imageIds cannot be combined with nextToken or maxResults');
     let results = JSON.parse(preview.results) as StoredResult[];
+    // The summary describes the whole preview; filters narrow only the listed results.
+    const summary = { expiringImageTotalCount: results.length };
     const status = input.filter?.tagStatus;
     if (status === 'TAGGED') results = results.filter((r) => r.imageTags.length > 0);
     if (status === 'UNTAGGED') results = results.filter((r) => r.imageTags.length === 0);
     if (input.imageIds) {
       results = results.filter((r) => input.imageIds!.some((id) => (id.imageDigest ? id.imageDigest === r.imageDigest : true) && (id.imageTag ? r.imageTags.includes(id.imageTag) : true)));
     }
-    const summary = { expiringImageTotalCount: results.length };
     const scope = `LifecyclePreview:${repo.id}:${preview.created_at}:${status ?? 'ANY'}`;
     const start = input.nextToken ? Number(decodeToken(ctx.access, input.nextToken, scope)) : 0;
     const limit = input.maxResults ?? 100;
