@@ -151,7 +151,7 @@ async function main(): Promise<number> {
     }, log),
     huge: await buildImage(imagesDir, { name: `huge-${sizes.hugeBytes / MiB}m`, layerBytes: [sizes.hugeBytes], seed: 3, tag: 'huge' }, log),
   };
-  const metrics = metricDefs(sizes, images);
+  const metrics = metricDefs(sizes, images, variant.manifestTarget);
   const metric = (id: string) => metrics.find((m) => m.id === id)!;
 
   const describeSide = async (side: Side) => {

@@ -12,16 +12,25 @@ import { freePort, run, sleep, versionOf } from './proc.ts';
 
 export type ServerKindId = 'berth' | 'registry';
 
-/**
- * How a server authenticates clients. Only `none` is implemented; the other shapes document the
- * extension point for the authenticated variant (see variants.ts).
- */
+/** How a server authenticates clients. */
 export type AuthMode =
   | { type: 'none' }
   /** docker-registry `auth.htpasswd` with a bcrypt entry; clients send Basic credentials on every request. */
   | { type: 'htpasswd'; username: string; password: string; bcryptCost: number }
-  /** Berth's token auth: clients log in, then send a bearer token. */
+  /**
+   * Berth with access control on: the harness gets a registry token with `aws ecr get-login-password`, as users do,
+   * and clients send Basic `AWS:<token>` on every request. `username`/`password` are the access key id and secret.
+   */
   | { type: 'token'; username: string; password: string };
+
+function basicAccess(user: string, password: string): ClientAccess {
+  const creds = `${user}:${password}`;
+  return {
+    skopeoPushArgs: ['--dest-creds', creds],
+    skopeoPullArgs: ['--src-creds', creds],
+    httpHeaders: [`Authorization: Basic ${Buffer.from(creds).toString('base64')}`],
+  };
+}
 
 /** What a client needs to add to talk to a server (empty for anonymous access). */
 export interface ClientAccess {
@@ -168,11 +177,10 @@ export const DOCKER_REGISTRY_BIN = '/usr/bin/docker-registry';
  * `warn` and the access log off (Berth runs at BERTH_LOG_LEVEL=warn too).
  */
 function registryConfig(dataDir: string, port: number, auth: AuthMode): string {
-  if (auth.type !== 'none') {
-    // Extension point: for `htpasswd`, write `htpasswd -Bbn -C COST user pass` to a file and add
-    //   auth: { htpasswd: { realm: bench, path: FILE } }
-    throw new Error(`auth mode ${auth.type} is not implemented for docker-registry yet`);
-  }
+  if (auth.type === 'token') throw new Error('docker-registry has no token mode here: use htpasswd');
+  const authLines = auth.type === 'htpasswd'
+    ? ['auth:', '  htpasswd:', '    realm: bench', `    path: ${JSON.stringify(path.join(dataDir, 'htpasswd'))}`]
+    : [];
   return [
     'version: 0.1',
     'log:',
@@ -193,6 +201,7 @@ function registryConfig(dataDir: string, port: number, auth: AuthMode): string {
     `  addr: 127.0.0.1:${port}`,
     '  headers:',
     '    X-Content-Type-Options: [nosniff]',
+    ...authLines,
     '',
   ].join('\n');
 }
@@ -209,7 +218,15 @@ export const dockerRegistry: ServerKind = {
     const port = await freePort();
     const configFile = path.join(options.dataDir, 'config.yml');
     await writeFile(configFile, registryConfig(options.dataDir, port, options.auth));
-    return spawnServer('registry', DOCKER_REGISTRY_BIN, ['serve', configFile], options, port, { ...process.env, ...options.env });
+    let client = ANONYMOUS;
+    if (options.auth.type === 'htpasswd') {
+      const { username, password, bcryptCost } = options.auth;
+      const r = await run('htpasswd', ['-Bbn', '-C', String(bcryptCost), username, password]);
+      if (r.code !== 0) throw new Error(`htpasswd failed (apt-get install -y apache2-utils): ${r.stderr}`);
+      await writeFile(path.join(options.dataDir, 'htpasswd'), r.stdout);
+      client = basicAccess(username, password);
+    }
+    return spawnServer('registry', DOCKER_REGISTRY_BIN, ['serve', configFile], options, port, { ...process.env, ...options.env }, undefined, client);
   },
 };
 
@@ -280,14 +297,28 @@ export function berth(repoRoot: string, launcher: BerthLauncher, extraNodeArgs: 
       await mkdir(options.dataDir, { recursive: true });
       const port = await freePort();
       const args = [...extraNodeArgs, ...launcher.nodeArgs, 'serve', '--listen', `127.0.0.1:${port}`, '--data-dir', options.dataDir];
-      if (options.auth.type !== 'none') {
-        // Extension point: for `token`, pass Berth's auth flags/config here, and in spawnServer
-        // obtain a token for ClientAccess (skopeo --creds, `Authorization: Bearer …` for curl/wrk).
-        throw new Error(`auth mode ${options.auth.type} is not implemented for Berth yet`);
+      if (options.auth.type === 'htpasswd') throw new Error('Berth has no htpasswd mode: use token');
+      if (options.auth.type === 'none') {
+        // Anonymous variant: Berth enables auth by default, so switch it off explicitly.
+        const env = { ...process.env, BERTH_LOG_LEVEL: 'warn', BERTH_AUTH_ENABLED: 'false', ...options.env };
+        return spawnServer('berth', process.execPath, args, options, port, env, repoRoot);
       }
-      // Anonymous variant: Berth enables auth by default, so switch it off explicitly.
-      const env = { ...process.env, BERTH_LOG_LEVEL: 'warn', BERTH_AUTH_ENABLED: 'false', ...options.env };
-      return spawnServer('berth', process.execPath, args, options, port, env, repoRoot);
+      // Access control on, the administrator's key from the environment; the benchmark pushes to fresh repositories,
+      // so creation on push is switched on (it does not change what a request costs to authenticate).
+      const { username, password } = options.auth;
+      const env = {
+        ...process.env, BERTH_LOG_LEVEL: 'warn', BERTH_AUTH_ENABLED: 'true', BERTH_CREATE_REPOSITORY_ON_PUSH: 'true',
+        BERTH_ROOT_ACCESS_KEY_ID: username, BERTH_ROOT_SECRET_ACCESS_KEY: password, ...options.env,
+      };
+      const server = await spawnServer('berth', process.execPath, args, options, port, env, repoRoot);
+      const login = await run('/usr/bin/aws', ['ecr', 'get-login-password', '--endpoint-url', server.baseUrl, '--region', 'us-east-1'], {
+        env: { ...process.env, AWS_ACCESS_KEY_ID: username, AWS_SECRET_ACCESS_KEY: password, AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null' },
+      });
+      if (login.code !== 0) {
+        await server.stop();
+        throw new Error(`aws ecr get-login-password failed (apt-get install -y awscli): ${login.stderr}`);
+      }
+      return { ...server, client: basicAccess('AWS', login.stdout.trim()) };
     },
   };
 }
