@@ -42,7 +42,7 @@ export const VARIANTS: Variant[] = [
   {
     id: 'auth',
     title: 'Authenticated access',
-    description: 'Berth with access control on and a registry token from `aws ecr get-login-password` (Basic AWS:<token> on every request) vs docker-registry with htpasswd (bcrypt at `htpasswd -B`'s default cost 5, as CLIENTS.md measured) Basic auth on every request.',
+    description: 'Berth with access control on and a registry token from `aws ecr get-login-password` (Basic AWS:<token> on every request) vs docker-registry with htpasswd (bcrypt at the default cost 5 of htpasswd -B, as CLIENTS.md measured) Basic auth on every request.',
     primary: { kind: 'berth', auth: { type: 'token', username: 'AKIABENCHROOT0000000', password: 'bench-secret-access-key-0123456789' } },
     baseline: { kind: 'registry', auth: { type: 'htpasswd', username: 'bench', password: 'bench-password', bcryptCost: 5 } },
     manifestTarget: 8,
