@@ -4,10 +4,10 @@
  */
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
-import { createAccessService, openStores } from '../app.ts';
+import { createAccessService } from '../app.ts';
+import { storeOptions, withStores } from './stores.ts';
 import { newAccessKeyId, newSecretAccessKey, newUserId, USER_NAME, userArn } from '../auth/identity.ts';
 import { parsePolicy, PolicyError } from '../auth/policy.ts';
-import { loadConfig } from '../config/load.ts';
 import { createLogger } from '../logger.ts';
 import type { AccessStore } from '../metadata/access-store.ts';
 import { CliError } from './errors.ts';
@@ -24,15 +24,10 @@ function print(value: unknown): void {
 
 /** Opens the stores for one command and closes them after, whatever happens. */
 async function withAccess<T>(opts: Common, fn: (ctx: { store: AccessStore; seal(s: string): string; account: string }) => Promise<T>): Promise<T> {
-  const config = await loadConfig({ file: opts.config, flags: { dataDir: opts.dataDir, logLevel: 'warn' } });
-  const log = createLogger({ log: { level: 'warn' } });
-  const stores = await openStores(config);
-  try {
-    const access = await createAccessService(config, stores, log);
-    return await fn({ store: stores.accessStore, seal: (s) => access.seal(s), account: config.ecr.accountId });
-  } finally {
-    await stores.close();
-  }
+  return withStores(opts, async (stores, config) => {
+    const access = await createAccessService(config, stores, createLogger({ log: { level: 'warn' } }));
+    return fn({ store: stores.accessStore, seal: (s) => access.seal(s), account: config.ecr.accountId });
+  });
 }
 
 async function userByName(store: AccessStore, name: string) {
@@ -41,9 +36,7 @@ async function userByName(store: AccessStore, name: string) {
   return user;
 }
 
-function common(cmd: Command): Command {
-  return cmd.option('-c, --config <file>', 'YAML configuration file').option('--data-dir <dir>', 'data directory (env BERTH_DATA_DIR)');
-}
+const common = storeOptions;
 
 export function registerAdminCommands(program: Command): void {
   const admin = program.command('admin').description('manage users, access keys and policies');

@@ -1,7 +1,6 @@
 /** `berth gc [--dry-run]`: online garbage collection now; `berth storage`: what the store holds and what dedup saves. */
 import type { Command } from 'commander';
-import { openStores } from '../app.ts';
-import { loadConfig } from '../config/load.ts';
+import { storeOptions, withStores } from './stores.ts';
 import { GarbageCollector } from '../gc/collector.ts';
 import { scrub } from '../gc/scrub.ts';
 import { createLogger } from '../logger.ts';
@@ -20,18 +19,14 @@ function mib(bytes: number): string {
 }
 
 export function registerGcCommands(program: Command): void {
-  program.command('gc')
+  storeOptions(program.command('gc'))
     .description('delete blobs no manifest references (online: the registry may keep serving) and abandoned uploads')
-    .option('-c, --config <file>', 'YAML configuration file')
-    .option('--data-dir <dir>', 'data directory (env BERTH_DATA_DIR)')
     .option('--dry-run', 'report what would be deleted, delete nothing')
     .option('--grace-seconds <n>', 'spare blobs a push touched within this many seconds (default: gc.graceSeconds)')
     .action(async (opts: Options) => {
-      const config = await loadConfig({ file: opts.config, flags: { dataDir: opts.dataDir, logLevel: 'warn' } });
-      const grace = opts.graceSeconds !== undefined ? Number(opts.graceSeconds) : config.gc.graceSeconds;
-      if (!Number.isInteger(grace) || grace < 0) throw new CliError('--grace-seconds must be a whole number of seconds');
-      const stores = await openStores(config);
-      try {
+      if (opts.graceSeconds !== undefined && !/^\d+$/.test(opts.graceSeconds)) throw new CliError('--grace-seconds must be a whole number of seconds');
+      await withStores(opts, async (stores, config) => {
+        const grace = opts.graceSeconds !== undefined ? Number(opts.graceSeconds) : config.gc.graceSeconds;
         const log = createLogger({ log: { level: 'warn' } });
         const registry = new RegistryService(stores.metadata, stores.blobs, config.registry, log);
         const gc = new GarbageCollector(stores.metadata, stores.blobs, registry, log);
@@ -45,20 +40,14 @@ export function registerGcCommands(program: Command): void {
         const verb = report.dryRun ? 'would delete' : 'deleted';
         process.stdout.write(`${JSON.stringify({ dryRun: report.dryRun, blobsDeleted: report.blobsDeleted, bytesReclaimed: report.bytesReclaimed, uploadsPurged: report.uploadsPurged, seconds: (report.finishedAt - report.startedAt) / 1000 }, null, 2)}\n`);
         process.stderr.write(`${verb} ${report.blobsDeleted} blobs (${mib(report.bytesReclaimed)}), purged ${report.uploadsPurged} abandoned uploads\n`);
-      } finally {
-        await stores.close();
-      }
+      });
     });
 
-  program.command('scrub')
+  storeOptions(program.command('scrub'))
     .description('re-hash every blob and check every reference; exit 0 when all is well, 1 when problems remain')
-    .option('-c, --config <file>', 'YAML configuration file')
-    .option('--data-dir <dir>', 'data directory (env BERTH_DATA_DIR)')
     .option('--repair', 'remove corrupt and missing blobs from the registry (so the next push re-uploads them) and orphaned files')
     .action(async (opts: Options & { repair?: boolean }) => {
-      const config = await loadConfig({ file: opts.config, flags: { dataDir: opts.dataDir, logLevel: 'warn' } });
-      const stores = await openStores(config);
-      try {
+      await withStores(opts, async (stores, config) => {
         const report = await scrub(stores.metadata, stores.blobs, {
           repair: Boolean(opts.repair),
           orphanGraceMs: config.gc.graceSeconds * 1000,
@@ -74,19 +63,13 @@ export function registerGcCommands(program: Command): void {
         } else {
           process.stderr.write('storage is consistent\n');
         }
-      } finally {
-        await stores.close();
-      }
+      });
     });
 
-  program.command('storage')
+  storeOptions(program.command('storage'))
     .description('storage used per repository, in total, the deduplication saving, and recent garbage collections (JSON)')
-    .option('-c, --config <file>', 'YAML configuration file')
-    .option('--data-dir <dir>', 'data directory (env BERTH_DATA_DIR)')
     .action(async (opts: Options) => {
-      const config = await loadConfig({ file: opts.config, flags: { dataDir: opts.dataDir, logLevel: 'warn' } });
-      const stores = await openStores(config);
-      try {
+      await withStores(opts, async (stores, config) => {
         const usage = await stores.metadata.gc.usage();
         const runs = await stores.metadata.gc.lastRuns(10);
         process.stdout.write(`${JSON.stringify({
@@ -99,8 +82,6 @@ export function registerGcCommands(program: Command): void {
             blobsDeleted: r.blobs_deleted, bytesReclaimed: r.bytes_reclaimed, uploadsPurged: r.uploads_purged,
           })),
         }, null, 2)}\n`);
-      } finally {
-        await stores.close();
-      }
+      });
     });
 }

@@ -1,7 +1,6 @@
 /** `berth lifecycle run [--dry-run] [--repository NAME]` and `berth lifecycle log`: apply policies now, or see what they removed. */
 import type { Command } from 'commander';
-import { openStores } from '../app.ts';
-import { loadConfig } from '../config/load.ts';
+import { storeOptions, withStores } from './stores.ts';
 import { LifecycleService } from '../lifecycle/service.ts';
 import { createLogger } from '../logger.ts';
 import { CliError } from './errors.ts';
@@ -15,16 +14,12 @@ interface Options {
 
 export function registerLifecycleCommands(program: Command): void {
   const lifecycle = program.command('lifecycle').description('ECR lifecycle policies');
-  lifecycle.command('run')
+  storeOptions(lifecycle.command('run'))
     .description('apply every repository\'s lifecycle policy now (or one repository\'s)')
-    .option('-c, --config <file>', 'YAML configuration file')
-    .option('--data-dir <dir>', 'data directory (env BERTH_DATA_DIR)')
     .option('--dry-run', 'report what would expire, change nothing')
     .option('--repository <name>', 'only this repository')
     .action(async (opts: Options) => {
-      const config = await loadConfig({ file: opts.config, flags: { dataDir: opts.dataDir, logLevel: 'warn' } });
-      const stores = await openStores(config);
-      try {
+      await withStores(opts, async (stores, config) => {
         const service = new LifecycleService(stores.metadata, createLogger({ log: { level: 'warn' } }));
         const repos = (await stores.metadata.lifecycle.repositoriesWithPolicy()).filter((r) => !opts.repository || r.name === opts.repository);
         if (opts.repository && repos.length === 0) throw new CliError(`repository ${opts.repository} has no lifecycle policy: set one with aws ecr put-lifecycle-policy`);
@@ -38,27 +33,19 @@ export function registerLifecycleCommands(program: Command): void {
           }
         }
         process.stderr.write(`${opts.dryRun ? 'would expire' : 'expired'} ${total} image(s) in ${repos.length} repositories\n`);
-      } finally {
-        await stores.close();
-      }
+      });
     });
-  lifecycle.command('log')
+  storeOptions(lifecycle.command('log'))
     .description('what lifecycle policies expired, newest first (JSON)')
-    .option('-c, --config <file>', 'YAML configuration file')
-    .option('--data-dir <dir>', 'data directory (env BERTH_DATA_DIR)')
     .option('--repository <name>', 'only this repository')
     .action(async (opts: Options) => {
-      const config = await loadConfig({ file: opts.config, flags: { dataDir: opts.dataDir, logLevel: 'warn' } });
-      const stores = await openStores(config);
-      try {
+      await withStores(opts, async (stores, config) => {
         const rows = await stores.metadata.lifecycle.listExpirations(opts.repository);
         process.stdout.write(`${JSON.stringify({ expirations: rows.map((r) => ({
           repositoryName: r.repository_name, imageDigest: r.digest, imageTags: JSON.parse(r.tags) as string[],
           imagePushedAt: new Date(r.pushed_at).toISOString(), appliedRulePriority: r.rule_priority, action: r.action,
           actor: r.actor, expiredAt: new Date(r.expired_at).toISOString(),
         })) }, null, 2)}\n`);
-      } finally {
-        await stores.close();
-      }
+      });
     });
 }
