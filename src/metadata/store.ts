@@ -261,9 +261,9 @@ export class MetadataStore {
   }
 
   /** The blob's size when the repository may reach it (live blobs only). */
-  async findRepositoryBlob(repositoryId: number, digest: string): Promise<{ size: number; touched_at: number } | null> {
+  async findRepositoryBlob(repositoryId: number, digest: string): Promise<{ size: number } | null> {
     const row = await this.db.selectFrom('repository_blobs as rb').innerJoin('blobs as b', 'b.digest', 'rb.digest')
-      .select(['b.size', 'b.touched_at']).where('rb.repository_id', '=', repositoryId).where('rb.digest', '=', digest).where('b.state', '=', 'live').executeTakeFirst();
+      .select(['b.size']).where('rb.repository_id', '=', repositoryId).where('rb.digest', '=', digest).where('b.state', '=', 'live').executeTakeFirst();
     return row ?? null;
   }
 

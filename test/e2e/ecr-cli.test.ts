@@ -397,7 +397,9 @@ describe('e2e: ECR workflow with the AWS CLI v2', { skip: gate.skip }, () => {
     assert.equal((await getManifest('team/app', 'v1')).status, 404);
     assert.equal((await getManifest('team/app', pushedDigest)).status, 404);
 
+    // Remove every local name of the image, so docker must ask the registry (a local copy would satisfy a digest pull).
     await docker(['rmi', ref('team/app', 'v1')]);
+    await docker(['rmi', ref('team/app', 'latest')], false);
     const pull = await docker(['pull', ref('team/app', 'v1')], false);
     assert.notEqual(pull.code, 0, 'docker pull of a deleted image fails');
     assert.match(pull.stderr, /manifest unknown|not found/i);

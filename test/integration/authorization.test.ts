@@ -464,7 +464,33 @@ async function tagExists(repo: string, tag: string): Promise<boolean> {
   return exists(`/v2/${repo}/manifests/${tag}`);
 }
 
+/** A valid lifecycle policy (ECR requires at least 100 characters). */
+const LIFECYCLE_POLICY = JSON.stringify({ rules: [{ rulePriority: 1, description: 'expire untagged images after a day', selection: { tagStatus: 'untagged', countType: 'sinceImagePushed', countUnit: 'days', countNumber: 1 }, action: { type: 'expire' } }] });
+
 const ECR_OPERATIONS: EcrOperation[] = [
+  { op: 'PutLifecyclePolicy', build: async (r) => ({ input: { repositoryName: r, lifecyclePolicyText: LIFECYCLE_POLICY } }) },
+  {
+    op: 'GetLifecyclePolicy',
+    build: async (r) => {
+      await adminEcr('PutLifecyclePolicy', { repositoryName: r, lifecyclePolicyText: LIFECYCLE_POLICY });
+      return { input: { repositoryName: r } };
+    },
+  },
+  {
+    op: 'DeleteLifecyclePolicy',
+    build: async (r) => {
+      await adminEcr('PutLifecyclePolicy', { repositoryName: r, lifecyclePolicyText: LIFECYCLE_POLICY });
+      return { input: { repositoryName: r } };
+    },
+  },
+  { op: 'StartLifecyclePolicyPreview', build: async (r) => ({ input: { repositoryName: r, lifecyclePolicyText: LIFECYCLE_POLICY } }) },
+  {
+    op: 'GetLifecyclePolicyPreview',
+    build: async (r) => {
+      await adminEcr('StartLifecyclePolicyPreview', { repositoryName: r, lifecyclePolicyText: LIFECYCLE_POLICY });
+      return { input: { repositoryName: r } };
+    },
+  },
   {
     op: 'CreateRepository',
     build: async (r) => {
