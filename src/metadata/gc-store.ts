@@ -54,14 +54,22 @@ export class GcStore {
    * (a push may have revived it). While this transaction lives, no push can revive or publish the blob.
    */
   async lockForDeletion(digest: string): Promise<boolean> {
+    let state: string | undefined;
     if (this.dialect === 'postgres') {
-      const row = await this.db.selectFrom('blobs').select('state').where('digest', '=', digest).forUpdate().executeTakeFirst();
-      return row?.state === 'deleting';
+      state = (await this.db.selectFrom('blobs').select('state').where('digest', '=', digest).forUpdate().executeTakeFirst())?.state;
+    } else {
+      // SQLite: the transaction holds the database's write lock from its start (BEGIN IMMEDIATE).
+      state = (await this.db.selectFrom('blobs').select('state').where('digest', '=', digest).executeTakeFirst())?.state;
     }
-    // SQLite: a write statement takes the database's write lock for the rest of the transaction.
-    await this.db.updateTable('blobs').set({ state: 'deleting' }).where('digest', '=', digest).where('state', '=', 'deleting').execute();
-    const row = await this.db.selectFrom('blobs').select('state').where('digest', '=', digest).executeTakeFirst();
-    return row?.state === 'deleting';
+    if (state !== 'deleting') return false;
+    // Re-check references now that the row is locked: a manifest that committed after the blob was marked (its
+    // check ran first and share-locked the row) makes it live again.
+    const referenced = await this.db.selectFrom('manifest_references').select('target_digest').where('target_digest', '=', digest).where('kind', '=', 'blob').limit(1).executeTakeFirst();
+    if (referenced) {
+      await this.db.updateTable('blobs').set({ state: 'live' }).where('digest', '=', digest).execute();
+      return false;
+    }
+    return true;
   }
 
   /** Removes the blob's row and every repository link to it. */

@@ -277,8 +277,13 @@ export class MetadataStore {
     const unique = [...new Set(digests)];
     const found = new Set<string>();
     for (let i = 0; i < unique.length; i += 500) {
-      const rows = await this.db.selectFrom('repository_blobs as rb').innerJoin('blobs as b', 'b.digest', 'rb.digest').select('rb.digest')
-        .where('rb.repository_id', '=', repositoryId).where('b.state', '=', 'live').where('rb.digest', 'in', unique.slice(i, i + 500)).execute();
+      let q = this.db.selectFrom('blobs as b').select('b.digest')
+        .where('b.state', '=', 'live').where('b.digest', 'in', unique.slice(i, i + 500))
+        .where((eb) => eb.exists(eb.selectFrom('repository_blobs as rb').select('rb.digest').whereRef('rb.digest', '=', 'b.digest').where('rb.repository_id', '=', repositoryId)));
+      // Inside a manifest's transaction on PostgreSQL, share-lock the blobs: garbage collection cannot delete one
+      // between this check and the commit that makes it referenced (SQLite transactions are serial already).
+      if (this.dialect === 'postgres' && this.db.isTransaction) q = q.forShare();
+      const rows = await q.execute();
       for (const r of rows) found.add(r.digest);
     }
     return unique.filter((d) => !found.has(d));
