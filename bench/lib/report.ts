@@ -220,6 +220,11 @@ export function renderMarkdown(r: Results): string {
     '',
     'Work files (images, registry data, logs, raw results as JSON) live in `.bench/` (git-ignored); registry data is deleted after each round.',
     '',
+    // Written by bench/gc.ts, which only adds this link when it is missing.
+    '## Garbage collection: sweeping 100,000 blobs',
+    '',
+    'See [benchmarks-gc.md](benchmarks-gc.md) (`npm run bench:gc`).',
+    '',
   );
   return lines.join('\n');
 }
