@@ -6,7 +6,11 @@
  * The timing is adversarial: many pushes upload their blobs, let the grace period pass (some wait until a GC run has
  * provably swept their blobs), and only then put the manifest, as a slow client would. Such a push must either
  * succeed with every blob intact or fail cleanly with MANIFEST_BLOB_UNKNOWN (the client then uploads the missing
- * blobs and tries again). Any other answer, or a stored manifest with a blob missing, fails the test.
+ * blobs and tries again). Any other answer, or a stored manifest with a blob missing, fails the test. Each round
+ * also leaves ~150 abandoned blobs, so every GC run has deletions to make while pushes go on. On PostgreSQL the test
+ * also plays a slow database: it repeatedly holds a lock that stalls manifest commits between their blob check and
+ * their commit while a GC runs (see stallManifestCommits) — the window in which a GC that does not serialise with
+ * manifest transactions deletes blobs a manifest is about to reference.
  *
  * At the end (final GC with grace 0, nothing pushing): every surviving image pulls bit-identically, deleted images'
  * own blobs are gone, and the bytes on disk are exactly the distinct blobs the remaining manifests reference.
@@ -442,9 +446,12 @@ describe('online garbage collection under concurrent pushes and deletes', () => 
       });
       let roundDone = false;
       const stall = server.metadata === 'postgres' ? stallManifestCommits(server, runs, () => roundDone) : Promise.resolve(0);
-      await Promise.all([...batch.map(push), ...deletions, ...junk]);
-      roundDone = true;
-      stallWindows += await stall;
+      try {
+        await Promise.all([...batch.map(push), ...deletions, ...junk]);
+      } finally {
+        roundDone = true;
+        stallWindows += await stall;
+      }
 
       // Once a GC run that started after everything above has finished, every surviving image must pull intact.
       const settled = Date.now();
