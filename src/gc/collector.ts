@@ -49,6 +49,8 @@ export class GarbageCollector {
   async run(options: GcOptions): Promise<GcReport> {
     const startedAt = options.now ?? Date.now();
     const cutoff = startedAt - options.graceMs;
+    // A pending blob is an upload being published: only one older than an abandoned upload is crash debris.
+    const pendingCutoff = startedAt - Math.max(options.graceMs, options.uploadExpiryMs);
     const dryRun = options.dryRun ?? false;
     const report: GcReport = { startedAt, finishedAt: startedAt, dryRun, blobsDeleted: 0, bytesReclaimed: 0, uploadsPurged: 0, digests: [] };
 
@@ -58,7 +60,7 @@ export class GarbageCollector {
     let examined = 0;
     for (;;) {
       // Keyset over digests: each candidate is examined once per run, whatever happens to it.
-      const batch = await this.meta.gc.candidates(cutoff, BATCH, after);
+      const batch = await this.meta.gc.candidates(cutoff, BATCH, after, pendingCutoff);
       if (batch.length === 0) break;
       after = batch[batch.length - 1].digest;
       for (const c of batch) {
@@ -71,7 +73,7 @@ export class GarbageCollector {
           }
           continue;
         }
-        if (c.state !== 'deleting' && !(await this.meta.gc.markDeleting(c.digest, cutoff))) continue;
+        if (c.state !== 'deleting' && !(await this.meta.gc.markDeleting(c.digest, cutoff, pendingCutoff))) continue;
         const deleted = await this.meta.transaction(async (tx) => {
           if (!(await tx.gc.lockForDeletion(c.digest))) return false;
           await this.blobs.delete(c.digest as Digest);

@@ -19,12 +19,12 @@ export class GcStore {
    * Blobs GC may take: live ones no manifest references and no push touched since `cutoff`; pending ones older than
    * `cutoff` (an upload that crashed before publishing); and rows a previous run left in `deleting`.
    */
-  async candidates(cutoff: number, limit: number, after = ''): Promise<GcCandidate[]> {
+  async candidates(cutoff: number, limit: number, after = '', pendingCutoff = cutoff): Promise<GcCandidate[]> {
     return this.db.selectFrom('blobs as b').select(['b.digest', 'b.size', 'b.state'])
       .where('b.digest', '>', after)
       .where((eb) => eb.or([
         eb('b.state', '=', 'deleting'),
-        eb.and([eb('b.state', '=', 'pending'), eb('b.touched_at', '<', cutoff)]),
+        eb.and([eb('b.state', '=', 'pending'), eb('b.touched_at', '<', pendingCutoff)]),
         eb.and([
           eb('b.state', '=', 'live'),
           eb('b.touched_at', '<', cutoff),
@@ -35,11 +35,11 @@ export class GcStore {
   }
 
   /** Re-checks a candidate and marks it `deleting` (from then on it counts as absent); false when it no longer qualifies. */
-  async markDeleting(digest: string, cutoff: number): Promise<boolean> {
+  async markDeleting(digest: string, cutoff: number, pendingCutoff = cutoff): Promise<boolean> {
     const r = await this.db.updateTable('blobs').set({ state: 'deleting' })
       .where('digest', '=', digest)
       .where((eb) => eb.or([
-        eb.and([eb('state', '=', 'pending'), eb('touched_at', '<', cutoff)]),
+        eb.and([eb('state', '=', 'pending'), eb('touched_at', '<', pendingCutoff)]),
         eb.and([
           eb('state', '=', 'live'),
           eb('touched_at', '<', cutoff),

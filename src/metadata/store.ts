@@ -250,9 +250,10 @@ export class MetadataStore {
    * Refreshes `touched_at` of a live blob a push relies on without uploading it (existence check, mount), so
    * garbage collection spares it for its grace period. Writes at most once per `minIntervalMs` per blob.
    */
-  async touchBlob(digest: string, now = Date.now(), minIntervalMs = 60_000): Promise<void> {
-    await this.db.updateTable('blobs').set({ touched_at: now })
-      .where('digest', '=', digest).where('state', '=', 'live').where('touched_at', '<', now - minIntervalMs).execute();
+  async touchBlob(digest: string, now = Date.now(), minIntervalMs = 60_000): Promise<boolean> {
+    const r = await this.db.updateTable('blobs').set({ touched_at: now })
+      .where('digest', '=', digest).where('state', '=', 'live').where('touched_at', '<=', now - minIntervalMs).executeTakeFirst();
+    return Number(r.numUpdatedRows) > 0;
   }
 
   async unlinkBlob(repositoryId: number, digest: string): Promise<boolean> {

@@ -145,11 +145,13 @@ export class RegistryService {
     if (!blob) return null;
     if (!(await this.blobs.stat(digest))) return null;
     const repo = await this.repositoryForPush(name);
-    await this.meta.transaction(async (tx) => {
-      await tx.touchBlob(digest, Date.now(), 0);
+    // Only a still-live blob is mounted; one that GC took meanwhile makes the client upload it instead.
+    const mounted = await this.meta.transaction(async (tx) => {
+      if (!(await tx.touchBlob(digest, Date.now(), 0))) return false;
       await tx.linkBlob(repo.id, digest);
+      return true;
     });
-    return blob;
+    return mounted ? blob : null;
   }
 
   private async upload(name: RepositoryName, id: string): Promise<{ repositoryId: number }> {
