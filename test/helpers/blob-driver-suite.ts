@@ -20,13 +20,13 @@ export interface DriverFixture {
 
 const MiB = 1024 * 1024;
 
-async function readAll(stream: Readable): Promise<Buffer> {
+export async function readAll(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of stream) chunks.push(c as Buffer);
   return Buffer.concat(chunks);
 }
 
-async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
+export async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
   for await (const x of it) out.push(x);
   return out;

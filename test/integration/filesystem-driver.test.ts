@@ -12,23 +12,12 @@ import { BerthError, type ErrorCode } from '../../src/errors/catalog.ts';
 import { digestOf, type Digest } from '../../src/oci/digest.ts';
 import { BlobStore, blobKey } from '../../src/storage/blob-store.ts';
 import { FilesystemDriver } from '../../src/storage/drivers/filesystem.ts';
-import { blobDriverSuite } from '../helpers/blob-driver-suite.ts';
+import { blobDriverSuite, collect, readAll } from '../helpers/blob-driver-suite.ts';
 
 async function tempDir(): Promise<string> {
   return mkdtemp(path.join(tmpdir(), 'berth-fs-'));
 }
 
-async function readAll(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of stream) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
-
-async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const x of it) out.push(x);
-  return out;
-}
 
 function chunksOf(data: Buffer, size: number): Buffer[] {
   const out: Buffer[] = [];
