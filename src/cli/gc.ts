@@ -4,7 +4,8 @@ import { storeOptions, withStores } from './stores.ts';
 import { GarbageCollector } from '../gc/collector.ts';
 import { scrub } from '../gc/scrub.ts';
 import { createLogger } from '../logger.ts';
-import { RegistryService } from '../registry/service.ts';
+import { storageReport } from '../gc/storage-report.ts';
+import { RegistryService, touchIntervalFor } from '../registry/service.ts';
 import { CliError } from './errors.ts';
 
 interface Options {
@@ -27,6 +28,13 @@ export function registerGcCommands(program: Command): void {
       if (opts.graceSeconds !== undefined && !/^\d+$/.test(opts.graceSeconds)) throw new CliError('--grace-seconds must be a whole number of seconds');
       await withStores(opts, async (stores, config) => {
         const grace = opts.graceSeconds !== undefined ? Number(opts.graceSeconds) : config.gc.graceSeconds;
+        // The server refreshes touch times at an interval derived from its own grace: a much shorter grace here could
+        // take a blob a running push has only checked for (the push then fails with MANIFEST_BLOB_UNKNOWN and retries).
+        const serverTouch = touchIntervalFor(config.gc.graceSeconds) / 1000;
+        if (grace < 2 * serverTouch) {
+          process.stderr.write(`warning: --grace-seconds ${grace} is under twice the registry's touch interval (${serverTouch} s, from gc.graceSeconds ${config.gc.graceSeconds}); pushes in progress may have to re-upload layers. Use at least ${2 * serverTouch}.
+`);
+        }
         const log = createLogger({ log: { level: 'warn' } });
         const registry = new RegistryService(stores.metadata, stores.blobs, config.registry, log);
         const gc = new GarbageCollector(stores.metadata, stores.blobs, registry, log);
@@ -69,19 +77,8 @@ export function registerGcCommands(program: Command): void {
   storeOptions(program.command('storage'))
     .description('storage used per repository, in total, the deduplication saving, and recent garbage collections (JSON)')
     .action(async (opts: Options) => {
-      await withStores(opts, async (stores, config) => {
-        const usage = await stores.metadata.gc.usage();
-        const runs = await stores.metadata.gc.lastRuns(10);
-        process.stdout.write(`${JSON.stringify({
-          repositories: usage.repositories.map((r) => ({ repositoryName: r.name, bytes: r.bytes, blobs: r.blobs })),
-          uniqueBytes: usage.uniqueBytes,
-          uniqueBlobs: usage.uniqueBlobs,
-          deduplicationSavingBytes: usage.linkedBytes - usage.uniqueBytes,
-          garbageCollections: runs.map((r) => ({
-            startedAt: new Date(r.started_at).toISOString(), seconds: (r.finished_at - r.started_at) / 1000, dryRun: r.dry_run === 1,
-            blobsDeleted: r.blobs_deleted, bytesReclaimed: r.bytes_reclaimed, uploadsPurged: r.uploads_purged,
-          })),
-        }, null, 2)}\n`);
+      await withStores(opts, async (stores) => {
+        process.stdout.write(`${JSON.stringify(await storageReport(stores.metadata), null, 2)}\n`);
       });
     });
 }

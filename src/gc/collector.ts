@@ -9,6 +9,7 @@
  * a file a push has just written. A crash leaves at worst a `deleting` row, finished by the next run.
  */
 import type { Logger } from 'pino';
+import type { GcCandidate } from '../metadata/gc-store.ts';
 import type { MetadataStore } from '../metadata/store.ts';
 import type { Digest } from '../oci/digest.ts';
 import type { RegistryService } from '../registry/service.ts';
@@ -37,6 +38,8 @@ export interface GcReport {
 }
 
 const BATCH = 500;
+/** File deletions in flight while a batch's rows are locked. */
+const DELETE_CONCURRENCY = 16;
 
 export class GarbageCollector {
   constructor(
@@ -56,38 +59,20 @@ export class GarbageCollector {
 
     if (!dryRun) report.uploadsPurged = await this.registry.purgeAbandonedUploads(startedAt - options.uploadExpiryMs);
 
-    let after = '';
     let examined = 0;
-    for (;;) {
-      // Keyset over digests: each candidate is examined once per run, whatever happens to it.
-      const batch = await this.meta.gc.candidates(cutoff, BATCH, after, pendingCutoff);
-      if (batch.length === 0) break;
-      after = batch[batch.length - 1].digest;
-      for (const c of batch) {
-        examined++;
-        if (dryRun) {
-          if (c.state !== 'deleting') {
-            report.digests.push(c.digest);
-            report.blobsDeleted++;
-            report.bytesReclaimed += c.size;
-          }
-          continue;
-        }
-        if (c.state !== 'deleting' && !(await this.meta.gc.markDeleting(c.digest, cutoff, pendingCutoff))) continue;
-        const deleted = await this.meta.transaction(async (tx) => {
-          if (!(await tx.gc.lockForDeletion(c.digest))) return false;
-          await this.blobs.delete(c.digest as Digest);
-          await tx.gc.removeBlob(c.digest);
-          return true;
-        });
-        if (deleted) {
-          report.digests.push(c.digest);
-          report.blobsDeleted++;
-          report.bytesReclaimed += c.size;
-        }
+    // Keyset over digests, state by state: each candidate is examined once per run, whatever happens to it.
+    for (const state of ['deleting', 'pending', 'live'] as const) {
+      let after = '';
+      for (;;) {
+        const batch = await this.meta.gc.candidates(state, state === 'pending' ? pendingCutoff : cutoff, BATCH, after);
+        if (batch.length === 0) break;
+        after = batch[batch.length - 1].digest;
+        examined += batch.length;
+        if (!dryRun) await this.sweep(batch, cutoff, pendingCutoff, report);
+        else if (state !== 'deleting') for (const c of batch) count(report, c.digest, c.size);
+        options.onProgress?.(examined);
+        if (batch.length < BATCH) break;
       }
-      options.onProgress?.(examined);
-      if (batch.length < BATCH) break;
     }
     report.finishedAt = Date.now();
     await this.meta.gc.recordRun({
@@ -99,4 +84,37 @@ export class GarbageCollector {
     }
     return report;
   }
+
+  /**
+   * Deletes one batch of candidates in two steps, each one transaction: mark them `deleting` (they count as absent
+   * from then on), then lock the marked rows, delete their files and rows. A crash between the two, or between a
+   * file's deletion and the commit, leaves `deleting` rows, which the next run finishes.
+   */
+  private async sweep(batch: GcCandidate[], cutoff: number, pendingCutoff: number, report: GcReport): Promise<void> {
+    const sizes = new Map(batch.map((c) => [c.digest, c.size]));
+    const marked = await this.meta.transaction((tx) => tx.gc.markDeleting(batch.filter((c) => c.state !== 'deleting').map((c) => c.digest), cutoff, pendingCutoff));
+    const doomed = [...batch.filter((c) => c.state === 'deleting').map((c) => c.digest), ...marked];
+    const deleted = await this.meta.transaction(async (tx) => {
+      const locked = await tx.gc.lockForDeletion(doomed);
+      await mapLimit(locked, DELETE_CONCURRENCY, (d) => this.blobs.delete(d as Digest));
+      await tx.gc.removeBlobs(locked);
+      return locked;
+    });
+    for (const d of deleted) count(report, d, sizes.get(d) ?? 0);
+  }
+}
+
+function count(report: GcReport, digest: string, size: number): void {
+  report.digests.push(digest);
+  report.blobsDeleted++;
+  report.bytesReclaimed += size;
+}
+
+/** Runs `fn` over `items`, at most `limit` at a time. */
+async function mapLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }

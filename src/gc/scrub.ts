@@ -59,9 +59,7 @@ export async function scrub(meta: MetadataStore, blobs: BlobStore, options: { re
 
   if (options.repair) {
     for (const digest of [...report.corrupt, ...report.missing]) {
-      await meta.transaction(async (tx) => {
-        await tx.gc.removeBlob(digest);
-      });
+      await meta.transaction((tx) => tx.gc.removeBlobs([digest]));
       await blobs.delete(digest as Digest);
       if (report.corrupt.includes(digest)) report.repaired.corrupt++;
       else report.repaired.missing++;

@@ -25,6 +25,9 @@ export async function connect(config: Config): Promise<Connection> {
       // bigint columns hold sizes and epoch milliseconds, all far below 2^53: read them as numbers.
       types: { getTypeParser: ((oid: number, format?: 'text' | 'binary') => (oid === PG_INT8 ? Number : pg.types.getTypeParser(oid, format as 'text'))) as typeof pg.types.getTypeParser },
     });
+    // An idle connection the server closed (a restart, a failover, an administrator) is dropped by the pool and
+    // replaced on next use; without a listener its error would end the process.
+    pool.on('error', (err) => process.emitWarning(`PostgreSQL closed an idle connection: ${err.message}`, 'BerthPostgresWarning'));
     return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), dialect: 'postgres' };
   }
   const file = m.path ? path.resolve(m.path) : path.join(config.dataDir, 'berth.db');

@@ -2,9 +2,11 @@
  * What garbage collection asks of the metadata database. The database decides: a blob may be deleted only while
  * a transaction holds its row in state `deleting` and proves nothing references it.
  */
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql, type ExpressionBuilder, type Kysely, type Transaction } from 'kysely';
 import type { Dialect } from './migrations/index.ts';
 import type { Database } from './schema.ts';
+
+export type BlobState = 'pending' | 'live' | 'deleting';
 
 export interface GcCandidate {
   digest: string;
@@ -16,66 +18,74 @@ export class GcStore {
   constructor(private readonly db: Kysely<Database> | Transaction<Database>, private readonly dialect: Dialect) {}
 
   /**
-   * Blobs GC may take: live ones no manifest references and no push touched since `cutoff`; pending ones older than
-   * `cutoff` (an upload that crashed before publishing); and rows a previous run left in `deleting`.
+   * One page of the blobs in `state` that GC may take, in digest order after `after`: rows a previous run left
+   * `deleting`; `pending` ones untouched since `cutoff` (an upload that crashed before publishing); `live` ones no
+   * manifest references and no push touched since `cutoff`.
    */
-  async candidates(cutoff: number, limit: number, after = '', pendingCutoff = cutoff): Promise<GcCandidate[]> {
-    return this.db.selectFrom('blobs as b').select(['b.digest', 'b.size', 'b.state'])
-      .where('b.digest', '>', after)
-      .where((eb) => eb.or([
-        eb('b.state', '=', 'deleting'),
-        eb.and([eb('b.state', '=', 'pending'), eb('b.touched_at', '<', pendingCutoff)]),
-        eb.and([
-          eb('b.state', '=', 'live'),
-          eb('b.touched_at', '<', cutoff),
-          eb.not(eb.exists(eb.selectFrom('manifest_references as r').select(sql`1`.as('one')).whereRef('r.target_digest', '=', 'b.digest').where('r.kind', '=', 'blob'))),
-        ]),
-      ]))
-      .orderBy('b.digest').limit(limit).execute();
-  }
-
-  /** Re-checks a candidate and marks it `deleting` (from then on it counts as absent); false when it no longer qualifies. */
-  async markDeleting(digest: string, cutoff: number, pendingCutoff = cutoff): Promise<boolean> {
-    const r = await this.db.updateTable('blobs').set({ state: 'deleting' })
-      .where('digest', '=', digest)
-      .where((eb) => eb.or([
-        eb.and([eb('state', '=', 'pending'), eb('touched_at', '<', pendingCutoff)]),
-        eb.and([
-          eb('state', '=', 'live'),
-          eb('touched_at', '<', cutoff),
-          eb.not(eb.exists(eb.selectFrom('manifest_references as r').select(sql`1`.as('one')).where('r.target_digest', '=', digest).where('r.kind', '=', 'blob'))),
-        ]),
-      ])).executeTakeFirst();
-    return Number(r.numUpdatedRows) > 0;
+  async candidates(state: BlobState, cutoff: number, limit: number, after = ''): Promise<GcCandidate[]> {
+    let q = this.db.selectFrom('blobs as b').select(['b.digest', 'b.size', 'b.state'])
+      .where('b.state', '=', state).where('b.digest', '>', after);
+    if (state !== 'deleting') q = q.where('b.touched_at', '<', cutoff);
+    if (state === 'live') {
+      // `r.target_digest > after` is implied, but stated it lets PostgreSQL's merge anti-join start at the page
+      // instead of at the first reference (else every page re-reads all references before it).
+      q = q.where((eb) => eb.not(eb.exists(eb.selectFrom('manifest_references as r').select(sql`1`.as('one'))
+        .whereRef('r.target_digest', '=', 'b.digest').where('r.kind', '=', 'blob').where('r.target_digest', '>', after))));
+    }
+    return q.orderBy('b.digest').limit(limit).execute();
   }
 
   /**
-   * Inside a transaction: takes the write lock on the blob's row and reports whether it is still `deleting`
-   * (a push may have revived it). While this transaction lives, no push can revive or publish the blob.
+   * Re-checks candidates and marks those that still qualify `deleting` (from then on they count as absent); returns
+   * the digests marked. Runs in the caller's transaction; on PostgreSQL the rows are locked in digest order first,
+   * the order a manifest's transaction share-locks blobs in, so the two can never deadlock.
    */
-  async lockForDeletion(digest: string): Promise<boolean> {
-    let state: string | undefined;
+  async markDeleting(digests: string[], cutoff: number, pendingCutoff = cutoff): Promise<string[]> {
+    if (digests.length === 0) return [];
+    const qualifies = (eb: ExpressionBuilder<Database, 'blobs'>) => eb.or([
+      eb.and([eb('blobs.state', '=', 'pending'), eb('blobs.touched_at', '<', pendingCutoff)]),
+      eb.and([
+        eb('blobs.state', '=', 'live'),
+        eb('blobs.touched_at', '<', cutoff),
+        eb.not(eb.exists(eb.selectFrom('manifest_references as r').select(sql`1`.as('one')).whereRef('r.target_digest', '=', 'blobs.digest').where('r.kind', '=', 'blob'))),
+      ]),
+    ]);
+    let targets = digests;
     if (this.dialect === 'postgres') {
-      state = (await this.db.selectFrom('blobs').select('state').where('digest', '=', digest).forUpdate().executeTakeFirst())?.state;
-    } else {
-      // SQLite: the transaction holds the database's write lock from its start (BEGIN IMMEDIATE).
-      state = (await this.db.selectFrom('blobs').select('state').where('digest', '=', digest).executeTakeFirst())?.state;
+      const locked = await this.db.selectFrom('blobs').select('digest').where('digest', 'in', digests).where(qualifies)
+        .orderBy('digest').forUpdate().execute();
+      targets = locked.map((r) => r.digest);
+      if (targets.length === 0) return [];
     }
-    if (state !== 'deleting') return false;
-    // Re-check references now that the row is locked: a manifest that committed after the blob was marked (its
-    // check ran first and share-locked the row) makes it live again.
-    const referenced = await this.db.selectFrom('manifest_references').select('target_digest').where('target_digest', '=', digest).where('kind', '=', 'blob').limit(1).executeTakeFirst();
-    if (referenced) {
-      await this.db.updateTable('blobs').set({ state: 'live' }).where('digest', '=', digest).execute();
-      return false;
-    }
-    return true;
+    const rows = await this.db.updateTable('blobs').set({ state: 'deleting' })
+      .where('digest', 'in', targets).where(qualifies).returning('digest').execute();
+    return rows.map((r) => r.digest);
   }
 
-  /** Removes the blob's row and every repository link to it. */
-  async removeBlob(digest: string): Promise<void> {
-    await this.db.deleteFrom('repository_blobs').where('digest', '=', digest).execute();
-    await this.db.deleteFrom('blobs').where('digest', '=', digest).execute();
+  /**
+   * Inside a transaction: takes the write locks on the blobs' rows (in digest order) and returns those still
+   * `deleting` and unreferenced — a push may have revived one, and a manifest that committed after a blob was
+   * marked (its check ran first and share-locked the row) makes it live again here. While this transaction lives,
+   * no push can revive or publish the returned blobs.
+   */
+  async lockForDeletion(digests: string[]): Promise<string[]> {
+    if (digests.length === 0) return [];
+    let q = this.db.selectFrom('blobs').select('digest').where('digest', 'in', digests).where('state', '=', 'deleting').orderBy('digest');
+    // SQLite: the transaction holds the database's write lock from its start (BEGIN IMMEDIATE).
+    if (this.dialect === 'postgres') q = q.forUpdate();
+    const locked = (await q.execute()).map((r) => r.digest);
+    if (locked.length === 0) return [];
+    const referenced = new Set((await this.db.selectFrom('manifest_references').select('target_digest').distinct()
+      .where('target_digest', 'in', locked).where('kind', '=', 'blob').execute()).map((r) => r.target_digest));
+    if (referenced.size > 0) await this.db.updateTable('blobs').set({ state: 'live' }).where('digest', 'in', [...referenced]).execute();
+    return locked.filter((d) => !referenced.has(d));
+  }
+
+  /** Removes the blobs' rows and every repository link to them. */
+  async removeBlobs(digests: string[]): Promise<void> {
+    if (digests.length === 0) return;
+    await this.db.deleteFrom('repository_blobs').where('digest', 'in', digests).execute();
+    await this.db.deleteFrom('blobs').where('digest', 'in', digests).execute();
   }
 
   async allBlobs(): Promise<Array<{ digest: string; size: number; state: string }>> {

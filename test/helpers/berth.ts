@@ -41,6 +41,8 @@ export interface StartOptions {
   auth?: boolean;
   /** Fixed port (0 = ephemeral). */
   port?: number;
+  /** Remove the reused data directory and database on dispose (set by `restart`, which hands them over). */
+  owns?: boolean;
 }
 
 export interface BerthProcess {
@@ -65,6 +67,19 @@ export interface BerthProcess {
   kill(): Promise<void>;
   /** Stop, then remove the data directory and the PostgreSQL database. */
   dispose(): Promise<void>;
+  /**
+   * A new server on the same data directory and database (after `stop` or `kill`); it takes them over, so its
+   * `dispose` removes them and this process's must not be called any more.
+   */
+  restart(options?: StartOptions): Promise<BerthProcess>;
+  /** Runs a `berth` maintenance command on this server's data (same metadata backend). */
+  cli(args: string[], env?: Record<string, string>): Promise<CliResult>;
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
 }
 
 export async function createPostgresDatabase(): Promise<string> {
@@ -168,8 +183,26 @@ export async function startBerth(options: StartOptions = {}): Promise<BerthProce
     },
     async dispose() {
       await proc.stop();
-      if (!options.dataDir) await rm(dataDir, { recursive: true, force: true });
-      if (metadata === 'postgres' && !options.postgresUrl && postgresUrl) await dropPostgresDatabase(postgresUrl);
+      if (!options.dataDir || options.owns) await rm(dataDir, { recursive: true, force: true });
+      if (metadata === 'postgres' && (!options.postgresUrl || options.owns) && postgresUrl) await dropPostgresDatabase(postgresUrl);
+    },
+    restart(more: StartOptions = {}) {
+      return startBerth({ ...options, ...more, dataDir, postgresUrl, metadata, owns: !options.dataDir || options.owns });
+    },
+    cli(cliArgs: string[], extraEnv: Record<string, string> = {}) {
+      const cliEnv: Record<string, string> = { ...(process.env as Record<string, string>), BERTH_LOG_LEVEL: 'warn', ...extraEnv };
+      delete cliEnv.BERTH_METADATA_DRIVER;
+      delete cliEnv.BERTH_POSTGRES_URL;
+      if (metadata === 'postgres') Object.assign(cliEnv, { BERTH_METADATA_DRIVER: 'postgres', BERTH_POSTGRES_URL: postgresUrl! });
+      return new Promise<CliResult>((resolve, reject) => {
+        const c = spawn(process.execPath, ['--import', 'tsx', mainScript, ...cliArgs, '--data-dir', dataDir], { env: cliEnv, cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+        let stdout = '';
+        let stderr = '';
+        c.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+        c.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+        c.once('error', reject);
+        c.once('exit', (code) => resolve({ code, stdout, stderr }));
+      });
     },
   };
   return proc;

@@ -10,12 +10,10 @@
  * administrator, `berth admin` for users, keys and identity policies, and /v2 for images.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import {
   CreateRepositoryCommand, DescribeRepositoriesCommand, ECRClient, GetAuthorizationTokenCommand, SetRepositoryPolicyCommand,
@@ -26,10 +24,9 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import { loadSecretKey, SecretBox } from '../../src/auth/secrets.ts';
 import { signToken } from '../../src/auth/tokens.ts';
 import { actions as implementedEcrActions } from '../../src/http/ecr/actions/index.ts';
-import { mainScript, repoRoot, startBerth, type BerthProcess } from '../helpers/berth.ts';
+import { startBerth, type BerthProcess } from '../helpers/berth.ts';
 import { blobData, descriptorOf, imageConfig, MediaTypes, ociManifest, sha256, type BuiltManifest } from '../helpers/oci.ts';
 
-const run = promisify(execFile);
 
 const ACCOUNT = '000000000000';
 const REGION = 'us-east-1';
@@ -213,15 +210,9 @@ async function adminEcr<T = any>(operation: string, input: unknown): Promise<T> 
 
 /** `berth admin …` against the server's data directory (and database). */
 async function berthAdmin(...args: string[]): Promise<any> {
-  const env: Record<string, string> = { ...(process.env as Record<string, string>), BERTH_LOG_LEVEL: 'warn' };
-  delete env.BERTH_METADATA_DRIVER;
-  delete env.BERTH_POSTGRES_URL;
-  if (server.metadata === 'postgres') {
-    env.BERTH_METADATA_DRIVER = 'postgres';
-    env.BERTH_POSTGRES_URL = server.postgresUrl!;
-  }
-  const { stdout } = await run(process.execPath, ['--import', 'tsx', mainScript, 'admin', ...args, '--data-dir', server.dataDir], { cwd: repoRoot, env });
-  return JSON.parse(stdout);
+  const r = await server.cli(['admin', ...args]);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -136,7 +136,7 @@ describe('crash safety (SIGKILL during concurrent uploads)', () => {
       await p.done;
     }
 
-    server = await startBerth({ dataDir: server.dataDir, postgresUrl: server.postgresUrl, metadata: server.metadata });
+    server = await server.restart();
 
     // Every completed image is intact, bit for bit.
     for (const img of completed) {

@@ -17,13 +17,12 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
-import { mainScript, repoRoot, startBerth, type BerthProcess } from '../helpers/berth.ts';
+import { startBerth, type BerthProcess } from '../helpers/berth.ts';
 
 const SERVER_GRACE_S = 2;
 const CLI_GRACE_S = 1;
@@ -167,24 +166,6 @@ async function stallManifestCommits(server: BerthProcess, runs: GcRuns, stopped:
     await client.end();
   }
   return windows;
-}
-
-/** Runs the `berth` CLI against the server's data (same metadata backend). */
-function runCli(server: BerthProcess, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const env: Record<string, string> = { ...(process.env as Record<string, string>), BERTH_LOG_LEVEL: 'warn' };
-  if (server.metadata === 'postgres') {
-    env.BERTH_METADATA_DRIVER = 'postgres';
-    env.BERTH_POSTGRES_URL = server.postgresUrl!;
-  }
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', mainScript, ...args, '--data-dir', server.dataDir], { env, cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    child.once('error', reject);
-    child.once('exit', (code) => resolve({ code, stdout, stderr }));
-  });
 }
 
 async function* walk(dir: string): AsyncGenerator<string> {
@@ -403,7 +384,7 @@ describe('online garbage collection under concurrent pushes and deletes', () => 
     const started = Date.now();
     cliLoop = (async () => {
       while (!cliLoopStop) {
-        const r = await runCli(server, ['gc', '--grace-seconds', String(CLI_GRACE_S)]);
+        const r = await server.cli(['gc', '--grace-seconds', String(CLI_GRACE_S)]);
         cliRuns++;
         if (r.code !== 0) cliFailures.push(`exit ${r.code}: ${r.stderr.slice(-500)}`);
         else cliDeleted += (JSON.parse(r.stdout) as { blobsDeleted: number }).blobsDeleted;
@@ -463,7 +444,7 @@ describe('online garbage collection under concurrent pushes and deletes', () => 
 
     cliLoopStop = true;
     await cliLoop;
-    const final = await runCli(server, ['gc', '--grace-seconds', '0']);
+    const final = await server.cli(['gc', '--grace-seconds', '0']);
     assert.equal(final.code, 0, final.stderr);
     const finalReport = JSON.parse(final.stdout) as { blobsDeleted: number; bytesReclaimed: number };
 
@@ -512,7 +493,7 @@ describe('online garbage collection under concurrent pushes and deletes', () => 
     const diskBytes = [...onDisk.values()].reduce((a, b) => a + b, 0);
     assert.deepEqual([...onDisk.keys()].sort(), [...referenced.keys()].sort(), 'blob files on disk = blobs the remaining manifests reference');
     assert.equal(diskBytes, expectedBytes, 'bytes on disk = sum of the distinct referenced blobs');
-    const storage = await runCli(server, ['storage']);
+    const storage = await server.cli(['storage']);
     assert.equal(storage.code, 0, storage.stderr);
     const usage = JSON.parse(storage.stdout) as { uniqueBytes: number; uniqueBlobs: number };
     assert.equal(usage.uniqueBytes, expectedBytes);

@@ -4,11 +4,10 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, rm, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { mainScript, repoRoot, startBerth, type BerthProcess } from '../helpers/berth.ts';
+import { startBerth, type BerthProcess } from '../helpers/berth.ts';
 
 const hex = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const sha256 = (b: Buffer) => `sha256:${hex(b)}`;
@@ -41,23 +40,13 @@ interface ScrubResult {
   report: { corrupt: string[]; missing: string[]; orphaned: string[]; brokenManifests: Array<{ repository: string; missing: string[] }>; repaired: { corrupt: number; missing: number; orphaned: number }; blobsChecked: number };
 }
 
-function runScrub(server: BerthProcess, repair: boolean): Promise<ScrubResult> {
-  const env: Record<string, string> = { ...(process.env as Record<string, string>), BERTH_GC_GRACE_SECONDS: '60' };
-  if (server.metadata === 'postgres') Object.assign(env, { BERTH_METADATA_DRIVER: 'postgres', BERTH_POSTGRES_URL: server.postgresUrl! });
-  const child = spawn(process.execPath, ['--import', 'tsx', mainScript, 'scrub', '--data-dir', server.dataDir, ...(repair ? ['--repair'] : [])], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-  return new Promise((resolve, reject) => {
-    child.once('exit', (code) => {
-      try {
-        resolve({ code, report: JSON.parse(out) as ScrubResult['report'] });
-      } catch {
-        reject(new Error(`scrub printed no report (exit ${code}):\n${out}\n${err}`));
-      }
-    });
-  });
+async function runScrub(server: BerthProcess, repair: boolean): Promise<ScrubResult> {
+  const r = await server.cli(['scrub', ...(repair ? ['--repair'] : [])], { BERTH_GC_GRACE_SECONDS: '60' });
+  try {
+    return { code: r.code, report: JSON.parse(r.stdout) as ScrubResult['report'] };
+  } catch {
+    throw new Error(`scrub printed no report (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
+  }
 }
 
 describe('berth scrub', () => {

@@ -42,7 +42,7 @@ describe('berth serve', () => {
     assert.equal(await status, 201);
     assert.equal(await exit, 0);
 
-    server = await startBerth({ dataDir: server.dataDir, postgresUrl: server.postgresUrl, metadata: server.metadata });
+    server = await server.restart();
     const res = await fetch(`${server.url}/v2/graceful/blob/blobs/${digest}`);
     assert.equal(res.status, 200);
     assert.equal(sha256(Buffer.from(await res.arrayBuffer())), digest);
