@@ -1,0 +1,173 @@
+/** `berth vulndb import <paths...>` loads OSV data into the vulnerability database; `berth vulndb status` describes it. */
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { defaultSourceName, importVulnData, VulnImportError, type ImportSummary } from '../scan/vulndb/import.ts';
+import { vulnDbStatus } from '../scan/vulndb/lookup.ts';
+import { CliError } from './errors.ts';
+import { storeOptions, withStores } from './stores.ts';
+
+interface Options {
+  config?: string;
+  dataDir?: string;
+}
+
+interface ImportOptions extends Options {
+  prune?: boolean;
+  source?: string;
+}
+
+/** Invalid records listed one by one per dump; beyond that only their number is given. */
+const MAX_LISTED_INVALID = 200;
+
+export function registerVulndbCommands(program: Command): void {
+  const vulndb = program.command('vulndb').description('the offline vulnerability database the scanner matches against (OSV data)');
+
+  storeOptions(vulndb.command('import'))
+    .description('import OSV data: all.zip dumps (as published per ecosystem by OSV) or directories of OSV .json records; unchanged records are skipped')
+    .argument('<paths...>', 'OSV all.zip files (e.g. Go-all.zip) or directories of OSV .json records')
+    .option('--prune', 'remove from each source the records its dump no longer contains')
+    .option('--source <name>', 'source name to record the data under (default: from the file name, Go-all.zip → Go)')
+    .action(async (paths: string[], opts: ImportOptions) => {
+      await checkPaths(paths, opts);
+      await withStores(opts, async (stores) => {
+        const abort = new AbortController();
+        const onSigint = () => {
+          process.stderr.write('\ninterrupted: stopping after the current batch (records written so far are kept; run the import again to finish)\n');
+          abort.abort(new CliError('import interrupted'));
+        };
+        process.once('SIGINT', onSigint);
+        const summaries: ImportSummary[] = [];
+        try {
+          for (const p of paths) {
+            const progress = new Progress(path.basename(p));
+            let listed = 0;
+            const started = performance.now();
+            let summary: ImportSummary;
+            try {
+              summary = await importVulnData(stores.connection.db, stores.connection.dialect, p, {
+                source: opts.source,
+                prune: Boolean(opts.prune),
+                signal: abort.signal,
+                onProgress: (done, total) => progress.update(done, total),
+                onInvalid: (what, reason) => {
+                  if (++listed <= MAX_LISTED_INVALID) progress.note(`skipped invalid record ${what}: ${reason}`);
+                },
+              });
+            } catch (err) {
+              progress.clear();
+              throw translate(err);
+            }
+            const seconds = (performance.now() - started) / 1000;
+            progress.clear();
+            if (listed > MAX_LISTED_INVALID) process.stderr.write(`(${listed - MAX_LISTED_INVALID} more invalid records not listed)\n`);
+            const total = summary.added + summary.updated + summary.unchanged;
+            process.stderr.write(`${summary.source}: ${total} records from ${p} in ${seconds.toFixed(1)} s — ${summary.added} added, ${summary.updated} updated, ${summary.unchanged} unchanged, ${summary.invalid} invalid${opts.prune ? `, ${summary.pruned} pruned` : ''}; database version ${summary.dbVersion}\n`);
+            summaries.push(summary);
+          }
+        } finally {
+          process.removeListener('SIGINT', onSigint);
+        }
+        process.stdout.write(`${JSON.stringify({ imports: summaries, dbVersion: summaries.at(-1)?.dbVersion }, null, 2)}\n`);
+      });
+    });
+
+  storeOptions(vulndb.command('status'))
+    .description('the sources in the vulnerability database: record counts, data and import dates, licences')
+    .option('--json', 'print JSON (with each source\'s full licence text)')
+    .action(async (opts: Options & { json?: boolean }) => {
+      await withStores(opts, async (stores) => {
+        const status = await vulnDbStatus(stores.connection.db).catch((err: unknown) => { throw translate(err); });
+        const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+        if (opts.json) {
+          process.stdout.write(`${JSON.stringify({
+            dbVersion: status.dbVersion,
+            updatedAt: iso(status.updatedAt),
+            records: status.records,
+            packages: status.packages,
+            sources: status.sources.map((s) => ({ ...s, importedAt: iso(s.importedAt), dataUpdatedAt: iso(s.dataUpdatedAt) })),
+          }, null, 2)}\n`);
+          return;
+        }
+        if (status.sources.length === 0 && status.records === 0) {
+          process.stdout.write('the vulnerability database is empty: import OSV data with `berth vulndb import <all.zip or directory>...`\n');
+          return;
+        }
+        process.stdout.write(`vulnerability database version ${status.dbVersion}, last changed ${iso(status.updatedAt) ?? 'never'}: ${status.records} records, ${status.packages} packages\n\n`);
+        const rows = [['SOURCE', 'RECORDS', 'WITHDRAWN', 'DATA UPDATED', 'IMPORTED', 'LICENCE'],
+          ...status.sources.map((s) => [s.name, String(s.records), String(s.withdrawn), iso(s.dataUpdatedAt) ?? '-', iso(s.importedAt) ?? '-',
+            s.license ? s.license.split('\n')[0]!.trim().slice(0, 40) : '(none recorded)'])];
+        const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+        for (const r of rows) process.stdout.write(`${r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')}\n`);
+        for (const s of status.sources) process.stdout.write(`\n${s.name}: from ${s.origin}\n`);
+      });
+    });
+}
+
+/** Catches what can be caught before the database is opened: missing paths and pruning that would be ambiguous. */
+async function checkPaths(paths: string[], opts: ImportOptions): Promise<void> {
+  for (const p of paths) {
+    const info = await stat(p).catch(() => null);
+    if (!info) throw new CliError(`${p}: no such file or directory (give the path of an OSV all.zip, e.g. Go-all.zip, or of a directory of OSV .json records)`);
+  }
+  if (opts.prune) {
+    const names = new Map<string, string>();
+    for (const p of paths) {
+      const info = await stat(p);
+      const name = opts.source ?? defaultSourceName(path.resolve(p), info.isDirectory() ? 'dir' : 'zip');
+      const other = names.get(name);
+      if (other) throw new CliError(`${other} and ${p} both go to source ${name}: with --prune each dump would remove the other's records; import them separately, or under different --source names`);
+      names.set(name, p);
+    }
+  }
+}
+
+function translate(err: unknown): unknown {
+  if (err instanceof VulnImportError) return new CliError(err.message);
+  const message = (err as Error)?.message ?? '';
+  if (/no such table: vuln_|relation "vuln_\w+" does not exist/.test(message)) {
+    return new CliError('the vulnerability database tables are missing (migration 0005_vulndb has not run): this build of berth does not include them');
+  }
+  return err;
+}
+
+/**
+ * Import progress on stderr: one line rewritten in place on a terminal (count/total, percentage, rate), and a plain
+ * line every few seconds otherwise (logs, CI).
+ */
+class Progress {
+  private readonly tty = Boolean(process.stderr.isTTY);
+  private readonly started = performance.now();
+  private last = performance.now();
+  private shown = false;
+
+  constructor(private readonly label: string) {}
+
+  update(done: number, total?: number): void {
+    const now = performance.now();
+    const final = total !== undefined && done >= total;
+    // On a terminal the line follows closely and shows the end; elsewhere a line every 5 s, and the summary says the rest.
+    if (this.tty ? !final && now - this.last < 100 : final || now - this.last < 5000) return;
+    this.last = now;
+    const rate = done / Math.max((now - this.started) / 1000, 0.001);
+    const of = total ? `/${total} (${((100 * done) / total).toFixed(1)}%)` : '';
+    const line = `${this.label}: ${done}${of} entries, ${Math.round(rate)}/s`;
+    if (this.tty) {
+      process.stderr.write(`\r\x1b[2K${line}`);
+      this.shown = true;
+    } else {
+      process.stderr.write(`${line}\n`);
+    }
+  }
+
+  /** A message that must not be overwritten by the progress line. */
+  note(message: string): void {
+    this.clear();
+    process.stderr.write(`${message}\n`);
+  }
+
+  clear(): void {
+    if (this.tty && this.shown) process.stderr.write('\r\x1b[2K');
+    this.shown = false;
+  }
+}
