@@ -16,7 +16,8 @@ import { noteIngested } from './memory.ts';
 import { GarbageCollector } from './gc/collector.ts';
 import { connect, migrate, type Connection } from './metadata/connect.ts';
 import { MetadataStore } from './metadata/store.ts';
-import { RegistryService } from './registry/service.ts';
+import { RegistryService, touchIntervalFor } from './registry/service.ts';
+import { ScanService } from './scan/service.ts';
 import { BlobStore } from './storage/blob-store.ts';
 import type { BlobDriver } from './storage/driver.ts';
 import { FilesystemDriver } from './storage/drivers/filesystem.ts';
@@ -28,6 +29,7 @@ export interface App {
   access: AccessService;
   metadata: MetadataStore;
   blobs: BlobStore;
+  scans: ScanService;
   close(): Promise<void>;
 }
 
@@ -84,10 +86,12 @@ export async function buildApp(config: Config, log: Logger): Promise<App> {
   const access = await createAccessService(config, stores, log);
   await access.bootstrap({ accessKeyId: config.auth.rootAccessKeyId, secretAccessKey: config.auth.rootSecretAccessKey }, config.dataDir);
   if (!config.auth.enabled) log.warn('authentication is OFF: anyone who can reach this port can push, pull and delete');
-  const registry = new RegistryService(stores.metadata, stores.blobs, config.registry, log.child({ module: 'registry' }));
+  const registry = new RegistryService(stores.metadata, stores.blobs, { ...config.registry, touchIntervalMs: touchIntervalFor(config.gc.graceSeconds) }, log.child({ module: 'registry' }));
   const ecr = new EcrDomain(stores.metadata, { accountId: config.ecr.accountId, region: config.ecr.region });
   const lifecycle = new LifecycleService(stores.metadata, log.child({ module: 'lifecycle' }));
-  const server = buildServer({ log, registry, access, meta: stores.metadata, ecr, lifecycle, registryHost: config.ecr.registryHost, maxManifestBytes: config.registry.maxManifestBytes });
+  const scans = new ScanService(stores.metadata, stores.blobs, stores.connection.db, log.child({ module: 'scan' }), { workers: config.scan.workers, staleAfterMs: 30 * 60_000 });
+  registry.onPush((event) => scans.onPush(event));
+  const server = buildServer({ log, registry, access, meta: stores.metadata, ecr, lifecycle, scans, registryHost: config.ecr.registryHost, maxManifestBytes: config.registry.maxManifestBytes });
   // Background jobs; with several nodes these move to a scheduler with database leases (issue 6).
   const timers: NodeJS.Timeout[] = [];
   const every = (seconds: number, what: string, job: () => Promise<unknown>) => {
@@ -107,6 +111,9 @@ export async function buildApp(config: Config, log: Logger): Promise<App> {
   every(config.gc.intervalSeconds, 'garbage collection', () => gc.run({ graceMs: config.gc.graceSeconds * 1000, uploadExpiryMs: expiryMs }));
   // Lifecycle policies are applied in the background, like ECR's "within 24 hours"; `berth lifecycle run` runs them now.
   every(config.lifecycle.intervalSeconds, 'lifecycle run', () => lifecycle.runAll('scheduler', false));
+  // Scans queued on another node or by `berth vulndb import`, abandoned ones, and rescans after new vulnerability data.
+  every(config.scan.intervalSeconds, 'scan maintenance', () => scans.maintain());
+  scans.kick();
   return {
     config,
     server,
@@ -114,9 +121,11 @@ export async function buildApp(config: Config, log: Logger): Promise<App> {
     access,
     metadata: stores.metadata,
     blobs: stores.blobs,
+    scans,
     async close() {
       for (const t of timers) clearInterval(t);
       await server.close();
+      await scans.close();
       await stores.close();
     },
   };

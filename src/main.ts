@@ -10,6 +10,8 @@ import { registerAdminCommands } from './cli/admin.ts';
 import { CliError } from './cli/errors.ts';
 import { registerLifecycleCommands } from './cli/lifecycle.ts';
 import { registerGcCommands } from './cli/gc.ts';
+import { registerScanCommands } from './cli/scan.ts';
+import { registerVulndbCommands } from './cli/vulndb.ts';
 
 const program = new Command();
 program.name('berth').description('Berth: a self-hosted container image registry (OCI distribution + ECR API)').version('0.1.0');
@@ -33,6 +35,8 @@ config.command('check')
 registerAdminCommands(program);
 registerLifecycleCommands(program);
 registerGcCommands(program);
+registerVulndbCommands(program);
+registerScanCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError || err instanceof CliError) {

@@ -78,6 +78,12 @@ export const configSchema = z.object({
     /** How often lifecycle policies are applied in the background (0: only by `berth lifecycle run`). */
     intervalSeconds: z.number().int().min(0).default(3600),
   }).strict().default({ intervalSeconds: 3600 }),
+  scan: z.object({
+    /** Image scans running at once on this node (each streams one layer at a time). 0: this node does not scan. */
+    workers: z.number().int().min(0).max(64).default(1),
+    /** How often a node looks for queued scans, scans abandoned by a dead node, and images to rescan after new vulnerability data (0: never). */
+    intervalSeconds: z.number().int().min(0).default(60),
+  }).strict().default({ workers: 1, intervalSeconds: 60 }),
   /** Seconds to let in-flight requests finish on SIGTERM before connections are closed. */
   shutdownGraceSeconds: z.number().min(0).max(3600).default(30),
 }).strict();

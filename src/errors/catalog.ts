@@ -56,6 +56,8 @@ export const errorCatalog = {
   IMAGE_DIGEST_MISMATCH: { status: 400, oci: 'DIGEST_INVALID', ecr: 'ImageDigestDoesNotMatchException', message: 'the manifest does not match the given digest' },
   LAYERS_NOT_FOUND: { status: 400, oci: 'MANIFEST_BLOB_UNKNOWN', ecr: 'LayersNotFoundException', message: 'layers not found' },
   REFERENCED_IMAGES_NOT_FOUND: { status: 400, oci: 'MANIFEST_BLOB_UNKNOWN', ecr: 'ReferencedImagesNotFoundException', message: 'referenced images not found' },
+  SCAN_NOT_FOUND: { status: 404, oci: 'MANIFEST_UNKNOWN', ecr: 'ScanNotFoundException', message: 'no scan of this image was found' },
+  UNSUPPORTED_IMAGE_TYPE: { status: 400, oci: 'UNSUPPORTED', ecr: 'UnsupportedImageTypeException', message: 'the image type is not supported' },
   INVALID_TAG_PARAMETER: { status: 400, oci: 'UNSUPPORTED', ecr: 'InvalidTagParameterException', message: 'invalid tag parameter' },
   TOO_MANY_TAGS: { status: 400, oci: 'UNSUPPORTED', ecr: 'TooManyTagsException', message: 'too many tags' },
   UPLOAD_NOT_FOUND: { status: 404, oci: 'BLOB_UPLOAD_UNKNOWN', ecr: 'UploadNotFoundException', message: 'upload not found' },

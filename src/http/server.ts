@@ -7,8 +7,10 @@ import type { AccessService } from '../auth/service.ts';
 import type { MetadataStore } from '../metadata/store.ts';
 import type { EcrDomain } from '../registry/ecr.ts';
 import type { LifecycleService } from '../lifecycle/service.ts';
+import type { ScanService } from '../scan/service.ts';
 import type { RegistryService } from '../registry/service.ts';
 import { isEcrRequest, registerEcrRoutes, renderEcrError } from './ecr/router.ts';
+import { registerBerthRoutes } from './berth/routes.ts';
 import { registerOciRoutes } from './oci/routes.ts';
 import { renderOciError } from './oci/errors.ts';
 
@@ -19,6 +21,7 @@ export interface ServerOptions {
   meta: MetadataStore;
   ecr: EcrDomain;
   lifecycle: LifecycleService;
+  scans: ScanService;
   registryHost?: string;
   maxManifestBytes: number;
 }
@@ -70,6 +73,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   });
 
   registerOciRoutes(app, { registry: options.registry, access: options.access, maxManifestBytes: options.maxManifestBytes });
-  registerEcrRoutes(app, { access: options.access, registry: options.registry, meta: options.meta, ecr: options.ecr, lifecycle: options.lifecycle, registryHost: options.registryHost, log: options.log.child({ module: 'ecr' }) });
+  registerEcrRoutes(app, { access: options.access, registry: options.registry, meta: options.meta, ecr: options.ecr, lifecycle: options.lifecycle, scans: options.scans, registryHost: options.registryHost, log: options.log.child({ module: 'ecr' }) });
+  registerBerthRoutes(app, { access: options.access, meta: options.meta, scans: options.scans, ecr: options.ecr });
   return app;
 }

@@ -275,7 +275,8 @@ export class MetadataStore {
   /** Which of `digests` the repository cannot reach. */
   async missingBlobs(repositoryId: number, digests: string[]): Promise<string[]> {
     if (digests.length === 0) return [];
-    const unique = [...new Set(digests)];
+    // Sorted: on PostgreSQL the rows are share-locked in digest order, the order GC locks them in.
+    const unique = [...new Set(digests)].sort();
     const found = new Set<string>();
     for (let i = 0; i < unique.length; i += 500) {
       let q = this.db.selectFrom('blobs as b').select('b.digest')
@@ -283,7 +284,7 @@ export class MetadataStore {
         .where((eb) => eb.exists(eb.selectFrom('repository_blobs as rb').select('rb.digest').whereRef('rb.digest', '=', 'b.digest').where('rb.repository_id', '=', repositoryId)));
       // Inside a manifest's transaction on PostgreSQL, share-lock the blobs: garbage collection cannot delete one
       // between this check and the commit that makes it referenced (SQLite transactions are serial already).
-      if (this.dialect === 'postgres' && this.db.isTransaction) q = q.forShare();
+      if (this.dialect === 'postgres' && this.db.isTransaction) q = q.orderBy('b.digest').forShare();
       const rows = await q.execute();
       for (const r of rows) found.add(r.digest);
     }
@@ -337,6 +338,11 @@ export class MetadataStore {
 
   async findManifest(repositoryId: number, digest: string): Promise<ManifestRow | null> {
     return (await this.db.selectFrom('manifests').selectAll().where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst()) ?? null;
+  }
+
+  /** A manifest by digest in whichever repository holds it (content is the same everywhere: it is the digest's). */
+  async findManifestAnywhere(digest: string): Promise<Pick<ManifestRow, 'digest' | 'media_type' | 'content'> | null> {
+    return (await this.db.selectFrom('manifests').select(['digest', 'media_type', 'content']).where('digest', '=', digest).limit(1).executeTakeFirst()) ?? null;
   }
 
   async findTag(repositoryId: number, tag: string): Promise<string | null> {

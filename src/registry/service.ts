@@ -19,9 +19,27 @@ import type { ByteRange } from '../storage/driver.ts';
 export interface RegistryOptions {
   createRepositoryOnPush: boolean;
   maxManifestBytes: number;
+  /**
+   * A push's existence check refreshes a blob's touch time at most this often (a write per HEAD would make every
+   * pull-heavy check a write). Must stay well under the GC grace period; see `touchIntervalFor`.
+   */
+  touchIntervalMs?: number;
+}
+
+/** The touch throttle for a GC grace period: a quarter of it, at most a minute. */
+export function touchIntervalFor(graceSeconds: number): number {
+  return Math.min(60_000, Math.floor((graceSeconds * 1000) / 4));
 }
 
 export type Reference = { tag: Tag } | { digest: Digest };
+
+/** What a push listener hears once a manifest is stored. */
+export interface PushedManifest {
+  repository: RepositoryRow;
+  digest: Digest;
+  mediaType: string;
+  tag: string | null;
+}
 
 export interface ListResult {
   items: string[];
@@ -41,12 +59,19 @@ export class RegistryService {
   /** Uploads with a request writing to them right now: a second writer would interleave bytes. */
   private readonly busyUploads = new Set<string>();
 
+  private readonly pushListeners: Array<(event: PushedManifest) => void> = [];
+
   constructor(
     private readonly meta: MetadataStore,
     private readonly blobs: BlobStore,
     private readonly options: RegistryOptions,
     private readonly log: Logger,
   ) {}
+
+  /** Calls `listener` after every stored manifest (scan on push, events). It must not throw or block. */
+  onPush(listener: (event: PushedManifest) => void): void {
+    this.pushListeners.push(listener);
+  }
 
   // ---- repositories
 
@@ -95,7 +120,7 @@ export class RegistryService {
    */
   async checkBlob(name: RepositoryName, digest: Digest): Promise<{ size: number }> {
     const blob = await this.statBlob(name, digest);
-    await this.meta.touchBlob(digest);
+    await this.meta.touchBlob(digest, Date.now(), this.options.touchIntervalMs ?? 60_000);
     return blob;
   }
 
@@ -294,6 +319,8 @@ export class RegistryService {
       }, 'tag' in reference ? reference.tag : null);
     });
     this.log.debug({ repository: name, digest, reference }, 'manifest stored');
+    const event: PushedManifest = { repository: repo, digest, mediaType: parsed.mediaType, tag: 'tag' in reference ? reference.tag : null };
+    for (const listener of this.pushListeners) listener(event);
     return { digest, subject: parsed.subject };
   }
 

@@ -10,6 +10,7 @@ import { BerthError } from '../../errors/catalog.ts';
 import type { MetadataStore } from '../../metadata/store.ts';
 import type { EcrDomain } from '../../registry/ecr.ts';
 import type { LifecycleService } from '../../lifecycle/service.ts';
+import type { ScanService } from '../../scan/service.ts';
 import type { RegistryService } from '../../registry/service.ts';
 import { actions, MODEL_OPERATIONS } from './actions/index.ts';
 import { constraintMessage } from './shapes.ts';
@@ -25,6 +26,7 @@ export interface EcrRouteOptions {
   meta: MetadataStore;
   ecr: EcrDomain;
   lifecycle: LifecycleService;
+  scans: ScanService;
   registryHost?: string;
   log: Logger;
 }
@@ -102,6 +104,7 @@ export function registerEcrRoutes(app: FastifyInstance, options: EcrRouteOptions
       meta: options.meta,
       ecr: options.ecr,
       lifecycle: options.lifecycle,
+      scans: options.scans,
       registryHost: host,
       scheme: request.protocol,
       request: requestContext,

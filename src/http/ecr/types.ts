@@ -6,6 +6,7 @@ import type { MetadataStore } from '../../metadata/store.ts';
 import type { RegistryService } from '../../registry/service.ts';
 import type { EcrDomain } from '../../registry/ecr.ts';
 import type { LifecycleService } from '../../lifecycle/service.ts';
+import type { ScanService } from '../../scan/service.ts';
 
 export interface EcrContext {
   principal: Principal;
@@ -14,6 +15,7 @@ export interface EcrContext {
   meta: MetadataStore;
   ecr: EcrDomain;
   lifecycle: LifecycleService;
+  scans: ScanService;
   /** host[:port] for repositoryUri/proxyEndpoint: configured, or the request's Host. */
   registryHost: string;
   /** `https` or `http`, for proxyEndpoint and download URLs. */

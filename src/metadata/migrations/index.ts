@@ -3,6 +3,8 @@
  * are chosen per dialect where they differ (auto-increment keys, binary columns); everything else is shared.
  */
 import { sql, type Kysely, type Migration } from 'kysely';
+import { scansMigration } from '../../scan/store.ts';
+import { vulndbMigration } from '../../scan/vulndb/migration.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -178,5 +180,16 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0005_gc_keyset': {
+      async up(db: Kysely<any>) {
+        // GC pages through each state's candidates in digest order: (state, digest) serves that walk directly, where
+        // (state, touched_at) made SQLite collect and sort every candidate for each page.
+        await db.schema.dropIndex('blobs_state_touched').execute();
+        await db.schema.createIndex('blobs_state_digest').on('blobs').columns(['state', 'digest']).execute();
+      },
+    },
+    // The scanner's tables live with their modules.
+    '0006_vulndb': vulndbMigration(dialect),
+    '0007_scans': scansMigration(dialect),
   };
 }

@@ -9,6 +9,7 @@ import { isTag, type RepositoryName, type Tag } from '../../../oci/names.ts';
 import { defineAction, type EcrContext } from '../types.ts';
 import { imageIds, imageTag, maxResults, nextToken, registryId, repositoryName } from '../shapes.ts';
 import { decodeToken, encodeToken } from '../pagination.ts';
+import { scanSummary } from './scanning.ts';
 
 type ImageId = { imageDigest?: string | null; imageTag?: string | null };
 
@@ -37,6 +38,25 @@ async function resolve(ctx: EcrContext, repo: RepositoryRow, id: ImageId): Promi
   }
   if (!(await ctx.meta.findManifest(repo.id, digest!))) return fail('ImageNotFound', 'Requested image not found');
   return { digest: digest! };
+}
+
+/** Resolves one ImageIdentifier of a single-image operation, or throws ECR's exception for it. */
+export async function requireImage(ctx: EcrContext, repo: RepositoryRow, id: ImageId): Promise<string> {
+  const r = await resolve(ctx, repo, id);
+  if (!('failureCode' in r)) return r.digest;
+  if (r.failureCode === 'ImageNotFound' || r.failureCode === 'ImageTagDoesNotMatchDigest') {
+    throw new BerthError('IMAGE_NOT_FOUND', `The image with imageId {imageDigest:'${id.imageDigest ?? 'null'}', imageTag:'${id.imageTag ?? 'null'}'} does not exist within the repository with name '${repo.name}' in the registry with id '${ctx.ecr.identity.accountId}'`);
+  }
+  throw new BerthError('INVALID_PARAMETER', r.failureReason);
+}
+
+/**
+ * ImageDetails with the scan summary ECR's first basic scanner reported (imageScanStatus,
+ * imageScanFindingsSummary): Berth fills them, for the dashboards and scripts that still read them.
+ */
+async function details(ctx: EcrContext, repo: RepositoryRow, images: ImageRow[], sizes: Map<string, number>): Promise<Record<string, unknown>[]> {
+  const scans = await ctx.scans.store.getMany(images.map((i) => i.digest));
+  return images.map((i) => ({ ...ctx.ecr.imageDetail(repo, i, sizes), ...scanSummary(scans.get(i.digest)) }));
 }
 
 /** Resolves each id, collecting failures, and calls `fn` for those that resolve (the batch operations' loop). */
@@ -116,20 +136,14 @@ export const describeImages = defineAction({
       const byDigest = new Map(images.map((i) => [i.digest, i]));
       const out: ImageRow[] = [];
       for (const id of input.imageIds) {
-        const r = await resolve(ctx, repo, id);
-        if ('failureCode' in r) {
-          if (r.failureCode === 'ImageNotFound' || r.failureCode === 'ImageTagDoesNotMatchDigest') {
-            throw new BerthError('IMAGE_NOT_FOUND', `The image with imageId {imageDigest:'${id.imageDigest ?? 'null'}', imageTag:'${id.imageTag ?? 'null'}'} does not exist within the repository with name '${repo.name}' in the registry with id '${ctx.ecr.identity.accountId}'`);
-          }
-          throw new BerthError('INVALID_PARAMETER', r.failureReason);
-        }
-        if (!out.some((o) => o.digest === r.digest)) out.push(byDigest.get(r.digest)!);
+        const digest = await requireImage(ctx, repo, id);
+        if (!out.some((o) => o.digest === digest)) out.push(byDigest.get(digest)!);
       }
-      return { imageDetails: out.map((i) => ctx.ecr.imageDetail(repo, i, sizes)) };
+      return { imageDetails: await details(ctx, repo, out, sizes) };
     }
     const filtered = images.filter((i) => keep(i, input.filter?.tagStatus)).sort((a, b) => compareKeys(imageKey(a), imageKey(b)));
     const { page, nextToken: next } = pageOf(ctx, filtered, imageKey, `DescribeImages:${repo.id}:${input.filter?.tagStatus ?? 'ANY'}`, input.nextToken, input.maxResults);
-    return { imageDetails: page.map((i) => ctx.ecr.imageDetail(repo, i, sizes)), ...(next ? { nextToken: next } : {}) };
+    return { imageDetails: await details(ctx, repo, page, sizes), ...(next ? { nextToken: next } : {}) };
   },
 });
 

@@ -7,6 +7,7 @@ import { deleteRepositoryPolicy, getRepositoryPolicy, setRepositoryPolicy } from
 import { describeRegistry, getAuthorizationToken } from './registry.ts';
 import { createRepository, deleteRepository, describeRepositories, putImageScanningConfiguration, putImageTagMutability } from './repositories.ts';
 import { listTagsForResource, tagResource, untagResource } from './tags.ts';
+import { batchGetRepositoryScanningConfiguration, describeImageScanFindings, getRegistryScanningConfiguration, putRegistryScanningConfiguration, startImageScan } from './scanning.ts';
 import { deleteLifecyclePolicy, getLifecyclePolicy, getLifecyclePolicyPreview, putLifecyclePolicy, startLifecyclePolicyPreview } from './lifecycle.ts';
 
 const all: EcrAction[] = [
@@ -17,6 +18,7 @@ const all: EcrAction[] = [
   tagResource, untagResource, listTagsForResource,
   getAuthorizationToken, describeRegistry,
   putLifecyclePolicy, getLifecyclePolicy, deleteLifecyclePolicy, startLifecyclePolicyPreview, getLifecyclePolicyPreview,
+  startImageScan, describeImageScanFindings, putRegistryScanningConfiguration, getRegistryScanningConfiguration, batchGetRepositoryScanningConfiguration,
 ] as unknown as EcrAction[];
 
 export const actions = new Map(all.map((a) => [a.name, a]));

@@ -1,0 +1,79 @@
+/**
+ * Berth's own API, under /berth/api/v1: what neither the OCI distribution API nor the ECR API has a place for
+ * (storage accounting, SBOM export). Callers authenticate as on /v2 — HTTP Basic with an access key and secret, or
+ * user AWS with a token from `aws ecr get-login-password` — and responses are JSON.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { AccessService, Principal } from '../../auth/service.ts';
+import { BerthError } from '../../errors/catalog.ts';
+import { storageReport } from '../../gc/storage-report.ts';
+import type { MetadataStore } from '../../metadata/store.ts';
+import { isDigest } from '../../oci/digest.ts';
+import { isRepositoryName, isTag } from '../../oci/names.ts';
+import type { EcrDomain } from '../../registry/ecr.ts';
+import { SBOM_FORMATS, type SbomFormat } from '../../scan/sbom/index.ts';
+import type { ScanService } from '../../scan/service.ts';
+
+export const API_PREFIX = '/berth/api/v1';
+
+export interface BerthRouteOptions {
+  access: AccessService;
+  meta: MetadataStore;
+  scans: ScanService;
+  ecr: EcrDomain;
+}
+
+/** The caller, or anonymous when access control is off. */
+async function caller(access: AccessService, request: FastifyRequest): Promise<Principal> {
+  if (!access.enabled) return { kind: 'anonymous' };
+  const principal = await access.authenticateBasic(request.headers.authorization);
+  if (principal.kind === 'anonymous') throw new BerthError('UNAUTHORIZED', 'authentication required: HTTP Basic with an access key id and secret');
+  return principal;
+}
+
+/** Registry-wide figures are for administrators (and for everyone when access control is off). */
+async function requireAdmin(access: AccessService, request: FastifyRequest): Promise<void> {
+  const principal = await caller(access, request);
+  if (access.enabled && !(principal.kind === 'user' && principal.admin)) {
+    throw new BerthError('DENIED', 'only administrators may read registry-wide storage figures');
+  }
+}
+
+/** `<repository>/<digest or tag>` out of the wildcard part of an SBOM URL. */
+function imagePath(rest: string): { repository: string; reference: { digest: string } | { tag: string } } {
+  const m = /^(.+)\/images\/([^/]+)\/sbom$/.exec(rest);
+  if (!m) throw new BerthError('NOT_FOUND', 'use /berth/api/v1/repositories/<repository>/images/<digest or tag>/sbom');
+  const [, repository, ref] = m;
+  if (!isRepositoryName(repository)) throw new BerthError('NAME_INVALID', `invalid repository name ${repository}`);
+  if (isDigest(ref)) return { repository, reference: { digest: ref } };
+  if (isTag(ref)) return { repository, reference: { tag: ref } };
+  throw new BerthError('INVALID_PARAMETER', `"${ref}" is neither a digest nor a tag`);
+}
+
+export function registerBerthRoutes(app: FastifyInstance, options: BerthRouteOptions): void {
+  // SBOM of an image: `?format=cyclonedx|spdx` (default cyclonedx), `&platform=linux/arm64` for an index,
+  // `&vulnerabilities=true` to include the findings of its last scan (CycloneDX vulnerabilities, SPDX advisories).
+  app.get(`${API_PREFIX}/repositories/*`, async (request, reply) => {
+    const { repository, reference } = imagePath((request.params as { '*': string })['*']);
+    const query = request.query as Record<string, string | undefined>;
+    const format = (query.format ?? 'cyclonedx') as SbomFormat;
+    if (!SBOM_FORMATS.includes(format)) throw new BerthError('INVALID_PARAMETER', `format must be one of ${SBOM_FORMATS.join(', ')}`);
+    const principal = await caller(options.access, request);
+    if (options.access.enabled) await options.access.authorize(principal, 'ecr:BatchGetImage', repository, { sourceIp: request.ip, secureTransport: request.protocol === 'https' });
+    const row = await options.meta.findManifestByReference(repository, reference);
+    if (!row) {
+      if (!(await options.meta.findRepository(repository))) throw new BerthError('NAME_UNKNOWN', `repository ${repository} not found`);
+      throw new BerthError('MANIFEST_UNKNOWN', `${'tag' in reference ? `tag ${reference.tag}` : reference.digest} not found in ${repository}`);
+    }
+    const tags = 'tag' in reference ? [reference.tag] : undefined;
+    const doc = await options.scans.sbomOf(repository, row.digest, format, { platform: query.platform, withFindings: query.vulnerabilities === 'true', tags });
+    reply.header('content-type', doc.mediaType).send(Buffer.from(JSON.stringify(doc.document, null, 2)));
+  });
+
+  app.get(`${API_PREFIX}/storage`, async (request, reply) => {
+    await requireAdmin(options.access, request);
+    const runs = Number((request.query as Record<string, string>).runs ?? 10);
+    if (!Number.isInteger(runs) || runs < 0 || runs > 1000) throw new BerthError('INVALID_PARAMETER', 'runs must be a whole number from 0 to 1000');
+    reply.header('content-type', 'application/json').send(JSON.stringify(await storageReport(options.meta, runs)));
+  });
+}

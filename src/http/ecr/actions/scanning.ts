@@ -1,0 +1,194 @@
+/**
+ * StartImageScan, DescribeImageScanFindings, PutRegistryScanningConfiguration, GetRegistryScanningConfiguration,
+ * BatchGetRepositoryScanningConfiguration — ECR basic scanning, answered by Berth's own scanner.
+ */
+import { z } from 'zod/v3';
+import { BerthError } from '../../../errors/catalog.ts';
+import { effectiveScanning } from '../../../scan/config.ts';
+import { unscannable } from '../../../scan/service.ts';
+import type { ScanRecord } from '../../../scan/store.ts';
+import type { CvssScore, Finding } from '../../../scan/types.ts';
+import { defineAction } from '../types.ts';
+import { imageIdentifier, maxResults, nextToken, registryId, repositoryName } from '../shapes.ts';
+import { decodeToken, encodeToken } from '../pagination.ts';
+import { requireImage } from './images.ts';
+
+/** ECR's status of a scan: queued and running are both IN_PROGRESS to its clients. */
+function ecrStatus(scan: ScanRecord): { status: string; description?: string } {
+  if (scan.status === 'PENDING' || scan.status === 'IN_PROGRESS') return { status: 'IN_PROGRESS', description: 'The scan is in progress.' };
+  return { status: scan.status, ...(scan.description ? { description: scan.description } : {}) };
+}
+
+const seconds = (ms: number | null) => (ms === null ? undefined : Math.floor(ms / 1000));
+
+/** DescribeImages' legacy scan members for one image (nothing when it was never scanned). */
+export function scanSummary(scan: ScanRecord | undefined): Record<string, unknown> {
+  if (!scan) return {};
+  const finished = scan.status === 'COMPLETE';
+  return {
+    imageScanStatus: ecrStatus(scan),
+    ...(finished ? {
+      imageScanFindingsSummary: {
+        imageScanCompletedAt: seconds(scan.completedAt),
+        ...(scan.sourceUpdatedAt ? { vulnerabilitySourceUpdatedAt: seconds(scan.sourceUpdatedAt) } : {}),
+        findingSeverityCounts: scan.severityCounts,
+      },
+    } : {}),
+  };
+}
+
+/** Attribute values are 1–256 characters. */
+function attribute(key: string, value: string | undefined | null): Array<{ key: string; value: string }> {
+  return value ? [{ key, value: value.slice(0, 256) }] : [];
+}
+
+function cvss(scores: CvssScore[], major: '2' | '3'): CvssScore | undefined {
+  return scores.find((s) => s.version.startsWith(major));
+}
+
+/**
+ * A finding in ECR's basic shape: the four attributes clients know first (package_name, package_version, CVSS2_*),
+ * then CVSS3_*, then Berth's own: the package type and path, the source package, and the fixed version.
+ */
+export function ecrFinding(f: Finding): Record<string, unknown> {
+  const v2 = cvss(f.cvss, '2');
+  const v3 = cvss(f.cvss, '3');
+  const attributes = [
+    ...attribute('package_name', f.package.name),
+    ...attribute('package_version', f.package.version),
+    ...attribute('CVSS2_VECTOR', v2?.vector),
+    ...attribute('CVSS2_SCORE', v2 ? String(v2.baseScore) : null),
+    ...attribute('CVSS3_VECTOR', v3?.vector),
+    ...attribute('CVSS3_SCORE', v3 ? String(v3.baseScore) : null),
+    ...attribute('package_type', f.package.kind),
+    ...attribute('package_path', f.package.path),
+    ...attribute('source_package', f.package.sourceName),
+    ...attribute('fixed_version', f.fixedVersion),
+    ...attribute('advisory_id', f.advisoryId !== f.name ? f.advisoryId : null),
+  ];
+  return { name: f.name, ...(f.description ? { description: f.description } : {}), uri: f.uri, severity: f.severity, attributes };
+}
+
+export const startImageScan = defineAction({
+  name: 'StartImageScan',
+  input: z.object({ registryId, repositoryName, imageId: imageIdentifier }),
+  resource: (i) => i.repositoryName,
+  async handle(input, ctx) {
+    const repo = await ctx.ecr.repository(input.repositoryName, input.registryId);
+    const digest = await requireImage(ctx, repo, input.imageId);
+    const manifest = await ctx.meta.findManifest(repo.id, digest);
+    const why = manifest ? unscannable(manifest.media_type, manifest.content) : null;
+    if (why) throw new BerthError('UNSUPPORTED_IMAGE_TYPE', `The image cannot be scanned: ${why}.`);
+    await ctx.scans.request(digest);
+    return {
+      registryId: ctx.ecr.identity.accountId,
+      repositoryName: repo.name,
+      imageId: { imageDigest: digest, ...(input.imageId.imageTag ? { imageTag: input.imageId.imageTag } : {}) },
+      imageScanStatus: { status: 'IN_PROGRESS' },
+    };
+  },
+});
+
+export const describeImageScanFindings = defineAction({
+  name: 'DescribeImageScanFindings',
+  input: z.object({ registryId, repositoryName, imageId: imageIdentifier, nextToken, maxResults: maxResults(1000) }),
+  resource: (i) => i.repositoryName,
+  async handle(input, ctx) {
+    const repo = await ctx.ecr.repository(input.repositoryName, input.registryId);
+    const digest = await requireImage(ctx, repo, input.imageId);
+    const scan = await ctx.scans.store.get(digest);
+    if (!scan) {
+      throw new BerthError('SCAN_NOT_FOUND', `Image scan does not exist for the image with '{imageDigest:'${digest}', imageTag:'${input.imageId.imageTag ?? 'null'}'}' in the repository with name '${repo.name}' in the registry with id '${ctx.ecr.identity.accountId}'`);
+    }
+    const base = {
+      registryId: ctx.ecr.identity.accountId,
+      repositoryName: repo.name,
+      imageId: { imageDigest: digest, ...(input.imageId.imageTag ? { imageTag: input.imageId.imageTag } : {}) },
+      imageScanStatus: ecrStatus(scan),
+    };
+    // Results of an earlier scan stay readable while a rescan runs; a first scan in progress has none yet.
+    if (scan.completedAt === null) return base;
+    const all = await ctx.scans.store.findings(digest);
+    // The token is an offset into the stored, deterministically ordered findings of this very scan.
+    const scope = `DescribeImageScanFindings:${digest}:${scan.completedAt}`;
+    const start = input.nextToken ? Number(decodeToken(ctx.access, input.nextToken, scope)) : 0;
+    const limit = input.maxResults ?? 100;
+    const page = all.slice(start, start + limit);
+    const next = start + limit < all.length ? encodeToken(ctx.access, String(start + limit), scope) : undefined;
+    return {
+      ...base,
+      imageScanFindings: {
+        imageScanCompletedAt: seconds(scan.completedAt),
+        ...(scan.sourceUpdatedAt ? { vulnerabilitySourceUpdatedAt: seconds(scan.sourceUpdatedAt) } : {}),
+        findingSeverityCounts: scan.severityCounts,
+        findings: page.map(ecrFinding),
+      },
+      ...(next ? { nextToken: next } : {}),
+    };
+  },
+});
+
+const FILTER = /^[a-z0-9*](?:[._\-/a-z0-9*]?[a-z0-9*]+)*$/;
+
+const rules = z.array(z.object({
+  scanFrequency: z.enum(['SCAN_ON_PUSH', 'CONTINUOUS_SCAN', 'MANUAL'], { message: "Member must satisfy enum value set: [SCAN_ON_PUSH, CONTINUOUS_SCAN, MANUAL]" }),
+  repositoryFilters: z.array(z.object({
+    filter: z.string().min(1, 'Member must have length greater than or equal to 1').max(255, 'Member must have length less than or equal to 255')
+      .regex(FILTER, `must satisfy regular expression '${FILTER.source}'`),
+    filterType: z.enum(['WILDCARD'], { message: 'Member must satisfy enum value set: [WILDCARD]' }),
+  })).max(100, 'Member must have length less than or equal to 100'),
+})).max(2, 'Member must have length less than or equal to 2');
+
+export const putRegistryScanningConfiguration = defineAction({
+  name: 'PutRegistryScanningConfiguration',
+  input: z.object({ scanType: z.enum(['BASIC', 'ENHANCED'], { message: 'Member must satisfy enum value set: [BASIC, ENHANCED]' }).optional().nullable(), rules: rules.optional().nullable() }),
+  resource: () => null,
+  async handle(input, ctx) {
+    const scanType = input.scanType ?? 'BASIC';
+    const list = input.rules ?? [];
+    for (const rule of list) {
+      if (scanType === 'BASIC' && rule.scanFrequency !== 'SCAN_ON_PUSH') {
+        throw new BerthError('INVALID_PARAMETER', `Invalid parameter: scanFrequency ${rule.scanFrequency} is not supported for scanType BASIC; use SCAN_ON_PUSH (repositories that match no rule are scanned manually)`);
+      }
+      if (scanType === 'ENHANCED' && rule.scanFrequency === 'MANUAL') {
+        throw new BerthError('INVALID_PARAMETER', 'Invalid parameter: scanFrequency MANUAL is not supported for scanType ENHANCED; use SCAN_ON_PUSH or CONTINUOUS_SCAN');
+      }
+    }
+    const config = { scanType, rules: list };
+    await ctx.scans.putRegistryConfiguration(config);
+    return { registryScanningConfiguration: config };
+  },
+});
+
+export const getRegistryScanningConfiguration = defineAction({
+  name: 'GetRegistryScanningConfiguration',
+  input: z.object({}).passthrough(),
+  resource: () => null,
+  async handle(_input, ctx) {
+    return { registryId: ctx.ecr.identity.accountId, scanningConfiguration: await ctx.scans.registryConfiguration() };
+  },
+});
+
+export const batchGetRepositoryScanningConfiguration = defineAction({
+  name: 'BatchGetRepositoryScanningConfiguration',
+  input: z.object({
+    repositoryNames: z.array(repositoryName).min(1, 'Member must have length greater than or equal to 1').max(25, 'Member must have length less than or equal to 25'),
+  }),
+  authorizeInHandler: true,
+  async handle(input, ctx) {
+    const config = await ctx.scans.registryConfiguration();
+    const scanningConfigurations: Record<string, unknown>[] = [];
+    const failures: Record<string, unknown>[] = [];
+    for (const name of [...new Set(input.repositoryNames)]) {
+      await ctx.access.authorize(ctx.principal, 'ecr:BatchGetRepositoryScanningConfiguration', name, ctx.request);
+      const repo = await ctx.meta.findRepository(name);
+      if (!repo) {
+        failures.push({ repositoryName: name, failureCode: 'REPOSITORY_NOT_FOUND', failureReason: 'REPOSITORY_NOT_FOUND' });
+        continue;
+      }
+      const e = effectiveScanning(config, repo.name, repo.scan_on_push === 1);
+      scanningConfigurations.push({ repositoryArn: ctx.ecr.arn(repo.name), repositoryName: repo.name, scanOnPush: e.scanOnPush, scanFrequency: e.scanFrequency, appliedScanFilters: e.appliedScanFilters });
+    }
+    return { scanningConfigurations, failures };
+  },
+});

@@ -1,0 +1,223 @@
+/**
+ * Scan results and scanning settings in the metadata database. Results are per manifest digest, registry-wide: an
+ * image pushed to several repositories is one image and is scanned once. A row is also the job's place in the queue
+ * (`PENDING` → `IN_PROGRESS` → a final status), claimed with a conditional update so several nodes can share it.
+ */
+import type { Kysely, Migration } from 'kysely';
+import type { Dialect } from '../metadata/migrations/index.ts';
+import type { Finding, Inventory, Severity } from './types.ts';
+
+export type ScanState = 'PENDING' | 'IN_PROGRESS' | 'COMPLETE' | 'FAILED' | 'UNSUPPORTED_IMAGE';
+
+export interface ImageScansTable {
+  digest: string;
+  status: ScanState;
+  description: string | null;
+  requested_at: number;
+  started_at: number | null;
+  completed_at: number | null;
+  /** The vulnerability database version the findings were matched against. */
+  db_version: number | null;
+  /** When the vulnerability data used was last imported (ECR's vulnerabilitySourceUpdatedAt). */
+  source_updated_at: number | null;
+  claimed_by: string | null;
+  findings: string | null;
+  severity_counts: string | null;
+  inventory: string | null;
+}
+
+export interface ScanSettingsTable {
+  name: string;
+  value: string;
+}
+
+export interface ScanTables {
+  image_scans: ImageScansTable;
+  scan_settings: ScanSettingsTable;
+}
+
+export function scansMigration(dialect: Dialect): Migration {
+  const bigint = dialect === 'postgres' ? 'bigint' : 'integer';
+  return {
+    async up(db: Kysely<any>) {
+      await db.schema.createTable('image_scans')
+        .addColumn('digest', 'text', (c) => c.primaryKey())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('description', 'text')
+        .addColumn('requested_at', bigint, (c) => c.notNull())
+        .addColumn('started_at', bigint)
+        .addColumn('completed_at', bigint)
+        .addColumn('db_version', 'integer')
+        .addColumn('source_updated_at', bigint)
+        .addColumn('claimed_by', 'text')
+        .addColumn('findings', 'text')
+        .addColumn('severity_counts', 'text')
+        .addColumn('inventory', 'text')
+        .execute();
+      await db.schema.createIndex('image_scans_queue').on('image_scans').columns(['status', 'requested_at']).execute();
+      await db.schema.createTable('scan_settings')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .execute();
+    },
+  };
+}
+
+export interface ScanRecord {
+  digest: string;
+  status: ScanState;
+  description: string | null;
+  requestedAt: number;
+  startedAt: number | null;
+  completedAt: number | null;
+  dbVersion: number | null;
+  sourceUpdatedAt: number | null;
+  severityCounts: Partial<Record<Severity, number>>;
+}
+
+export interface ScanResult {
+  status: Exclude<ScanState, 'PENDING' | 'IN_PROGRESS'>;
+  description: string;
+  dbVersion: number;
+  sourceUpdatedAt: number | null;
+  findings: Finding[];
+  inventory: Inventory | null;
+}
+
+function record(row: Omit<ImageScansTable, 'findings' | 'inventory' | 'claimed_by'>): ScanRecord {
+  return {
+    digest: row.digest,
+    status: row.status,
+    description: row.description,
+    requestedAt: row.requested_at,
+    startedAt: row.started_at,
+    completedAt: row.completed_at,
+    dbVersion: row.db_version,
+    sourceUpdatedAt: row.source_updated_at,
+    severityCounts: row.severity_counts ? JSON.parse(row.severity_counts) : {},
+  };
+}
+
+export function severityCounts(findings: Finding[]): Partial<Record<Severity, number>> {
+  const counts: Partial<Record<Severity, number>> = {};
+  for (const f of findings) counts[f.severity] = (counts[f.severity] ?? 0) + 1;
+  return counts;
+}
+
+function resultColumns(result: ScanResult, now: number) {
+  return {
+    status: result.status,
+    description: result.description,
+    completed_at: now,
+    db_version: result.dbVersion,
+    source_updated_at: result.sourceUpdatedAt,
+    claimed_by: null,
+    findings: JSON.stringify(result.findings),
+    severity_counts: JSON.stringify(severityCounts(result.findings)),
+    inventory: result.inventory ? JSON.stringify(result.inventory) : null,
+  };
+}
+
+const SUMMARY = ['digest', 'status', 'description', 'requested_at', 'started_at', 'completed_at', 'db_version', 'source_updated_at', 'severity_counts'] as const;
+
+export class ScanStore {
+  private readonly db: Kysely<ScanTables>;
+
+  constructor(db: Kysely<any>) {
+    this.db = db as Kysely<ScanTables>;
+  }
+
+  async get(digest: string): Promise<ScanRecord | null> {
+    const row = await this.db.selectFrom('image_scans').select(SUMMARY).where('digest', '=', digest).executeTakeFirst();
+    return row ? record(row) : null;
+  }
+
+  async getMany(digests: string[]): Promise<Map<string, ScanRecord>> {
+    const out = new Map<string, ScanRecord>();
+    for (let i = 0; i < digests.length; i += 500) {
+      const rows = await this.db.selectFrom('image_scans').select(SUMMARY).where('digest', 'in', digests.slice(i, i + 500)).execute();
+      for (const r of rows) out.set(r.digest, record(r));
+    }
+    return out;
+  }
+
+  async findings(digest: string): Promise<Finding[]> {
+    const row = await this.db.selectFrom('image_scans').select('findings').where('digest', '=', digest).executeTakeFirst();
+    return row?.findings ? (JSON.parse(row.findings) as Finding[]) : [];
+  }
+
+  async inventory(digest: string): Promise<Inventory | null> {
+    const row = await this.db.selectFrom('image_scans').select('inventory').where('digest', '=', digest).executeTakeFirst();
+    return row?.inventory ? (JSON.parse(row.inventory) as Inventory) : null;
+  }
+
+  /**
+   * Queues a scan of `digest`. A scan already queued or running stays as it is (false); a finished one is queued
+   * again, keeping its results readable until the new ones replace them.
+   */
+  async request(digest: string, now = Date.now()): Promise<boolean> {
+    const inserted = await this.db.insertInto('image_scans')
+      .values({ digest, status: 'PENDING', description: null, requested_at: now, started_at: null, completed_at: null, db_version: null, source_updated_at: null, claimed_by: null, findings: null, severity_counts: null, inventory: null })
+      .onConflict((oc) => oc.column('digest').doNothing()).executeTakeFirst();
+    if (Number(inserted.numInsertedOrUpdatedRows ?? 0) > 0) return true;
+    const r = await this.db.updateTable('image_scans').set({ status: 'PENDING', requested_at: now, claimed_by: null })
+      .where('digest', '=', digest).where('status', 'not in', ['PENDING', 'IN_PROGRESS']).executeTakeFirst();
+    return Number(r.numUpdatedRows) > 0;
+  }
+
+  /** Claims the oldest queued scan for `worker`; null when none is waiting. */
+  async claim(worker: string, now = Date.now()): Promise<string | null> {
+    for (;;) {
+      const next = await this.db.selectFrom('image_scans').select('digest').where('status', '=', 'PENDING')
+        .orderBy('requested_at').orderBy('digest').limit(1).executeTakeFirst();
+      if (!next) return null;
+      const r = await this.db.updateTable('image_scans').set({ status: 'IN_PROGRESS', started_at: now, claimed_by: worker })
+        .where('digest', '=', next.digest).where('status', '=', 'PENDING').executeTakeFirst();
+      if (Number(r.numUpdatedRows) > 0) return next.digest;
+      // Another worker took it first: look again.
+    }
+  }
+
+  /** Stores a finished scan, unless the row was requeued or taken over meanwhile (then the newer request wins). */
+  async finish(digest: string, worker: string, result: ScanResult, now = Date.now()): Promise<boolean> {
+    const r = await this.db.updateTable('image_scans').set(resultColumns(result, now))
+      .where('digest', '=', digest).where('status', '=', 'IN_PROGRESS').where('claimed_by', '=', worker).executeTakeFirst();
+    return Number(r.numUpdatedRows) > 0;
+  }
+
+  /** Stores a result computed outside the queue (a platform image scanned with its index), unless a scan of it is queued or running. */
+  async record(digest: string, result: ScanResult, now = Date.now()): Promise<void> {
+    const columns = resultColumns(result, now);
+    await this.db.insertInto('image_scans').values({ digest, requested_at: now, started_at: now, ...columns })
+      .onConflict((oc) => oc.column('digest').doUpdateSet(columns).where('image_scans.status', 'not in', ['PENDING', 'IN_PROGRESS'])).execute();
+  }
+
+  /** Scans a worker started and never finished (it died, or stalled past `before`) go back to the queue. */
+  async requeueStale(before: number): Promise<number> {
+    const r = await this.db.updateTable('image_scans').set({ status: 'PENDING', claimed_by: null })
+      .where('status', '=', 'IN_PROGRESS').where('started_at', '<', before).executeTakeFirst();
+    return Number(r.numUpdatedRows);
+  }
+
+  /** Digests of finished scans matched against an older vulnerability database than `dbVersion`. */
+  async outdated(dbVersion: number, limit = 1000): Promise<string[]> {
+    const rows = await this.db.selectFrom('image_scans').select('digest')
+      .where('status', 'in', ['COMPLETE', 'FAILED']).where('db_version', '<', dbVersion).orderBy('digest').limit(limit).execute();
+    return rows.map((r) => r.digest);
+  }
+
+  async forget(digest: string): Promise<void> {
+    await this.db.deleteFrom('image_scans').where('digest', '=', digest).execute();
+  }
+
+  async setting<T>(name: string): Promise<T | null> {
+    const row = await this.db.selectFrom('scan_settings').select('value').where('name', '=', name).executeTakeFirst();
+    return row ? (JSON.parse(row.value) as T) : null;
+  }
+
+  async putSetting(name: string, value: unknown): Promise<void> {
+    const text = JSON.stringify(value);
+    await this.db.insertInto('scan_settings').values({ name, value: text })
+      .onConflict((oc) => oc.column('name').doUpdateSet({ value: text })).execute();
+  }
+}
