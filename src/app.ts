@@ -35,6 +35,7 @@ export interface App {
 
 export function createBlobDriver(config: Config): BlobDriver {
   const s = config.storage;
+  if (s.driver === 's3') throw new Error('storage.driver s3 is not available yet');
   return new FilesystemDriver({ root: s.root ? path.resolve(s.root) : path.join(config.dataDir, 'storage'), fsync: s.fsync });
 }
 

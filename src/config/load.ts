@@ -31,6 +31,21 @@ export const ENV_VARS: Record<string, { path: string[]; type: 'string' | 'number
   BERTH_STORAGE_DRIVER: { path: ['storage', 'driver'], type: 'string' },
   BERTH_STORAGE_ROOT: { path: ['storage', 'root'], type: 'string' },
   BERTH_STORAGE_FSYNC: { path: ['storage', 'fsync'], type: 'boolean' },
+  BERTH_S3_ENDPOINT: { path: ['storage', 'endpoint'], type: 'string' },
+  BERTH_S3_REGION: { path: ['storage', 'region'], type: 'string' },
+  BERTH_S3_BUCKET: { path: ['storage', 'bucket'], type: 'string' },
+  BERTH_S3_PREFIX: { path: ['storage', 'prefix'], type: 'string' },
+  BERTH_S3_FORCE_PATH_STYLE: { path: ['storage', 'forcePathStyle'], type: 'boolean' },
+  BERTH_S3_ACCESS_KEY_ID: { path: ['storage', 'accessKeyId'], type: 'string' },
+  BERTH_S3_SECRET_ACCESS_KEY: { path: ['storage', 'secretAccessKey'], type: 'string' },
+  BERTH_S3_REDIRECT: { path: ['storage', 'redirect'], type: 'boolean' },
+  BERTH_S3_CREATE_BUCKET: { path: ['storage', 'createBucket'], type: 'boolean' },
+  BERTH_TLS_CERT: { path: ['tls', 'cert'], type: 'string' },
+  BERTH_TLS_KEY: { path: ['tls', 'key'], type: 'string' },
+  BERTH_ENCRYPTION_KEY_FILE: { path: ['encryption', 'keyFile'], type: 'string' },
+  BERTH_ENCRYPTION_KEYRING_FILE: { path: ['encryption', 'keyringFile'], type: 'string' },
+  BERTH_METRICS_ENABLED: { path: ['metrics', 'enabled'], type: 'boolean' },
+  BERTH_JOB_LEASE_SECONDS: { path: ['jobs', 'leaseSeconds'], type: 'number' },
   BERTH_METADATA_DRIVER: { path: ['metadata', 'driver'], type: 'string' },
   BERTH_SQLITE_PATH: { path: ['metadata', 'path'], type: 'string' },
   BERTH_POSTGRES_URL: { path: ['metadata', 'connectionString'], type: 'string' },
@@ -102,7 +117,7 @@ function formatIssues(err: z.ZodError, source: string): string {
 /** Merges file < env < flags and validates. Relative paths resolve against the working directory. */
 /** Sections whose shape depends on their `driver`: an environment that switches driver replaces the section. */
 const TAGGED_SECTIONS: Record<string, (section: Plain) => string> = {
-  storage: () => 'filesystem',
+  storage: (section) => (section.bucket !== undefined ? 's3' : 'filesystem'),
   metadata: (section) => (section.connectionString !== undefined ? 'postgres' : 'sqlite'),
 };
 

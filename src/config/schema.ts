@@ -16,6 +16,29 @@ export const storageSchema = z.discriminatedUnion('driver', [
     /** fsync blobs before they become visible (keep on: it is what makes a crash lose nothing). */
     fsync: z.boolean().default(true),
   }).strict(),
+  z.object({
+    driver: z.literal('s3'),
+    /** e.g. http://127.0.0.1:7480 (Ceph RGW, MinIO); omit for AWS S3. */
+    endpoint: z.string().url().optional(),
+    region: z.string().min(1).default('us-east-1'),
+    bucket: z.string().min(3).max(63),
+    /** Key prefix inside the bucket (e.g. `berth/`); empty for the whole bucket. */
+    prefix: z.string().default(''),
+    /** Path-style addressing (`endpoint/bucket/key`): needed where buckets have no DNS names. */
+    forcePathStyle: z.boolean().default(false),
+    /** Static credentials; when absent, the standard AWS chain (environment, shared files, instance roles). */
+    accessKeyId: z.string().optional(),
+    secretAccessKey: z.string().optional(),
+    /** Ask S3 to encrypt objects itself (SSE): `AES256` or `aws:kms` (with `sseKmsKeyId`). */
+    serverSideEncryption: z.enum(['AES256', 'aws:kms']).optional(),
+    sseKmsKeyId: z.string().optional(),
+    /** Answer blob GETs with a redirect to a presigned URL (clients then download from S3 directly). */
+    redirect: z.boolean().default(false),
+    /** Lifetime of presigned redirect URLs. */
+    redirectTtlSeconds: z.number().int().min(10).max(7 * 24 * 3600).default(600),
+    /** Create the bucket on start when it does not exist. */
+    createBucket: z.boolean().default(false),
+  }).strict(),
 ]);
 
 export const metadataSchema = z.discriminatedUnion('driver', [
@@ -84,6 +107,28 @@ export const configSchema = z.object({
     /** How often a node looks for queued scans, scans abandoned by a dead node, and images to rescan after new vulnerability data (0: never). */
     intervalSeconds: z.number().int().min(0).default(60),
   }).strict().default({ workers: 1, intervalSeconds: 60 }),
+  tls: z.object({
+    /** PEM certificate chain and key; with both set, Berth serves HTTPS (HTTP/1.1 and HTTP/2 via ALPN). SIGHUP reloads them. */
+    cert: z.string().optional(),
+    key: z.string().optional(),
+  }).strict().refine((t) => Boolean(t.cert) === Boolean(t.key), 'set both tls.cert and tls.key, or neither').default({}),
+  encryption: z.object({
+    /**
+     * Master keys for encryption at rest (AES256 repositories): a file of lines `<key-id> <base64 32 bytes>`; the
+     * last line is the active key, earlier ones still decrypt. Defaults to `<dataDir>/master.keys`, made on first start.
+     */
+    keyFile: z.string().optional(),
+    /** Named keys standing in for KMS keys (`encryptionConfiguration.kmsKey`): same format, each id usable as a kmsKey. */
+    keyringFile: z.string().optional(),
+  }).strict().default({}),
+  metrics: z.object({
+    /** Serve Prometheus metrics at /metrics. */
+    enabled: z.boolean().default(true),
+  }).strict().default({ enabled: true }),
+  jobs: z.object({
+    /** A node holding a job lease renews it this often; others take it over once it is 3 renewals late. */
+    leaseSeconds: z.number().int().min(1).max(3600).default(30),
+  }).strict().default({ leaseSeconds: 30 }),
   /** Seconds to let in-flight requests finish on SIGTERM before connections are closed. */
   shutdownGraceSeconds: z.number().min(0).max(3600).default(30),
 }).strict();
