@@ -11,6 +11,7 @@
  *   status.d, apk installed, the rpm database found through var/lib/rpm's symlink if it is one);
  * - language packages are kept unless a package manager lists their file as its own (a distro-shipped
  *   Python or Node module carries the distro's backported fixes, so its upstream version would mislead);
+ *   Go binaries are kept regardless, as their embedded versions are what runs;
  * - each package is credited to the lowest layer where the same name and version sit at the same path.
  */
 import type { Readable } from 'node:stream';
@@ -23,6 +24,13 @@ import { dirName } from './layers/extractor.ts';
 import { ancestors, resolvePath } from './layers/paths.ts';
 import { LayerFormatError, analyzeLayer, isCurrent, type FileRecord, type LayerResult } from './layers/walk.ts';
 import type { InstalledPackage, Inventory, OsRelease } from './types.ts';
+
+/**
+ * Language packages that stay even when a package manager owns their file. A Go binary links the
+ * toolchain's stdlib and its modules statically, and a distro does not patch those in place: the versions
+ * in the binary are the ones that run (Debian's skopeo really carries go1.19's stdlib).
+ */
+const KEPT_WHEN_OWNED = new Set(['go-binary']);
 
 /** An inventory package; rpm packages may also carry their module stream. */
 export type ScannedPackage = InstalledPackage & { modularityLabel?: string };
@@ -242,7 +250,7 @@ export function squash(results: readonly LayerResult[]): Inventory {
   const language: ScannedPackage[] = [];
   for (const [path, node] of tree.records()) {
     if (node.record.category !== 'language') continue;
-    if (owned.has(path) || owned.has(tree.realParent(path))) continue;
+    if (!KEPT_WHEN_OWNED.has(node.record.extractor) && (owned.has(path) || owned.has(tree.realParent(path)))) continue;
     for (const pkg of packagesOf(node.record.output)) {
       if (lockEntryInstalled(tree, path, pkg)) continue;
       language.push(emit({ path, node, packages: [] }, pkg));

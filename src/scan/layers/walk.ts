@@ -113,12 +113,14 @@ export async function analyzeLayer(source: Readable, opts: AnalyzeOptions): Prom
     await walker.finishDeferred();
   } catch (err) {
     // `err` is the first failure: a stage of the pipeline (the tar iterator rethrows it) or our own code.
+    // Tearing the pipeline down makes the other streams fail too, so note the stage before that.
+    const stage = failedStage;
     extract.destroy();
     await piping;
     await walker.dispose();
     if (signal?.aborted) throw signal.reason ?? err;
     if (err instanceof LayerFormatError) throw err;
-    throw describeFailure(digest, sniffed, failedStage, err);
+    throw describeFailure(digest, sniffed, stage, err);
   }
   await walker.dispose();
   return walker.result(tap.digest(), tap.bytes);
@@ -320,7 +322,6 @@ async function readAtMost(entry: AsyncIterable<Buffer>, limit: number): Promise<
 }
 
 async function drain(entry: AsyncIterable<unknown>): Promise<void> {
-  // eslint-disable-next-line @typescript-eslint/no-unused-vars
   for await (const _ of entry) {
     // Skipped content still has to be read for the tar to move on.
   }

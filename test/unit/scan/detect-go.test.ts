@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { GoBinarySink, findBuildInfo, packagesFromBuildInfo, parseModinfo, stdlibVersion } from '../../../src/scan/detectors/go.ts';
 import type { DetectedPackage } from '../../../src/scan/layers/extractor.ts';
 
-const ESBUILD = 'node_modules/@esbuild/linux-x64/bin/esbuild';
+const ESBUILD = fileURLToPath(new URL('../../../node_modules/@esbuild/linux-x64/bin/esbuild', import.meta.url));
 const SKOPEO = '/usr/bin/skopeo';
 
 const SENTINEL_START = Buffer.from('3077af0c9274080241e1c107e6d618e6', 'hex');

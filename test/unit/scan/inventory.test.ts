@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { scanImage, squash, type ImageLayer, type ScannedPackage } from '../../../src/scan/inventory.ts';
 import type { LayerResult } from '../../../src/scan/layers/walk.ts';
 import type { Inventory } from '../../../src/scan/types.ts';
@@ -17,6 +18,7 @@ import {
   type LayerEntry,
 } from '../../helpers/scan-layers.ts';
 
+const ESBUILD = fileURLToPath(new URL('../../../node_modules/@esbuild/linux-x64/bin/esbuild', import.meta.url));
 const SITE = 'usr/local/lib/python3.11/site-packages';
 const DIST = 'usr/lib/python3/dist-packages';
 
@@ -287,13 +289,25 @@ describe('squash: package databases and file ownership', () => {
   });
 
   it('a Go binary is found in a layer and gone after its deletion', async () => {
-    const esbuild = readFileSync('node_modules/@esbuild/linux-x64/bin/esbuild');
+    const esbuild = readFileSync(ESBUILD);
     const layer1: LayerEntry[] = [{ name: 'usr/local/bin/esbuild', content: esbuild, mode: 0o755 }];
     const present = await scan([layer1]);
     assert.deepEqual(names(present.inventory), ['stdlib@1.26.5', 'github.com/evanw/esbuild@(devel)', 'golang.org/x/sys@v0.0.0-20220715151400-c0bba94af5f8']);
     assert.equal(find(present.inventory, 'stdlib')?.path, 'usr/local/bin/esbuild');
     const gone = await scan([layer1, [{ name: 'usr/local/bin/.wh.esbuild', content: '' }]]);
     assert.deepEqual(names(gone.inventory), []);
+  });
+
+  it('keeps a Go binary that a distro package owns (its embedded versions are what runs)', async () => {
+    const esbuild = readFileSync(ESBUILD);
+    const { inventory } = await scan([
+      [
+        status(stanza('esbuild', '0.28.2-1')),
+        { name: 'var/lib/dpkg/info/esbuild.list', content: '/.\n/usr/bin/esbuild\n' },
+        { name: 'usr/bin/esbuild', content: esbuild, mode: 0o755 },
+      ],
+    ]);
+    assert.deepEqual(names(inventory, 'golang'), ['stdlib@1.26.5', 'github.com/evanw/esbuild@(devel)', 'golang.org/x/sys@v0.0.0-20220715151400-c0bba94af5f8']);
   });
 });
 

@@ -314,6 +314,46 @@ describe('analyzeLayer', () => {
     await assert.rejects(analyzeLayer(Readable.from([blob]), { digest: 'd', extractors: [echo], signal: controller.signal }), /scan cancelled/);
   });
 
+  it('stops when aborted halfway, and leaves no temporary files', async () => {
+    const controller = new AbortController();
+    const spilling: FileExtractor = {
+      id: 'spill',
+      version: 1,
+      category: 'os-packages',
+      input: 'file',
+      deferred: true,
+      maxBytes: 1 << 20,
+      interested: (path) => path.startsWith('db/'),
+      parseFile: async () => null,
+    };
+    const aborting: BytesExtractor = {
+      ...echo,
+      parse: () => {
+        controller.abort(new Error('cancelled halfway'));
+        return null;
+      },
+    };
+    const blob = await buildLayer([{ name: 'db/x', content: 'spilled' }, { name: 'watch/a', content: 'a' }, { name: 'watch/b', content: 'b' }]);
+    await assert.rejects(analyzeLayer(chunked(blob, 100), { digest: 'd', extractors: [spilling, aborting], signal: controller.signal, tmpDir: tmpRoot }), /cancelled halfway/);
+    assert.deepEqual(await readdir(tmpRoot), []);
+  });
+
+  it('leaves no temporary files when the tar turns out truncated', async () => {
+    const spilling: FileExtractor = {
+      id: 'spill',
+      version: 1,
+      category: 'os-packages',
+      input: 'file',
+      deferred: true,
+      maxBytes: 1 << 20,
+      interested: (path) => path.startsWith('db/'),
+      parseFile: async () => null,
+    };
+    const tarBytes = await buildTar([{ name: 'db/x', content: 'spilled' }, { name: 'watch/a', content: 'a'.repeat(5000) }]);
+    await assert.rejects(walk(tarBytes.subarray(0, 3000), [spilling]), LayerFormatError);
+    assert.deepEqual(await readdir(tmpRoot), []);
+  });
+
   it('round-trips through JSON for caching, and tells stale results apart', async () => {
     const result = await walk(await buildLayer([{ name: 'watch/a', content: 'A' }, { name: 'l', type: 'symlink', linkname: 'watch/a' }]));
     const back = layerResultFromJson(JSON.parse(JSON.stringify(layerResultToJson(result))));
