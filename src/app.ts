@@ -18,6 +18,7 @@ import { connect, migrate, type Connection } from './metadata/connect.ts';
 import { MetadataStore } from './metadata/store.ts';
 import { RegistryService, touchIntervalFor } from './registry/service.ts';
 import { ScanService } from './scan/service.ts';
+import { JobLeases, JobRunner } from './jobs/leases.ts';
 import { BlobStore } from './storage/blob-store.ts';
 import type { BlobDriver } from './storage/driver.ts';
 import { FilesystemDriver } from './storage/drivers/filesystem.ts';
@@ -30,6 +31,7 @@ export interface App {
   metadata: MetadataStore;
   blobs: BlobStore;
   scans: ScanService;
+  jobs: JobRunner;
   close(): Promise<void>;
 }
 
@@ -93,27 +95,23 @@ export async function buildApp(config: Config, log: Logger): Promise<App> {
   const scans = new ScanService(stores.metadata, stores.blobs, stores.connection.db, log.child({ module: 'scan' }), { workers: config.scan.workers, staleAfterMs: 30 * 60_000 });
   registry.onPush((event) => scans.onPush(event));
   const server = buildServer({ log, registry, access, meta: stores.metadata, ecr, lifecycle, scans, registryHost: config.ecr.registryHost, maxManifestBytes: config.registry.maxManifestBytes });
-  // Background jobs; with several nodes these move to a scheduler with database leases (issue 6).
   const timers: NodeJS.Timeout[] = [];
-  const every = (seconds: number, what: string, job: () => Promise<unknown>) => {
-    if (seconds <= 0) return;
-    let running = false;
-    const t = setInterval(() => {
-      if (running) return;
-      running = true;
-      job().catch((err) => log.warn({ err }, `${what} failed`)).finally(() => { running = false; });
-    }, seconds * 1000);
-    t.unref();
-    timers.push(t);
-  };
+  // Background jobs run on one node at a time, whichever wins the job's lease in the database.
+  const jobs = new JobRunner(new JobLeases(stores.connection.db), { leaseMs: config.jobs.leaseSeconds * 1000, log: log.child({ module: 'jobs' }) });
   const expiryMs = config.registry.uploadExpirySeconds * 1000;
-  every(Math.min(expiryMs / 4000, 3600), 'upload purge', () => registry.purgeAbandonedUploads(Date.now() - expiryMs));
+  jobs.every('upload-purge', Math.min(expiryMs / 4000, 3600), () => registry.purgeAbandonedUploads(Date.now() - expiryMs));
   const gc = new GarbageCollector(stores.metadata, stores.blobs, registry, log.child({ module: 'gc' }));
-  every(config.gc.intervalSeconds, 'garbage collection', () => gc.run({ graceMs: config.gc.graceSeconds * 1000, uploadExpiryMs: expiryMs }));
+  jobs.every('gc', config.gc.intervalSeconds, () => gc.run({ graceMs: config.gc.graceSeconds * 1000, uploadExpiryMs: expiryMs }));
   // Lifecycle policies are applied in the background, like ECR's "within 24 hours"; `berth lifecycle run` runs them now.
-  every(config.lifecycle.intervalSeconds, 'lifecycle run', () => lifecycle.runAll('scheduler', false));
-  // Scans queued on another node or by `berth vulndb import`, abandoned ones, and rescans after new vulnerability data.
-  every(config.scan.intervalSeconds, 'scan maintenance', () => scans.maintain());
+  jobs.every('lifecycle', config.lifecycle.intervalSeconds, () => lifecycle.runAll('scheduler', false));
+  // Scans abandoned by a dead node go back to the queue, and images are rescanned after new vulnerability data.
+  jobs.every('scan-maintenance', config.scan.intervalSeconds, () => scans.maintain());
+  // Every node's workers take part in the scan queue: pick up what other nodes or `berth vulndb import` queued.
+  if (config.scan.intervalSeconds > 0) {
+    const poll = setInterval(() => scans.kick(), config.scan.intervalSeconds * 1000);
+    poll.unref();
+    timers.push(poll);
+  }
   scans.kick();
   return {
     config,
@@ -123,8 +121,10 @@ export async function buildApp(config: Config, log: Logger): Promise<App> {
     metadata: stores.metadata,
     blobs: stores.blobs,
     scans,
+    jobs,
     async close() {
       for (const t of timers) clearInterval(t);
+      await jobs.stop();
       await server.close();
       await scans.close();
       await stores.close();

@@ -10,6 +10,7 @@ import { registerAdminCommands } from './cli/admin.ts';
 import { CliError } from './cli/errors.ts';
 import { registerLifecycleCommands } from './cli/lifecycle.ts';
 import { registerGcCommands } from './cli/gc.ts';
+import { registerJobsCommands } from './cli/jobs.ts';
 import { registerScanCommands } from './cli/scan.ts';
 import { registerVulndbCommands } from './cli/vulndb.ts';
 
@@ -37,6 +38,7 @@ registerLifecycleCommands(program);
 registerGcCommands(program);
 registerVulndbCommands(program);
 registerScanCommands(program);
+registerJobsCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError || err instanceof CliError) {

@@ -3,6 +3,7 @@
  * are chosen per dialect where they differ (auto-increment keys, binary columns); everything else is shared.
  */
 import { sql, type Kysely, type Migration } from 'kysely';
+import { jobsMigration } from '../../jobs/leases.ts';
 import { scansMigration } from '../../scan/store.ts';
 import { vulndbMigration } from '../../scan/vulndb/migration.ts';
 
@@ -191,5 +192,6 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     // The scanner's tables live with their modules.
     '0006_vulndb': vulndbMigration(dialect),
     '0007_scans': scansMigration(dialect),
+    '0009_jobs': jobsMigration(dialect),
   };
 }
