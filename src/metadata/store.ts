@@ -275,12 +275,13 @@ export class MetadataStore {
   /** Which of `digests` the repository cannot reach. */
   async missingBlobs(repositoryId: number, digests: string[]): Promise<string[]> {
     if (digests.length === 0) return [];
-    // Sorted: on PostgreSQL the rows are share-locked in digest order, the order GC locks them in.
-    const unique = [...new Set(digests)].sort();
+    const unique = [...new Set(digests)];
+    // Queried in digest order: on PostgreSQL the rows are share-locked in that order, the order GC locks them in.
+    const sorted = [...unique].sort();
     const found = new Set<string>();
-    for (let i = 0; i < unique.length; i += 500) {
+    for (let i = 0; i < sorted.length; i += 500) {
       let q = this.db.selectFrom('blobs as b').select('b.digest')
-        .where('b.state', '=', 'live').where('b.digest', 'in', unique.slice(i, i + 500))
+        .where('b.state', '=', 'live').where('b.digest', 'in', sorted.slice(i, i + 500))
         .where((eb) => eb.exists(eb.selectFrom('repository_blobs as rb').select('rb.digest').whereRef('rb.digest', '=', 'b.digest').where('rb.repository_id', '=', repositoryId)));
       // Inside a manifest's transaction on PostgreSQL, share-lock the blobs: garbage collection cannot delete one
       // between this check and the commit that makes it referenced (SQLite transactions are serial already).

@@ -558,6 +558,17 @@ const ECR_OPERATIONS: EcrOperation[] = [
   { op: 'ListTagsForResource', build: async (r) => ({ input: { resourceArn: arn(r) } }) },
   { op: 'GetAuthorizationToken', global: true, build: async () => ({ input: {}, target: null }) },
   { op: 'DescribeRegistry', global: true, build: async () => ({ input: {}, target: null }) },
+  { op: 'StartImageScan', build: async (r) => ({ input: { repositoryName: r, imageId: { imageTag: 'v1' } } }) },
+  {
+    op: 'DescribeImageScanFindings',
+    build: async (r) => {
+      await adminEcr('StartImageScan', { repositoryName: r, imageId: { imageTag: 'v1' } });
+      return { input: { repositoryName: r, imageId: { imageTag: 'v1' } } };
+    },
+  },
+  { op: 'BatchGetRepositoryScanningConfiguration', build: async (r) => ({ input: { repositoryNames: [r] } }) },
+  { op: 'GetRegistryScanningConfiguration', global: true, build: async () => ({ input: {}, target: null }) },
+  { op: 'PutRegistryScanningConfiguration', global: true, build: async () => ({ input: { scanType: 'BASIC', rules: [] }, target: null }) },
 ];
 
 // ---------------------------------------------------------------------------------------------
