@@ -36,6 +36,11 @@ describe('resolveConfig', () => {
       ecr: { accountId: '000000000000', region: 'us-east-1', extraRegions: [] },
       gc: { intervalSeconds: 3600, graceSeconds: 3600 },
       lifecycle: { intervalSeconds: 3600 },
+      scan: { workers: 1, intervalSeconds: 60 },
+      tls: {},
+      encryption: {},
+      metrics: { enabled: true },
+      jobs: { leaseSeconds: 30 },
       // With auth on (the default), repositories are created explicitly, as in ECR.
       registry: { createRepositoryOnPush: false, maxManifestBytes: 4 * 1024 * 1024, uploadExpirySeconds: 24 * 3600 },
       shutdownGraceSeconds: 30,
@@ -168,7 +173,9 @@ describe('resolveConfig', () => {
       [{ listen: 5000 }, /listen/],
       [{ dataDir: '' }, /dataDir/],
       [{ log: { level: 'loud' } }, /log\.level/],
-      [{ storage: { driver: 's3' } }, /storage\.driver/],
+      [{ storage: { driver: 'azure' } }, /storage\.driver/],
+      [{ storage: { driver: 's3' } }, /storage\.bucket/],
+      [{ tls: { cert: '/etc/berth/cert.pem' } }, /tls: set both tls\.cert and tls\.key/],
       [{ storage: { driver: 'filesystem', fsync: 'yes' } }, /storage\.fsync/],
       [{ metadata: { driver: 'postgres' } }, /metadata\.connectionString/],
       [{ metadata: { driver: 'postgres', connectionString: 'postgres://x', poolSize: 0 } }, /metadata\.poolSize/],
@@ -223,12 +230,15 @@ describe('resolveConfig', () => {
       if (name === 'BERTH_STORAGE_DRIVER') env[name] = 'filesystem';
       if (name === 'BERTH_METADATA_DRIVER') env[name] = 'sqlite';
       if (name === 'BERTH_MAX_MANIFEST_BYTES') env[name] = '4096';
+      if (name === 'BERTH_SCAN_WORKERS') env[name] = '2';
       if (name === 'BERTH_ROOT_ACCESS_KEY_ID' || name === 'BERTH_ROOT_SECRET_ACCESS_KEY') Object.assign(env, { BERTH_ROOT_ACCESS_KEY_ID: 'AKIAEXAMPLEEXAMPLE12', BERTH_ROOT_SECRET_ACCESS_KEY: 'secretsecretsecret' });
       if (name === 'BERTH_ACCOUNT_ID') env[name] = '123456789012';
       if (name === 'BERTH_REGION') env[name] = 'eu-west-1';
       if (name.startsWith('BERTH_POSTGRES')) Object.assign(env, { BERTH_METADATA_DRIVER: 'postgres', BERTH_POSTGRES_URL: 'postgres://h/db' });
       if (name === 'BERTH_SQLITE_PATH') env.BERTH_METADATA_DRIVER = 'sqlite';
       if (name.startsWith('BERTH_STORAGE_')) env.BERTH_STORAGE_DRIVER ??= 'filesystem';
+      if (name.startsWith('BERTH_S3_')) Object.assign(env, { BERTH_STORAGE_DRIVER: 's3', BERTH_S3_BUCKET: 'berth-blobs' }, name === 'BERTH_S3_ENDPOINT' ? { [name]: 'http://127.0.0.1:7480' } : {});
+      if (name === 'BERTH_TLS_CERT' || name === 'BERTH_TLS_KEY') Object.assign(env, { BERTH_TLS_CERT: '/c.pem', BERTH_TLS_KEY: '/k.pem' });
       assert.doesNotThrow(() => resolveConfig({}, env, {}), name);
     }
   });
