@@ -190,7 +190,8 @@ export async function startBerth(options: StartOptions = {}): Promise<BerthProce
       return startBerth({ ...options, ...more, dataDir, postgresUrl, metadata, owns: !options.dataDir || options.owns });
     },
     cli(cliArgs: string[], extraEnv: Record<string, string> = {}) {
-      const cliEnv: Record<string, string> = { ...(process.env as Record<string, string>), BERTH_LOG_LEVEL: 'warn', ...extraEnv };
+      // The server's own settings (storage, keys …) apply to maintenance commands on its data too.
+      const cliEnv: Record<string, string> = { ...(process.env as Record<string, string>), ...options.env, BERTH_LOG_LEVEL: 'warn', ...extraEnv };
       delete cliEnv.BERTH_METADATA_DRIVER;
       delete cliEnv.BERTH_POSTGRES_URL;
       if (metadata === 'postgres') Object.assign(cliEnv, { BERTH_METADATA_DRIVER: 'postgres', BERTH_POSTGRES_URL: postgresUrl! });
