@@ -21,7 +21,23 @@ export async function getBlob(ctx: OciContext, name: string, digestText: string)
   const repo = parseRepositoryName(name);
   const digest = parseDigest(digestText);
   const range = parseRangeHeader(ctx.request.headers.range);
+  // Checks first that the repository may reach the blob and that a range is satisfiable: a redirect is only a
+  // different way of sending bytes the caller may read.
   const blob = await ctx.registry.openBlob(repo, digest, range);
+  if (ctx.redirectBlobs) {
+    const location = await ctx.redirectBlobs(digest);
+    if (location) {
+      // 307 keeps the method; the client sends its Range header again to the new location.
+      ctx.reply.code(307).headers({
+        location,
+        'docker-content-digest': digest,
+        'content-length': '0',
+        // The URL expires: nobody may cache the redirect beyond this request.
+        'cache-control': 'no-store',
+      }).send();
+      return;
+    }
+  }
   const headers: Record<string, string> = {
     'content-type': 'application/octet-stream',
     'docker-content-digest': digest,

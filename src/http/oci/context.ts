@@ -14,6 +14,11 @@ export interface OciContext {
   maxManifestBytes: number;
   /** Filters the catalog to repositories the caller may describe (absent when auth is off). */
   canSee?: (name: string) => Promise<boolean>;
+  /**
+   * When set (S3 storage with `storage.redirect`), a blob GET is answered with a redirect to the URL this returns
+   * for the digest (a presigned S3 URL), so the client downloads from S3 directly; null serves the blob as usual.
+   */
+  redirectBlobs?: (digest: string) => Promise<string | null>;
 }
 
 /** `/v2/<name>/…` paths are built from validated names and digests: nothing needs escaping. */
