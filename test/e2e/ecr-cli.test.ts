@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { AWS, awsCli, type Credentials } from '../helpers/aws.ts';
 import { startBerth, type BerthProcess } from '../helpers/berth.ts';
 import {
   MT,
@@ -33,7 +34,6 @@ import {
   type RunResult,
 } from '../helpers/clients.ts';
 
-const AWS = '/usr/bin/aws';
 const gate = requireClients([AWS, 'skopeo', 'podman'], () => dockerUnavailable() ?? busyboxAvailable());
 
 interface Repository {
@@ -88,38 +88,12 @@ describe('e2e: ECR workflow with the AWS CLI v2', { skip: gate.skip }, () => {
       }
     });
 
-  /** Environment of a CLI configured by nothing but these variables. */
-  const awsEnv = (creds = server!.root): Record<string, string | undefined> => ({
-    AWS_ACCESS_KEY_ID: creds.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: creds.secretAccessKey,
-    AWS_SESSION_TOKEN: undefined,
-    AWS_PROFILE: undefined,
-    AWS_DEFAULT_REGION: undefined,
-    AWS_CONFIG_FILE: '/dev/null',
-    AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
-    AWS_PAGER: '',
-    AWS_EC2_METADATA_DISABLED: 'true',
-  });
-  const awsArgs = (args: readonly string[]) => [...args, '--endpoint-url', server!.url, '--region', 'us-east-1', '--output', 'json'];
-  const aws = (args: readonly string[], options: { creds?: { accessKeyId: string; secretAccessKey: string }; check?: boolean } = {}) =>
-    run(AWS, awsArgs(args), { env: awsEnv(options.creds), check: options.check ?? true, timeoutMs: 60_000 });
-  const awsJson = async <T = Record<string, unknown>>(args: readonly string[]): Promise<T> => {
-    const r = await aws(args);
-    try {
-      return JSON.parse(r.stdout) as T;
-    } catch {
-      throw new Error(`${r.command} printed no JSON:\n${r.stdout}\n${r.stderr}`);
-    }
-  };
+  const cli = awsCli(() => server!);
+  const awsEnv = (creds?: Credentials) => cli.env({ creds });
+  const aws = (args: readonly string[], options: { creds?: Credentials; check?: boolean } = {}) => cli.aws(args, options);
+  const awsJson = <T = Record<string, unknown>>(args: readonly string[]): Promise<T> => cli.json<T>(args);
   /** Runs a CLI command that must fail with `code` the way the CLI reports service errors. */
-  const awsFails = async (args: readonly string[], code: string | RegExp, operation: string, creds?: { accessKeyId: string; secretAccessKey: string }): Promise<RunResult> => {
-    const r = await aws(args, { check: false, creds });
-    assert.equal(r.code, 254, `${r.command} exits 254\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`);
-    const codeText = typeof code === 'string' ? code : code.source;
-    assert.match(r.stderr, new RegExp(`An error occurred \\((${codeText})\\) when calling the ${operation} operation: \\S`), r.stderr);
-    assert.equal(r.stdout, '', 'nothing on stdout');
-    return r;
-  };
+  const awsFails = (args: readonly string[], code: string | RegExp, operation: string, creds?: Credentials): Promise<RunResult> => cli.fails(args, code, operation, { creds });
   const docker = (args: readonly string[], check = true) => engine!.docker(args, { timeoutMs: 180_000, check });
   const skopeo = (args: readonly string[], check = true) => cenv!.skopeo(args, { timeoutMs: 120_000, check });
   const podman = (args: readonly string[], check = true) => cenv!.podman(args, { timeoutMs: 180_000, check });

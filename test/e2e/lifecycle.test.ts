@@ -16,10 +16,10 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
+import { AWS, awsCli } from '../helpers/aws.ts';
 import { mainScript, repoRoot, startBerth, type BerthProcess } from '../helpers/berth.ts';
 import { makeTempDir, removeTree, requireClients, run, type RunResult } from '../helpers/clients.ts';
 
-const AWS = '/usr/bin/aws';
 const gate = requireClients([AWS]);
 
 const DAY_MS = 86_400_000;
@@ -157,37 +157,11 @@ describe('e2e: ECR lifecycle policies with the AWS CLI v2 and `berth lifecycle`'
 
   // ---- the AWS CLI -----------------------------------------------------------------------------
 
-  const awsEnv = (configFile = '/dev/null'): Record<string, string | undefined> => ({
-    AWS_ACCESS_KEY_ID: server!.root.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: server!.root.secretAccessKey,
-    AWS_SESSION_TOKEN: undefined,
-    AWS_PROFILE: undefined,
-    AWS_DEFAULT_REGION: undefined,
-    AWS_CONFIG_FILE: configFile,
-    AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
-    AWS_PAGER: '',
-    AWS_EC2_METADATA_DISABLED: 'true',
-  });
-  const aws = (args: readonly string[], options: { check?: boolean; configFile?: string } = {}) =>
-    run(AWS, [...args, '--endpoint-url', server!.url, '--region', 'us-east-1', '--output', 'json'], {
-      env: awsEnv(options.configFile), check: options.check ?? true, timeoutMs: 60_000,
-    });
-  const awsJson = async <T = Record<string, unknown>>(args: readonly string[]): Promise<T> => {
-    const r = await aws(args);
-    try {
-      return JSON.parse(r.stdout) as T;
-    } catch {
-      throw new Error(`${r.command} printed no JSON:\n${r.stdout}\n${r.stderr}`);
-    }
-  };
+  const cli = awsCli(() => server!);
+  const aws = (args: readonly string[], options: { check?: boolean; configFile?: string } = {}) => cli.aws(args, options);
+  const awsJson = <T = Record<string, unknown>>(args: readonly string[]): Promise<T> => cli.json<T>(args);
   /** A CLI command that must fail with the service error `code`, printed the way the CLI prints service errors (exit 254). */
-  const awsFails = async (args: readonly string[], code: string, operation: string, configFile?: string): Promise<RunResult> => {
-    const r = await aws(args, { check: false, configFile });
-    assert.equal(r.code, 254, `${r.command} exits 254\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`);
-    assert.match(r.stderr, new RegExp(`An error occurred \\(${code}\\) when calling the ${operation} operation: \\S`), r.stderr);
-    assert.equal(r.stdout, '', 'nothing on stdout');
-    return r;
-  };
+  const awsFails = (args: readonly string[], code: string, operation: string, configFile?: string): Promise<RunResult> => cli.fails(args, code, operation, { configFile });
   /** Writes a policy to a file and returns the CLI argument that reads it (`file://…`), as users pass documents. */
   let policyFiles = 0;
   const policyArg = async (text: string): Promise<string> => {
