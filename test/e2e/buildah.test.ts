@@ -25,15 +25,10 @@ import {
   type ContainersEnv,
   type Descriptor,
   type RegistryUnderTest,
+  type ManifestDoc,
 } from '../helpers/clients.ts';
 
 const gate = requireClients(['buildah', 'skopeo', 'runc'], () => needRoot() ?? busyboxAvailable());
-
-interface ManifestDoc {
-  mediaType?: string;
-  config: Descriptor;
-  layers: Descriptor[];
-}
 
 describe('e2e: buildah', { skip: gate.skip }, () => {
   let reg: RegistryUnderTest | undefined;

@@ -28,15 +28,10 @@ import {
   type Descriptor,
   type DockerEngine,
   type RegistryUnderTest,
+  type ManifestDoc,
 } from '../helpers/clients.ts';
 
 const gate = requireClients(['skopeo'], () => dockerUnavailable() ?? busyboxAvailable());
-
-interface ManifestDoc {
-  mediaType?: string;
-  config: Descriptor;
-  layers: Descriptor[];
-}
 
 describe('e2e: docker', { skip: gate.skip }, () => {
   let reg: RegistryUnderTest | undefined;

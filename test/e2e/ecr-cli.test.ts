@@ -32,6 +32,7 @@ import {
   type DockerEngine,
   type LayoutImage,
   type RunResult,
+  type ManifestDoc,
 } from '../helpers/clients.ts';
 
 const gate = requireClients([AWS, 'skopeo', 'podman'], () => dockerUnavailable() ?? busyboxAvailable());
@@ -59,12 +60,6 @@ interface ImageDetail {
   imagePushedAt: string;
   imageManifestMediaType: string;
 }
-interface ManifestDoc {
-  mediaType?: string;
-  config: Descriptor;
-  layers: Descriptor[];
-}
-
 describe('e2e: ECR workflow with the AWS CLI v2', { skip: gate.skip }, () => {
   let server: BerthProcess | undefined;
   let engine: DockerEngine | undefined;

@@ -24,19 +24,11 @@ import {
   type ContainersEnv,
   type Descriptor,
   type RegistryUnderTest,
+  type ManifestDoc,
+  type IndexDoc,
 } from '../helpers/clients.ts';
 
 const gate = requireClients(['podman', 'buildah', 'skopeo', 'runc'], () => needRoot() ?? busyboxAvailable());
-
-interface ManifestDoc {
-  mediaType?: string;
-  config: Descriptor;
-  layers: Descriptor[];
-}
-interface IndexDoc {
-  mediaType?: string;
-  manifests: Descriptor[];
-}
 
 describe('e2e: podman', { skip: gate.skip }, () => {
   let reg: RegistryUnderTest | undefined;

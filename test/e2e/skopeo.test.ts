@@ -26,20 +26,12 @@ import {
   type Descriptor,
   type LayoutImage,
   type RegistryUnderTest,
+  type ManifestDoc,
+  type IndexDoc,
 } from '../helpers/clients.ts';
 
 const gate = requireClients(['skopeo']);
 const BIG_LAYER = 64 * 1024 * 1024;
-
-interface ManifestDoc {
-  mediaType?: string;
-  config: Descriptor;
-  layers: Descriptor[];
-}
-interface IndexDoc {
-  mediaType?: string;
-  manifests: Descriptor[];
-}
 
 describe('e2e: skopeo', { skip: gate.skip }, () => {
   let reg: RegistryUnderTest | undefined;

@@ -448,6 +448,19 @@ export interface Descriptor {
   annotations?: Record<string, string>;
 }
 
+/** An image manifest as the e2e suites read it back (OCI or Docker). */
+export interface ManifestDoc {
+  mediaType?: string;
+  config: Descriptor;
+  layers: Descriptor[];
+}
+
+/** An image index or manifest list as the e2e suites read it back. */
+export interface IndexDoc {
+  mediaType?: string;
+  manifests: Descriptor[];
+}
+
 export function sha256(data: Buffer | string): string {
   return `sha256:${createHash('sha256').update(data).digest('hex')}`;
 }
