@@ -23,6 +23,8 @@ program.command('serve')
   .option('--listen <host:port>', 'address to listen on (env BERTH_LISTEN; default 0.0.0.0:5000)')
   .option('--data-dir <dir>', 'where the embedded database and blobs live (env BERTH_DATA_DIR; default ./data)')
   .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (env BERTH_LOG_LEVEL)')
+  .option('--tls-cert <file>', 'PEM certificate chain: serve HTTPS, HTTP/2 and HTTP/1.1 (env BERTH_TLS_CERT; needs --tls-key; SIGHUP reloads)')
+  .option('--tls-key <file>', 'PEM private key of --tls-cert (env BERTH_TLS_KEY)')
   .addOption(new Option('--announce', 'print "BERTH_LISTENING <url>" once listening').hideHelp())
   .action(async (opts) => serve(opts));
 

@@ -19,6 +19,9 @@ export interface ConfigFlags {
   listen?: string;
   dataDir?: string;
   logLevel?: string;
+  /** PEM certificate chain and private key (`tls.cert`, `tls.key`). */
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 /**
@@ -152,6 +155,8 @@ export function resolveConfig(file: Plain, env: NodeJS.ProcessEnv, flags: Config
   if (flags.listen !== undefined) merged.listen = flags.listen;
   if (flags.dataDir !== undefined) merged.dataDir = flags.dataDir;
   if (flags.logLevel !== undefined) setPath(merged, ['log', 'level'], flags.logLevel);
+  if (flags.tlsCert !== undefined) setPath(merged, ['tls', 'cert'], flags.tlsCert);
+  if (flags.tlsKey !== undefined) setPath(merged, ['tls', 'key'], flags.tlsKey);
   const parsed = configSchema.safeParse(merged);
   if (!parsed.success) throw new ConfigError(formatIssues(parsed.error, source));
   const config = parsed.data;

@@ -1,9 +1,13 @@
 /** The HTTP server: Fastify with raw body streams, the /v2 routes, and one error renderer per protocol. */
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { BerthError, isBerthError } from '../errors/catalog.ts';
 import { randomUUID } from 'node:crypto';
-import type { AccessService } from '../auth/service.ts';
+import http from 'node:http';
+import http2 from 'node:http2';
+import type { AccessService, Principal } from '../auth/service.ts';
+import type { BlobStore } from '../storage/blob-store.ts';
 import type { MetadataStore } from '../metadata/store.ts';
 import type { EcrDomain } from '../registry/ecr.ts';
 import type { LifecycleService } from '../lifecycle/service.ts';
@@ -13,6 +17,18 @@ import { isEcrRequest, registerEcrRoutes, renderEcrError } from './ecr/router.ts
 import { registerBerthRoutes } from './berth/routes.ts';
 import { registerOciRoutes } from './oci/routes.ts';
 import { renderOciError } from './oci/errors.ts';
+import { registerHealthRoutes } from './health.ts';
+import { HttpMetrics } from './metrics.ts';
+import { checkTlsMaterial, readTlsMaterialSync, type TlsPaths } from './tls.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The route family for metrics and the access log (`blob`, `ecr:PutImage`, …), set by the route that matched. */
+    routeFamily: string | null;
+    /** The authenticated caller, once a route knows it (for the access log). */
+    principal: Principal | null;
+  }
+}
 
 export interface ServerOptions {
   log: Logger;
@@ -24,6 +40,175 @@ export interface ServerOptions {
   scans: ScanService;
   registryHost?: string;
   maxManifestBytes: number;
+  /** PEM files (`config.tls`); with both set the server speaks HTTPS, HTTP/2 and HTTP/1.1 chosen by ALPN. */
+  tls?: TlsPaths;
+  /** `config.metrics`: Prometheus metrics at /metrics (on unless `enabled: false`). */
+  metrics?: { enabled: boolean };
+  /** The metadata database: the readiness query and the scan-queue gauge. */
+  db?: Kysely<any>;
+  /** Blob storage: the readiness stat. */
+  blobs?: BlobStore;
+}
+
+// ---- byte counting
+// Node lets a server choose the classes of its request and response objects. These subclasses count body bytes
+// as they pass (one addition per chunk), which is how the access log and the blob byte metrics know them without
+// wrapping the streams the handlers read and write.
+
+interface Counted {
+  bodyBytes?: number;
+}
+
+function chunkBytes(chunk: unknown, encoding?: unknown): number {
+  if (typeof chunk === 'string') return Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
+  if (chunk instanceof Uint8Array) return chunk.byteLength;
+  return 0;
+}
+
+class CountingIncomingMessage extends http.IncomingMessage {
+  bodyBytes = 0;
+  override push(chunk: any, encoding?: BufferEncoding): boolean {
+    if (chunk !== null) this.bodyBytes += chunkBytes(chunk);
+    return super.push(chunk, encoding);
+  }
+}
+
+class CountingServerResponse<Request extends http.IncomingMessage = http.IncomingMessage> extends http.ServerResponse<Request> {
+  bodyBytes = 0;
+  override write(chunk: any, encoding?: any, callback?: any): boolean {
+    this.bodyBytes += chunkBytes(chunk, encoding);
+    return super.write(chunk, encoding, callback);
+  }
+  // HTTP/1's end(chunk) writes without going through write().
+  override end(chunk?: any, encoding?: any, callback?: any): this {
+    if (typeof chunk !== 'function') this.bodyBytes += chunkBytes(chunk, encoding);
+    return super.end(chunk, encoding, callback);
+  }
+}
+
+class CountingHttp2Request extends http2.Http2ServerRequest {
+  bodyBytes = 0;
+  override push(chunk: any, encoding?: BufferEncoding): boolean {
+    if (chunk !== null) this.bodyBytes += chunkBytes(chunk);
+    return super.push(chunk, encoding);
+  }
+}
+
+class CountingHttp2Response extends http2.Http2ServerResponse {
+  bodyBytes = 0;
+  // The HTTP/2 compatibility layer's end(chunk) calls write(), so counting here covers both.
+  override write(chunk: any, encoding?: any, callback?: any): boolean {
+    this.bodyBytes += chunkBytes(chunk, encoding);
+    return super.write(chunk, encoding, callback);
+  }
+}
+
+// ---- route families (bounded label values for metrics)
+
+/** The family of a request no route claimed (an unknown path, or one refused before routing). */
+function fallbackFamily(url: string): string {
+  if (url.startsWith('/berth/api/')) return 'berth_api';
+  return 'other';
+}
+
+/**
+ * A client's request id is kept (so a proxy's id follows the request through) when it is short and plain;
+ * anything else gets a fresh UUID.
+ */
+const REQUEST_ID = /^[A-Za-z0-9._:@+=\/-]{1,128}$/;
+
+function requestId(req: http.IncomingMessage | http2.Http2ServerRequest): string {
+  const given = req.headers['x-request-id'];
+  return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+}
+
+/**
+ * HTTP/2 requests carry `:authority` instead of `Host` and may have a body without Content-Length (HTTP/2 frames
+ * delimit it; there is no Transfer-Encoding). The handlers and SigV4 were written against HTTP/1 headers, so the
+ * HTTP/1 equivalents are filled in: `host`, and `transfer-encoding: chunked` when a body follows without a length
+ * (what `hasBody` in http/oci/context.ts looks for).
+ */
+function normalizeHttp2Headers(raw: http2.Http2ServerRequest): void {
+  const headers = raw.headers;
+  if (headers.host === undefined && typeof headers[':authority'] === 'string') headers.host = headers[':authority'];
+  if (headers['content-length'] === undefined && headers['transfer-encoding'] === undefined && !raw.stream.endAfterHeaders) {
+    headers['transfer-encoding'] = 'chunked';
+  }
+}
+
+/**
+ * A handler may answer before it has read the whole request body (a manifest over the size limit, an upload that
+ * failed midway) and stop reading. HTTP/1 then closes the connection; over HTTP/2 the stream would stay half open,
+ * the client waiting forever for flow-control window, and the response's close never emitted. So once the response
+ * has been sent in full, a request body still open is cut with RST_STREAM(NO_ERROR), which tells the client the
+ * response is complete and the rest of its body is not wanted (RFC 9113, 8.1).
+ */
+function closeUnreadHttp2Body(raw: http2.Http2ServerRequest): void {
+  const stream = raw.stream;
+  stream.once('finish', () => {
+    // After the current tick, as Node does for requests it never read, so queued frames go out first.
+    setImmediate(() => {
+      if (!stream.closed && !stream.destroyed && !stream.readableEnded) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+    });
+  });
+}
+
+function principalFields(principal: Principal | null): { principal?: string; accessKeyId?: string } {
+  if (principal?.kind !== 'user') return {};
+  return { principal: principal.name, accessKeyId: principal.accessKeyId };
+}
+
+/**
+ * Per request: the request id goes back as `x-request-id` (set on the raw response, so it also reaches the
+ * responses that handlers write themselves), and once the response is done — finished or cut off — one access-log
+ * line at info and the request metrics. All of it is in memory.
+ */
+function instrument(app: FastifyInstance, metrics: HttpMetrics | undefined): void {
+  app.decorateRequest('routeFamily', null);
+  app.decorateRequest('principal', null);
+  app.addHook('onRequest', (request, reply, done) => {
+    const started = performance.now();
+    const raw = reply.raw;
+    raw.setHeader('x-request-id', request.id);
+    if (request.raw.httpVersionMajor === 2) {
+      const h2request = request.raw as unknown as http2.Http2ServerRequest;
+      normalizeHttp2Headers(h2request);
+      closeUnreadHttp2Body(h2request);
+    }
+    raw.once('close', () => complete(request, reply, started, metrics));
+    done();
+  });
+}
+
+function complete(request: FastifyRequest, reply: FastifyReply, started: number, metrics: HttpMetrics | undefined): void {
+  const res = reply.raw;
+  const ms = performance.now() - started;
+  const method = request.method;
+  const finished = res.writableFinished;
+  const status = finished ? res.statusCode : 0;
+  const url = request.raw.url ?? '/';
+  const family = request.routeFamily ?? fallbackFamily(url);
+  const bytesIn = (request.raw as Counted).bodyBytes ?? 0;
+  const bytesOut = method === 'HEAD' ? 0 : ((res as Counted).bodyBytes ?? 0);
+  metrics?.observe(method, family, finished ? String(status) : 'aborted', ms / 1000, bytesIn, bytesOut);
+  const log = request.log as unknown as Logger;
+  if (log.isLevelEnabled('info')) {
+    const q = url.indexOf('?');
+    log.info({
+      method,
+      // The path alone: a query may carry a download token.
+      path: q < 0 ? url : url.slice(0, q),
+      route: family,
+      status: finished ? status : undefined,
+      aborted: finished ? undefined : true,
+      ms: Math.round(ms * 10) / 10,
+      bytesIn,
+      bytesOut,
+      ...principalFields(request.principal),
+      remote: request.ip,
+      http: request.raw.httpVersion,
+    }, 'request');
+  }
 }
 
 /** Fastify's own failures (malformed requests, bodies it refuses) expressed in the catalog. */
@@ -36,18 +221,53 @@ function fromFastifyError(err: FastifyError): BerthError {
 }
 
 export function buildServer(options: ServerOptions): FastifyInstance {
-  const app = Fastify({
+  const tls = options.tls?.cert && options.tls.key ? readTlsMaterialSync(options.tls) : undefined;
+  if (tls) {
+    const certificate = checkTlsMaterial(tls, options.tls);
+    options.log.info({ certificate }, 'TLS: serving HTTPS (HTTP/2 and HTTP/1.1)');
+  }
+  const common = {
     loggerInstance: options.log as unknown as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     exposeHeadRoutes: false,
     // Blob bodies are streamed by the handlers; nothing is parsed or buffered by the framework.
     bodyLimit: Number.MAX_SAFE_INTEGER,
     return503OnClosing: true,
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    requestIdHeader: false as const,
+    genReqId: requestId as (req: http.IncomingMessage) => string,
     trustProxy: false,
     keepAliveTimeout: 65_000,
-  });
+  };
+  // One factory either way; the HTTP/2 variant only differs in the raw request and response types it hands out,
+  // which the handlers treat through the members both share.
+  const create = Fastify as unknown as (opts: object) => FastifyInstance;
+  const app = tls
+    ? create({
+      ...common,
+      http2: true,
+      https: {
+        allowHTTP1: true,
+        cert: tls.cert,
+        key: tls.key,
+        Http1IncomingMessage: CountingIncomingMessage,
+        Http1ServerResponse: CountingServerResponse,
+        Http2ServerRequest: CountingHttp2Request,
+        Http2ServerResponse: CountingHttp2Response,
+      },
+    })
+    : create({
+      ...common,
+      http: { IncomingMessage: CountingIncomingMessage, ServerResponse: CountingServerResponse },
+    });
+  if (tls) {
+    // Fastify sets these only on its HTTP/1 server; an HTTP/2 server answering HTTP/1.1 would otherwise cut
+    // requests after Node's default 300 s (a large push) and keep idle connections forever.
+    const server = app.server as unknown as { requestTimeout: number; keepAliveTimeout: number };
+    server.requestTimeout = 0;
+    server.keepAliveTimeout = 65_000;
+  }
+  const metrics = options.metrics?.enabled === false ? undefined : new HttpMetrics({ meta: options.meta, db: options.db }, options.log.child({ module: 'metrics' }));
+  instrument(app, metrics);
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
 
@@ -75,5 +295,6 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   registerOciRoutes(app, { registry: options.registry, access: options.access, maxManifestBytes: options.maxManifestBytes });
   registerEcrRoutes(app, { access: options.access, registry: options.registry, meta: options.meta, ecr: options.ecr, lifecycle: options.lifecycle, scans: options.scans, registryHost: options.registryHost, log: options.log.child({ module: 'ecr' }) });
   registerBerthRoutes(app, { access: options.access, meta: options.meta, scans: options.scans, ecr: options.ecr });
+  registerHealthRoutes(app, { db: options.db, meta: options.meta, blobs: options.blobs, metrics });
   return app;
 }

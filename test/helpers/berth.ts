@@ -46,7 +46,7 @@ export interface StartOptions {
 }
 
 export interface BerthProcess {
-  /** e.g. http://127.0.0.1:40123 */
+  /** e.g. http://127.0.0.1:40123 (https://… when started with TLS) */
   url: string;
   /** e.g. 127.0.0.1:40123 — what clients put in image references */
   host: string;
@@ -163,7 +163,8 @@ export async function startBerth(options: StartOptions = {}): Promise<BerthProce
   });
 
   const proc: BerthProcess = {
-    url: `http://127.0.0.1:${port}`,
+    // https when the server was started with TLS (--tls-cert/--tls-key).
+    url: `${parsed.protocol}//127.0.0.1:${port}`,
     host: `127.0.0.1:${port}`,
     port,
     dataDir,

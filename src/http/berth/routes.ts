@@ -27,6 +27,7 @@ export interface BerthRouteOptions {
 async function caller(access: AccessService, request: FastifyRequest): Promise<Principal> {
   if (!access.enabled) return { kind: 'anonymous' };
   const principal = await access.authenticateBasic(request.headers.authorization);
+  request.principal = principal;
   if (principal.kind === 'anonymous') throw new BerthError('UNAUTHORIZED', 'authentication required: HTTP Basic with an access key id and secret');
   return principal;
 }

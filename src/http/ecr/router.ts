@@ -62,6 +62,8 @@ export function isEcrRequest(request: FastifyRequest): boolean {
 export function registerEcrRoutes(app: FastifyInstance, options: EcrRouteOptions): void {
   app.post('/', async (request, reply) => {
     const target = String(request.headers['x-amz-target'] ?? '');
+    // Metrics label: the operation when it is one Berth knows, so arbitrary targets cannot grow the label set.
+    request.routeFamily = 'ecr:unknown';
     const body = await readBody(request);
     if (!target.startsWith(TARGET_PREFIX)) {
       throw new BerthError('UNKNOWN_OPERATION', target ? `unknown operation target "${target.slice(0, 100)}"` : 'missing X-Amz-Target header: this endpoint speaks the ECR API (AWS JSON 1.1)');
@@ -72,10 +74,12 @@ export function registerEcrRoutes(app: FastifyInstance, options: EcrRouteOptions
       if (MODEL_OPERATIONS.has(name)) throw new BerthError('NOT_IMPLEMENTED', `Berth does not implement the ECR operation ${name} yet`);
       throw new BerthError('UNKNOWN_OPERATION', `unknown operation ${name}`);
     }
+    request.routeFamily = `ecr:${action.name}`;
 
     let principal: Principal = ANONYMOUS;
     if (options.access.enabled) {
       principal = await options.access.authenticateSigV4({ method: request.method, url: request.url, headers: request.headers, body });
+      request.principal = principal;
     }
 
     let json: unknown = {};

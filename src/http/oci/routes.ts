@@ -4,6 +4,7 @@ import { BerthError } from '../../errors/catalog.ts';
 import type { RegistryService } from '../../registry/service.ts';
 import type { AccessService, Principal } from '../../auth/service.ts';
 import { requiredAction } from './permissions.ts';
+import { ociRouteFamily } from '../metrics.ts';
 import { deleteBlob, getBlob, headBlob } from './blobs.ts';
 import type { OciContext } from './context.ts';
 import { catalog, listTags, referrers } from './discovery.ts';
@@ -67,6 +68,7 @@ export function registerOciRoutes(app: FastifyInstance, options: OciRouteOptions
     const url = new URL(request.raw.url ?? '/', 'http://registry.invalid');
     const route = matchOciRoute(url.pathname);
     if (!route) throw new BerthError('NOT_FOUND', `no such endpoint: ${request.method} ${url.pathname}`);
+    request.routeFamily = ociRouteFamily(route.kind);
     const access = options.access;
     let principal: Principal = { kind: 'anonymous' };
     if (access.enabled) {
@@ -74,6 +76,7 @@ export function registerOciRoutes(app: FastifyInstance, options: OciRouteOptions
       principal = download !== null && route.kind === 'blob' && request.method === 'GET' && !request.headers.authorization
         ? await access.authenticateDownload(download, route.name, route.digest)
         : await access.authenticateBasic(request.headers.authorization);
+      request.principal = principal;
       const action = requiredAction(route, request.method);
       const requestContext = { sourceIp: request.ip, secureTransport: request.protocol === 'https' };
       if (route.kind === 'base' || route.kind === 'catalog') {
