@@ -6,6 +6,7 @@
  * time: prom-client hashes the label set on every increment, which costs microseconds per request, while a map
  * lookup by a prebuilt key and a few additions cost well under one. Nothing per request touches the database.
  */
+import { JobLeases } from '../jobs/leases.ts';
 import { sql, type Kysely } from 'kysely';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { Logger } from 'pino';
@@ -135,6 +136,9 @@ export class HttpMetrics {
   private readonly gcUploads: Counter<string>;
   private readonly gcLastRun: Gauge<string>;
   private readonly scanQueue: Gauge<'status'>;
+  private readonly jobRunning: Gauge<'job'>;
+  private readonly jobLastFinished: Gauge<'job' | 'status'>;
+  private readonly jobRuns: Gauge<'job'>;
   private readonly sourceUp: Gauge<'source'>;
   /** The newest GC run already added to the counters (null before the first scrape). */
   private lastGcRun: string | null = null;
@@ -151,6 +155,9 @@ export class HttpMetrics {
     this.gcUploads = new Counter({ name: 'berth_gc_uploads_purged_total', help: 'Abandoned uploads purged by garbage collection (from gc_runs, counted like berth_gc_runs_total; dry runs excluded)', registers, collect });
     this.gcLastRun = new Gauge({ name: 'berth_gc_last_run_timestamp_seconds', help: 'When the most recent garbage collection run finished (0: none recorded)', registers, collect });
     this.scanQueue = new Gauge({ name: 'berth_scan_queue_depth', help: 'Image scans by status (table image_scans)', labelNames: ['status'], registers, collect });
+    this.jobRunning = new Gauge({ name: 'berth_job_running', help: 'Whether a background job is running on some node now (its lease is held)', labelNames: ['job'], registers, collect });
+    this.jobLastFinished = new Gauge({ name: 'berth_job_last_finished_timestamp_seconds', help: 'When a background job last finished, by its outcome (ok, failed)', labelNames: ['job', 'status'], registers, collect });
+    this.jobRuns = new Gauge({ name: 'berth_job_runs', help: 'Runs of a background job started in the cluster (from its lease row)', labelNames: ['job'], registers, collect });
     this.sourceUp = new Gauge({ name: 'berth_metrics_source_up', help: 'Whether the last scrape could read a scrape-time source (1) or not (0)', labelNames: ['source'], registers, collect });
   }
 
@@ -214,7 +221,7 @@ export class HttpMetrics {
    * time means a GC run can never be added twice.
    */
   private refresh(): Promise<void> {
-    this.refreshing ??= Promise.all([this.refreshGc(), this.refreshScans()]).then(() => undefined).finally(() => { this.refreshing = null; });
+    this.refreshing ??= Promise.all([this.refreshGc(), this.refreshScans(), this.refreshJobs()]).then(() => undefined).finally(() => { this.refreshing = null; });
     return this.refreshing;
   }
 
@@ -265,6 +272,26 @@ export class HttpMetrics {
     } catch (err) {
       this.sourceUp.labels('image_scans').set(0);
       this.log?.warn({ err }, 'metrics: cannot read image_scans');
+    }
+  }
+
+  private async refreshJobs(): Promise<void> {
+    const db = this.sources.db;
+    if (!db) return;
+    try {
+      const jobs = await withTimeout(new JobLeases(db).list(), SOURCE_TIMEOUT_MS, 'reading job_leases');
+      this.jobRunning.reset();
+      this.jobLastFinished.reset();
+      this.jobRuns.reset();
+      for (const j of jobs) {
+        this.jobRunning.labels(j.name).set(j.running ? 1 : 0);
+        this.jobRuns.labels(j.name).set(j.runs);
+        if (j.lastFinishedAt !== null && (j.lastStatus === 'ok' || j.lastStatus === 'failed')) this.jobLastFinished.labels(j.name, j.lastStatus).set(j.lastFinishedAt / 1000);
+      }
+      this.sourceUp.labels('job_leases').set(1);
+    } catch (err) {
+      this.sourceUp.labels('job_leases').set(0);
+      this.log?.warn({ err }, 'metrics: cannot read job_leases');
     }
   }
 }

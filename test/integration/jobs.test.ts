@@ -129,6 +129,11 @@ describe('berth jobs', () => {
         }
       }
       assert.match(out, /^gc\s+idle \(last: ok on [^)]+\); started \S+, finished \S+, \d+ runs$/m);
+      // The same state is in the metrics.
+      const metrics = await (await fetch(`${server.url}/metrics`)).text();
+      assert.match(metrics, /^berth_job_runs\{job="gc"\} [1-9]\d*$/m);
+      assert.match(metrics, /^berth_job_last_finished_timestamp_seconds\{job="gc",status="ok"\} \d+(\.\d+)?(e\+\d+)?$/m);
+      assert.match(metrics, /^berth_job_running\{job="gc"\} [01]$/m);
     } finally {
       await server.dispose();
     }
