@@ -225,6 +225,11 @@ export function renderMarkdown(r: Results): string {
     '',
     'See [benchmarks-gc.md](benchmarks-gc.md) (`npm run bench:gc`).',
     '',
+    // Written by bench/scan.ts, likewise.
+    '## Scanner: walking layers, matching, importing OSV data',
+    '',
+    'See [benchmarks-scan.md](benchmarks-scan.md) (`npm run bench:scan`).',
+    '',
   );
   return lines.join('\n');
 }
