@@ -10,6 +10,7 @@ import { registerAdminCommands } from './cli/admin.ts';
 import { CliError } from './cli/errors.ts';
 import { registerLifecycleCommands } from './cli/lifecycle.ts';
 import { registerGcCommands } from './cli/gc.ts';
+import { registerKeysCommands } from './cli/keys.ts';
 import { registerJobsCommands } from './cli/jobs.ts';
 import { registerScanCommands } from './cli/scan.ts';
 import { registerVulndbCommands } from './cli/vulndb.ts';
@@ -38,6 +39,7 @@ config.command('check')
 registerAdminCommands(program);
 registerLifecycleCommands(program);
 registerGcCommands(program);
+registerKeysCommands(program);
 registerVulndbCommands(program);
 registerScanCommands(program);
 registerJobsCommands(program);

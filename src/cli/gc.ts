@@ -64,9 +64,9 @@ export function registerGcCommands(program: Command): void {
         process.stderr.write('\n');
         process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
         const remaining = (report.corrupt.length - report.repaired.corrupt) + (report.missing.length - report.repaired.missing)
-          + (report.orphaned.length - report.repaired.orphaned) + report.brokenManifests.length;
+          + (report.orphaned.length - report.repaired.orphaned) + report.brokenManifests.length + report.unreadable.length;
         if (remaining > 0) {
-          process.stderr.write(`problems remain: ${report.corrupt.length} corrupt, ${report.missing.length} missing, ${report.orphaned.length} orphaned blobs, ${report.brokenManifests.length} manifests referencing blobs the registry lacks${opts.repair ? '' : ' (run with --repair to remove what is safe to remove; push the affected images again to restore their blobs)'}\n`);
+          process.stderr.write(`problems remain: ${report.corrupt.length} corrupt, ${report.missing.length} missing, ${report.unreadable.length} unreadable (no key), ${report.orphaned.length} orphaned blobs, ${report.brokenManifests.length} manifests referencing blobs the registry lacks${opts.repair ? '' : ' (run with --repair to remove what is safe to remove; push the affected images again to restore their blobs)'}\n`);
           process.exitCode = 1;
         } else {
           process.stderr.write('storage is consistent\n');

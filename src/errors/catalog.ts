@@ -72,6 +72,12 @@ export const errorCatalog = {
   NOT_FOUND: { status: 404, oci: 'UNSUPPORTED', ecr: 'ValidationException', message: 'no such endpoint' },
   TOO_MANY_REQUESTS: { status: 429, oci: 'TOOMANYREQUESTS', ecr: 'ThrottlingException', ecrStatus: 429, message: 'too many requests' },
   UNAVAILABLE: { status: 503, oci: 'UNAVAILABLE', ecr: 'ServerException', ecrStatus: 503, message: 'the registry is shutting down or unavailable' },
+  // Encryption at rest. A stored blob that fails authentication is corrupt (or tampered with); one whose data key no
+  // available key unwraps cannot be served at all (its key was removed: crypto-shredded, or a node lacks the key file).
+  BLOB_CORRUPT: { status: 500, oci: 'UNKNOWN', ecr: 'ServerException', ecrStatus: 500, message: 'the stored blob is corrupt' },
+  BLOB_KEY_UNAVAILABLE: { status: 500, oci: 'UNKNOWN', ecr: 'KmsException', ecrStatus: 400, message: 'no available key decrypts this blob' },
+  // ECR's KmsException: a repository's kmsKey is not a key this registry holds (CreateRepository, or a push after the key was removed).
+  KMS_ERROR: { status: 500, oci: 'UNKNOWN', ecr: 'KmsException', ecrStatus: 400, message: 'the KMS key is not available' },
   INTERNAL: { status: 500, oci: 'UNKNOWN', ecr: 'ServerException', ecrStatus: 500, message: 'internal server error' },
 } as const satisfies Record<string, ErrorDefinition>;
 

@@ -4,24 +4,32 @@
  * blobs the registry no longer has. `repair` removes what is safe to remove: corrupt and missing blobs are dropped
  * from storage and metadata, so the next push of that content uploads it again instead of trusting a bad copy;
  * orphaned files are deleted; broken manifests are only reported (deleting images is the owner's decision).
+ *
+ * Encrypted blobs are decrypted frame by frame (every tag checked) and their plaintext re-hashed, so a flipped byte is
+ * corrupt like any other. A blob whose data key no key we hold unwraps is reported `unreadable` (its key was removed
+ * from the keyring, or this node lacks a key file) and left alone: it is not corrupt, and the key may come back.
  */
-import { createHash } from 'node:crypto';
+import { BerthError } from '../errors/catalog.ts';
 import type { MetadataStore } from '../metadata/store.ts';
 import { isDigest, type Digest } from '../oci/digest.ts';
-import { blobKey, type BlobStore } from '../storage/blob-store.ts';
+import type { BlobStore } from '../storage/blob-store.ts';
 
 export interface ScrubReport {
   blobsChecked: number;
   bytesChecked: number;
   corrupt: string[];
   missing: string[];
+  /** Encrypted blobs no available key can decrypt. */
+  unreadable: string[];
+  /** How many of the checked blobs are stored encrypted. */
+  encrypted: number;
   orphaned: string[];
   brokenManifests: Array<{ repository: string; digest: string; missing: string[] }>;
   repaired: { corrupt: number; missing: number; orphaned: number };
 }
 
 export async function scrub(meta: MetadataStore, blobs: BlobStore, options: { repair: boolean; orphanGraceMs: number; onProgress?: (n: number, total: number) => void }): Promise<ScrubReport> {
-  const report: ScrubReport = { blobsChecked: 0, bytesChecked: 0, corrupt: [], missing: [], orphaned: [], brokenManifests: [], repaired: { corrupt: 0, missing: 0, orphaned: 0 } };
+  const report: ScrubReport = { blobsChecked: 0, bytesChecked: 0, corrupt: [], missing: [], unreadable: [], encrypted: 0, orphaned: [], brokenManifests: [], repaired: { corrupt: 0, missing: 0, orphaned: 0 } };
   const recorded = await meta.gc.allBlobs();
   const recordedDigests = new Set(recorded.map((b) => b.digest));
 
@@ -29,22 +37,24 @@ export async function scrub(meta: MetadataStore, blobs: BlobStore, options: { re
     options.onProgress?.(i + 1, recorded.length);
     if (b.state !== 'live' || !isDigest(b.digest)) continue;
     const digest = b.digest as Digest;
-    let stream;
+    let result;
     try {
-      stream = await blobs.driver.read(blobKey(digest));
-    } catch {
+      result = await blobs.check(digest, b.size);
+    } catch (err) {
+      if (err instanceof BerthError && err.code === 'BLOB_KEY_UNAVAILABLE') {
+        report.unreadable.push(digest);
+        continue;
+      }
+      throw err;
+    }
+    if (result.state === 'missing') {
       report.missing.push(digest);
       continue;
     }
-    const hash = createHash(digest.startsWith('sha512:') ? 'sha512' : 'sha256');
-    let size = 0;
-    for await (const chunk of stream) {
-      hash.update(chunk as Buffer);
-      size += (chunk as Buffer).length;
-    }
     report.blobsChecked++;
-    report.bytesChecked += size;
-    if (`${digest.slice(0, digest.indexOf(':'))}:${hash.digest('hex')}` !== digest || size !== b.size) report.corrupt.push(digest);
+    report.bytesChecked += result.bytes;
+    if (result.encrypted) report.encrypted++;
+    if (result.state === 'corrupt') report.corrupt.push(digest);
   }
 
   // Files in storage that no blob row accounts for (old enough not to be an upload being published right now).

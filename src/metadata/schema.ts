@@ -83,6 +83,15 @@ export interface BlobsTable {
   state: Generated<string>;
 }
 
+/** A blob's data key, wrapped under one key-encryption key (one row per key that may unwrap it). */
+export interface BlobKeysTable {
+  digest: string;
+  /** `master:<id>` or `kms:<name>:<fingerprint>` */
+  key_ref: string;
+  wrapped_dek: Buffer;
+  created_at: number;
+}
+
 export interface GcRunsTable {
   id: Generated<number>;
   started_at: number;
@@ -153,4 +162,5 @@ export interface Database {
   lifecycle_previews: LifecyclePreviewsTable;
   lifecycle_expirations: LifecycleExpirationsTable;
   gc_runs: GcRunsTable;
+  blob_keys: BlobKeysTable;
 }

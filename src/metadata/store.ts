@@ -10,6 +10,8 @@ import { CompiledQuery, sql, type Kysely, type RawBuilder, type Transaction } fr
 import type { Dialect } from './migrations/index.ts';
 import { LifecycleStore } from './lifecycle-store.ts';
 import { GcStore } from './gc-store.ts';
+import { BlobKeyStore } from './key-store.ts';
+import type { KeyTarget } from '../encryption/keys.ts';
 import type { Selectable } from 'kysely';
 import type { Database, ManifestsTable, RepositoriesTable } from './schema.ts';
 
@@ -64,6 +66,18 @@ export interface ReferrerRow {
   annotations: string | null;
 }
 
+/**
+ * What seals manifest bytes at rest (the Keyring). Manifests are sealed on write under the key family of their
+ * repository's encryption configuration and opened on every read, so callers only ever see plaintext.
+ */
+export interface ManifestSealer {
+  targetFor(encryptionType: string, kmsKey: string | null): Promise<KeyTarget>;
+  sealManifest(content: Buffer, digest: string, target: KeyTarget): Buffer;
+  openManifest(stored: Buffer, digest: string): Promise<Buffer>;
+}
+
+const SEALED_TEXT = 'sealed:';
+
 /** SQL of the pull path, written once per dialect: building and compiling it per request costs more than running it. */
 function hotQueries(dialect: Dialect) {
   const p = (i: number) => (dialect === 'postgres' ? `$${i}` : '?');
@@ -80,22 +94,51 @@ export class MetadataStore {
   readonly lifecycle: LifecycleStore;
   /** Garbage collection and storage accounting, in the same transaction as this store. */
   readonly gc: GcStore;
+  /** Wrapped data keys of encrypted blobs, in the same transaction as this store. */
+  readonly keys: BlobKeyStore;
 
   /** Byte-order comparison of a text expression on both dialects (PostgreSQL's default collation may differ). */
   private bytes(expr: RawBuilder<unknown>): RawBuilder<string> {
     return this.dialect === 'postgres' ? sql<string>`${expr} collate "C"` : (expr as RawBuilder<string>);
   }
 
-  constructor(private readonly db: Kysely<Database> | Transaction<Database>, readonly dialect: Dialect) {
+  /** `sealer`: seals manifest content at rest (none: stored as it is, e.g. in tests of the store alone). */
+  constructor(private readonly db: Kysely<Database> | Transaction<Database>, readonly dialect: Dialect, readonly sealer: ManifestSealer | null = null) {
     this.hot = hotQueries(dialect);
     this.lifecycle = new LifecycleStore(db);
     this.gc = new GcStore(db, dialect);
+    this.keys = new BlobKeyStore(db, dialect);
+  }
+
+  /** Manifest bytes (and annotations) as callers see them: opened when sealed. */
+  private async opened<T extends { content: Buffer; digest: string; annotations?: string | null }>(row: T | undefined | null): Promise<T | null> {
+    if (!row) return null;
+    if (!this.sealer) return row;
+    const content = await this.sealer.openManifest(row.content, row.digest);
+    if (row.annotations === undefined) return { ...row, content };
+    return { ...row, content, annotations: await this.openAnnotations(row.annotations, row.digest) };
+  }
+
+  /** The annotations column is sealed like the content (`sealed:<base64>`): it is the manifest's own text. */
+  private async openAnnotations(text: string | null, digest: string): Promise<string | null> {
+    if (!text || !this.sealer || !text.startsWith(SEALED_TEXT)) return text;
+    return (await this.sealer.openManifest(Buffer.from(text.slice(SEALED_TEXT.length), 'base64'), `${digest}#annotations`)).toString('utf8');
+  }
+
+  /** Seals a manifest's content and annotations for its repository (as they are without a sealer). */
+  async sealManifestRow(repo: { encryption_type: string; kms_key: string | null }, digest: string, content: Buffer, annotations: string | null, target?: KeyTarget): Promise<{ content: Buffer; annotations: string | null }> {
+    if (!this.sealer) return { content, annotations };
+    const t = target ?? await this.sealer.targetFor(repo.encryption_type, repo.kms_key);
+    return {
+      content: this.sealer.sealManifest(content, digest, t),
+      annotations: annotations === null ? null : SEALED_TEXT + this.sealer.sealManifest(Buffer.from(annotations, 'utf8'), `${digest}#annotations`, t).toString('base64'),
+    };
   }
 
   /** Runs `fn` in one database transaction; everything it does commits together or not at all. Nests flat. */
   async transaction<T>(fn: (tx: MetadataStore) => Promise<T>): Promise<T> {
     if (this.db.isTransaction) return fn(this);
-    return this.db.transaction().execute((trx) => fn(new MetadataStore(trx, this.dialect)));
+    return this.db.transaction().execute((trx) => fn(new MetadataStore(trx, this.dialect, this.sealer)));
   }
 
   // ---- repositories
@@ -308,16 +351,22 @@ export class MetadataStore {
 
   /** Stores a manifest (idempotent for the same digest) with what it references, and points `tag` at it. */
   async putManifest(repositoryId: number, m: NewManifest, tag: string | null, now = Date.now()): Promise<void> {
+    let content = m.content;
+    let annotations = m.annotations ? JSON.stringify(m.annotations) : null;
+    if (this.sealer) {
+      const repo = await this.db.selectFrom('repositories').select(['encryption_type', 'kms_key']).where('id', '=', repositoryId).executeTakeFirstOrThrow();
+      ({ content, annotations } = await this.sealManifestRow(repo, m.digest, content, annotations));
+    }
     await this.db.insertInto('manifests').values({
       repository_id: repositoryId,
       digest: m.digest,
       media_type: m.mediaType,
       size: m.content.length,
-      content: m.content,
+      content,
       artifact_type: m.artifactType,
       subject: m.subject,
       config_digest: m.configDigest,
-      annotations: m.annotations ? JSON.stringify(m.annotations) : null,
+      annotations,
       content_size: m.contentSize,
       pushed_at: now,
     }).onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing()).execute();
@@ -332,18 +381,59 @@ export class MetadataStore {
     if (tag !== null) await this.putTag(repositoryId, tag, m.digest, now);
   }
 
+  /**
+   * A page of stored manifest rows as they are in the database (sealed or not), in (repository, digest) order, for
+   * re-sealing after a key rotation.
+   */
+  async rawManifestPage(limit: number, after?: { repository_id: number; digest: string }): Promise<Array<{ repository_id: number; digest: string; content: Buffer; annotations: string | null; encryption_type: string; kms_key: string | null }>> {
+    let q = this.db.selectFrom('manifests as m').innerJoin('repositories as r', 'r.id', 'm.repository_id')
+      .select(['m.repository_id', 'm.digest', 'm.content', 'm.annotations', 'r.encryption_type', 'r.kms_key']);
+    if (after) {
+      const a = after;
+      q = q.where((eb) => eb.or([eb('m.repository_id', '>', a.repository_id), eb.and([eb('m.repository_id', '=', a.repository_id), eb('m.digest', '>', a.digest)])]));
+    }
+    return q.orderBy('m.repository_id').orderBy('m.digest').limit(limit).execute();
+  }
+
+  /**
+   * Re-seals a stored manifest row (rotation): opens its content and annotations with whatever key sealed them and
+   * seals them under `target`'s active key. The plaintext is unchanged; a row changed meanwhile is left alone.
+   */
+  async resealManifest(row: { repository_id: number; digest: string; content: Buffer; annotations: string | null; encryption_type: string; kms_key: string | null }, target: KeyTarget): Promise<boolean> {
+    if (!this.sealer) return false;
+    const content = await this.sealer.openManifest(row.content, row.digest);
+    const annotations = await this.openAnnotations(row.annotations, row.digest);
+    const sealed = await this.sealManifestRow(row, row.digest, content, annotations, target);
+    const r = await this.db.updateTable('manifests').set(sealed)
+      .where('repository_id', '=', row.repository_id).where('digest', '=', row.digest).where('content', '=', row.content).executeTakeFirst();
+    return Number(r.numUpdatedRows) > 0;
+  }
+
   async putTag(repositoryId: number, tag: string, digest: string, now = Date.now()): Promise<void> {
     await this.db.insertInto('tags').values({ repository_id: repositoryId, name: tag, digest, updated_at: now })
       .onConflict((oc) => oc.columns(['repository_id', 'name']).doUpdateSet({ digest, updated_at: now })).execute();
   }
 
   async findManifest(repositoryId: number, digest: string): Promise<ManifestRow | null> {
-    return (await this.db.selectFrom('manifests').selectAll().where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst()) ?? null;
+    return this.opened(await this.db.selectFrom('manifests').selectAll().where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst());
   }
 
-  /** A manifest by digest in whichever repository holds it (content is the same everywhere: it is the digest's). */
+  /**
+   * A manifest by digest in whichever repository holds it (content is the same everywhere: it is the digest's). Each
+   * copy is sealed under its own repository's key: the first one a key we hold opens is returned.
+   */
   async findManifestAnywhere(digest: string): Promise<Pick<ManifestRow, 'digest' | 'media_type' | 'content'> | null> {
-    return (await this.db.selectFrom('manifests').select(['digest', 'media_type', 'content']).where('digest', '=', digest).limit(1).executeTakeFirst()) ?? null;
+    const rows = await this.db.selectFrom('manifests').select(['digest', 'media_type', 'content']).where('digest', '=', digest).limit(8).execute();
+    let failure: unknown = null;
+    for (const row of rows) {
+      try {
+        return await this.opened(row);
+      } catch (err) {
+        failure = err;
+      }
+    }
+    if (failure) throw failure;
+    return null;
   }
 
   async findTag(repositoryId: number, tag: string): Promise<string | null> {
@@ -357,7 +447,7 @@ export class MetadataStore {
       ? CompiledQuery.raw(this.hot.manifestByTag, [repositoryName, reference.tag])
       : CompiledQuery.raw(this.hot.manifestByDigest, [repositoryName, reference.digest]);
     const { rows } = await this.db.executeQuery<ManifestRow>(query);
-    return rows[0] ?? null;
+    return this.opened(rows[0]);
   }
 
   /** Deletes a manifest and every tag pointing at it. */
@@ -392,7 +482,9 @@ export class MetadataStore {
     let q = this.db.selectFrom('manifests').select(['digest', 'media_type', 'size', 'artifact_type', 'annotations'])
       .where('repository_id', '=', repositoryId).where('subject', '=', subject).orderBy('pushed_at').orderBy('digest');
     if (artifactType !== undefined) q = q.where('artifact_type', '=', artifactType);
-    return q.execute();
+    const rows = await q.execute();
+    for (const r of rows) r.annotations = await this.openAnnotations(r.annotations, r.digest);
+    return rows;
   }
 
   // ---- upload sessions

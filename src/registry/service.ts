@@ -170,21 +170,33 @@ export class RegistryService {
     if (!blob) return null;
     if (!(await this.blobs.stat(digest))) return null;
     const repo = await this.repositoryForPush(name);
+    const encryption = this.blobs.encryption;
+    const target = encryption ? await encryption.target(repo) : null;
     // Only a still-live blob is mounted; one that GC took meanwhile makes the client upload it instead.
     const mounted = await this.meta.transaction(async (tx) => {
       if (!(await tx.touchBlob(digest, Date.now(), 0))) return false;
+      // The blob's data key gets a wrapping under this repository's key; if no key we hold unwraps it, upload instead.
+      if (encryption && target && !(await encryption.share(tx, digest, target))) return false;
       await tx.linkBlob(repo.id, digest);
       return true;
     });
     return mounted ? blob : null;
   }
 
-  private async upload(name: RepositoryName, id: string): Promise<{ repositoryId: number }> {
+  private async upload(name: RepositoryName, id: string): Promise<{ repositoryId: number; repository: RepositoryRow }> {
     if (!UPLOAD_ID.test(id)) throw new BerthError('BLOB_UPLOAD_UNKNOWN', `upload ${id.slice(0, 64)} not found`);
     const upload = await this.meta.findUpload(id);
     const repo = upload ? await this.meta.findRepository(name) : null;
     if (!upload || !repo || upload.repository_id !== repo.id) throw new BerthError('BLOB_UPLOAD_UNKNOWN', `upload ${id} not found in ${name}`);
-    return { repositoryId: repo.id };
+    return { repositoryId: repo.id, repository: repo };
+  }
+
+  /**
+   * Checks a repository's encryption settings can be honoured (CreateRepository): KMS_ERROR when the KMS key is not
+   * in the keyring. Every repository is encrypted at rest — AES256 under the master key, KMS under its keyring key.
+   */
+  async checkEncryptionSettings(encryptionType: string, kmsKey: string | null | undefined): Promise<void> {
+    await this.blobs.encryption?.keyring.targetFor(encryptionType, kmsKey);
   }
 
   private async exclusive<T>(id: string, fn: () => Promise<T>): Promise<T> {
@@ -218,7 +230,9 @@ export class RegistryService {
 
   /** Finishes an upload: appends the optional final body, verifies the digest, makes the blob visible. */
   async completeUpload(name: RepositoryName, id: string, digest: Digest, body: Readable | null, start?: number, signal?: AbortSignal): Promise<{ size: number }> {
-    const { repositoryId } = await this.upload(name, id);
+    const { repositoryId, repository } = await this.upload(name, id);
+    // The repository's key (a KMS key missing from the keyring fails the push here, before anything is published).
+    const target = this.blobs.encryption ? await this.blobs.encryption.target(repository) : undefined;
     return this.exclusive(id, async () => {
       if (body) await this.blobs.append(id, body, start, signal);
       let size: number;
@@ -230,7 +244,7 @@ export class RegistryService {
       }
       // Reserve the digest before the file appears under it: garbage collection cannot delete what is published next.
       await this.meta.reserveBlob(digest, size);
-      await this.blobs.publish(id, digest, signal);
+      await this.blobs.publish(id, digest, signal, target);
       await this.meta.transaction(async (tx) => {
         await tx.recordBlob(repositoryId, digest, size);
         await tx.deleteUpload(id);

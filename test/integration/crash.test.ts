@@ -9,6 +9,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { startBerth, type BerthProcess } from '../helpers/berth.ts';
+import { storedPlaintext } from '../helpers/at-rest.ts';
 
 const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
@@ -96,7 +97,8 @@ describe('crash safety (SIGKILL during concurrent uploads)', () => {
   const interruptedMonolithic: Array<{ digest: string }> = [];
 
   before(async () => {
-    server = await startBerth();
+    // Reads blob files on disk: the filesystem driver whatever the suite's storage.
+    server = await startBerth({ env: { BERTH_STORAGE_DRIVER: 'filesystem' } });
   });
 
   after(async () => {
@@ -160,11 +162,12 @@ describe('crash safety (SIGKILL during concurrent uploads)', () => {
       const head = await fetch(`${server.url}/v2/crash/big0/blobs/${sha256(u.data)}`, { method: 'HEAD' });
       assert.equal(head.status, 404);
     }
-    // Every committed object in storage has exactly the content its name claims.
+    // Every committed object in storage has exactly the content its name claims (decrypted: blobs are sealed at rest).
     let checked = 0;
     for await (const file of walk(path.join(server.dataDir, 'storage', 'blobs'))) {
       const hex = path.basename(file);
-      assert.equal(createHash('sha256').update(await readFile(file)).digest('hex'), hex, `corrupt blob file ${file}`);
+      const plaintext = await storedPlaintext(server, `sha256:${hex}`, await readFile(file));
+      assert.equal(createHash('sha256').update(plaintext).digest('hex'), hex, `corrupt blob file ${file}`);
       checked++;
     }
     assert.ok(checked >= completed.length * 2, `expected at least ${completed.length * 2} blob files, found ${checked}`);

@@ -192,6 +192,21 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     // The scanner's tables live with their modules.
     '0006_vulndb': vulndbMigration(dialect),
     '0007_scans': scansMigration(dialect),
+    '0008_encryption': {
+      async up(db: Kysely<any>) {
+        // Encryption at rest: each blob's data key, wrapped once per key-encryption key that may unwrap it. The rows
+        // go with their blob (GC and scrub remove blob rows; a re-upload then gets a fresh data key).
+        await db.schema.createTable('blob_keys')
+          .addColumn('digest', 'text', (c) => c.notNull().references('blobs.digest').onDelete('cascade'))
+          .addColumn('key_ref', 'text', (c) => c.notNull())
+          .addColumn('wrapped_dek', bytes, (c) => c.notNull())
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          .addPrimaryKeyConstraint('blob_keys_pk', ['digest', 'key_ref'])
+          .execute();
+        // Rotation walks the wrappings under one key.
+        await db.schema.createIndex('blob_keys_ref').on('blob_keys').columns(['key_ref', 'digest']).execute();
+      },
+    },
     '0009_jobs': jobsMigration(dialect),
   };
 }

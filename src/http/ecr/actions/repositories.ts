@@ -39,6 +39,8 @@ export const createRepository = defineAction({
     checkMutability(input.imageTagMutability, input.imageTagMutabilityExclusionFilters);
     const enc = input.encryptionConfiguration;
     if (enc?.kmsKey && enc.encryptionType === 'AES256') throw new BerthError('INVALID_PARAMETER', 'kmsKey can only be given with encryptionType KMS or KMS_DSSE');
+    // Content is encrypted under the repository's key: a KMS key the keyring lacks is ECR's KmsException.
+    if (enc) await ctx.registry.checkEncryptionSettings(enc.encryptionType, enc.kmsKey);
     const tags = validateResourceTags(input.tags ?? []);
     const repo = await ctx.meta.transaction(async (tx) => {
       const created = await tx.createRepository(input.repositoryName, {
