@@ -2,7 +2,6 @@
  * The composition root: builds every component from the configuration, wires them together explicitly, and
  * returns the server plus a `close` that releases everything in order. No work happens at import time.
  */
-import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from './config/schema.ts';
@@ -18,10 +17,12 @@ import { connect, migrate, type Connection } from './metadata/connect.ts';
 import { MetadataStore } from './metadata/store.ts';
 import { RegistryService, touchIntervalFor } from './registry/service.ts';
 import { ScanService } from './scan/service.ts';
+import { BlobEncryption } from './encryption/blobs.ts';
+import { Keyring } from './encryption/keys.ts';
 import { JobLeases, JobRunner } from './jobs/leases.ts';
 import { BlobStore } from './storage/blob-store.ts';
 import type { BlobDriver } from './storage/driver.ts';
-import { FilesystemDriver } from './storage/drivers/filesystem.ts';
+import { blobRedirector, openBlobDriver } from './storage/drivers/index.ts';
 
 export interface App {
   config: Config;
@@ -35,11 +36,7 @@ export interface App {
   close(): Promise<void>;
 }
 
-export function createBlobDriver(config: Config): BlobDriver {
-  const s = config.storage;
-  if (s.driver === 's3') throw new Error('storage.driver s3 is not available yet');
-  return new FilesystemDriver({ root: s.root ? path.resolve(s.root) : path.join(config.dataDir, 'storage'), fsync: s.fsync });
-}
+export { createBlobDriver } from './storage/drivers/index.ts';
 
 /** Opens storage and metadata (running migrations) — shared by the server and the CLI commands. */
 export interface Stores {
@@ -52,18 +49,28 @@ export interface Stores {
 
 export async function openStores(config: Config): Promise<Stores> {
   const connection = await connect(config);
+  let keyring: Keyring;
   try {
     await migrate(connection);
+    // Encryption at rest: the master keys (created on first start) and the optional keyring for KMS repositories.
+    keyring = await Keyring.open({ keyFile: config.encryption.keyFile, keyringFile: config.encryption.keyringFile, dataDir: config.dataDir });
   } catch (err) {
     await connection.db.destroy();
     throw err;
   }
-  const driver = createBlobDriver(config);
+  let driver: BlobDriver;
+  try {
+    driver = await openBlobDriver(config);
+  } catch (err) {
+    await connection.db.destroy();
+    throw err;
+  }
+  const metadata = new MetadataStore(connection.db, connection.dialect, keyring);
   return {
     connection,
-    metadata: new MetadataStore(connection.db, connection.dialect),
+    metadata,
     accessStore: new AccessStore(connection.db),
-    blobs: new BlobStore(driver, noteIngested),
+    blobs: new BlobStore(driver, noteIngested, new BlobEncryption(keyring, metadata)),
     async close() {
       await driver.close();
       await connection.db.destroy();
@@ -89,12 +96,14 @@ export async function buildApp(config: Config, log: Logger): Promise<App> {
   const access = await createAccessService(config, stores, log);
   await access.bootstrap({ accessKeyId: config.auth.rootAccessKeyId, secretAccessKey: config.auth.rootSecretAccessKey }, config.dataDir);
   if (!config.auth.enabled) log.warn('authentication is OFF: anyone who can reach this port can push, pull and delete');
+  const createdKeys = stores.blobs.encryption?.keyring.created;
+  if (createdKeys) log.warn({ file: createdKeys }, 'generated the master key file for encryption at rest: back it up (without it nothing stored can be read); every node needs the same file');
   const registry = new RegistryService(stores.metadata, stores.blobs, { ...config.registry, touchIntervalMs: touchIntervalFor(config.gc.graceSeconds) }, log.child({ module: 'registry' }));
   const ecr = new EcrDomain(stores.metadata, { accountId: config.ecr.accountId, region: config.ecr.region });
   const lifecycle = new LifecycleService(stores.metadata, log.child({ module: 'lifecycle' }));
   const scans = new ScanService(stores.metadata, stores.blobs, stores.connection.db, log.child({ module: 'scan' }), { workers: config.scan.workers, staleAfterMs: 30 * 60_000 });
   registry.onPush((event) => scans.onPush(event));
-  const server = buildServer({ log, registry, access, meta: stores.metadata, ecr, lifecycle, scans, registryHost: config.ecr.registryHost, maxManifestBytes: config.registry.maxManifestBytes, tls: config.tls, metrics: config.metrics, db: stores.connection.db, blobs: stores.blobs });
+  const server = buildServer({ log, registry, access, meta: stores.metadata, ecr, lifecycle, scans, registryHost: config.ecr.registryHost, maxManifestBytes: config.registry.maxManifestBytes, redirectBlobs: blobRedirector(config, stores.blobs), tls: config.tls, metrics: config.metrics, db: stores.connection.db, blobs: stores.blobs });
   const timers: NodeJS.Timeout[] = [];
   // Background jobs run on one node at a time, whichever wins the job's lease in the database.
   const jobs = new JobRunner(new JobLeases(stores.connection.db), { leaseMs: config.jobs.leaseSeconds * 1000, log: log.child({ module: 'jobs' }) });

@@ -40,6 +40,8 @@ export interface ServerOptions {
   scans: ScanService;
   registryHost?: string;
   maxManifestBytes: number;
+  /** Blob GETs answered with a redirect to this URL (S3 presigned), when set. */
+  redirectBlobs?: (digest: string) => Promise<string | null>;
   /** PEM files (`config.tls`); with both set the server speaks HTTPS, HTTP/2 and HTTP/1.1 chosen by ALPN. */
   tls?: TlsPaths;
   /** `config.metrics`: Prometheus metrics at /metrics (on unless `enabled: false`). */
@@ -292,7 +294,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     renderOciError(reply, new BerthError('NOT_FOUND', `no such endpoint: ${request.method} ${request.url.split('?')[0]}`), request.method === 'HEAD');
   });
 
-  registerOciRoutes(app, { registry: options.registry, access: options.access, maxManifestBytes: options.maxManifestBytes });
+  registerOciRoutes(app, { registry: options.registry, access: options.access, maxManifestBytes: options.maxManifestBytes, redirectBlobs: options.redirectBlobs });
   registerEcrRoutes(app, { access: options.access, registry: options.registry, meta: options.meta, ecr: options.ecr, lifecycle: options.lifecycle, scans: options.scans, registryHost: options.registryHost, log: options.log.child({ module: 'ecr' }) });
   registerBerthRoutes(app, { access: options.access, meta: options.meta, scans: options.scans, ecr: options.ecr });
   registerHealthRoutes(app, { db: options.db, meta: options.meta, blobs: options.blobs, metrics });

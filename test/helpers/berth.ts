@@ -9,6 +9,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { deleteS3Bucket, s3Env } from './s3.ts';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const mainScript = path.join(repoRoot, 'src/main.ts');
@@ -16,6 +17,15 @@ export const mainScript = path.join(repoRoot, 'src/main.ts');
 export type MetadataKind = 'sqlite' | 'postgres';
 
 export const POSTGRES_ADMIN_URL = process.env.BERTH_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+/**
+ * Which blob storage the suites run on: `BERTH_TEST_STORAGE=s3` (the scaled-out run) gives every server without an
+ * explicit BERTH_STORAGE_DRIVER a fresh bucket on the test S3 server. Tests that read blob files on disk ask for
+ * the filesystem driver explicitly.
+ */
+export function defaultStorageKind(): 'filesystem' | 's3' {
+  return process.env.BERTH_TEST_STORAGE === 's3' ? 's3' : 'filesystem';
+}
 
 /** Which metadata backend the suites run on: `BERTH_TEST_METADATA=postgres` switches all of them. */
 export function defaultMetadataKind(): MetadataKind {
@@ -43,6 +53,8 @@ export interface StartOptions {
   port?: number;
   /** Remove the reused data directory and database on dispose (set by `restart`, which hands them over). */
   owns?: boolean;
+  /** The S3 bucket this server (and its restarts) stores blobs in, when it made one; removed on dispose. */
+  bucket?: string;
 }
 
 export interface BerthProcess {
@@ -112,6 +124,14 @@ export async function startBerth(options: StartOptions = {}): Promise<BerthProce
   const dataDir = options.dataDir ?? (await mkdtemp(path.join(tmpdir(), 'berth-test-')));
   let postgresUrl = options.postgresUrl;
   if (metadata === 'postgres' && !postgresUrl) postgresUrl = await createPostgresDatabase();
+  // The server's own settings; a restart or a CLI run on its data gets the same ones.
+  const serverEnv: Record<string, string> = { ...options.env };
+  let bucket = options.bucket;
+  if (defaultStorageKind() === 's3' && serverEnv.BERTH_STORAGE_DRIVER === undefined) {
+    const s3 = await s3Env();
+    bucket = s3.BERTH_S3_BUCKET;
+    Object.assign(serverEnv, s3, options.env);
+  }
 
   const env: Record<string, string> = {
     ...(process.env as Record<string, string>),
@@ -121,7 +141,7 @@ export async function startBerth(options: StartOptions = {}): Promise<BerthProce
     BERTH_ROOT_SECRET_ACCESS_KEY: ROOT.secretAccessKey,
     // The OCI suites push to repositories they never created: opt in to creation on push, as distribution does.
     BERTH_CREATE_REPOSITORY_ON_PUSH: options.auth ? 'false' : 'true',
-    ...options.env,
+    ...serverEnv,
   };
   if (metadata === 'postgres') {
     env.BERTH_METADATA_DRIVER = 'postgres';
@@ -186,13 +206,14 @@ export async function startBerth(options: StartOptions = {}): Promise<BerthProce
       await proc.stop();
       if (!options.dataDir || options.owns) await rm(dataDir, { recursive: true, force: true });
       if (metadata === 'postgres' && (!options.postgresUrl || options.owns) && postgresUrl) await dropPostgresDatabase(postgresUrl);
+      if (bucket && (!options.bucket || options.owns)) await deleteS3Bucket(bucket);
     },
     restart(more: StartOptions = {}) {
-      return startBerth({ ...options, ...more, dataDir, postgresUrl, metadata, owns: !options.dataDir || options.owns });
+      return startBerth({ ...options, ...more, env: { ...serverEnv, ...more.env }, dataDir, postgresUrl, metadata, bucket, owns: !options.dataDir || options.owns });
     },
     cli(cliArgs: string[], extraEnv: Record<string, string> = {}) {
       // The server's own settings (storage, keys …) apply to maintenance commands on its data too.
-      const cliEnv: Record<string, string> = { ...(process.env as Record<string, string>), ...options.env, BERTH_LOG_LEVEL: 'warn', ...extraEnv };
+      const cliEnv: Record<string, string> = { ...(process.env as Record<string, string>), ...serverEnv, BERTH_LOG_LEVEL: 'warn', ...extraEnv };
       delete cliEnv.BERTH_METADATA_DRIVER;
       delete cliEnv.BERTH_POSTGRES_URL;
       if (metadata === 'postgres') Object.assign(cliEnv, { BERTH_METADATA_DRIVER: 'postgres', BERTH_POSTGRES_URL: postgresUrl! });

@@ -144,6 +144,8 @@ describe('a three-node cluster behind haproxy', { skip: gate.skip }, () => {
     env: {
       ...storage.env,
       BERTH_SECRET_KEY: SECRET,
+      // Every node reads every blob: one master key file for all of them, as in production.
+      BERTH_ENCRYPTION_KEY_FILE: path.join(dir, 'master.keys'),
       // GC and its lease cycle fast, so the test sees jobs move between nodes.
       BERTH_GC_INTERVAL_SECONDS: '1',
       BERTH_GC_GRACE_SECONDS: '5',
@@ -157,6 +159,7 @@ describe('a three-node cluster behind haproxy', { skip: gate.skip }, () => {
     dir = await mkdtemp(path.join(tmpdir(), 'berth-cluster-'));
     postgresUrl = await createPostgresDatabase();
     storage = await sharedStorageEnv(dir);
+    await writeFile(path.join(dir, 'master.keys'), `1 ${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
     nodes = [await startNode(), await startNode(), await startNode()];
     lb = await startHaproxy(dir, await freePort(), nodes);
     reg = new Registry(lb.url);

@@ -56,7 +56,8 @@ describe('berth scrub', () => {
   const vanished = randomBytes(60_000);
 
   before(async () => {
-    server = await startBerth();
+    // Corrupts and deletes blob files on disk: the filesystem driver whatever the suite's storage.
+    server = await startBerth({ env: { BERTH_STORAGE_DRIVER: 'filesystem' } });
     await pushImage(server.url, 'scrub/app', 'v1', [good, corrupted]);
     await pushImage(server.url, 'scrub/other', 'v1', [vanished]);
   });

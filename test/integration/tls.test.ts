@@ -581,7 +581,7 @@ describe('readiness failures and the access log at warn', () => {
   });
 
   it('reports storage that fails, and logs no access lines at level warn', async () => {
-    const server = await startBerth({ metadata: 'sqlite' });
+    const server = await startBerth({ metadata: 'sqlite', env: { BERTH_STORAGE_DRIVER: 'filesystem' } });
     cleanup.push(() => server.dispose());
     assert.equal((await fetch(`${server.url}/readyz`)).status, 200);
     const health = await fetch(`${server.url}/healthz`, { headers: { 'x-request-id': 'plain-http-1' } });

@@ -16,6 +16,8 @@ export interface OciRouteOptions {
   registry: RegistryService;
   access: AccessService;
   maxManifestBytes: number;
+  /** Blob GETs answered with a redirect to this URL (S3 presigned), when set. */
+  redirectBlobs?: (digest: string) => Promise<string | null>;
 }
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
@@ -94,7 +96,7 @@ export function registerOciRoutes(app: FastifyInstance, options: OciRouteOptions
     }
     let controller: AbortController | undefined;
     const ctx: OciContext = {
-      request, reply, url, body: request.raw, registry: options.registry, maxManifestBytes: options.maxManifestBytes,
+      request, reply, url, body: request.raw, registry: options.registry, maxManifestBytes: options.maxManifestBytes, redirectBlobs: options.redirectBlobs,
       canSee: access.enabled ? (name: string) => access.isAllowed(principal, 'ecr:DescribeRepositories', name, { sourceIp: request.ip, secureTransport: request.protocol === 'https' }) : undefined,
       // Made on first use (only the upload paths need it): the response closing before it finished means the
       // client went away, so the storage work stops with it.
