@@ -5,10 +5,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { startBerth, type BerthProcess } from '../helpers/berth.ts';
+import { walkFiles } from '../helpers/files.ts';
 import { storedPlaintext } from '../helpers/at-rest.ts';
 
 const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
@@ -73,20 +74,6 @@ async function until(predicate: () => Promise<boolean>, what: string, timeoutMs 
   while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setImmediate(r));
-  }
-}
-
-async function* walk(dir: string): AsyncGenerator<string> {
-  let entries;
-  try {
-    entries = await readdir(dir, { withFileTypes: true });
-  } catch {
-    return;
-  }
-  for (const e of entries) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) yield* walk(p);
-    else yield p;
   }
 }
 
@@ -164,7 +151,7 @@ describe('crash safety (SIGKILL during concurrent uploads)', () => {
     }
     // Every committed object in storage has exactly the content its name claims (decrypted: blobs are sealed at rest).
     let checked = 0;
-    for await (const file of walk(path.join(server.dataDir, 'storage', 'blobs'))) {
+    for await (const file of walkFiles(path.join(server.dataDir, 'storage', 'blobs'))) {
       const hex = path.basename(file);
       const plaintext = await storedPlaintext(server, `sha256:${hex}`, await readFile(file));
       assert.equal(createHash('sha256').update(plaintext).digest('hex'), hex, `corrupt blob file ${file}`);

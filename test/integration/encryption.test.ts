@@ -7,12 +7,13 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { execute, query, storedPlaintext } from '../helpers/at-rest.ts';
 import { startBerth, type BerthProcess } from '../helpers/berth.ts';
+import { walkFiles } from '../helpers/files.ts';
 import { descriptorOf, imageConfig, MediaTypes, ociManifest, Registry } from '../helpers/oci.ts';
 
 const MARKER = Buffer.from('BERTH-AT-REST-MARKER-7f3c9e1d');
@@ -32,20 +33,6 @@ function withMarker(size: number, offsets: number[]): Buffer {
 function blobFile(dataDir: string, data: Buffer): string {
   const h = hex(data);
   return path.join(dataDir, 'storage', 'blobs', 'sha256', h.slice(0, 2), h);
-}
-
-async function* walk(dir: string): AsyncGenerator<string> {
-  let entries;
-  try {
-    entries = await readdir(dir, { withFileTypes: true });
-  } catch {
-    return;
-  }
-  for (const e of entries) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) yield* walk(p);
-    else if (e.isFile()) yield p;
-  }
 }
 
 /** Storage size of an encrypted blob: header + a tag per 64 KiB frame (at least one) + the plaintext. */
@@ -169,7 +156,7 @@ describe('encryption at rest', () => {
     await assertPulls(registry, images[0]);
 
     const files: string[] = [];
-    for await (const f of walk(path.join(server.dataDir, 'storage'))) files.push(f);
+    for await (const f of walkFiles(path.join(server.dataDir, 'storage'))) files.push(f);
     assert.ok(files.length >= 5, `blob files: ${files.length}`);
     for (const f of files) {
       const content = await readFile(f);
@@ -249,7 +236,7 @@ describe('encryption at rest', () => {
   it('berth keys rotate re-wraps every data key (metadata only); the running and a restarted server keep serving; new pushes use the new key', async () => {
     const before = (await query<{ n: number }>(server, `select count(*) as n from blob_keys where key_ref = 'master:1'`))[0];
     const objects = new Map<string, number>();
-    for await (const f of walk(path.join(server.dataDir, 'storage', 'blobs'))) objects.set(f, (await stat(f)).mtimeMs);
+    for await (const f of walkFiles(path.join(server.dataDir, 'storage', 'blobs'))) objects.set(f, (await stat(f)).mtimeMs);
 
     const rotated = await cli(server, ['keys', 'rotate'], env);
     assert.equal(rotated.code, 0, rotated.stderr);

@@ -18,11 +18,12 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { open, readdir, stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
 import { startBerth, type BerthProcess } from '../helpers/berth.ts';
+import { walkFiles } from '../helpers/files.ts';
 import { hasMagic, MAGIC, storedSize } from '../../src/encryption/format.ts';
 
 const SERVER_GRACE_S = 2;
@@ -169,24 +170,10 @@ async function stallManifestCommits(server: BerthProcess, runs: GcRuns, stopped:
   return windows;
 }
 
-async function* walk(dir: string): AsyncGenerator<string> {
-  let entries;
-  try {
-    entries = await readdir(dir, { withFileTypes: true });
-  } catch {
-    return;
-  }
-  for (const e of entries) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) yield* walk(p);
-    else yield p;
-  }
-}
-
 /** Every blob file in storage: digest → size on disk. */
 async function blobsOnDisk(server: BerthProcess): Promise<Map<string, number>> {
   const files = new Map<string, number>();
-  for await (const file of walk(path.join(server.dataDir, 'storage', 'blobs'))) {
+  for await (const file of walkFiles(path.join(server.dataDir, 'storage', 'blobs'))) {
     const algorithm = path.basename(path.dirname(path.dirname(file)));
     files.set(`${algorithm}:${path.basename(file)}`, (await stat(file)).size);
   }
