@@ -8,7 +8,8 @@
  * Progress goes to stderr; see --help.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -18,8 +19,8 @@ import {
   type Images, type Samples, type Step,
 } from './lib/measure.ts';
 import { run } from './lib/proc.ts';
-import { describeImages, machineInfo, renderMarkdown, summarize, type Results } from './lib/report.ts';
-import { berth, dockerRegistry, resolveBerthLauncher, type AuthMode, type RunningServer, type ServerKind, type ServerKindId } from './lib/servers.ts';
+import { describeImages, machineInfo, renderMarkdown, renderScaledMarkdown, SCALED_LINK, summarize, type Results } from './lib/report.ts';
+import { benchHelpers, berth, berthScaled, dockerRegistry, resolveBerthLauncher, type AuthMode, type RunningServer, type ServerKind, type ServerKindId } from './lib/servers.ts';
 import { findVariant, VARIANTS } from './lib/variants.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -28,7 +29,8 @@ const HELP = `Usage: npm run bench -- [options]
 
   --rounds N        rounds (default 3); each round measures both servers, alternating who goes first
   --quick           small sizes (64 MiB / 10 x 100 KiB / 128 MiB, wrk 3 s) for a smoke run
-  --out FILE        markdown report (default docs/benchmarks.md; .bench/benchmarks-quick.md with --quick)
+  --out FILE        markdown report (default docs/benchmarks.md; .bench/benchmarks-quick.md with --quick;
+                    always docs/benchmarks-scaled.md for the scaled-* variants, which share that file)
   --variant ID      ${VARIANTS.map((v) => `${v.id}${v.unavailable ? ' (not implemented)' : ''}`).join(', ')} (default anonymous)
   --servers A,B     override the two server kinds (berth, registry), e.g. registry,registry to test the harness
   --only S1,S2      only these steps (plus their dependencies): ${STEPS.map((s) => s.id).join(', ')}
@@ -94,29 +96,83 @@ async function main(): Promise<number> {
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds must be a positive integer');
   const quick = values.quick!;
   const sizes = quick ? QUICK_SIZES : FULL_SIZES;
-  const outFile = path.resolve(repoRoot, values.out ?? (quick ? '.bench/benchmarks-quick.md' : 'docs/benchmarks.md'));
   const workDir = path.resolve(repoRoot, values['work-dir'] ?? '.bench');
   if (values['from-results']) {
     const saved = JSON.parse(await readFile(path.resolve(values['from-results']), 'utf8')) as Results;
+    const outFile = path.resolve(repoRoot, values.out ?? (saved.variant.scaled ? 'docs/benchmarks-scaled.md' : quick ? '.bench/benchmarks-quick.md' : 'docs/benchmarks.md'));
     await mkdir(path.dirname(outFile), { recursive: true });
-    await writeFile(outFile, renderMarkdown(saved));
+    await writeFile(outFile, saved.variant.scaled ? await renderScaled(workDir, saved) : renderMarkdown(saved));
     log(`re-rendered ${path.relative(repoRoot, outFile)} from ${values['from-results']}`);
     return 0;
   }
   const variant = findVariant(values.variant!);
-  const steps = selectSteps(values.only?.split(',').map((s) => s.trim()).filter(Boolean));
+  const outFile = path.resolve(repoRoot, values.out ?? (variant.scaled ? 'docs/benchmarks-scaled.md' : quick ? '.bench/benchmarks-quick.md' : 'docs/benchmarks.md'));
+  const steps = selectSteps(values.only?.split(',').map((s) => s.trim()).filter(Boolean)).filter((s) => !s.scaledOnly || variant.scaled);
+  try {
+    return await measureVariant(values, variant, steps, rounds, quick, sizes, outFile, workDir);
+  } finally {
+    // Stops the benchmark's own gateway when this run started it (BERTH_TEST_S3_KEEP=1 keeps it for the next run).
+    if (variant.scaled) await (await benchHelpers(repoRoot)).releaseS3();
+  }
+}
+
+/** The load average line of `uptime`. */
+async function loadAverage(): Promise<string> {
+  const r = await run('uptime', []).catch(() => undefined);
+  return r?.stdout.trim() ?? 'unavailable';
+}
+
+/** docs/benchmarks-scaled.md: this run plus the latest saved run of every other scaled variant (.bench/scaled/ID.json). */
+async function renderScaled(workDir: string, current: Results): Promise<string> {
+  const dir = path.join(workDir, 'scaled');
+  const all: Results[] = [];
+  if (existsSync(dir)) {
+    for (const f of (await readdir(dir)).filter((n) => n.endsWith('.json')).sort()) {
+      const r = JSON.parse(await readFile(path.join(dir, f), 'utf8')) as Results;
+      if (r.variant.id !== current.variant.id) all.push(r);
+    }
+  }
+  all.push(current);
+  all.sort((a, b) => VARIANTS.findIndex((v) => v.id === a.variant.id) - VARIANTS.findIndex((v) => v.id === b.variant.id));
+  return renderScaledMarkdown(all);
+}
+
+/** Adds the link to docs/benchmarks-scaled.md to docs/benchmarks.md when it is missing (report.ts writes it on regeneration). */
+async function ensureScaledLink(): Promise<void> {
+  const main = path.join(repoRoot, 'docs', 'benchmarks.md');
+  if (!existsSync(main)) return;
+  const text = await readFile(main, 'utf8');
+  if (text.includes('benchmarks-scaled.md')) return;
+  await writeFile(main, `${text.replace(/\n*$/, '\n')}\n${SCALED_LINK.join('\n')}\n`);
+}
+
+async function measureVariant(
+  values: Record<string, string | boolean | undefined>,
+  variant: ReturnType<typeof findVariant>,
+  steps: Step[],
+  rounds: number,
+  quick: boolean,
+  sizes: typeof FULL_SIZES,
+  outFile: string,
+  workDir: string,
+): Promise<number> {
+  const loadStart = await loadAverage();
 
   // The two sides: primary (targets are checked for it) and baseline.
   let kinds: [ServerKindId, ServerKindId] = [variant.primary.kind, variant.baseline.kind];
-  if (values.servers) {
+  if (typeof values.servers === 'string') {
     const parts = values.servers.split(',').map((s) => s.trim());
     if (parts.length !== 2 || !parts.every((p) => p === 'berth' || p === 'registry')) throw new Error('--servers takes two of berth,registry');
     kinds = parts as [ServerKindId, ServerKindId];
   }
   const needBerth = kinds.includes('berth');
   const launcher = needBerth ? await resolveBerthLauncher(repoRoot, !values['no-build'], log) : undefined;
-  const nodeArgs = [values['primary-node-args']!, values['baseline-node-args']!].map((a) => a.split(/\s+/).filter(Boolean));
-  const kindOf = (id: ServerKindId, i: number): ServerKind => (id === 'berth' ? berth(repoRoot, launcher!, nodeArgs[i]) : dockerRegistry);
+  const nodeArgs = [values['primary-node-args'] as string, values['baseline-node-args'] as string].map((a) => a.split(/\s+/).filter(Boolean));
+  const kindOf = (id: ServerKindId, i: number): ServerKind => {
+    if (id !== 'berth') return dockerRegistry;
+    const nodes = (i === 0 ? variant.primary : variant.baseline).nodes;
+    return nodes ? berthScaled(repoRoot, launcher!, nodes, nodeArgs[i]) : berth(repoRoot, launcher!, nodeArgs[i]);
+  };
   const same = kinds[0] === kinds[1];
   const sides: Side[] = kinds.map((k, i) => {
     const kind = kindOf(k, i);
@@ -126,7 +182,7 @@ async function main(): Promise<number> {
       displayName: `${kind.displayName}${same ? (i === 0 ? ' (A)' : ' (B)') : ''}`,
       kind,
       auth: i === 0 ? variant.primary.auth : variant.baseline.auth,
-      env: parseEnv(i === 0 ? values['primary-env']! : values['baseline-env']!),
+      env: parseEnv((i === 0 ? values['primary-env'] : values['baseline-env']) as string),
     };
   });
   const [primary, baseline] = sides as [Side, Side];
@@ -175,6 +231,7 @@ async function main(): Promise<number> {
     samples: {},
     errors: [],
     imagesInfo: describeImages(images),
+    load: { start: loadStart, end: '' },
   };
   log(`${primary.displayName}: ${results.primary.description}`);
   log(`${baseline.displayName}: ${results.baseline.description}`);
@@ -277,6 +334,7 @@ async function main(): Promise<number> {
     }
   }
   results.finishedAt = new Date().toISOString();
+  results.load!.end = await loadAverage();
   await rm(scratchDir, { recursive: true, force: true });
 
   // Report.
@@ -284,7 +342,14 @@ async function main(): Promise<number> {
   await writeFile(path.join(runDir, 'results.json'), json);
   await writeFile(path.join(workDir, 'last-results.json'), json);
   await mkdir(path.dirname(outFile), { recursive: true });
-  await writeFile(outFile, renderMarkdown(results));
+  if (variant.scaled) {
+    await mkdir(path.join(workDir, 'scaled'), { recursive: true });
+    await writeFile(path.join(workDir, 'scaled', `${variant.id}.json`), json);
+    await writeFile(outFile, await renderScaled(workDir, results));
+    await ensureScaledLink();
+  } else {
+    await writeFile(outFile, renderMarkdown(results));
+  }
 
   log('summary (medians):');
   for (const m of metrics) {

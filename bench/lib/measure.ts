@@ -58,7 +58,7 @@ export type Target =
 export interface MetricDef {
   id: string;
   title: string;
-  unit: 's' | 'req/s' | 'MiB';
+  unit: 's' | 'ms' | 'req/s' | 'MiB';
   better: 'lower' | 'higher';
   /** When set, throughput (MiB/s) is shown next to times. */
   bytes?: number;
@@ -70,6 +70,9 @@ export interface MetricDef {
 export function advantage(metric: MetricDef, primary: number, baseline: number): number {
   return metric.better === 'lower' ? baseline / primary : primary / baseline;
 }
+
+/** How many curls the scaled-only `blob-get-parallel` step runs at once (one per node of the 3-node variant). */
+export const PARALLEL_BLOB_GETS = 3;
 
 /** `manifestTarget`: the manifest GET ratio the variant must reach (4× anonymous; 8× with authentication). */
 export function metricDefs(sizes: Sizes, images: Images, manifestTarget = 4): MetricDef[] {
@@ -98,6 +101,21 @@ export function metricDefs(sizes: Sizes, images: Images, manifestTarget = 4): Me
       unit: 'req/s',
       better: 'higher',
       target: { kind: 'ratio', min: manifestTarget },
+    },
+    {
+      id: 'manifest_p99',
+      title: `manifest GET p99 latency (same wrk run, --latency)`,
+      unit: 'ms',
+      better: 'lower',
+      note: 'The 99th percentile of the request latencies wrk recorded in the manifest GET run above (its `--latency` distribution; wrk corrects for coordinated omission only in wrk2, not here).',
+    },
+    {
+      id: 'blob_get_parallel',
+      title: `${PARALLEL_BLOB_GETS} concurrent raw blob GETs of the ${big} layer (curl, aggregate)`,
+      unit: 's',
+      better: 'lower',
+      bytes: images.big.layers[0]!.size * PARALLEL_BLOB_GETS,
+      note: `Wall time until all ${PARALLEL_BLOB_GETS} curls (started together, one connection each) finished; the throughput is the total bytes over that time. Scaled-out variants only: behind haproxy round robin each curl lands on another node.`,
     },
     { id: 'rss_push_big', title: `server peak RSS during the ${big} push`, unit: 'MiB', better: 'lower', note: 'VmHWM of the server process at the end of the push (the push is the first request after start-up).' },
     { id: 'rss_start', title: 'server RSS after start-up (idle)', unit: 'MiB', better: 'lower', note: 'VmRSS just before the first push.' },
@@ -151,12 +169,25 @@ export interface Step {
   deps: string[];
   /** Run on a dedicated, freshly started server instance (for clean peak-RSS numbers). */
   freshServer?: boolean;
+  /** Only for scaled-out variants (Variant.scaled). */
+  scaledOnly?: boolean;
   /** Run this many times per round, alternating the servers between repeats (default 1). */
   repeats?: (sizes: Sizes) => number;
   run(ctx: StepContext): Promise<Samples>;
 }
 
 const SKOPEO = 'skopeo';
+
+/** CPU seconds (user + system) of every process serving for `server` (all nodes and haproxy when scaled out). */
+function serverCpuSeconds(server: RunningServer): number | undefined {
+  let total = 0;
+  for (const pid of server.pids ?? [server.pid]) {
+    const s = readCpuSeconds(pid);
+    if (s === undefined) return undefined;
+    total += s;
+  }
+  return total;
+}
 const kib2mib = (kib: number) => kib / 1024;
 
 /**
@@ -166,14 +197,14 @@ const kib2mib = (kib: number) => kib / 1024;
 async function push(ctx: StepContext, image: BuiltImage, repo: string, withRss: boolean): Promise<{ seconds: number; cpuSeconds: number; syncSeconds: number; rssMiB?: number; startMiB?: number }> {
   const { server } = ctx;
   const sampler = withRss ? sampleRss(server.pid, 20) : undefined;
-  const cpu0 = readCpuSeconds(server.pid);
+  const cpu0 = serverCpuSeconds(server);
   const r = await run(SKOPEO, [
     'copy', '--quiet', '--preserve-digests', '--dest-tls-verify=false',
     ...server.client.skopeoPushArgs,
     image.ref, `docker://${server.host}/${repo}:${ctx.names.tag}`,
   ], { timeoutMs: 600_000 });
   const peaks = sampler?.stop();
-  const cpu1 = readCpuSeconds(server.pid);
+  const cpu1 = serverCpuSeconds(server);
   if (r.code !== 0) throw new Error(`skopeo push to ${server.label} failed: ${r.stderr.trim().split('\n').slice(-5).join('\n')}`);
   if (!server.alive()) throw new Error(`${server.label} died during the push`);
   const syncSeconds = await fsyncTree(server.dataDir);
@@ -257,19 +288,25 @@ function headerObject(lines: string[]): Record<string, string> {
 
 async function curlBlob(ctx: StepContext, repo: string, digest: string, size: number): Promise<{ seconds: number; cpuSeconds: number }> {
   const { server } = ctx;
-  const cpu0 = readCpuSeconds(server.pid);
+  const cpu0 = serverCpuSeconds(server);
   const r = await runOk('curl', [
     '-s', '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{time_total}',
     ...server.client.httpHeaders.flatMap((h) => ['-H', h]),
     `${server.baseUrl}/v2/${repo}/blobs/${digest}`,
   ], { timeoutMs: 300_000 });
-  const cpu1 = readCpuSeconds(server.pid);
+  const cpu1 = serverCpuSeconds(server);
   const [code, got, seconds] = r.stdout.trim().split(' ');
   if (code !== '200' || Number(got) !== size) throw new Error(`${server.label}: blob GET gave HTTP ${code}, ${got} bytes (expected 200, ${size})`);
   return { seconds: Number(seconds), cpuSeconds: cpu0 !== undefined && cpu1 !== undefined ? cpu1 - cpu0 : NaN };
 }
 
-async function wrkManifest(ctx: StepContext, repo: string): Promise<number> {
+/** A wrk latency (`850.00us`, `12.34ms`, `1.02s`, `1.50m`) in milliseconds. */
+function wrkMillis(value: string, unit: string): number {
+  const factor: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  return Number(value) * (factor[unit] ?? NaN);
+}
+
+async function wrkManifest(ctx: StepContext, repo: string): Promise<{ rps: number; p99ms: number }> {
   const { server, sizes } = ctx;
   const url = `${server.baseUrl}/v2/${repo}/manifests/${ctx.names.tag}`;
   const check = await fetch(url, { headers: { ...headerObject(server.client.httpHeaders), Accept: OCI_MANIFEST } });
@@ -278,7 +315,7 @@ async function wrkManifest(ctx: StepContext, repo: string): Promise<number> {
     throw new Error(`${server.label}: manifest GET gave ${check.status} ${check.headers.get('content-type')}`);
   }
   const r = await runOk('wrk', [
-    `-t${sizes.wrkThreads}`, `-c${sizes.wrkConnections}`, `-d${sizes.wrkSeconds}s`,
+    `-t${sizes.wrkThreads}`, `-c${sizes.wrkConnections}`, `-d${sizes.wrkSeconds}s`, '--latency',
     '-H', `Accept: ${OCI_MANIFEST}`,
     ...server.client.httpHeaders.flatMap((h) => ['-H', h]),
     url,
@@ -289,7 +326,9 @@ async function wrkManifest(ctx: StepContext, repo: string): Promise<number> {
   const socketErrors = /Socket errors:(.*)/.exec(r.stdout);
   if (bad) throw new Error(`${server.label}: wrk saw ${bad[1]} non-2xx/3xx responses:\n${r.stdout}`);
   if (socketErrors) ctx.log(`  note: wrk socket errors against ${server.label}:${socketErrors[1]}`);
-  return Number(rps[1]);
+  const p99 = /^\s*99%\s+([\d.]+)(us|ms|s|m|h)\s*$/m.exec(r.stdout);
+  if (!p99) ctx.log(`  note: no p99 latency in wrk output against ${server.label}`);
+  return { rps: Number(rps[1]), p99ms: p99 ? wrkMillis(p99[1]!, p99[2]!) : NaN };
 }
 
 export const STEPS: Step[] = [
@@ -349,7 +388,20 @@ export const STEPS: Step[] = [
     title: 'wrk manifest GET',
     deps: ['push-big'],
     async run(ctx) {
-      return { manifest_rps: [await wrkManifest(ctx, ctx.names.bigRepo)] };
+      const r = await wrkManifest(ctx, ctx.names.bigRepo);
+      return { manifest_rps: [r.rps], manifest_p99: [r.p99ms] };
+    },
+  },
+  {
+    id: 'blob-get-parallel',
+    title: `${PARALLEL_BLOB_GETS} concurrent curl blob GETs`,
+    deps: ['push-big'],
+    scaledOnly: true,
+    async run(ctx) {
+      const layer = ctx.images.big.layers[0]!;
+      const started = process.hrtime.bigint();
+      await Promise.all(Array.from({ length: PARALLEL_BLOB_GETS }, () => curlBlob(ctx, ctx.names.bigRepo, layer.digest, layer.size)));
+      return { blob_get_parallel: [Number(process.hrtime.bigint() - started) / 1e9] };
     },
   },
   {
@@ -382,6 +434,7 @@ export function formatValue(unit: MetricDef['unit'], v: number): string {
   if (!Number.isFinite(v)) return '—';
   switch (unit) {
     case 's': return v < 10 ? `${v.toFixed(3)} s` : `${v.toFixed(2)} s`;
+    case 'ms': return v < 10 ? `${v.toFixed(2)} ms` : `${v.toFixed(1)} ms`;
     case 'req/s': return `${Math.round(v).toLocaleString('en-US')} req/s`;
     case 'MiB': return `${v.toFixed(1)} MiB`;
   }

@@ -4,7 +4,7 @@
 import { cpus, release, totalmem, availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { advantage, formatValue, throughput, type Images, type MetricDef, type Sizes } from './measure.ts';
-import { formatBytes } from './image.ts';
+import { formatBytes, MiB } from './image.ts';
 import { versionOf } from './proc.ts';
 import { median } from './stats.ts';
 import type { Variant } from './variants.ts';
@@ -66,6 +66,8 @@ export interface Results {
   samples: Record<string, Record<string, number[][]>>;
   errors: string[];
   imagesInfo: { big: string; small: string; huge: string };
+  /** `uptime` at the start and the end of the run (recorded since the scaled-out variants). */
+  load?: { start: string; end: string };
 }
 
 export function describeImages(images: Images) {
@@ -141,13 +143,7 @@ export function renderMarkdown(r: Results): string {
     '|---|---:|---:|---:|---:|---|---|',
   );
   const summaries = r.metrics.filter((m) => r.samples[m.id]).map((m) => summarize(r, m));
-  for (const s of summaries) {
-    push(`| ${s.metric.title} | ${formatValue(s.metric.unit, s.primary)} | ${formatValue(s.metric.unit, s.baseline)} | ${fmtAdv(s.advantage)} | ${fmtAdv(s.pairedAdvantage)} | ${s.targetText} | ${statusText(s.status)} |`);
-  }
-  if (r.errors.length) {
-    push('', '**Errors during the run** (the affected samples are missing):', '');
-    for (const e of r.errors) push(`- ${e.split('\n')[0]}`);
-  }
+  push(...summaryRows(r, summaries));
 
   push(
     '',
@@ -163,24 +159,7 @@ export function renderMarkdown(r: Results): string {
     '',
     '## Results',
   );
-  for (const s of summaries) {
-    const m = s.metric;
-    push('', `### ${m.title}`, '');
-    push(`| round | ${P} | ${B} |`, '|---|---:|---:|');
-    for (let i = 0; i < r.rounds; i++) {
-      const cell = (label: string) => {
-        const v = r.samples[m.id]?.[label]?.[i] ?? [];
-        return v.length ? v.map((x) => formatValue(m.unit, x)).join(', ') : '—';
-      };
-      const first = r.order[i]?.[0] === r.primary.label ? P : B;
-      push(`| ${i + 1} (${first} first) | ${cell(r.primary.label)} | ${cell(r.baseline.label)} |`);
-    }
-    push(`| **median** | **${formatValue(m.unit, s.primary)}** | **${formatValue(m.unit, s.baseline)}** |`);
-    if (m.bytes) push(`| throughput (median) | ${throughput(m.bytes, s.primary)} | ${throughput(m.bytes, s.baseline)} |`);
-    push('');
-    const target = m.target ? ` Target: ${s.targetText} → **${statusText(s.status)}**.` : '';
-    push(`${P} advantage: **${fmtAdv(s.advantage)}** (ratio of medians), **${fmtAdv(s.pairedAdvantage)}** (median of paired ratios).${target}${m.note ? ` ${m.note}` : ''}`);
-  }
+  push(...detailSections(r, summaries, '###'));
 
   push(
     '',
@@ -230,6 +209,207 @@ export function renderMarkdown(r: Results): string {
     '',
     'See [benchmarks-scan.md](benchmarks-scan.md) (`npm run bench:scan`).',
     '',
+    // bench/run.ts adds it too, after a scaled-* run, when it is missing.
+    ...SCALED_LINK,
+    '',
   );
   return lines.join('\n');
+}
+
+/** The section of docs/benchmarks.md that links the scaled-out report. */
+export const SCALED_LINK = [
+  '## Scaled out: PostgreSQL + S3, 1 node and 3 nodes behind haproxy',
+  '',
+  'See [benchmarks-scaled.md](benchmarks-scaled.md) (`npm run bench -- --variant scaled-1`, then `--variant scaled-3`).',
+];
+
+function summaryRows(r: Results, summaries: MetricSummary[]): string[] {
+  const out: string[] = [];
+  for (const s of summaries) {
+    out.push(`| ${s.metric.title} | ${formatValue(s.metric.unit, s.primary)} | ${formatValue(s.metric.unit, s.baseline)} | ${fmtAdv(s.advantage)} | ${fmtAdv(s.pairedAdvantage)} | ${s.targetText} | ${statusText(s.status)} |`);
+  }
+  if (r.errors.length) {
+    out.push('', '**Errors during the run** (the affected samples are missing):', '');
+    for (const e of r.errors) out.push(`- ${e.split('\n')[0]}`);
+  }
+  return out;
+}
+
+function detailSections(r: Results, summaries: MetricSummary[], heading: string): string[] {
+  const P = r.primary.displayName;
+  const B = r.baseline.displayName;
+  const out: string[] = [];
+  for (const s of summaries) {
+    const m = s.metric;
+    out.push('', `${heading} ${m.title}`, '');
+    out.push(`| round | ${P} | ${B} |`, '|---|---:|---:|');
+    for (let i = 0; i < r.rounds; i++) {
+      const cell = (label: string) => {
+        const v = r.samples[m.id]?.[label]?.[i] ?? [];
+        return v.length ? v.map((x) => formatValue(m.unit, x)).join(', ') : '—';
+      };
+      const first = r.order[i]?.[0] === r.primary.label ? P : B;
+      out.push(`| ${i + 1} (${first} first) | ${cell(r.primary.label)} | ${cell(r.baseline.label)} |`);
+    }
+    out.push(`| **median** | **${formatValue(m.unit, s.primary)}** | **${formatValue(m.unit, s.baseline)}** |`);
+    if (m.bytes) out.push(`| throughput (median) | ${throughput(m.bytes, s.primary)} | ${throughput(m.bytes, s.baseline)} |`);
+    out.push('');
+    const target = m.target ? ` Target: ${s.targetText} → **${statusText(s.status)}**.` : '';
+    out.push(`${P} advantage: **${fmtAdv(s.advantage)}** (ratio of medians), **${fmtAdv(s.pairedAdvantage)}** (median of paired ratios).${target}${m.note ? ` ${m.note}` : ''}`);
+  }
+  return out;
+}
+
+const loadOf = (line: string | undefined) => /load average:\s*(.*)$/.exec(line ?? '')?.[1] ?? (line || 'not recorded');
+
+/** MiB/s of a metric measured in seconds over `bytes`, from its median. */
+const mibps = (bytes: number, seconds: number) => bytes / MiB / seconds;
+
+/**
+ * docs/benchmarks-scaled.md: every scaled-out variant run (each its own run against its own docker-registry), then
+ * 1 node vs 3 nodes. `runs` are in variant order; missing variants are said to be missing.
+ */
+export function renderScaledMarkdown(runs: Results[]): string {
+  const lines: string[] = [];
+  const push = (...l: string[]) => lines.push(...l);
+  const byId = new Map(runs.map((r) => [r.variant.id, r]));
+  const one = byId.get('scaled-1');
+  const three = byId.get('scaled-3');
+  const nproc = runs[0]?.machine.nproc ?? NaN;
+  push(
+    '# Benchmarks: Berth scaled out (PostgreSQL + S3, 1 and 3 nodes) vs docker-registry',
+    '',
+    `Generated by \`npm run bench -- --variant scaled-1\` and \`--variant scaled-3\` (bench/run.ts); each variant is its own run, ` +
+      'with docker-registry (filesystem storage, anonymous, as in the anonymous variant of [benchmarks.md](benchmarks.md)) measured in the same run, alternating with Berth.',
+    '',
+    `> **Read this first: this machine cannot show scaling.** It has ${nproc} logical CPUs, and while these runs were measured ` +
+      'another long test run was using the same machine. Three Berth nodes, haproxy, PostgreSQL, the Ceph RADOS Gateway (mon + OSD + rgw), ' +
+      'the load generator (wrk/curl/skopeo) and docker-registry all share those cores, so three nodes get no more CPU than one; ' +
+      'the 3-node figures measure the cost of the extra hop and of the scheduling, not what three machines would give. ' +
+      'Load averages (`uptime`) at the start and end of each run are listed below. The numbers are what was measured, nothing is extrapolated.',
+    '',
+  );
+  for (const r of runs) {
+    push(`- **${r.variant.id}**: ${r.startedAt} – ${r.finishedAt}, ${r.rounds} round(s)${r.quick ? ', **quick sizes (reduced: indicative only)**' : ''}; ` +
+      `load average at start ${loadOf(r.load?.start)}, at end ${loadOf(r.load?.end)}.`);
+  }
+  for (const id of ['scaled-1', 'scaled-3']) if (!byId.has(id)) push(`- **${id}**: not run yet.`);
+
+  push('', '## 1 node vs 3 nodes', '');
+  if (one && three) {
+    const metric = (r: Results, id: string) => r.metrics.find((m) => m.id === id);
+    const row = (title: string, id: string, asThroughput: boolean) => {
+      const m1 = metric(one, id);
+      const m3 = metric(three, id);
+      if (!m1 || !m3 || !one.samples[id] || !three.samples[id]) {
+        push(`| ${title} | — | — | — | — | — | — |`);
+        return;
+      }
+      const s1 = summarize(one, m1);
+      const s3 = summarize(three, m3);
+      const show = (m: MetricDef, v: number) => (asThroughput && m.bytes ? `${Math.round(mibps(m.bytes, v)).toLocaleString('en-US')} MiB/s` : formatValue(m.unit, v));
+      // "3 nodes ÷ 1 node" as a scaling factor: > 1 = the 3-node set-up did better.
+      const scale = (a: number, b: number, m: MetricDef) => (m.better === 'higher' ? b / a : a / b);
+      push(`| ${title} | ${show(m1, s1.primary)} | ${show(m3, s3.primary)} | ${fmtAdv(scale(s1.primary, s3.primary, m1))} | ` +
+        `${show(m1, s1.baseline)} | ${show(m3, s3.baseline)} | ${fmtAdv(scale(s1.baseline, s3.baseline, m1))} |`);
+    };
+    push(
+      '| measurement (Berth medians) | Berth, 1 node | Berth, 3 nodes + haproxy | 3 nodes ÷ 1 node | docker-registry in the scaled-1 run | docker-registry in the scaled-3 run | docker-registry drift (same set-up) |',
+      '|---|---:|---:|---:|---:|---:|---:|',
+    );
+    row('manifest GET req/s (wrk)', 'manifest_rps', false);
+    row('manifest GET p99 latency (wrk)', 'manifest_p99', false);
+    row('blob GET throughput, one curl', 'blob_get', true);
+    row(`blob GET throughput, ${'3'} concurrent curls (aggregate)`, 'blob_get_parallel', true);
+    push(
+      '',
+      '"3 nodes ÷ 1 node" is > 1 when the 3-node set-up did better (higher req/s or throughput, lower latency). ' +
+        'The two variants are separate runs, minutes apart, on a machine whose load changes: the docker-registry columns measure the same unchanged server in both runs, ' +
+        'so their ratio ("drift") shows how much of a difference is the machine rather than Berth. A single curl stream always lands on one node, so it cannot scale with nodes; ' +
+        'the concurrent curls are spread over the nodes by haproxy round robin.',
+      '',
+      scalingVerdict(one, three),
+    );
+  } else {
+    push(`Needs both scaled-1 and scaled-3 results; missing: ${['scaled-1', 'scaled-3'].filter((id) => !byId.has(id)).join(', ')}.`);
+  }
+
+  for (const r of runs) {
+    const P = r.primary.displayName;
+    const B = r.baseline.displayName;
+    const summaries = r.metrics.filter((m) => r.samples[m.id]).map((m) => summarize(r, m));
+    push(
+      '',
+      `## Variant ${r.variant.id}: ${r.variant.title}`,
+      '',
+      `Generated by \`${r.command}\` (${r.startedAt} – ${r.finishedAt}). ${r.variant.description}`,
+      `Rounds: **${r.rounds}**${r.quick ? ' — **quick smoke run with reduced sizes: indicative only**' : ''}. ` +
+        `Load average at start: ${loadOf(r.load?.start)}; at end: ${loadOf(r.load?.end)}.`,
+      '',
+      `- ${P}: ${r.primary.description}`,
+      `- ${B}: ${r.baseline.description}`,
+      '',
+      `| measurement | ${P} (median) | ${B} (median) | ${P} advantage (medians) | ${P} advantage (paired) | target | status |`,
+      '|---|---:|---:|---:|---:|---|---|',
+      ...summaryRows(r, summaries),
+      '',
+      '<details><summary>Per-round samples</summary>',
+      ...detailSections(r, summaries, '####'),
+      '',
+      '</details>',
+    );
+  }
+
+  const m = runs[0]?.machine;
+  if (m) {
+    push(
+      '',
+      '## Machine',
+      '',
+      `- CPU: ${m.cpuModel}, ${m.nproc} logical CPUs (nproc) — shared with the rest of the scaled-out set-up and another test run (see above)`,
+      `- Memory: ${m.memory}; OS: ${m.os}, kernel ${m.kernel}; Node: ${m.node}`,
+      `- Clients: ${m.skopeo}; ${m.curl.split(' ').slice(0, 2).join(' ')}; ${m.wrk}`,
+    );
+  }
+  push(
+    '',
+    '## Method',
+    '',
+    '- The steps, clients and images are those of [benchmarks.md](benchmarks.md) (see its Method section), with two additions for these variants: ' +
+      'the p99 latency of the wrk manifest GET run (`wrk --latency`), and 3 concurrent curl GETs of the big layer (aggregate throughput).',
+    '- Each Berth instance (every round, and the fresh one for the large push) gets a fresh PostgreSQL database on 127.0.0.1:5432 and a fresh bucket on the test ' +
+      'benchmark\'s own Ceph RADOS Gateway (test/helpers/s3.ts with `BERTH_TEST_S3_DIR=.bench/s3-data`, port 27480: not the tests\' shared gateway, which a test run stopped under an earlier attempt); all nodes share one `BERTH_SECRET_KEY` and one `BERTH_ENCRYPTION_KEY_FILE`. ' +
+      'Stopping the instance stops haproxy and the nodes, drops the database and empties and deletes the bucket.',
+    '- scaled-1: clients talk to the one node directly. scaled-3: clients talk to haproxy (Debian\'s, `balance roundrobin`, HTTP keep-alive, health check `GET /v2/`), which spreads requests over three nodes; ' +
+      'so the 3-node figures include one more proxy hop.',
+    '- Server CPU time sums every serving process (all nodes, plus haproxy for 3 nodes); it excludes PostgreSQL and the Ceph daemons. ' +
+      'Peak RSS is that of node 0 only. "Until on disk" fsyncs only the nodes\' local data directories: blob bytes are in Ceph.',
+    '- docker-registry runs exactly as in the anonymous variant (filesystem storage on the local disk): the comparison is of set-ups, not of storage engines.',
+    '',
+    '## How to run',
+    '',
+    '```sh',
+    'apt-get install -y skopeo docker-registry wrk curl haproxy   # once; PostgreSQL on 127.0.0.1:5432 (trust) and the S3 gateway (test/helpers/s3.ts) as for npm test',
+    'npm run bench -- --variant scaled-1 --rounds 1   # rewrites this file with its results and the latest saved scaled-3 run (.bench/scaled/)',
+    'npm run bench -- --variant scaled-3 --rounds 1',
+    '```',
+    '',
+  );
+  return lines.join('\n');
+}
+
+/** One honest sentence about the 3-vs-1 manifest figures. */
+function scalingVerdict(one: Results, three: Results): string {
+  const rps = (r: Results) => {
+    const m = r.metrics.find((x) => x.id === 'manifest_rps');
+    return m && r.samples[m.id] ? summarize(r, m) : undefined;
+  };
+  const a = rps(one);
+  const b = rps(three);
+  if (!a || !b) return '';
+  const berthScale = b.primary / a.primary;
+  const drift = b.baseline / a.baseline;
+  return `Measured: 3 nodes served ${fmtAdv(berthScale)} the manifest GET req/s of 1 node, while the unchanged docker-registry ` +
+    `measured ${fmtAdv(drift)} between the two runs (load drift). With ${one.machine.nproc} CPUs shared by everything, ` +
+    'this is not evidence for or against horizontal scaling: it says what adding nodes and a proxy costs or gains when there are no more cores to use.';
 }

@@ -5,6 +5,7 @@
  * authentication exist).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -60,6 +61,11 @@ export interface RunningServer {
   kind: ServerKindId;
   label: string;
   pid: number;
+  /**
+   * Every process that serves requests (for CPU accounting): the Berth nodes and haproxy of a scaled-out
+   * instance; undefined for a single process (then `pid` alone). Peak-RSS sampling follows `pid` only.
+   */
+  pids?: number[];
   port: number;
   /** `127.0.0.1:PORT`, as used in image references. */
   host: string;
@@ -319,6 +325,136 @@ export function berth(repoRoot: string, launcher: BerthLauncher, extraNodeArgs: 
         throw new Error(`aws ecr get-login-password failed (apt-get install -y awscli): ${login.stderr}`);
       }
       return { ...server, client: basicAccess('AWS', login.stdout.trim()) };
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Berth scaled out: PostgreSQL metadata + S3 blobs (Ceph RADOS Gateway), N stateless nodes, haproxy in front of 2+
+
+/**
+ * The test helpers, loaded on first use with the benchmark's own S3 gateway: test/helpers/s3.ts reads
+ * BERTH_TEST_S3_DIR when it loads, and the shared gateway in .cache/s3-data belongs to test runs, whose
+ * releaseS3 may stop it in the middle of a benchmark (it happened). Port 27480 (+10000 for the monitor) keeps
+ * clear of the tests' 7480.
+ */
+export async function benchHelpers(repoRoot: string) {
+  process.env.BERTH_TEST_S3_DIR ??= path.join(repoRoot, '.bench', 's3-data');
+  process.env.BERTH_TEST_S3_PORT ??= '27480';
+  const s3 = await import('../../test/helpers/s3.ts');
+  const pgHelpers = await import('../../test/helpers/berth.ts');
+  return { ...s3, ...pgHelpers };
+}
+
+/** haproxy in the foreground: round robin over the nodes, HTTP keep-alive on both sides. */
+function haproxyConfig(port: number, nodePorts: number[]): string {
+  return [
+    'global',
+    '  maxconn 4096',
+    'defaults',
+    '  mode http',
+    '  option http-keep-alive',
+    '  timeout connect 2s',
+    '  timeout client 120s',
+    '  timeout server 120s',
+    '  retries 3',
+    '  option redispatch',
+    'frontend registry',
+    `  bind 127.0.0.1:${port}`,
+    '  default_backend berth',
+    'backend berth',
+    '  balance roundrobin',
+    '  option httpchk GET /v2/',
+    ...nodePorts.map((p, i) => `  server node${i} 127.0.0.1:${p} check inter 2s fall 3 rise 1`),
+    '',
+  ].join('\n');
+}
+
+/**
+ * Berth on PostgreSQL (a fresh database on 127.0.0.1:5432) and S3 (a fresh bucket on the test Ceph RADOS Gateway,
+ * started or reused through test/helpers/s3.ts), `nodes` node processes sharing one BERTH_SECRET_KEY and one
+ * master key file, behind Debian's haproxy (round robin) when nodes > 1. Anonymous access only.
+ * stop() ends haproxy and the nodes, then drops the database and empties and deletes the bucket.
+ */
+export function berthScaled(repoRoot: string, launcher: BerthLauncher, nodes: number, extraNodeArgs: string[] = []): ServerKind {
+  const single = berth(repoRoot, launcher, extraNodeArgs);
+  const helpers = benchHelpers(repoRoot);
+  return {
+    id: 'berth',
+    displayName: 'Berth',
+    async describe() {
+      const haproxy = nodes > 1 ? `, behind ${await versionOf('haproxy', ['-v'])} (round robin)` : ', clients connect to the node directly';
+      const { ensureS3, POSTGRES_ADMIN_URL } = await helpers;
+      const s3 = await ensureS3();
+      return `${await single.describe()}; ${nodes} node(s) on PostgreSQL (${POSTGRES_ADMIN_URL.replace(/\/[^/]*$/, '')}, fresh database) ` +
+        `and S3 (the benchmark's own Ceph RADOS Gateway at ${s3.endpoint}, data in .bench/s3-data, fresh bucket)${haproxy}`;
+    },
+    async start(options) {
+      if (options.auth.type !== 'none') throw new Error('the scaled-out Berth variants are anonymous only');
+      if (nodes > 1 && !existsSync('/usr/sbin/haproxy')) throw new Error('haproxy not found: apt-get install -y haproxy');
+      await mkdir(options.dataDir, { recursive: true });
+      const { s3Env, deleteS3Bucket, createPostgresDatabase, dropPostgresDatabase } = await helpers;
+      const cleanups: Array<() => Promise<void>> = [];
+      const cleanup = async () => {
+        for (const c of cleanups.splice(0).reverse()) await c().catch((err: Error) => process.stderr.write(`[bench] cleanup: ${err.message}\n`));
+      };
+      try {
+        const storage = await s3Env();
+        cleanups.push(() => deleteS3Bucket(storage.BERTH_S3_BUCKET!));
+        const postgresUrl = await createPostgresDatabase();
+        cleanups.push(() => dropPostgresDatabase(postgresUrl));
+        const keyFile = path.join(options.dataDir, 'master.keys');
+        await writeFile(keyFile, `1 ${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
+        const shared = {
+          ...process.env, BERTH_LOG_LEVEL: 'warn', BERTH_AUTH_ENABLED: 'false',
+          BERTH_METADATA_DRIVER: 'postgres', BERTH_POSTGRES_URL: postgresUrl, ...storage,
+          BERTH_SECRET_KEY: randomBytes(32).toString('base64'), BERTH_ENCRYPTION_KEY_FILE: keyFile,
+          ...options.env,
+        };
+        const started: RunningServer[] = [];
+        for (let i = 0; i < nodes; i++) {
+          const port = await freePort();
+          const dataDir = path.join(options.dataDir, `node${i}`);
+          await mkdir(dataDir, { recursive: true });
+          const args = [...extraNodeArgs, ...launcher.nodeArgs, 'serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir];
+          const node = await spawnServer('berth', process.execPath, args, {
+            ...options, label: `${options.label}-node${i}`, dataDir, logFile: options.logFile.replace(/\.log$/, `-node${i}.log`),
+          }, port, shared, repoRoot);
+          started.push(node);
+          cleanups.push(() => node.stop());
+        }
+        let front = started[0]!;
+        let balancer: RunningServer | undefined;
+        if (nodes > 1) {
+          const port = await freePort();
+          const cfg = path.join(options.dataDir, 'haproxy.cfg');
+          await writeFile(cfg, haproxyConfig(port, started.map((n) => n.port)));
+          balancer = await spawnServer('berth', '/usr/sbin/haproxy', ['-f', cfg, '-db'], {
+            ...options, label: `${options.label}-haproxy`, logFile: options.logFile.replace(/\.log$/, '-haproxy.log'),
+          }, port, process.env);
+          cleanups.push(() => balancer!.stop());
+          front = balancer;
+        }
+        const all = balancer ? [...started, balancer] : started;
+        return {
+          kind: 'berth',
+          label: options.label,
+          // Peak RSS follows node 0 (with haproxy it serves every third request).
+          pid: started[0]!.pid,
+          pids: all.map((p) => p.pid),
+          port: front.port,
+          host: front.host,
+          baseUrl: front.baseUrl,
+          dataDir: options.dataDir,
+          client: ANONYMOUS,
+          stop: cleanup,
+          alive: () => all.every((p) => p.alive()),
+          exitInfo: () => all.map((p) => p.exitInfo()).find(Boolean),
+        };
+      } catch (err) {
+        await cleanup();
+        throw err;
+      }
     },
   };
 }

@@ -12,6 +12,11 @@ import type { AuthMode, ServerKindId } from './servers.ts';
 export interface SideSpec {
   kind: ServerKindId;
   auth: AuthMode;
+  /**
+   * Berth scaled out: this many nodes on PostgreSQL + S3 (behind haproxy when more than one), started and torn down
+   * (database and bucket deleted) by `berthScaled` in servers.ts. Undefined: the single embedded process.
+   */
+  nodes?: number;
 }
 
 export interface Variant {
@@ -24,6 +29,8 @@ export interface Variant {
   baseline: SideSpec;
   /** Target ratio of manifest GET requests/s (the issues set 4× anonymous, 8× authenticated). */
   manifestTarget: number;
+  /** Scaled-out variants report to docs/benchmarks-scaled.md (all of them in one file) and add scaled-only steps. */
+  scaled?: boolean;
   /** Empty when runnable; otherwise why not (yet). */
   unavailable?: string;
 }
@@ -46,6 +53,24 @@ export const VARIANTS: Variant[] = [
     primary: { kind: 'berth', auth: { type: 'token', username: 'AKIABENCHROOT0000000', password: 'bench-secret-access-key-0123456789' } },
     baseline: { kind: 'registry', auth: { type: 'htpasswd', username: 'bench', password: 'bench-password', bcryptCost: 5 } },
     manifestTarget: 8,
+  },
+  {
+    id: 'scaled-1',
+    title: 'Scaled out, 1 node',
+    description: 'Berth with metadata on PostgreSQL and blobs on S3 (Ceph RADOS Gateway), one node, clients connecting to it directly, vs docker-registry on the filesystem; both anonymous.',
+    primary: { kind: 'berth', auth: NONE, nodes: 1 },
+    baseline: { kind: 'registry', auth: NONE },
+    manifestTarget: 4,
+    scaled: true,
+  },
+  {
+    id: 'scaled-3',
+    title: 'Scaled out, 3 nodes behind haproxy',
+    description: 'Berth with metadata on PostgreSQL and blobs on S3 (Ceph RADOS Gateway), three nodes behind Debian\'s haproxy (round robin), vs docker-registry on the filesystem; both anonymous.',
+    primary: { kind: 'berth', auth: NONE, nodes: 3 },
+    baseline: { kind: 'registry', auth: NONE },
+    manifestTarget: 4,
+    scaled: true,
   },
 ];
 
