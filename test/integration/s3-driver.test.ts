@@ -630,6 +630,17 @@ if (available.skip !== false) {
       assert.deepEqual(await bucketKeys(bucket, '_staging/'), []);
     });
 
+    it('encrypts at rest in the bucket: a marker pushed in a layer is in no stored object, and pulls are bit-identical', async () => {
+      const repo = uniqueRepo('s3-sealed');
+      const marker = Buffer.from(`BERTH-PLAINTEXT-MARKER-${randomUUID()}`);
+      const layer = Buffer.concat([blobData(200_000, 's3-sealed-a'), marker, blobData(100_000, 's3-sealed-b'), marker]);
+      const digest = await registry.pushBlob(repo, layer);
+      assert.ok((await registry.get(`/v2/${repo}/blobs/${digest}`)).body.equals(layer));
+      const keys = await bucketKeys(bucket);
+      assert.ok(keys.includes(blobKey(digest as Digest)), 'the blob is in the bucket');
+      for (const key of keys) assert.equal((await rawObject(bucket, key)).indexOf(marker), -1, `${key} holds the plaintext marker`);
+    });
+
     it('accepts a chunked upload (PATCH, PATCH, PUT) and a sha512 blob', async () => {
       const repo = uniqueRepo('s3-chunks');
       const data = blobData(3 * MiB + 77, 's3-chunked');
