@@ -16,6 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { sql } from 'kysely';
+import { berthCommit } from './lib/proc.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const GRACE_MS = 3600_000;
@@ -242,20 +243,8 @@ function describeBackend(b: Backend): string {
   return b === 'sqlite' ? 'SQLite (WAL, synchronous=FULL)' : 'PostgreSQL (local, default settings)';
 }
 
-function gitDescription(): Promise<string> {
-  return new Promise((resolve) => {
-    const p = spawn('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot });
-    let out = '';
-    p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-    p.once('error', () => resolve('unknown'));
-    p.once('exit', () => {
-      const dirty = spawn('git', ['status', '--porcelain', 'src'], { cwd: repoRoot });
-      let changes = '';
-      dirty.stdout.on('data', (d: Buffer) => { changes += d.toString(); });
-      dirty.once('error', () => resolve(out.trim() || 'unknown'));
-      dirty.once('exit', () => resolve(`${out.trim() || 'unknown'}${changes.trim() ? ' + uncommitted changes in src/' : ''}`));
-    });
-  });
+async function gitDescription(): Promise<string> {
+  return (await berthCommit(repoRoot)) ?? 'unknown';
 }
 
 function osName(): string {

@@ -34,6 +34,7 @@ import { parseArgs } from 'node:util';
 import { createGunzip, createGzip } from 'node:zlib';
 import * as tar from 'tar-stream';
 import { max, median, min } from './lib/stats.ts';
+import { berthCommit } from './lib/proc.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const VULNDATA = process.env.BERTH_BENCH_VULNDATA ?? '/work/shared/vulndata';
@@ -897,20 +898,8 @@ interface Context {
   zstdVersion: string;
 }
 
-function gitDescription(): Promise<string> {
-  return new Promise((resolve) => {
-    const p = spawn('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot });
-    let out = '';
-    p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-    p.once('error', () => resolve('unknown'));
-    p.once('exit', () => {
-      const dirty = spawn('git', ['status', '--porcelain', 'src'], { cwd: repoRoot });
-      let changes = '';
-      dirty.stdout.on('data', (d: Buffer) => { changes += d.toString(); });
-      dirty.once('error', () => resolve(out.trim() || 'unknown'));
-      dirty.once('exit', () => resolve(`${out.trim() || 'unknown'}${changes.trim() ? ' + uncommitted changes in src/' : ''}`));
-    });
-  });
+async function gitDescription(): Promise<string> {
+  return (await berthCommit(repoRoot)) ?? 'unknown';
 }
 
 function commandOutput(cmd: string, args: string[]): Promise<string> {

@@ -68,6 +68,14 @@ export async function runOk(cmd: string, args: string[], options: RunOptions = {
 }
 
 /** First line of `cmd args` output (stdout or stderr), or "unavailable". */
+/** The Berth commit measured: `abc1234`, with `+ uncommitted changes in src/` when the working tree differs; null outside git. */
+export async function berthCommit(repoRoot: string): Promise<string | null> {
+  const r = await run('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot }).catch(() => undefined);
+  if (!r || r.code !== 0) return null;
+  const dirty = await run('git', ['status', '--porcelain', 'src'], { cwd: repoRoot }).catch(() => undefined);
+  return `${r.stdout.trim()}${dirty?.stdout.trim() ? ' + uncommitted changes in src/' : ''}`;
+}
+
 export async function versionOf(cmd: string, args: string[]): Promise<string> {
   try {
     const r = await run(cmd, args, { timeoutMs: 10_000 });

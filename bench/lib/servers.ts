@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { freePort, run, sleep, versionOf } from './proc.ts';
+import { berthCommit, freePort, run, sleep, versionOf } from './proc.ts';
 
 export type ServerKindId = 'berth' | 'registry';
 
@@ -290,12 +290,8 @@ export function berth(repoRoot: string, launcher: BerthLauncher, extraNodeArgs: 
     id: 'berth',
     displayName: 'Berth',
     async describe() {
-      let commit = 'uncommitted working tree';
-      const r = await run('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot }).catch(() => undefined);
-      if (r && r.code === 0) {
-        const dirty = await run('git', ['status', '--porcelain', 'src'], { cwd: repoRoot }).catch(() => undefined);
-        commit = `commit ${r.stdout.trim()}${dirty?.stdout.trim() ? ' + uncommitted changes in src/' : ''}`;
-      }
+      const described = await berthCommit(repoRoot);
+      const commit = described ? `commit ${described}` : 'uncommitted working tree';
       const extra = extraNodeArgs.length ? `, extra node arguments \`${extraNodeArgs.join(' ')}\`` : '';
       return `Berth ${commit}, ${launcher.description}${extra}, Node ${process.version}`;
     },
