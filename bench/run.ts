@@ -19,7 +19,7 @@ import {
   type Images, type Samples, type Step,
 } from './lib/measure.ts';
 import { run } from './lib/proc.ts';
-import { describeImages, machineInfo, renderMarkdown, renderScaledMarkdown, SCALED_LINK, summarize, type Results } from './lib/report.ts';
+import { describeImages, machineInfo, renderMarkdown, renderScaledMarkdown, ensureReportLink, summarize, type Results } from './lib/report.ts';
 import { benchHelpers, berth, berthScaled, dockerRegistry, resolveBerthLauncher, type AuthMode, type RunningServer, type ServerKind, type ServerKindId } from './lib/servers.ts';
 import { findVariant, VARIANTS } from './lib/variants.ts';
 
@@ -135,15 +135,6 @@ async function renderScaled(workDir: string, current: Results): Promise<string> 
   all.push(current);
   all.sort((a, b) => VARIANTS.findIndex((v) => v.id === a.variant.id) - VARIANTS.findIndex((v) => v.id === b.variant.id));
   return renderScaledMarkdown(all);
-}
-
-/** Adds the link to docs/benchmarks-scaled.md to docs/benchmarks.md when it is missing (report.ts writes it on regeneration). */
-async function ensureScaledLink(): Promise<void> {
-  const main = path.join(repoRoot, 'docs', 'benchmarks.md');
-  if (!existsSync(main)) return;
-  const text = await readFile(main, 'utf8');
-  if (text.includes('benchmarks-scaled.md')) return;
-  await writeFile(main, `${text.replace(/\n*$/, '\n')}\n${SCALED_LINK.join('\n')}\n`);
 }
 
 async function measureVariant(
@@ -346,7 +337,7 @@ async function measureVariant(
     await mkdir(path.join(workDir, 'scaled'), { recursive: true });
     await writeFile(path.join(workDir, 'scaled', `${variant.id}.json`), json);
     await writeFile(outFile, await renderScaled(workDir, results));
-    await ensureScaledLink();
+    await ensureReportLink(repoRoot, 'benchmarks-scaled.md');
   } else {
     await writeFile(outFile, renderMarkdown(results));
   }

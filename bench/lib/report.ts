@@ -2,7 +2,9 @@
  * Machine description and the markdown report (docs/benchmarks.md).
  */
 import { cpus, release, totalmem, availableParallelism } from 'node:os';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { advantage, formatValue, throughput, type Images, type MetricDef, type Sizes } from './measure.ts';
 import { formatBytes, MiB } from './image.ts';
 import { versionOf } from './proc.ts';
@@ -199,29 +201,42 @@ export function renderMarkdown(r: Results): string {
     '',
     'Work files (images, registry data, logs, raw results as JSON) live in `.bench/` (git-ignored); registry data is deleted after each round.',
     '',
-    // Written by bench/gc.ts, which only adds this link when it is missing.
-    '## Garbage collection: sweeping 100,000 blobs',
-    '',
-    'See [benchmarks-gc.md](benchmarks-gc.md) (`npm run bench:gc`).',
-    '',
-    // Written by bench/scan.ts, likewise.
-    '## Scanner: walking layers, matching, importing OSV data',
-    '',
-    'See [benchmarks-scan.md](benchmarks-scan.md) (`npm run bench:scan`).',
-    '',
-    // bench/run.ts adds it too, after a scaled-* run, when it is missing.
-    ...SCALED_LINK,
-    '',
+    // The other reports' sections; each benchmark also adds its own when missing (ensureReportLink).
+    ...Object.values(REPORT_LINKS).flatMap((section) => [...section, '']),
   );
   return lines.join('\n');
 }
 
-/** The section of docs/benchmarks.md that links the scaled-out report. */
-export const SCALED_LINK = [
-  '## Scaled out: PostgreSQL + S3, 1 node and 3 nodes behind haproxy',
-  '',
-  'See [benchmarks-scaled.md](benchmarks-scaled.md) (`npm run bench -- --variant scaled-1`, then `--variant scaled-3`).',
-];
+/** The sections of docs/benchmarks.md that link the other reports, by the report file they link. */
+export const REPORT_LINKS = {
+  'benchmarks-gc.md': [
+    '## Garbage collection: sweeping 100,000 blobs',
+    '',
+    'See [benchmarks-gc.md](benchmarks-gc.md) (`npm run bench:gc`).',
+  ],
+  'benchmarks-scan.md': [
+    '## Scanner: walking layers, matching, importing OSV data',
+    '',
+    'See [benchmarks-scan.md](benchmarks-scan.md) (`npm run bench:scan`).',
+  ],
+  'benchmarks-scaled.md': [
+    '## Scaled out: PostgreSQL + S3, 1 node and 3 nodes behind haproxy',
+    '',
+    'See [benchmarks-scaled.md](benchmarks-scaled.md) (`npm run bench -- --variant scaled-1`, then `--variant scaled-3`).',
+  ],
+} as const;
+
+/**
+ * Adds a report's link section to docs/benchmarks.md when it is missing (bench/run.ts regenerates that file with
+ * every link; a benchmark writing only its own report keeps the link there meanwhile).
+ */
+export async function ensureReportLink(repoRoot: string, report: keyof typeof REPORT_LINKS): Promise<void> {
+  const main = path.join(repoRoot, 'docs', 'benchmarks.md');
+  if (!existsSync(main)) return;
+  const text = await readFile(main, 'utf8');
+  if (text.includes(report)) return;
+  await writeFile(main, `${text.replace(/\n*$/, '\n')}\n${REPORT_LINKS[report].join('\n')}\n`);
+}
 
 function summaryRows(r: Results, summaries: MetricSummary[]): string[] {
   const out: string[] = [];
