@@ -296,7 +296,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
 
   registerOciRoutes(app, { registry: options.registry, access: options.access, maxManifestBytes: options.maxManifestBytes, redirectBlobs: options.redirectBlobs });
   registerEcrRoutes(app, { access: options.access, registry: options.registry, meta: options.meta, ecr: options.ecr, lifecycle: options.lifecycle, scans: options.scans, registryHost: options.registryHost, log: options.log.child({ module: 'ecr' }) });
-  registerBerthRoutes(app, { access: options.access, meta: options.meta, scans: options.scans, ecr: options.ecr });
+  registerBerthRoutes(app, { access: options.access, meta: options.meta, scans: options.scans });
   registerHealthRoutes(app, { db: options.db, meta: options.meta, blobs: options.blobs, metrics });
   return app;
 }

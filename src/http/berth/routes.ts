@@ -10,7 +10,6 @@ import { storageReport } from '../../gc/storage-report.ts';
 import type { MetadataStore } from '../../metadata/store.ts';
 import { isDigest } from '../../oci/digest.ts';
 import { isRepositoryName, isTag } from '../../oci/names.ts';
-import type { EcrDomain } from '../../registry/ecr.ts';
 import { SBOM_FORMATS, type SbomFormat } from '../../scan/sbom/index.ts';
 import type { ScanService } from '../../scan/service.ts';
 
@@ -20,7 +19,6 @@ export interface BerthRouteOptions {
   access: AccessService;
   meta: MetadataStore;
   scans: ScanService;
-  ecr: EcrDomain;
 }
 
 /** The caller, or anonymous when access control is off. */
