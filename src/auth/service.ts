@@ -17,7 +17,7 @@ import { newAccessKeyId, newSecretAccessKey, newUserId, repositoryArn, userArn }
 import { evaluate, parsePolicy, type PolicyDocument } from './policy.ts';
 import type { SecretBox } from './secrets.ts';
 import { verifySigV4, type SigV4Input } from './sigv4.ts';
-import { signClaims, signToken, verifyClaims, verifyToken } from './tokens.ts';
+import { signClaims, signToken, verifyClaims, verifyToken, type TokenClaims } from './tokens.ts';
 
 export type Principal =
   | { kind: 'user'; userId: string; name: string; arn: string; admin: boolean; accessKeyId: string }
@@ -49,11 +49,18 @@ interface RepositoryAccess {
   tags: Record<string, string>;
 }
 
+const TOKEN_CACHE_SIZE = 4096;
+
 export class AccessService {
   private epoch = -1;
   private readonly keys = new Map<string, KeyEntry | null>();
   private readonly policies = new Map<string, PolicyDocument[]>();
   private readonly repositories = new Map<string, RepositoryAccess>();
+  /**
+   * Registry tokens whose signature checked out, with their claims: a client sends the same token on every request,
+   * and the HMAC is the costliest part of authenticating one. Expiry and the key behind it are checked every time.
+   */
+  private readonly verifiedTokens = new Map<string, TokenClaims>();
 
   constructor(
     private readonly store: AccessStore,
@@ -180,9 +187,16 @@ export class AccessService {
     const user = decoded.slice(0, colon);
     const password = decoded.slice(colon + 1);
     if (user === 'AWS') {
-      const claims = verifyToken(this.box.tokenKey, password);
+      const claims = this.verifiedTokens.get(password) ?? verifyToken(this.box.tokenKey, password);
       if (!claims) throw new BerthError('CREDENTIALS_UNKNOWN', 'invalid registry token: log in again with aws ecr get-login-password');
-      if (claims.expiresAt * 1000 <= Date.now()) throw new BerthError('TOKEN_EXPIRED');
+      if (claims.expiresAt * 1000 <= Date.now()) {
+        this.verifiedTokens.delete(password);
+        throw new BerthError('TOKEN_EXPIRED');
+      }
+      if (!this.verifiedTokens.has(password)) {
+        if (this.verifiedTokens.size >= TOKEN_CACHE_SIZE) this.verifiedTokens.clear();
+        this.verifiedTokens.set(password, claims);
+      }
       const entry = await this.key(claims.accessKeyId);
       if (!entry || !entry.active) throw new BerthError('CREDENTIALS_UNKNOWN', 'the access key behind this token was deleted or deactivated');
       return this.principalOf(entry, claims.accessKeyId);

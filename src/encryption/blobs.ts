@@ -16,6 +16,9 @@ import type { Keyring, KeyTarget } from './keys.ts';
 
 const CACHE_SIZE = 4096;
 
+/** What an upload's data key is bound to before its digest is known. */
+const uploadLabel = (id: string) => `upload ${id}`;
+
 export interface RepositoryEncryption {
   encryption_type: string;
   kms_key: string | null;
@@ -50,36 +53,47 @@ export class BlobEncryption {
   }
 
   /**
-   * The cipher (data key) to seal `digest` with as it is published into a repository protected by `target`: the blob's
-   * existing key when it has one (so the stored bytes stay the same), else a new random one. Makes sure a wrapping
-   * under the target's active key exists. Runs in one transaction that holds the blob row (reserved by the caller),
-   * so concurrent first uploads of a digest agree on one key.
+   * The data key `digest` is stored under once it is published into a repository protected by `target`: the blob's
+   * existing key when it has one, else the key the upload was sealed with (`upload`, then `adopted`), else a new
+   * random one. Makes sure a wrapping under the target's active key exists. Runs in one transaction that holds the
+   * blob row (reserved by the caller), so concurrent first uploads of a digest agree on one key: the first adopts
+   * its own, the others re-seal under it.
    */
-  async cipherForPublish(digest: string, target: KeyTarget): Promise<BlobCipher> {
+  async keyForPublish(digest: string, target: KeyTarget, upload?: BlobCipher): Promise<{ cipher: BlobCipher; adopted: boolean }> {
     await this.keyring.refresh();
     const ref = this.keyring.activeRef(target);
-    const dek = await this.meta.transaction(async (tx) => {
+    const { dek, adopted } = await this.meta.transaction(async (tx) => {
       if (!(await tx.keys.lockBlob(digest))) throw new Error(`blob ${digest} must be reserved before it is published`);
       const rows = await tx.keys.wrappings(digest);
-      let key = rows.length > 0 ? await this.unwrapAny(digest, rows, ref) : null;
-      let fresh = false;
-      if (!key) {
-        if (rows.length > 0) {
-          // Nothing here can open the existing wrappings (their keys were removed): the object is unreadable anyway,
-          // and this upload replaces it under a new data key.
-          this.warn('no available key unwraps the stored data key: replacing it with a new one', { digest, keys: rows.map((r) => r.key_ref) });
-          await tx.keys.deleteWrappings(digest);
-        }
-        key = randomBytes(32);
-        fresh = true;
+      const existing = rows.length > 0 ? await this.unwrapAny(digest, rows, ref) : null;
+      if (rows.length > 0 && !existing) {
+        // Nothing here can open the existing wrappings (their keys were removed): the object is unreadable anyway,
+        // and this upload replaces it under a new data key.
+        this.warn('no available key unwraps the stored data key: replacing it with a new one', { digest, keys: rows.map((r) => r.key_ref) });
+        await tx.keys.deleteWrappings(digest);
       }
-      if (fresh || !rows.some((r) => r.key_ref === ref)) {
+      const key = existing ?? upload?.dek ?? randomBytes(32);
+      if (!existing || !rows.some((r) => r.key_ref === ref)) {
         const w = this.keyring.wrap(key, digest, target);
         await tx.keys.addWrapping(digest, w.ref, w.wrapped);
       }
-      return key;
+      return { dek: key, adopted: !existing && upload !== undefined };
     });
-    return this.remember(digest, dek).cipher;
+    return { cipher: this.remember(digest, dek).cipher, adopted };
+  }
+
+  /** A fresh data key for an upload, wrapped under the target's active key for that upload alone. */
+  newUploadKey(uploadId: string, target: KeyTarget): { cipher: BlobCipher; ref: string; wrapped: Buffer } {
+    const dek = randomBytes(32);
+    const w = this.keyring.wrap(dek, uploadLabel(uploadId), target);
+    return { cipher: new BlobCipher(dek, uploadLabel(uploadId)), ref: w.ref, wrapped: w.wrapped };
+  }
+
+  /** The data key of an upload, from its wrapping; BLOB_KEY_UNAVAILABLE when no key we hold opens it. */
+  async uploadKey(uploadId: string, ref: string, wrapped: Buffer): Promise<BlobCipher> {
+    const dek = await this.keyring.unwrap(ref, wrapped, uploadLabel(uploadId));
+    if (!dek) throw new BerthError('BLOB_KEY_UNAVAILABLE', `upload ${uploadId} is sealed under ${ref}, which this registry does not hold`);
+    return new BlobCipher(dek, uploadLabel(uploadId));
   }
 
   /**

@@ -144,6 +144,12 @@ export interface UploadsTable {
   repository_id: number;
   created_at: number;
   updated_at: number;
+  /** Encrypted uploads: the upload's own data key, wrapped under `seal_key_ref` (null: staged in plaintext). */
+  seal_key_ref: string | null;
+  seal_wrapped_dek: Buffer | null;
+  /** The sealed plaintext after the last whole staged frame, and how many whole frames it follows. */
+  tail_frames: number | null;
+  tail: Buffer | null;
 }
 
 export interface Database {

@@ -13,7 +13,7 @@ import { GcStore } from './gc-store.ts';
 import { BlobKeyStore } from './key-store.ts';
 import type { KeyTarget } from '../encryption/keys.ts';
 import type { Selectable } from 'kysely';
-import type { Database, ManifestsTable, RepositoriesTable } from './schema.ts';
+import type { Database, ManifestsTable, RepositoriesTable, UploadsTable } from './schema.ts';
 
 export type RepositoryRow = Selectable<RepositoriesTable>;
 
@@ -489,16 +489,22 @@ export class MetadataStore {
 
   // ---- upload sessions
 
-  async createUpload(id: string, repositoryId: number, now = Date.now()): Promise<void> {
-    await this.db.insertInto('uploads').values({ id, repository_id: repositoryId, created_at: now, updated_at: now }).execute();
+  /** `seal`: the wrapped data key of an upload sealed as it streams in. */
+  async createUpload(id: string, repositoryId: number, seal?: { ref: string; wrapped: Buffer }, now = Date.now()): Promise<void> {
+    await this.db.insertInto('uploads').values({
+      id, repository_id: repositoryId, created_at: now, updated_at: now,
+      seal_key_ref: seal?.ref ?? null, seal_wrapped_dek: seal?.wrapped ?? null, tail_frames: null, tail: null,
+    }).execute();
   }
 
-  async findUpload(id: string): Promise<{ id: string; repository_id: number; created_at: number; updated_at: number } | null> {
-    return (await this.db.selectFrom('uploads').selectAll().where('id', '=', id).executeTakeFirst()) ?? null;
+  async findUpload(id: string): Promise<Selectable<UploadsTable> | null> {
+    const row = await this.db.selectFrom('uploads').selectAll().where('id', '=', id).executeTakeFirst();
+    return row ? { ...row, tail_frames: row.tail_frames === null ? null : Number(row.tail_frames) } : null;
   }
 
-  async touchUpload(id: string, now = Date.now()): Promise<void> {
-    await this.db.updateTable('uploads').set({ updated_at: now }).where('id', '=', id).execute();
+  /** Marks an upload active; with `tail`, records the sealed bytes after its last whole staged frame. */
+  async touchUpload(id: string, now = Date.now(), tail?: { frames: number; sealed: Buffer }): Promise<void> {
+    await this.db.updateTable('uploads').set(tail ? { updated_at: now, tail_frames: tail.frames, tail: tail.sealed } : { updated_at: now }).where('id', '=', id).execute();
   }
 
   async deleteUpload(id: string): Promise<boolean> {

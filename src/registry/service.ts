@@ -12,7 +12,7 @@ import { isAcceptable, MediaType } from '../oci/media-types.ts';
 import { parseManifest } from '../oci/manifest.ts';
 import type { RepositoryName, Tag } from '../oci/names.ts';
 import type { MetadataStore, ManifestRow, RepositoryRow } from '../metadata/store.ts';
-import type { BlobStore } from '../storage/blob-store.ts';
+import type { BlobStore, UploadSeal } from '../storage/blob-store.ts';
 import { isTagImmutable } from './ecr.ts';
 import type { ByteRange } from '../storage/driver.ts';
 
@@ -149,8 +149,11 @@ export class RegistryService {
   async startUpload(name: RepositoryName): Promise<{ id: string }> {
     const repo = await this.repositoryForPush(name);
     const id = randomUUID();
-    await this.blobs.startUpload(id);
-    await this.meta.createUpload(id, repo.id);
+    // Encrypted at rest: the upload is sealed as it arrives, under a data key of its own (src/storage/blob-store.ts).
+    const encryption = this.blobs.encryption;
+    const key = encryption ? encryption.newUploadKey(id, await encryption.target(repo)) : null;
+    await this.blobs.startUpload(id, key?.cipher);
+    await this.meta.createUpload(id, repo.id, key ?? undefined);
     return { id };
   }
 
@@ -183,12 +186,17 @@ export class RegistryService {
     return mounted ? blob : null;
   }
 
-  private async upload(name: RepositoryName, id: string): Promise<{ repositoryId: number; repository: RepositoryRow }> {
+  private async upload(name: RepositoryName, id: string): Promise<{ repositoryId: number; repository: RepositoryRow; seal?: UploadSeal }> {
     if (!UPLOAD_ID.test(id)) throw new BerthError('BLOB_UPLOAD_UNKNOWN', `upload ${id.slice(0, 64)} not found`);
     const upload = await this.meta.findUpload(id);
     const repo = upload ? await this.meta.findRepository(name) : null;
     if (!upload || !repo || upload.repository_id !== repo.id) throw new BerthError('BLOB_UPLOAD_UNKNOWN', `upload ${id} not found in ${name}`);
-    return { repositoryId: repo.id, repository: repo };
+    // Uploads opened before sealing on arrival (no key) are staged in plaintext and sealed when published.
+    const encryption = this.blobs.encryption;
+    if (!encryption || !upload.seal_key_ref || !upload.seal_wrapped_dek) return { repositoryId: repo.id, repository: repo };
+    const cipher = await encryption.uploadKey(id, upload.seal_key_ref, upload.seal_wrapped_dek);
+    const tail = upload.tail_frames !== null && upload.tail ? { frames: upload.tail_frames, bytes: cipher.openTail(upload.tail_frames, upload.tail) } : null;
+    return { repositoryId: repo.id, repository: repo, seal: { cipher, tail } };
   }
 
   /**
@@ -212,39 +220,43 @@ export class RegistryService {
   }
 
   async uploadStatus(name: RepositoryName, id: string): Promise<{ size: number }> {
-    await this.upload(name, id);
-    const size = await this.blobs.uploadSize(id);
+    const { seal } = await this.upload(name, id);
+    const size = await this.blobs.uploadSize(id, seal);
     if (size === null) throw new BerthError('BLOB_UPLOAD_UNKNOWN', `upload ${id} not found in ${name}`);
     return { size };
   }
 
   /** Appends a chunk (`start` given: must continue exactly where the upload ends) or a whole stream. */
   async appendUpload(name: RepositoryName, id: string, body: Readable, start?: number, signal?: AbortSignal): Promise<{ size: number }> {
-    await this.upload(name, id);
+    const { seal } = await this.upload(name, id);
     return this.exclusive(id, async () => {
-      const size = await this.blobs.append(id, body, start, signal);
-      await this.meta.touchUpload(id);
+      const { size, tail } = await this.blobs.append(id, body, start, signal, seal);
+      await this.meta.touchUpload(id, Date.now(), tail && seal ? { frames: tail.frames, sealed: seal.cipher.sealTail(tail.frames, tail.bytes) } : undefined);
       return { size };
     });
   }
 
   /** Finishes an upload: appends the optional final body, verifies the digest, makes the blob visible. */
   async completeUpload(name: RepositoryName, id: string, digest: Digest, body: Readable | null, start?: number, signal?: AbortSignal): Promise<{ size: number }> {
-    const { repositoryId, repository } = await this.upload(name, id);
+    const { repositoryId, repository, seal } = await this.upload(name, id);
     // The repository's key (a KMS key missing from the keyring fails the push here, before anything is published).
     const target = this.blobs.encryption ? await this.blobs.encryption.target(repository) : undefined;
     return this.exclusive(id, async () => {
-      if (body) await this.blobs.append(id, body, start, signal);
+      // The final body's tail is not recorded: it is sealed into the blob right away, or lost with a failed request.
+      if (body) {
+        const appended = await this.blobs.append(id, body, start, signal, seal);
+        if (seal) seal.tail = appended.tail;
+      }
       let size: number;
       try {
-        size = await this.blobs.verify(id, digest, signal);
+        size = await this.blobs.verify(id, digest, signal, seal);
       } catch (err) {
         if (err instanceof BerthError && err.code === 'DIGEST_INVALID') await this.meta.deleteUpload(id);
         throw err;
       }
       // Reserve the digest before the file appears under it: garbage collection cannot delete what is published next.
       await this.meta.reserveBlob(digest, size);
-      await this.blobs.publish(id, digest, signal, target);
+      await this.blobs.publish(id, digest, signal, target, seal);
       await this.meta.transaction(async (tx) => {
         await tx.recordBlob(repositoryId, digest, size);
         await tx.deleteUpload(id);

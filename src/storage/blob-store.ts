@@ -3,19 +3,39 @@
  * once for all repositories. Uploads are staged, hashed while they stream, and committed only after the digest
  * the client claims has been verified — a blob is never visible before it is complete and correct.
  *
- * With encryption at rest (`encryption`), publishing into a repository seals the verified plaintext frame by frame
- * (src/encryption/format.ts) into a second staging object and commits that; reads decrypt only the frames a range
- * touches. Blobs without a data key (stored before encryption at rest) are served as they are.
+ * With encryption at rest (`encryption`), an upload is sealed as it streams in (src/encryption/format.ts) under a
+ * data key of its own: staging holds only whole sealed frames, and the bytes after the last whole frame travel with
+ * the upload's record (`UploadSeal.tail`). Publishing adds the last frames and commits the staged object as it is —
+ * unless the digest already has a data key (the blob is stored already, or another upload of it is being
+ * published), in which case the upload is re-sealed under that key. Reads decrypt only the frames a range touches.
+ * Blobs without a data key (stored before encryption at rest) are served as they are.
  */
 import type { Hash } from 'node:crypto';
-import { Readable, type Writable } from 'node:stream';
+import { Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BerthError } from '../errors/catalog.ts';
 import { digestAlgorithm, digestHex, newHash, type Digest } from '../oci/digest.ts';
 import type { BlobEncryption } from '../encryption/blobs.ts';
-import { BlobCorruptError, decryptStream, DEFAULT_FRAME_SIZE, encryptStream, hasMagic, HEADER_SIZE, parseHeader, planRange, storedSize, type BlobCipher, type BlobHeader } from '../encryption/format.ts';
+import { BlobCorruptError, decryptStream, decryptUnfinished, DEFAULT_FRAME_SIZE, encodeHeader, encryptStream, FRAME_OVERHEAD, FrameSealer, hasMagic, HEADER_SIZE, parseHeader, planRange, storedSize, type BlobCipher, type BlobHeader } from '../encryption/format.ts';
 import type { KeyTarget } from '../encryption/keys.ts';
 import { ObjectNotFoundError, OffsetMismatchError, type BlobDriver, type ByteRange } from './driver.ts';
+
+/**
+ * The sealing state of an encrypted upload: its own data key, and the plaintext after its last whole stored frame
+ * (`frames`: how many whole frames it follows; stale, and ignored, once staging holds more frames than that).
+ */
+export interface UploadSeal {
+  cipher: BlobCipher;
+  tail: UploadTail | null;
+}
+
+export interface UploadTail {
+  frames: number;
+  bytes: Buffer;
+}
+
+const FRAME = DEFAULT_FRAME_SIZE;
+const STORED_FRAME = FRAME + FRAME_OVERHEAD;
 
 interface HashState {
   hash: Hash;
@@ -111,7 +131,7 @@ export class BlobStore {
     if (!this.encryption) return null;
     let cipher = await this.encryption.cipherForRead(digest);
     if (!cipher) return null;
-    const head = await this.readHeader(digest, signal);
+    const head = await this.readHead(blobKey(digest), signal);
     if (!hasMagic(head)) {
       // A data key exists but the object is plaintext: a blob stored before encryption at rest that is being sealed
       // right now (its key is recorded just before the sealed object replaces it), or one whose sealing was cut off
@@ -119,7 +139,7 @@ export class BlobStore {
       if (await this.plaintextMatches(digest, signal)) return null;
       throw new BlobCorruptError(`the stored object of ${digest} should be encrypted but has no encryption header, and its content is not the blob`);
     }
-    const header = parseHeader(head);
+    const header = await this.parseStoredHeader(blobKey(digest), head, signal);
     if (!header.keyId.equals(cipher.keyId)) cipher = (await this.encryption.cipherForRead(digest, header.keyId))!;
     return { header, cipher };
   }
@@ -138,11 +158,19 @@ export class BlobStore {
     return this.encryption ? this.encryption.isEncrypted(digest) : false;
   }
 
-  private async readHeader(digest: Digest, signal?: AbortSignal): Promise<Buffer> {
-    const stream = await this.driver.read(blobKey(digest), { start: 0, end: HEADER_SIZE - 1 }, signal);
+  private async readHead(key: string, signal?: AbortSignal): Promise<Buffer> {
+    const stream = await this.driver.read(key, { start: 0, end: HEADER_SIZE - 1 }, signal);
     const parts: Buffer[] = [];
     for await (const chunk of stream) parts.push(chunk as Buffer);
     return Buffer.concat(parts);
+  }
+
+  /** Parses a stored object's header; a version 2 header takes the plaintext size from the object's length. */
+  private async parseStoredHeader(key: string, head: Buffer, signal?: AbortSignal): Promise<BlobHeader> {
+    if (head.length < HEADER_SIZE || head[8] === 1) return parseHeader(head);
+    const stat = await this.driver.stat(key, signal);
+    if (!stat) throw new ObjectNotFoundError(key);
+    return parseHeader(head, stat.size);
   }
 
   /**
@@ -156,9 +184,10 @@ export class BlobStore {
     try {
       const sealed = await this.sealed(digest);
       encrypted = sealed !== null;
-      if (sealed) {
+      if (sealed?.header.version === 1) {
+        // Version 1 states its size in the header: the object must be exactly as long (version 2 derives it).
         const stat = await this.driver.stat(blobKey(digest));
-        const expected = storedSize(sealed.header.plaintextSize, sealed.header.frameSize);
+        const expected = storedSize(sealed.header.plaintextSize, sealed.header.frameSize, 1);
         if (stat && stat.size !== expected) return { state: 'corrupt', bytes, encrypted, reason: `stored object is ${stat.size} bytes, its header says ${expected}` };
       }
       const stream = await this.read(digest);
@@ -181,48 +210,90 @@ export class BlobStore {
     return this.driver.delete(blobKey(digest));
   }
 
-  async startUpload(id: string): Promise<void> {
+  /** Opens an upload's staging; an encrypted upload (`cipher`, its own data key) starts with the object's header. */
+  async startUpload(id: string, cipher?: BlobCipher): Promise<void> {
     await this.driver.createStaging(id);
+    if (cipher) await this.driver.appendStaging(id, 0, Readable.from([encodeHeader(cipher.keyId, FRAME)]));
     this.hashes.set(id, { hash: newHash('sha256'), offset: 0 });
   }
 
   /** Current size of an upload, or null when the upload does not exist in storage. */
-  uploadSize(id: string): Promise<number | null> {
-    return this.driver.stagingSize(id);
+  async uploadSize(id: string, seal?: UploadSeal): Promise<number | null> {
+    const stored = await this.driver.stagingSize(id);
+    if (stored === null || !seal) return stored;
+    return this.sealedLayout(stored, seal, false).size;
+  }
+
+  /**
+   * What an encrypted upload's staging holds: its whole frames, and the plaintext size counting the tail when the
+   * tail belongs after exactly those frames. Staging that does not end on a frame (a write in progress, or one cut
+   * off) counts its whole frames when `strict` is off (upload status) and cannot be continued otherwise.
+   */
+  private sealedLayout(stored: number, seal: UploadSeal, strict = true): { frames: number; size: number; pending: Buffer } {
+    const body = Math.max(0, stored - HEADER_SIZE);
+    const aligned = stored >= HEADER_SIZE && body % STORED_FRAME === 0;
+    if (strict && !aligned) {
+      throw new BerthError('BLOB_UPLOAD_INVALID', 'this upload was cut off in the middle of a write and cannot be continued: start a new upload');
+    }
+    const frames = Math.floor(body / STORED_FRAME);
+    const pending = aligned && seal.tail && seal.tail.frames === frames ? seal.tail.bytes : Buffer.alloc(0);
+    return { frames, size: frames * FRAME + pending.length, pending };
   }
 
   /**
    * Appends a stream to an upload. With `offset`, the chunk must start exactly where the upload ends
    * (else BLOB_UPLOAD_OUT_OF_ORDER, with the current range in the error). Without it, appends at the end.
+   * An encrypted upload (`seal`) is sealed on the way; the returned `tail` is what the caller keeps with the upload.
    */
-  async append(id: string, source: Readable, offset?: number, signal?: AbortSignal): Promise<number> {
-    const current = await this.driver.stagingSize(id);
-    if (current === null) throw new BerthError('BLOB_UPLOAD_UNKNOWN');
+  async append(id: string, source: Readable, offset?: number, signal?: AbortSignal, seal?: UploadSeal): Promise<{ size: number; tail: UploadTail | null }> {
+    const stored = await this.driver.stagingSize(id);
+    if (stored === null) throw new BerthError('BLOB_UPLOAD_UNKNOWN');
+    const layout = seal ? this.sealedLayout(stored, seal) : null;
+    const current = layout ? layout.size : stored;
     const at = offset ?? current;
     if (at !== current) throw outOfOrder(current);
     const cached = this.hashes.get(id);
     // Hash a copy, kept only if it provably matches the stored bytes afterwards.
     const working = cached && cached.offset === at ? { hash: cached.hash.copy(), offset: at } : null;
     this.hashes.delete(id);
+    const ingest = this.onIngest;
+    const seen = (chunk: Buffer): void => {
+      if (working) {
+        working.hash.update(chunk);
+        working.offset += chunk.length;
+      }
+      ingest?.(chunk.length);
+    };
+    const sealer = seal && layout ? new FrameSealer(seal.cipher, encodeHeader(seal.cipher.keyId, FRAME), layout.frames, layout.pending) : null;
     let size: number;
     try {
-      const ingest = this.onIngest;
-      size = await this.driver.appendStaging(id, at, source, (chunk) => {
-        if (working) {
-          working.hash.update(chunk);
-          working.offset += chunk.length;
-        }
-        ingest?.(chunk.length);
-      }, signal);
+      if (sealer) {
+        // Plaintext is hashed as it arrives; only whole sealed frames reach staging.
+        const sealing = new Transform({
+          transform(chunk: Buffer, _enc, callback) {
+            seen(chunk);
+            for (const frame of sealer.write(chunk)) {
+              // Sealed frames are fresh buffers too: they pace young-generation collections like the input does.
+              ingest?.(frame.length);
+              this.push(frame);
+            }
+            callback();
+          },
+        });
+        await this.driver.appendStaging(id, stored, source.pipe(sealing), undefined, signal);
+        size = sealer.size;
+      } else {
+        size = await this.driver.appendStaging(id, at, source, seen, signal);
+      }
     } catch (err) {
       // The hash saw every chunk handed to the disk; if exactly those bytes are stored, it is still valid.
-      if (working && (await this.driver.stagingSize(id).catch(() => null)) === working.offset) this.hashes.set(id, working);
+      if (working && !sealer && (await this.driver.stagingSize(id).catch(() => null)) === working.offset) this.hashes.set(id, working);
       if (err instanceof OffsetMismatchError) throw outOfOrder(err.actual);
       if (err instanceof ObjectNotFoundError) throw new BerthError('BLOB_UPLOAD_UNKNOWN');
       throw err;
     }
     if (working && working.offset === size) this.hashes.set(id, working);
-    return size;
+    return { size, tail: sealer ? { frames: sealer.index, bytes: sealer.pending } : null };
   }
 
   /**
@@ -236,10 +307,10 @@ export class BlobStore {
   }
 
   /** Checks the staged bytes hash to `digest` (discarding the upload with DIGEST_INVALID if not); returns the size. */
-  async verify(id: string, digest: Digest, signal?: AbortSignal): Promise<number> {
-    const size = await this.driver.stagingSize(id);
+  async verify(id: string, digest: Digest, signal?: AbortSignal, seal?: UploadSeal): Promise<number> {
+    const size = await this.uploadSize(id, seal);
     if (size === null) throw new BerthError('BLOB_UPLOAD_UNKNOWN');
-    const actual = await this.computeDigest(id, size, digestAlgorithm(digest), signal);
+    const actual = await this.computeDigest(id, size, digestAlgorithm(digest), signal, seal);
     if (actual !== digest) {
       this.hashes.delete(id);
       await this.driver.deleteStaging(id);
@@ -250,23 +321,33 @@ export class BlobStore {
 
   /**
    * Makes a verified upload durable and visible under its digest. With encryption at rest and a `target` (the key
-   * family of the repository it is published into), the staged plaintext is sealed into a second staging object —
-   * re-hashed on the way, so exactly the verified bytes are sealed — which is committed in its place; the plaintext
-   * staging object is deleted. The blob row must be reserved first (the data key is recorded against it).
+   * family of the repository it is published into), the blob is stored sealed: a sealed upload (`seal`) gets its
+   * last frames and is committed as it is when its data key becomes the blob's; when the digest already has a data
+   * key, a copy stored under it that authenticates is kept, else the upload is re-sealed under it — re-hashed on
+   * the way, so exactly the verified bytes are sealed. The blob row must be reserved first (the data key is recorded
+   * against it).
    */
-  async publish(id: string, digest: Digest, signal?: AbortSignal, target?: KeyTarget): Promise<void> {
+  async publish(id: string, digest: Digest, signal?: AbortSignal, target?: KeyTarget, seal?: UploadSeal): Promise<void> {
     this.hashes.delete(id);
     if (!this.encryption || !target) {
       await this.driver.commitStaging(id, blobKey(digest), signal);
       return;
     }
-    const size = await this.driver.stagingSize(id, signal);
-    if (size === null) throw new BerthError('BLOB_UPLOAD_UNKNOWN');
-    const cipher = await this.encryption.cipherForPublish(digest, target);
-    // The same content sealed under the same data key is the same bytes: a blob already stored that way (another
-    // repository's upload of it) is not written again — once every frame of it authenticates, so a damaged copy is
-    // still replaced by a push, as it would be without encryption.
-    if (await this.alreadySealed(digest, cipher, size, signal)) {
+    if (seal) {
+      const stored = await this.driver.stagingSize(id, signal);
+      if (stored === null) throw new BerthError('BLOB_UPLOAD_UNKNOWN');
+      const layout = this.sealedLayout(stored, seal);
+      const sealer = new FrameSealer(seal.cipher, encodeHeader(seal.cipher.keyId, FRAME), layout.frames, layout.pending);
+      await this.driver.appendStaging(id, stored, Readable.from(sealer.finish()), undefined, signal);
+    }
+    const key = await this.encryption.keyForPublish(digest, target, seal?.cipher);
+    if (key.adopted) {
+      await this.driver.commitStaging(id, blobKey(digest), signal);
+      return;
+    }
+    // The same content under the same data key is the same blob: a stored copy that authenticates is kept (another
+    // repository's upload of it), so a damaged copy is still replaced by a push, as it would be without encryption.
+    if (await this.authenticates(digest, key.cipher, signal)) {
       await this.driver.deleteStaging(id, signal);
       return;
     }
@@ -275,9 +356,9 @@ export class BlobStore {
     await this.driver.createStaging(sealedId, signal);
     try {
       const hash = newHash(digestAlgorithm(digest));
-      const plaintext = await this.driver.readStaging(id, signal);
+      const plaintext = seal ? await this.openStaged(id, seal.cipher, signal) : await this.driver.readStaging(id, signal);
       const ingest = this.onIngest;
-      await this.driver.appendStaging(sealedId, 0, Readable.from(encryptStream(plaintext, cipher, size, { onPlaintext: (c) => hash.update(c) }), { objectMode: false }), ingest ? (c) => ingest(c.length) : undefined, signal);
+      await this.driver.appendStaging(sealedId, 0, Readable.from(encryptStream(plaintext, key.cipher, { onPlaintext: (c) => hash.update(c) }), { objectMode: false }), ingest ? (c) => ingest(c.length) : undefined, signal);
       const actual = `${digestAlgorithm(digest)}:${hash.digest('hex')}`;
       if (actual !== digest) throw new Error(`the staged upload changed after it was verified (${actual}, not ${digest})`);
       await this.driver.commitStaging(sealedId, blobKey(digest), signal);
@@ -288,12 +369,33 @@ export class BlobStore {
     await this.driver.deleteStaging(id, signal);
   }
 
-  private async alreadySealed(digest: Digest, cipher: BlobCipher, size: number, signal?: AbortSignal): Promise<boolean> {
-    const existing = await this.driver.stat(blobKey(digest), signal);
-    if (!existing || existing.size !== storedSize(size)) return false;
+  /** The plaintext of a finished sealed upload (header, every frame, end frame) in staging. */
+  private async openStaged(id: string, cipher: BlobCipher, signal?: AbortSignal): Promise<AsyncIterable<Buffer>> {
+    const stored = await this.driver.stagingSize(id, signal);
+    if (stored === null) throw new BerthError('BLOB_UPLOAD_UNKNOWN');
+    const source = await this.driver.readStaging(id, signal);
+    const chunks = source[Symbol.asyncIterator]();
+    // The header is the first HEADER_SIZE bytes; hand the rest of the first chunk on.
+    let head = Buffer.alloc(0);
+    while (head.length < HEADER_SIZE) {
+      const next = await chunks.next();
+      if (next.done) throw new BlobCorruptError(`upload ${id} is shorter than its header`);
+      head = Buffer.concat([head, next.value as Buffer]);
+    }
+    const header = parseHeader(head, stored);
+    const rest = async function* (): AsyncGenerator<Buffer> {
+      if (head.length > HEADER_SIZE) yield head.subarray(HEADER_SIZE);
+      for (let n = await chunks.next(); !n.done; n = await chunks.next()) yield n.value as Buffer;
+    };
+    return decryptStream(rest(), cipher, header);
+  }
+
+  /** Whether the blob's stored object is sealed under `cipher`'s data key and every frame of it authenticates. */
+  private async authenticates(digest: Digest, cipher: BlobCipher, signal?: AbortSignal): Promise<boolean> {
     try {
-      const header = parseHeader(await this.readHeader(digest, signal));
-      if (!header.keyId.equals(cipher.keyId) || header.plaintextSize !== size || header.frameSize !== DEFAULT_FRAME_SIZE) return false;
+      const head = await this.readHead(blobKey(digest), signal);
+      const header = await this.parseStoredHeader(blobKey(digest), head, signal);
+      if (!header.keyId.equals(cipher.keyId)) return false;
       const plan = planRange(header);
       for await (const chunk of decryptStream(await this.driver.read(blobKey(digest), plan.stored, signal), cipher, header)) this.onIngest?.(chunk.length);
       return true;
@@ -307,14 +409,23 @@ export class BlobStore {
     await this.driver.deleteStaging(id);
   }
 
-  private async computeDigest(id: string, size: number, algorithm: 'sha256' | 'sha512', signal?: AbortSignal): Promise<Digest> {
+  private async computeDigest(id: string, size: number, algorithm: 'sha256' | 'sha512', signal?: AbortSignal, seal?: UploadSeal): Promise<Digest> {
     const cached = this.hashes.get(id);
     if (algorithm === 'sha256' && cached && cached.offset === size) {
       return `sha256:${cached.hash.digest('hex')}` as Digest;
     }
     const hash = newHash(algorithm);
-    const stream = await this.driver.readStaging(id, signal);
-    for await (const chunk of stream) hash.update(chunk as Buffer);
+    if (seal) {
+      // Whole frames from staging (none is the end frame yet), then the tail.
+      const stored = await this.driver.stagingSize(id, signal);
+      if (stored === null) throw new BerthError('BLOB_UPLOAD_UNKNOWN');
+      const layout = this.sealedLayout(stored, seal);
+      for await (const chunk of decryptUnfinished(await this.driver.readStaging(id, signal), seal.cipher, layout.frames)) hash.update(chunk);
+      hash.update(layout.pending);
+    } else {
+      const stream = await this.driver.readStaging(id, signal);
+      for await (const chunk of stream) hash.update(chunk as Buffer);
+    }
     return `${algorithm}:${hash.digest('hex')}` as Digest;
   }
 }

@@ -77,6 +77,8 @@ export interface BlobDriver {
   /** Every staging object, for purging abandoned uploads. */
   listStaging(signal?: AbortSignal): AsyncIterable<StagingInfo>;
 
+  /** Checks the backend can be used before the server takes requests (optional: S3 checks or creates its bucket). */
+  start?(): Promise<void>;
   /** Releases resources. */
   close(): Promise<void>;
 }

@@ -60,7 +60,7 @@ export async function storedPlaintext(server: Pick<BerthProcess, 'metadata' | 'p
   let dek: Buffer | null = null;
   for (const r of rows) dek ??= await keyring.unwrap(r.key_ref, Buffer.from(r.wrapped_dek), digest);
   if (!dek) throw new Error(`no key unwraps the data key of ${digest} (${rows.length} wrappings)`);
-  const header = parseHeader(stored);
+  const header = parseHeader(stored, stored.length);
   const plan = planRange(header);
   const parts: Buffer[] = [];
   for await (const chunk of decryptStream([stored.subarray(plan.stored.start, plan.stored.end + 1)], new BlobCipher(dek, digest), header)) parts.push(chunk);

@@ -176,7 +176,7 @@ describe('BlobStore over FilesystemDriver', () => {
     await store.startUpload(id);
     let offset = 0;
     for (const chunk of chunksOf(data, 300_000)) {
-      offset = await store.append(id, Readable.from(chunksOf(chunk, 16_384)), offset);
+      offset = (await store.append(id, Readable.from(chunksOf(chunk, 16_384)), offset)).size;
     }
     assert.equal(offset, data.length);
     assert.equal(await store.uploadSize(id), data.length);
@@ -192,7 +192,7 @@ describe('BlobStore over FilesystemDriver', () => {
     const id = randomUUID();
     await store.startUpload(id);
     await store.append(id, Readable.from([Buffer.from('hello ')]));
-    assert.equal(await store.append(id, Readable.from([Buffer.from('world')])), 11);
+    assert.equal((await store.append(id, Readable.from([Buffer.from('world')]))).size, 11);
     assert.equal(await store.commit(id, digestOf('hello world')), 11);
   });
 
@@ -312,7 +312,7 @@ describe('BlobStore over FilesystemDriver', () => {
       });
     }
     // The client resumes from the reported size and finishes.
-    assert.equal(await store.append(id, Readable.from(chunksOf(data.subarray(size), 10_000)), size), data.length);
+    assert.equal((await store.append(id, Readable.from(chunksOf(data.subarray(size), 10_000)), size)).size, data.length);
     assert.equal(await store.commit(id, digest), data.length);
     assert.ok((await readAll(await store.read(digest))).equals(data));
   });

@@ -422,10 +422,19 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       it('creates, finds, touches and deletes an upload', async () => {
         const repo = await store.ensureRepository('u');
         assert.equal(await store.findUpload('u-1'), null);
-        await store.createUpload('u-1', repo.id, 1000);
-        assert.deepEqual(await store.findUpload('u-1'), { id: 'u-1', repository_id: repo.id, created_at: 1000, updated_at: 1000 });
+        await store.createUpload('u-1', repo.id, undefined, 1000);
+        const plain = { seal_key_ref: null, seal_wrapped_dek: null, tail_frames: null, tail: null };
+        assert.deepEqual(await store.findUpload('u-1'), { id: 'u-1', repository_id: repo.id, created_at: 1000, updated_at: 1000, ...plain });
         await store.touchUpload('u-1', 5000);
-        assert.deepEqual(await store.findUpload('u-1'), { id: 'u-1', repository_id: repo.id, created_at: 1000, updated_at: 5000 });
+        assert.deepEqual(await store.findUpload('u-1'), { id: 'u-1', repository_id: repo.id, created_at: 1000, updated_at: 5000, ...plain });
+        // A sealed upload: its wrapped key, then the tail after its whole frames, replaced as chunks arrive.
+        await store.createUpload('u-2', repo.id, { ref: 'master:1', wrapped: Buffer.from([1, 2, 3]) }, 1000);
+        await store.touchUpload('u-2', 2000, { frames: 3, sealed: Buffer.from([9, 9]) });
+        await store.touchUpload('u-2', 3000, { frames: 70_000, sealed: Buffer.from([7]) });
+        const sealed = await store.findUpload('u-2');
+        assert.deepEqual({ ...sealed, seal_wrapped_dek: [...sealed!.seal_wrapped_dek!], tail: [...sealed!.tail!] }, {
+          id: 'u-2', repository_id: repo.id, created_at: 1000, updated_at: 3000, seal_key_ref: 'master:1', seal_wrapped_dek: [1, 2, 3], tail_frames: 70_000, tail: [7],
+        });
         assert.equal(await store.deleteUpload('u-1'), true);
         assert.equal(await store.deleteUpload('u-1'), false);
         assert.equal(await store.findUpload('u-1'), null);
@@ -434,17 +443,17 @@ for (const kind of ['sqlite', 'postgres'] as const) {
 
       it('refuses a duplicate upload id', async () => {
         const repo = await store.ensureRepository('u');
-        await store.createUpload('dup', repo.id, 1);
-        await assert.rejects(store.createUpload('dup', repo.id, 2));
+        await store.createUpload('dup', repo.id, undefined, 1);
+        await assert.rejects(store.createUpload('dup', repo.id, undefined, 2));
         assert.equal((await store.findUpload('dup'))?.created_at, 1);
       });
 
       it('lists uploads idle since a time, with a limit', async () => {
         const repo = await store.ensureRepository('u');
-        await store.createUpload('old-1', repo.id, 1000);
-        await store.createUpload('old-2', repo.id, 2000);
-        await store.createUpload('fresh', repo.id, 9000);
-        await store.createUpload('revived', repo.id, 500);
+        await store.createUpload('old-1', repo.id, undefined, 1000);
+        await store.createUpload('old-2', repo.id, undefined, 2000);
+        await store.createUpload('fresh', repo.id, undefined, 9000);
+        await store.createUpload('revived', repo.id, undefined, 500);
         await store.touchUpload('revived', 9500);
         assert.deepEqual((await store.listUploadsIdleSince(5000)).sort(), ['old-1', 'old-2']);
         assert.deepEqual(await store.listUploadsIdleSince(1000), []);

@@ -261,13 +261,13 @@ if (available.skip !== false) {
       const digest = digestOf(data);
       const id = randomUUID();
       await nodeA.startUpload(id);
-      assert.equal(await nodeA.append(id, Readable.from(chunksOf(data.subarray(0, 6 * MiB), 64 * 1024)), 0), 6 * MiB);
+      assert.equal((await nodeA.append(id, Readable.from(chunksOf(data.subarray(0, 6 * MiB), 64 * 1024)), 0)).size, 6 * MiB);
       assert.equal(await nodeB.uploadSize(id), 6 * MiB);
       // B continues where A stopped; a retry of A's chunk on B is refused with the current size.
       await assert.rejects(nodeB.append(id, Readable.from([data.subarray(0, 10)]), 0), /chunk must start at byte 6291456/);
-      assert.equal(await nodeB.append(id, Readable.from(chunksOf(data.subarray(6 * MiB, 13 * MiB), 64 * 1024)), 6 * MiB), 13 * MiB);
+      assert.equal((await nodeB.append(id, Readable.from(chunksOf(data.subarray(6 * MiB, 13 * MiB), 64 * 1024)), 6 * MiB)).size, 13 * MiB);
       // …then A again: its cached hash is stale, so it must not trust it.
-      assert.equal(await nodeA.append(id, Readable.from([data.subarray(13 * MiB)]), 13 * MiB), data.length);
+      assert.equal((await nodeA.append(id, Readable.from([data.subarray(13 * MiB)]), 13 * MiB)).size, data.length);
       // B commits: it never saw the start, so it re-reads the staged parts to verify.
       assert.equal(await nodeB.commit(id, digest), data.length);
       assert.equal((await nodeA.stat(digest))?.size, data.length);
@@ -304,7 +304,7 @@ if (available.skip !== false) {
         const source = generated(total);
         const t0 = Date.now();
         await store.startUpload(id);
-        assert.equal(await store.append(id, source.stream, 0), total);
+        assert.equal((await store.append(id, source.stream, 0)).size, total);
         const digest = source.digest() as Digest;
         const t1 = Date.now();
         assert.equal(await store.commit(id, digest), total);
@@ -530,7 +530,7 @@ if (available.skip !== false) {
       it('openBlobDriver checks at startup; createBlobDriver builds the configured driver', async () => {
         const storage = { driver: 's3', bucket: `berth-missing-${randomUUID().slice(0, 8)}`, endpoint: server.endpoint, region: server.region, prefix: '', forcePathStyle: true, accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey, redirect: true, redirectTtlSeconds: 60, createBucket: false } as const;
         const config = { dataDir: '/nonexistent', storage } as unknown as Config;
-        assert.ok(createBlobDriver(config) instanceof S3Driver);
+        assert.ok((await createBlobDriver(config)) instanceof S3Driver);
         await assert.rejects(openBlobDriver(config), /does not exist/);
         const ok = { ...config, storage: { ...storage, bucket } } as unknown as Config;
         const d = await openBlobDriver(ok);

@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  BlobCipher, BlobCorruptError, decryptStream, encryptStream, frameOffset, HEADER_SIZE, parseHeader, planRange, storedSize, TAG_SIZE,
+  BlobCipher, BlobCorruptError, decryptStream, decryptUnfinished, encryptStream, FRAME_OVERHEAD, frameOffset, FrameSealer, HEADER_SIZE, MAGIC,
+  parseHeader, planRange, storedSize, TAG_SIZE,
 } from '../../src/encryption/format.ts';
 import { fingerprint, Keyring, kmsKeyName, parseKeyFile } from '../../src/encryption/keys.ts';
 import { BerthError } from '../../src/errors/catalog.ts';
@@ -32,15 +33,15 @@ async function* chunked(data: Buffer, sizes: () => number): AsyncGenerator<Buffe
   }
 }
 
-async function seal(plain: Buffer, dek = randomBytes(32), frameSize?: number, chunk: () => number = () => 1024 * KiB): Promise<{ stored: Buffer; cipher: BlobCipher; dek: Buffer }> {
+async function seal(plain: Buffer, dek = randomBytes(32), frameSize = 64 * KiB, chunk: () => number = () => 1024 * KiB): Promise<{ stored: Buffer; cipher: BlobCipher; dek: Buffer }> {
   const cipher = new BlobCipher(dek, digestOf(plain));
-  const stored = await collect(encryptStream(chunked(plain, chunk), cipher, plain.length, { frameSize }));
+  const stored = await collect(encryptStream(chunked(plain, chunk), cipher, { frameSize }));
   return { stored, cipher, dek };
 }
 
 /** Decrypts like a read does: the header, then the stored range of the frames the plaintext range needs. */
 async function open(stored: Buffer, cipher: BlobCipher, range?: { start: number; end: number }, chunk: () => number = () => 1024 * KiB): Promise<Buffer> {
-  const header = parseHeader(stored.subarray(0, HEADER_SIZE));
+  const header = parseHeader(stored.subarray(0, HEADER_SIZE), stored.length);
   const plan = planRange(header, range);
   return collect(decryptStream(chunked(stored.subarray(plan.stored.start, plan.stored.end + 1), chunk), cipher, header, range));
 }
@@ -55,12 +56,14 @@ describe('encrypted blob format', () => {
       const plain = randomBytes(size);
       const dek = randomBytes(32);
       const a = await seal(plain, dek);
-      assert.equal(a.stored.length, storedSize(size));
+      assert.equal(a.stored.length, storedSize(size, 64 * KiB));
       assert.ok(!a.stored.subarray(HEADER_SIZE).includes(plain.subarray(0, Math.min(plain.length, 64))) || size === 0, 'ciphertext does not contain the plaintext');
       // Odd chunk sizes on both sides exercise frames split across chunks and chunks holding several frames.
       const b = await seal(plain, dek, undefined, () => 1 + Math.floor(Math.random() * 100_000));
-      assert.ok(a.stored.equals(b.stored), 'sealing is deterministic for a data key and digest (same bytes every time)');
+      assert.equal(b.stored.length, a.stored.length);
+      assert.ok(!a.stored.subarray(HEADER_SIZE).equals(b.stored.subarray(HEADER_SIZE)), 'every frame has a fresh nonce: sealing twice never repeats ciphertext');
       assert.ok((await open(a.stored, a.cipher)).equals(plain));
+      assert.ok((await open(b.stored, b.cipher)).equals(plain));
       assert.ok((await open(a.stored, a.cipher, undefined, () => 1 + Math.floor(Math.random() * 70_000))).equals(plain));
     });
   }
@@ -74,7 +77,7 @@ describe('encrypted blob format', () => {
         assert.ok(got.equals(plain.subarray(start, end + 1)), `range ${start}-${end}`);
       }
     }
-    const plan = planRange(parseHeader(stored), { start: 20, end: 40 });
+    const plan = planRange(parseHeader(stored, stored.length), { start: 20, end: 40 });
     assert.deepEqual([plan.first, plan.last], [1, 2]);
     assert.equal(plan.stored.start, frameOffset(1, 16));
     assert.equal(plan.stored.end, frameOffset(3, 16) - 1);
@@ -98,16 +101,20 @@ describe('encrypted blob format', () => {
       plain = randomBytes(3 * F + 100);
       ({ stored, cipher, dek } = await seal(plain));
     });
-    const frame = (i: number) => stored.subarray(frameOffset(i, F), i === 3 ? stored.length : frameOffset(i + 1, F));
+    // Data frames 0–3 (the last one 100 bytes), then the end frame 4.
+    const frame = (i: number) => {
+      const ends = [frameOffset(1, F), frameOffset(2, F), frameOffset(3, F), frameOffset(3, F) + 100 + FRAME_OVERHEAD, stored.length];
+      return stored.subarray(i === 0 ? HEADER_SIZE : ends[i - 1], ends[i]);
+    };
 
     it('a flipped byte anywhere: ciphertext, tag or header', async () => {
-      for (const at of [HEADER_SIZE, HEADER_SIZE + 5000, frameOffset(1, F) - 1, frameOffset(2, F) + 10, stored.length - 1, stored.length - TAG_SIZE - 1]) {
+      for (const at of [HEADER_SIZE, HEADER_SIZE + 5000, frameOffset(1, F) - 1, frameOffset(2, F) + 10, stored.length - 1, stored.length - TAG_SIZE - 1, stored.length - FRAME_OVERHEAD]) {
         const bad = Buffer.from(stored);
         bad[at] ^= 0x01;
         await rejects(open(bad, cipher), `byte ${at}`);
       }
-      // The header is authenticated by every frame: a changed size or key id fails even where the layout still fits.
-      for (const at of [20, 23, 24, 31]) {
+      // The header is authenticated by every frame: a changed frame size, reserved byte or key id fails.
+      for (const at of [14, 20, 23, 24, 31]) {
         const bad = Buffer.from(stored);
         bad[at] ^= 0x01;
         await assert.rejects(open(bad, cipher), BerthError, `header byte ${at}`);
@@ -121,40 +128,80 @@ describe('encrypted blob format', () => {
       assert.ok((await open(bad, cipher, { start: 0, end: F + 10 })).equals(plain.subarray(0, F + 11)));
     });
 
-    it('truncation: a lost last frame, a lost last byte, only the header', async () => {
-      await rejects(open(stored.subarray(0, frameOffset(3, F)), cipher), 'last frame dropped');
+    it('truncation: a lost end frame, a lost last frame, a lost last byte, only the header', async () => {
+      const header = stored.subarray(0, HEADER_SIZE);
+      await rejects(open(Buffer.concat([header, frame(0), frame(1), frame(2), frame(3)]), cipher), 'end frame dropped');
+      await rejects(open(Buffer.concat([header, frame(0), frame(1), frame(2), frame(4)]), cipher), 'last data frame dropped, end frame kept');
+      await rejects(open(Buffer.concat([header, frame(0), frame(1), frame(2)]), cipher), 'last data frame and end frame dropped');
       await rejects(open(stored.subarray(0, stored.length - 1), cipher), 'last byte dropped');
       await rejects(open(stored.subarray(0, HEADER_SIZE), cipher), 'header alone');
-      // A header that claims fewer frames makes the former last frame a middle one: its tag no longer fits.
-      const shorter = Buffer.from(stored.subarray(0, frameOffset(3, F)));
-      shorter.writeBigUInt64BE(BigInt(3 * F), 16);
-      await rejects(open(shorter, cipher), 'size rewritten to cut the last frame');
+      // A range read that reaches the end of the data checks the end frame too.
+      await rejects(open(Buffer.concat([header, frame(0), frame(1), frame(2), frame(3)]), cipher, { start: 3 * F, end: 3 * F + 99 }), 'range to the end without the end frame');
     });
 
     it('reordered, duplicated and spliced frames', async () => {
       const header = stored.subarray(0, HEADER_SIZE);
-      await rejects(open(Buffer.concat([header, frame(1), frame(0), frame(2), frame(3)]), cipher), 'frames 0 and 1 swapped');
-      await rejects(open(Buffer.concat([header, frame(0), frame(0), frame(2), frame(3)]), cipher), 'frame 0 twice');
+      assert.ok(Buffer.concat([header, frame(0), frame(1), frame(2), frame(3), frame(4)]).equals(stored), 'the frames as the test cuts them');
+      await rejects(open(Buffer.concat([header, frame(1), frame(0), frame(2), frame(3), frame(4)]), cipher), 'frames 0 and 1 swapped');
+      await rejects(open(Buffer.concat([header, frame(0), frame(0), frame(2), frame(3), frame(4)]), cipher), 'frame 0 twice');
       // The same content sealed again under another data key: frames are not interchangeable between the two.
       const other = await seal(plain);
       const otherFrame1 = other.stored.subarray(frameOffset(1, F), frameOffset(2, F));
-      await rejects(open(Buffer.concat([header, frame(0), otherFrame1, frame(2), frame(3)]), cipher), 'frame from another sealing');
+      await rejects(open(Buffer.concat([header, frame(0), otherFrame1, frame(2), frame(3), frame(4)]), cipher), 'frame from another sealing');
       // A full read of an object with bytes appended (reads take the frames' range, so this is what scrub's size check guards).
-      const header0 = parseHeader(stored);
+      const header0 = parseHeader(stored, stored.length);
       await rejects(collect(decryptStream(chunked(Buffer.concat([stored, frame(3)]).subarray(HEADER_SIZE), () => 50_000), cipher, header0)), 'bytes after the last frame');
     });
 
-    it('another digest: a blob cannot be passed off as a different one', async () => {
-      const wrong = new BlobCipher(dek, digestOf(Buffer.from('something else')));
-      await rejects(open(stored, wrong), 'wrong digest');
-      await rejects(open(stored, new BlobCipher(randomBytes(32), cipher.digest)), 'wrong data key');
+    it('another data key opens nothing', async () => {
+      await rejects(open(stored, new BlobCipher(randomBytes(32), 'other')), 'wrong data key');
     });
+  });
 
-    it('rejects an encryptor fed the wrong number of bytes', async () => {
-      const c = new BlobCipher(dek, cipher.digest);
-      await assert.rejects(collect(encryptStream(chunked(plain, () => 9999), c, plain.length + 1)), /ended after/);
-      await assert.rejects(collect(encryptStream(chunked(plain, () => 9999), c, plain.length - 1)), /longer than/);
-    });
+  it('seals an upload chunk by chunk: whole frames at once, the rest pending until the end', async () => {
+    const F = 16;
+    const plain = randomBytes(5 * F + 3);
+    const cipher = new BlobCipher(randomBytes(32), 'upload');
+    const header = parseHeader(Buffer.concat([MAGIC, Buffer.from([2, 0, 0, 0]), Buffer.from([0, 0, 0, F]), Buffer.alloc(8), cipher.keyId]), HEADER_SIZE + FRAME_OVERHEAD).raw;
+    // Three requests: 20 bytes, 40 bytes, the rest; the pending bytes travel sealed between them.
+    const staged: Buffer[] = [header];
+    let pending: Buffer | undefined;
+    let frames = 0;
+    for (const [from, to] of [[0, 20], [20, 60], [60, plain.length]]) {
+      const sealer = new FrameSealer(cipher, header, frames, pending);
+      staged.push(...sealer.write(plain.subarray(from, to)));
+      assert.equal(sealer.size, to);
+      frames = sealer.index;
+      const sealedTail = cipher.sealTail(frames, sealer.pending);
+      assert.ok(!sealedTail.includes(sealer.pending) || sealer.pending.length === 0, 'the tail is kept sealed');
+      pending = cipher.openTail(frames, sealedTail);
+      assert.ok(pending.equals(plain.subarray(frames * F, to)));
+      // What staging holds so far opens as exactly those whole frames.
+      assert.ok((await collect(decryptUnfinished([Buffer.concat(staged)], cipher, frames))).equals(plain.subarray(0, frames * F)));
+      await assert.rejects(collect(decryptUnfinished([Buffer.concat(staged)], cipher, frames + 1)), BlobCorruptError);
+    }
+    assert.throws(() => cipher.openTail(frames + 1, cipher.sealTail(frames, pending!)), BlobCorruptError, 'a tail belongs after its own frame count');
+    staged.push(...new FrameSealer(cipher, header, frames, pending).finish());
+    const stored = Buffer.concat(staged);
+    assert.equal(stored.length, storedSize(plain.length, F));
+    assert.ok((await open(stored, cipher)).equals(plain));
+  });
+
+  it('still reads version 1 objects (size in the header, keys bound to the digest)', async () => {
+    const F = 16;
+    const plain = randomBytes(2 * F + 5);
+    const dek = randomBytes(32);
+    const cipher = new BlobCipher(dek, digestOf(plain));
+    const header = Buffer.concat([MAGIC, Buffer.from([1, 0, 0, 0]), Buffer.from([0, 0, 0, F]), Buffer.alloc(8), cipher.keyId]);
+    header.writeBigUInt64BE(BigInt(plain.length), 16);
+    const frames = [0, 1, 2].map((i) => cipher.sealFrameV1(header, i, i === 2, plain.subarray(i * F, (i + 1) * F)));
+    const stored = Buffer.concat([header, ...frames]);
+    assert.equal(stored.length, storedSize(plain.length, F, 1));
+    assert.equal(parseHeader(stored).version, 1);
+    assert.ok((await open(stored, cipher)).equals(plain));
+    assert.ok((await open(stored, cipher, { start: F - 1, end: F + 1 })).equals(plain.subarray(F - 1, F + 2)));
+    await rejects(open(stored, new BlobCipher(dek, digestOf(Buffer.from('another blob')))), 'version 1 keys are bound to the digest');
+    await rejects(open(Buffer.concat([header, frames[0]!, frames[1]!]), cipher), 'last frame dropped');
   });
 });
 

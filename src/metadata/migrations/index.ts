@@ -208,5 +208,15 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
       },
     },
     '0009_jobs': jobsMigration(dialect),
+    '0010_upload_sealing': {
+      async up(db: Kysely<any>) {
+        // Uploads are sealed as they stream in, each under a data key of its own; the bytes after the last whole
+        // sealed frame wait, sealed, in the upload's row until the next chunk or the end.
+        await db.schema.alterTable('uploads').addColumn('seal_key_ref', 'text').execute();
+        await db.schema.alterTable('uploads').addColumn('seal_wrapped_dek', bytes).execute();
+        await db.schema.alterTable('uploads').addColumn('tail_frames', bigint).execute();
+        await db.schema.alterTable('uploads').addColumn('tail', bytes).execute();
+      },
+    },
   };
 }

@@ -1,13 +1,10 @@
 /**
  * SBOM export: one entry point for both formats, and the media types to serve them (or to use as the
- * artifactType of an OCI referrer attached to the image).
+ * artifactType of an OCI referrer attached to the image). The writers are loaded on first use: the SPDX one brings
+ * the SPDX licence list, which a registry that never exports an SBOM need not hold in memory.
  */
-import { toCycloneDx, type SbomInput } from './cyclonedx.ts';
-import { toSpdx, type SpdxInput } from './spdx.ts';
-
-export { purlFor } from './purl.ts';
-export { toCycloneDx, PROPERTY as CYCLONEDX_PROPERTY, type SbomInput } from './cyclonedx.ts';
-export { toSpdx, normalizeSpdxExpression, type SpdxInput } from './spdx.ts';
+import type { SbomInput } from './cyclonedx.ts';
+import type { SpdxInput } from './spdx.ts';
 
 export type SbomFormat = 'cyclonedx' | 'spdx';
 
@@ -26,12 +23,12 @@ export interface SbomDocument {
 }
 
 /** The SBOM of an image in the given format. `specVersion` applies to CycloneDX, `namespaceBase` to SPDX. */
-export function sbom(format: SbomFormat, input: SpdxInput): SbomDocument {
+export async function sbom(format: SbomFormat, input: SpdxInput): Promise<SbomDocument> {
   switch (format) {
     case 'cyclonedx':
-      return { format, mediaType: SBOM_MEDIA_TYPES.cyclonedx, document: toCycloneDx(input as SbomInput) };
+      return { format, mediaType: SBOM_MEDIA_TYPES.cyclonedx, document: (await import('./cyclonedx.ts')).toCycloneDx(input as SbomInput) };
     case 'spdx':
-      return { format, mediaType: SBOM_MEDIA_TYPES.spdx, document: toSpdx(input) };
+      return { format, mediaType: SBOM_MEDIA_TYPES.spdx, document: (await import('./spdx.ts')).toSpdx(input) };
     default:
       throw new TypeError(`unknown SBOM format: ${String(format satisfies never)}`);
   }

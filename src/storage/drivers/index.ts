@@ -5,15 +5,18 @@ import type { Digest } from '../../oci/digest.ts';
 import { blobKey, type BlobStore } from '../blob-store.ts';
 import type { BlobDriver } from '../driver.ts';
 import { FilesystemDriver } from './filesystem.ts';
-import { S3Driver } from './s3.ts';
 
-/** Builds the driver; nothing is contacted yet (see openBlobDriver for a checked start). */
-export function createBlobDriver(config: Config): BlobDriver {
+/**
+ * Builds the driver; nothing is contacted yet (see openBlobDriver for a checked start). The S3 driver and the AWS SDK
+ * are loaded only when configured (a filesystem registry does not carry them in memory).
+ */
+export async function createBlobDriver(config: Config): Promise<BlobDriver> {
   const s = config.storage;
   if (s.driver === 's3') {
     if (Boolean(s.accessKeyId) !== Boolean(s.secretAccessKey)) {
       throw new Error('storage: set both accessKeyId and secretAccessKey, or neither (to use the AWS credential chain)');
     }
+    const { S3Driver } = await import('./s3.ts');
     return new S3Driver({
       bucket: s.bucket,
       prefix: s.prefix,
@@ -34,8 +37,8 @@ export function createBlobDriver(config: Config): BlobDriver {
  * misconfiguration stops the server at startup with a message saying what to do, not at the first push.
  */
 export async function openBlobDriver(config: Config): Promise<BlobDriver> {
-  const driver = createBlobDriver(config);
-  if (driver instanceof S3Driver) {
+  const driver = await createBlobDriver(config);
+  if (driver.start) {
     try {
       await driver.start();
     } catch (err) {
