@@ -44,6 +44,8 @@ export interface KeyringOptions {
 /** The name the AWS-managed ECR key goes by; without a keyring entry of that name it is the master key. */
 export const AWS_MANAGED_KEY = 'aws/ecr';
 
+const OPENED_CACHE_BYTES = 8 * 1024 * 1024;
+
 const MASTER_ID = /^[A-Za-z0-9._-]{1,64}$/;
 const KMS_NAME = /^[A-Za-z0-9._/+=@-]{1,256}$/;
 const RELOAD_EVERY_MS = 2000;
@@ -115,6 +117,13 @@ export class Keyring {
   private lastCheck = 0;
   private reloading: Promise<void> | null = null;
   private readonly derived = new Map<string, Buffer>();
+  /**
+   * Opened manifests by digest and key reference (most recently used last), up to OPENED_CACHE_BYTES: a manifest is
+   * immutable under its digest, and pulls read the same few over and over. An entry serves only while the key that
+   * sealed it is still held, so a key removed from the keyring stops its manifests from being read here too.
+   */
+  private readonly opened = new Map<string, Buffer>();
+  private openedBytes = 0;
 
   private constructor(readonly keyFile: string, readonly keyringFile: string | null) {}
 
@@ -172,6 +181,8 @@ export class Keyring {
     this.keys = keys;
     this.active = active;
     this.derived.clear();
+    this.opened.clear();
+    this.openedBytes = 0;
   }
 
   /** Re-reads the files if they changed since they were loaded (at most every two seconds unless `force`). */
@@ -311,12 +322,29 @@ export class Keyring {
     const ref = Keyring.manifestRef(stored);
     const k = await this.keyOf(ref);
     if (!k) throw new BerthError('BLOB_KEY_UNAVAILABLE', `manifest ${digest} is sealed with key ${ref}, which this registry does not hold`);
+    const cacheKey = `${digest}\0${ref}`;
+    const hit = this.opened.get(cacheKey);
+    if (hit) {
+      this.opened.delete(cacheKey);
+      this.opened.set(cacheKey, hit);
+      return hit;
+    }
     const at = 5 + stored[4];
     const d = createDecipheriv('aes-256-gcm', this.derive(k, 'berth manifest v1'), stored.subarray(at, at + 12));
     d.setAAD(Buffer.from(`berth manifest v1\0${digest}\0${ref}`, 'utf8'));
     d.setAuthTag(stored.subarray(stored.length - 16));
     try {
-      return Buffer.concat([d.update(stored.subarray(at + 12, stored.length - 16)), d.final()]);
+      const content = Buffer.concat([d.update(stored.subarray(at + 12, stored.length - 16)), d.final()]);
+      if (content.length <= OPENED_CACHE_BYTES / 64) {
+        this.opened.set(cacheKey, content);
+        this.openedBytes += content.length;
+        for (const [key, value] of this.opened) {
+          if (this.openedBytes <= OPENED_CACHE_BYTES) break;
+          this.opened.delete(key);
+          this.openedBytes -= value.length;
+        }
+      }
+      return content;
     } catch {
       throw new BerthError('BLOB_CORRUPT', `stored manifest ${digest} fails authentication (corrupt, tampered with, or sealed with other key material under ${ref})`);
     }
