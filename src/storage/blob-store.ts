@@ -264,7 +264,7 @@ export class BlobStore {
       }
       ingest?.(chunk.length);
     };
-    const sealer = seal && layout ? new FrameSealer(seal.cipher, encodeHeader(seal.cipher.keyId, FRAME), layout.frames, layout.pending) : null;
+    const sealer = seal && layout ? resumeSealing(seal, layout) : null;
     let size: number;
     try {
       if (sealer) {
@@ -337,8 +337,7 @@ export class BlobStore {
       const stored = await this.driver.stagingSize(id, signal);
       if (stored === null) throw new BerthError('BLOB_UPLOAD_UNKNOWN');
       const layout = this.sealedLayout(stored, seal);
-      const sealer = new FrameSealer(seal.cipher, encodeHeader(seal.cipher.keyId, FRAME), layout.frames, layout.pending);
-      await this.driver.appendStaging(id, stored, Readable.from(sealer.finish()), undefined, signal);
+      await this.driver.appendStaging(id, stored, Readable.from(resumeSealing(seal, layout).finish()), undefined, signal);
     }
     const key = await this.encryption.keyForPublish(digest, target, seal?.cipher);
     if (key.adopted) {
@@ -428,6 +427,11 @@ export class BlobStore {
     }
     return `${algorithm}:${hash.digest('hex')}` as Digest;
   }
+}
+
+/** A sealer that continues an upload after its whole staged frames, with its pending tail. */
+function resumeSealing(seal: UploadSeal, layout: { frames: number; pending: Buffer }): FrameSealer {
+  return new FrameSealer(seal.cipher, encodeHeader(seal.cipher.keyId, FRAME), layout.frames, layout.pending);
 }
 
 function outOfOrder(size: number): BerthError {

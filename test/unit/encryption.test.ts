@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  BlobCipher, BlobCorruptError, decryptStream, decryptUnfinished, encryptStream, FRAME_OVERHEAD, frameOffset, FrameSealer, HEADER_SIZE, MAGIC,
+  BlobCipher, BlobCorruptError, decryptStream, decryptUnfinished, encodeHeader, encryptStream, FRAME_OVERHEAD, frameOffset, FrameSealer, HEADER_SIZE, MAGIC,
   parseHeader, planRange, storedSize, TAG_SIZE,
 } from '../../src/encryption/format.ts';
 import { fingerprint, Keyring, kmsKeyName, parseKeyFile } from '../../src/encryption/keys.ts';
@@ -162,7 +162,7 @@ describe('encrypted blob format', () => {
     const F = 16;
     const plain = randomBytes(5 * F + 3);
     const cipher = new BlobCipher(randomBytes(32), 'upload');
-    const header = parseHeader(Buffer.concat([MAGIC, Buffer.from([2, 0, 0, 0]), Buffer.from([0, 0, 0, F]), Buffer.alloc(8), cipher.keyId]), HEADER_SIZE + FRAME_OVERHEAD).raw;
+    const header = encodeHeader(cipher.keyId, F);
     // Three requests: 20 bytes, 40 bytes, the rest; the pending bytes travel sealed between them.
     const staged: Buffer[] = [header];
     let pending: Buffer | undefined;
