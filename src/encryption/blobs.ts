@@ -11,10 +11,12 @@ import { randomBytes } from 'node:crypto';
 import { BerthError } from '../errors/catalog.ts';
 import type { MetadataStore } from '../metadata/store.ts';
 import type { Wrapping } from '../metadata/key-store.ts';
-import { BlobCipher, BlobCorruptError, dataKeyId } from './format.ts';
+import { BlobCipher, BlobCorruptError } from './format.ts';
 import type { Keyring, KeyTarget } from './keys.ts';
 
 const CACHE_SIZE = 4096;
+/** Data keys of uploads in progress kept unwrapped (a few hundred concurrent uploads per node is a lot). */
+const UPLOAD_CACHE_SIZE = 512;
 
 /** What an upload's data key is bound to before its digest is known. */
 const uploadLabel = (id: string) => `upload ${id}`;
@@ -27,6 +29,8 @@ export interface RepositoryEncryption {
 export class BlobEncryption {
   /** Unwrapped data keys by digest (most recently used last), with their ciphers. */
   private readonly cache = new Map<string, { id: Buffer; cipher: BlobCipher }>();
+  /** Unwrapped data keys of recent uploads by upload id, with the wrapping they came from. */
+  private readonly uploads = new Map<string, { ref: string; wrapped: Buffer; cipher: BlobCipher }>();
 
   constructor(readonly keyring: Keyring, private readonly meta: MetadataStore, private readonly warn: (msg: string, data?: Record<string, unknown>) => void = () => {}) {}
 
@@ -56,14 +60,16 @@ export class BlobEncryption {
    * The data key `digest` is stored under once it is published into a repository protected by `target`: the blob's
    * existing key when it has one, else the key the upload was sealed with (`upload`, then `adopted`), else a new
    * random one. Makes sure a wrapping under the target's active key exists. Runs in one transaction that holds the
-   * blob row (reserved by the caller), so concurrent first uploads of a digest agree on one key: the first adopts
-   * its own, the others re-seal under it.
+   * blob row (reserved by the caller, or here with `reserve`, the blob's size), so concurrent first uploads of a
+   * digest agree on one key: the first adopts its own, the others re-seal under it.
    */
-  async keyForPublish(digest: string, target: KeyTarget, upload?: BlobCipher): Promise<{ cipher: BlobCipher; adopted: boolean }> {
+  async keyForPublish(digest: string, target: KeyTarget, upload?: BlobCipher, reserve?: number): Promise<{ cipher: BlobCipher; adopted: boolean }> {
     await this.keyring.refresh();
     const ref = this.keyring.activeRef(target);
     const { dek, adopted } = await this.meta.transaction(async (tx) => {
-      if (!(await tx.keys.lockBlob(digest))) throw new Error(`blob ${digest} must be reserved before it is published`);
+      // Reserving writes the row, which holds it (row lock in PostgreSQL, the write lock in SQLite) like lockBlob does.
+      if (reserve !== undefined) await tx.reserveBlob(digest, reserve);
+      else if (!(await tx.keys.lockBlob(digest))) throw new Error(`blob ${digest} must be reserved before it is published`);
       const rows = await tx.keys.wrappings(digest);
       const existing = rows.length > 0 ? await this.unwrapAny(digest, rows, ref) : null;
       if (rows.length > 0 && !existing) {
@@ -79,21 +85,35 @@ export class BlobEncryption {
       }
       return { dek: key, adopted: !existing && upload !== undefined };
     });
-    return { cipher: this.remember(digest, dek).cipher, adopted };
+    return { cipher: this.remember(digest, dek, adopted ? upload : undefined).cipher, adopted };
   }
 
   /** A fresh data key for an upload, wrapped under the target's active key for that upload alone. */
   newUploadKey(uploadId: string, target: KeyTarget): { cipher: BlobCipher; ref: string; wrapped: Buffer } {
     const dek = randomBytes(32);
     const w = this.keyring.wrap(dek, uploadLabel(uploadId), target);
-    return { cipher: new BlobCipher(dek, uploadLabel(uploadId)), ref: w.ref, wrapped: w.wrapped };
+    const cipher = new BlobCipher(dek, uploadLabel(uploadId));
+    this.rememberUpload(uploadId, w.ref, w.wrapped, cipher);
+    return { cipher, ref: w.ref, wrapped: w.wrapped };
   }
 
   /** The data key of an upload, from its wrapping; BLOB_KEY_UNAVAILABLE when no key we hold opens it. */
   async uploadKey(uploadId: string, ref: string, wrapped: Buffer): Promise<BlobCipher> {
+    // Every chunk and the final PUT of an upload need its key: a recent upload's is kept, and served only for the
+    // same wrapping and while the key that wrapped it is held (as an unwrap would be).
+    const cached = this.uploads.get(uploadId);
+    if (cached && cached.ref === ref && cached.wrapped.equals(wrapped) && this.keyring.has(ref)) return cached.cipher;
     const dek = await this.keyring.unwrap(ref, wrapped, uploadLabel(uploadId));
     if (!dek) throw new BerthError('BLOB_KEY_UNAVAILABLE', `upload ${uploadId} is sealed under ${ref}, which this registry does not hold`);
-    return new BlobCipher(dek, uploadLabel(uploadId));
+    const cipher = new BlobCipher(dek, uploadLabel(uploadId));
+    this.rememberUpload(uploadId, ref, wrapped, cipher);
+    return cipher;
+  }
+
+  private rememberUpload(uploadId: string, ref: string, wrapped: Buffer, cipher: BlobCipher): void {
+    this.uploads.delete(uploadId);
+    this.uploads.set(uploadId, { ref, wrapped, cipher });
+    if (this.uploads.size > UPLOAD_CACHE_SIZE) this.uploads.delete(this.uploads.keys().next().value!);
   }
 
   /**
@@ -141,8 +161,9 @@ export class BlobEncryption {
     return this.cache.has(digest) || (await this.meta.keys.wrappings(digest)).length > 0;
   }
 
-  private remember(digest: string, dek: Buffer): { id: Buffer; cipher: BlobCipher } {
-    const entry = { id: dataKeyId(dek), cipher: new BlobCipher(dek, digest) };
+  private remember(digest: string, dek: Buffer, sameKey?: BlobCipher): { id: Buffer; cipher: BlobCipher } {
+    const cipher = new BlobCipher(dek, digest, sameKey);
+    const entry = { id: cipher.keyId, cipher };
     this.cache.delete(digest);
     this.cache.set(digest, entry);
     if (this.cache.size > CACHE_SIZE) this.cache.delete(this.cache.keys().next().value!);

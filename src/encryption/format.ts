@@ -176,10 +176,12 @@ export class BlobCipher {
   private readonly v2Key: Buffer;
   private v1?: { key: Buffer; noncePrefix: Buffer };
 
-  constructor(readonly dek: Buffer, readonly label: string) {
+  constructor(readonly dek: Buffer, readonly label: string, sameKey?: BlobCipher) {
     if (dek.length !== 32) throw new Error('a data key is 32 bytes');
-    this.keyId = dataKeyId(dek);
-    this.v2Key = Buffer.from(hkdfSync('sha256', dek, Buffer.alloc(0), 'berth blob frames v2', 32));
+    if (sameKey && !sameKey.dek.equals(dek)) throw new Error('sameKey must be a cipher of the same data key');
+    // Version 2 keys depend on the data key alone: a cipher of the same key under another label shares them.
+    this.keyId = sameKey?.keyId ?? dataKeyId(dek);
+    this.v2Key = sameKey?.v2Key ?? Buffer.from(hkdfSync('sha256', dek, Buffer.alloc(0), 'berth blob frames v2', 32));
   }
 
   private v1Keys(): { key: Buffer; noncePrefix: Buffer } {
@@ -207,16 +209,20 @@ export class BlobCipher {
 
   /** Seals one version 2 frame: one buffer holding nonce, ciphertext and tag. */
   sealFrame(header: Buffer, index: number, last: boolean, plaintext: Buffer): Buffer {
-    const out = Buffer.allocUnsafe(plaintext.length + FRAME_OVERHEAD);
+    return Buffer.concat(this.sealFrameParts(header, index, last, plaintext));
+  }
+
+  /**
+   * Seals one version 2 frame as its three parts — nonce, ciphertext, tag — which are stored one after the other.
+   * Handing them to a vectored write as they are spares a copy of every sealed byte.
+   */
+  sealFrameParts(header: Buffer, index: number, last: boolean, plaintext: Buffer): Buffer[] {
     const nonce = randomBytes(NONCE_SIZE);
-    nonce.copy(out, 0);
     const c = createCipheriv('aes-256-gcm', this.v2Key, nonce);
     c.setAAD(BlobCipher.aad(header, index, last));
     const ct = c.update(plaintext);
-    ct.copy(out, NONCE_SIZE);
     c.final();
-    c.getAuthTag().copy(out, NONCE_SIZE + ct.length);
-    return out;
+    return [nonce, ct, c.getAuthTag()];
   }
 
   /** Seals one version 1 frame (ciphertext, then tag). Kept so the reading of version 1 objects stays tested. */
@@ -261,48 +267,52 @@ export class BlobCipher {
 const tailHeader = Buffer.concat([Buffer.from('berth upload tail v2'), Buffer.alloc(HEADER_SIZE - 20)]);
 
 /**
- * Seals a stream in version 2 frames as it arrives. Whole frames come out of `write` at once; the bytes after the
- * last whole frame wait in `pending` (an upload keeps them, sealed, between requests); `finish` seals them as the
- * last data frame and adds the end frame.
+ * Seals a stream in version 2 frames as it arrives. Whole frames come out of `write` at once (as their parts, see
+ * `sealFrameParts`); the bytes after the last whole frame wait in `pending` (an upload keeps them, sealed, between
+ * requests); `finish` seals them as the last data frame and adds the end frame. Pending bytes are held as the
+ * chunks that brought them, copied only when they complete a frame: an upload smaller than a frame is never copied
+ * here. Chunks given to `write` must not change afterwards.
  */
 export class FrameSealer {
-  private readonly buf: Buffer;
+  private readonly frameSize: number;
+  private parts: Buffer[] = [];
   private filled = 0;
 
   constructor(private readonly cipher: BlobCipher, readonly header: Buffer, public index = 0, pending?: Buffer) {
-    this.buf = Buffer.allocUnsafe(header.readUInt32BE(12));
+    this.frameSize = header.readUInt32BE(12);
     if (pending && pending.length > 0) {
-      if (pending.length >= this.buf.length) throw new Error('pending bytes must be less than a frame');
-      pending.copy(this.buf);
+      if (pending.length >= this.frameSize) throw new Error('pending bytes must be less than a frame');
+      this.parts.push(pending);
       this.filled = pending.length;
     }
   }
 
   /** Plaintext bytes sealed so far plus those pending. */
   get size(): number {
-    return this.index * this.buf.length + this.filled;
+    return this.index * this.frameSize + this.filled;
   }
 
-  /** The bytes after the last whole frame (a copy). */
+  /** The bytes after the last whole frame. */
   get pending(): Buffer {
-    return Buffer.from(this.buf.subarray(0, this.filled));
+    return this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.filled);
   }
 
   write(chunk: Buffer): Buffer[] {
     const out: Buffer[] = [];
-    const F = this.buf.length;
+    const F = this.frameSize;
     while (chunk.length > 0) {
       if (this.filled === 0 && chunk.length >= F) {
-        out.push(this.cipher.sealFrame(this.header, this.index++, false, chunk.subarray(0, F)));
+        out.push(...this.cipher.sealFrameParts(this.header, this.index++, false, chunk.subarray(0, F)));
         chunk = chunk.subarray(F);
         continue;
       }
       const take = Math.min(F - this.filled, chunk.length);
-      chunk.copy(this.buf, this.filled, 0, take);
+      this.parts.push(take === chunk.length ? chunk : chunk.subarray(0, take));
       this.filled += take;
       chunk = chunk.subarray(take);
       if (this.filled === F) {
-        out.push(this.cipher.sealFrame(this.header, this.index++, false, this.buf));
+        out.push(...this.cipher.sealFrameParts(this.header, this.index++, false, Buffer.concat(this.parts, F)));
+        this.parts = [];
         this.filled = 0;
       }
     }
@@ -311,9 +321,10 @@ export class FrameSealer {
 
   finish(): Buffer[] {
     const out: Buffer[] = [];
-    if (this.filled > 0) out.push(this.cipher.sealFrame(this.header, this.index++, false, this.buf.subarray(0, this.filled)));
+    if (this.filled > 0) out.push(...this.cipher.sealFrameParts(this.header, this.index++, false, this.pending));
+    this.parts = [];
     this.filled = 0;
-    out.push(this.cipher.sealFrame(this.header, this.index, true, Buffer.alloc(0)));
+    out.push(...this.cipher.sealFrameParts(this.header, this.index, true, Buffer.alloc(0)));
     return out;
   }
 }

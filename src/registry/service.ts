@@ -255,8 +255,9 @@ export class RegistryService {
         throw err;
       }
       // Reserve the digest before the file appears under it: garbage collection cannot delete what is published next.
-      await this.meta.reserveBlob(digest, size);
-      await this.blobs.publish(id, digest, signal, target, seal);
+      // Encrypted, the reservation goes in the transaction that records the blob's data key.
+      if (!target) await this.meta.reserveBlob(digest, size);
+      await this.blobs.publish(id, digest, signal, target, seal, target ? size : undefined);
       await this.meta.transaction(async (tx) => {
         await tx.recordBlob(repositoryId, digest, size);
         await tx.deleteUpload(id);

@@ -212,8 +212,7 @@ export class BlobStore {
 
   /** Opens an upload's staging; an encrypted upload (`cipher`, its own data key) starts with the object's header. */
   async startUpload(id: string, cipher?: BlobCipher): Promise<void> {
-    await this.driver.createStaging(id);
-    if (cipher) await this.driver.appendStaging(id, 0, Readable.from([encodeHeader(cipher.keyId, FRAME)]));
+    await this.driver.createStaging(id, undefined, cipher ? encodeHeader(cipher.keyId, FRAME) : undefined);
     this.hashes.set(id, { hash: newHash('sha256'), offset: 0 });
   }
 
@@ -324,26 +323,29 @@ export class BlobStore {
    * family of the repository it is published into), the blob is stored sealed: a sealed upload (`seal`) gets its
    * last frames and is committed as it is when its data key becomes the blob's; when the digest already has a data
    * key, a copy stored under it that authenticates is kept, else the upload is re-sealed under it — re-hashed on
-   * the way, so exactly the verified bytes are sealed. The blob row must be reserved first (the data key is recorded
-   * against it).
+   * the way, so exactly the verified bytes are sealed. The blob row must be reserved before the object appears:
+   * with a `target`, pass its size as `reserve` and the row is reserved in the transaction that records the data
+   * key (one commit fewer per blob); otherwise the caller reserves it first.
    */
-  async publish(id: string, digest: Digest, signal?: AbortSignal, target?: KeyTarget, seal?: UploadSeal): Promise<void> {
+  async publish(id: string, digest: Digest, signal?: AbortSignal, target?: KeyTarget, seal?: UploadSeal, reserve?: number): Promise<void> {
     this.hashes.delete(id);
     if (!this.encryption || !target) {
       await this.driver.commitStaging(id, blobKey(digest), signal);
       return;
     }
+    let closing: { at: number; frames: Buffer[] } | null = null;
     if (seal) {
       const stored = await this.driver.stagingSize(id, signal);
       if (stored === null) throw new BerthError('BLOB_UPLOAD_UNKNOWN');
-      const layout = this.sealedLayout(stored, seal);
-      await this.driver.appendStaging(id, stored, Readable.from(resumeSealing(seal, layout).finish()), undefined, signal);
+      closing = { at: stored, frames: resumeSealing(seal, this.sealedLayout(stored, seal)).finish() };
     }
-    const key = await this.encryption.keyForPublish(digest, target, seal?.cipher);
+    const key = await this.encryption.keyForPublish(digest, target, seal?.cipher, reserve);
     if (key.adopted) {
-      await this.driver.commitStaging(id, blobKey(digest), signal);
+      // The closing frames are written by the commit itself: one open, write and sync of the staged object.
+      await this.driver.commitStaging(id, blobKey(digest), signal, closing?.frames);
       return;
     }
+    if (closing) await this.driver.appendStaging(id, closing.at, Readable.from(closing.frames), undefined, signal);
     // The same content under the same data key is the same blob: a stored copy that authenticates is kept (another
     // repository's upload of it), so a damaged copy is still replaced by a push, as it would be without encryption.
     if (await this.authenticates(digest, key.cipher, signal)) {

@@ -58,8 +58,8 @@ export interface BlobDriver {
   /** Keys of committed objects under a prefix, in no particular order. */
   list(prefix: string, signal?: AbortSignal): AsyncIterable<string>;
 
-  /** Creates an empty staging object. */
-  createStaging(id: string, signal?: AbortSignal): Promise<void>;
+  /** Creates a staging object, empty or holding `initial` (as if appended at offset 0). */
+  createStaging(id: string, signal?: AbortSignal, initial?: Buffer): Promise<void>;
   /**
    * Appends a stream at `offset`, which must equal the current size (else OffsetMismatchError).
    * `onData` sees every chunk, in order, before it is written. Resolves with the new size. If the source
@@ -70,8 +70,11 @@ export interface BlobDriver {
   stagingSize(id: string, signal?: AbortSignal): Promise<number | null>;
   /** Streams a staging object's bytes (to re-hash after a restart). */
   readStaging(id: string, signal?: AbortSignal): Promise<Readable>;
-  /** Makes the staging object durable and visible under `key`, atomically; the staging object is gone after. */
-  commitStaging(id: string, key: string, signal?: AbortSignal): Promise<void>;
+  /**
+   * Makes the staging object durable and visible under `key`, atomically; the staging object is gone after.
+   * `final`: bytes appended at the end first (the closing frames of an encrypted upload), in the same step.
+   */
+  commitStaging(id: string, key: string, signal?: AbortSignal, final?: Buffer[]): Promise<void>;
   /** Removes a staging object (no error when absent). */
   deleteStaging(id: string, signal?: AbortSignal): Promise<void>;
   /** Every staging object, for purging abandoned uploads. */

@@ -57,7 +57,8 @@ describe('encrypted blob format', () => {
       const dek = randomBytes(32);
       const a = await seal(plain, dek);
       assert.equal(a.stored.length, storedSize(size, 64 * KiB));
-      assert.ok(!a.stored.subarray(HEADER_SIZE).includes(plain.subarray(0, Math.min(plain.length, 64))) || size === 0, 'ciphertext does not contain the plaintext');
+      // (A few bytes can turn up among random ones by chance: only a run of 16 or more says anything.)
+      if (size >= 16) assert.ok(!a.stored.subarray(HEADER_SIZE).includes(plain.subarray(0, Math.min(plain.length, 64))), 'ciphertext does not contain the plaintext');
       // Odd chunk sizes on both sides exercise frames split across chunks and chunks holding several frames.
       const b = await seal(plain, dek, undefined, () => 1 + Math.floor(Math.random() * 100_000));
       assert.equal(b.stored.length, a.stored.length);

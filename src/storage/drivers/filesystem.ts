@@ -40,6 +40,13 @@ function validId(id: string): string {
   return id;
 }
 
+/** Writes every buffer at `position`, failing on a short write (disk full). */
+async function writeAll(h: FileHandle, bufs: Buffer[], position: number): Promise<void> {
+  const total = bufs.reduce((n, b) => n + b.length, 0);
+  const { bytesWritten } = await h.writev(bufs, position);
+  if (bytesWritten !== total) throw new Error(`short write: ${bytesWritten} of ${total} bytes (disk full?)`);
+}
+
 async function fsyncDir(dir: string): Promise<void> {
   const h = await open(dir, 'r');
   try {
@@ -178,10 +185,14 @@ export class FilesystemDriver implements BlobDriver {
     return this.stagingReady;
   }
 
-  async createStaging(id: string): Promise<void> {
+  async createStaging(id: string, _signal?: AbortSignal, initial?: Buffer): Promise<void> {
     await this.ensureStagingRoot();
     const h = await open(this.stagingPath(id), 'wx');
-    await h.close();
+    try {
+      if (initial && initial.length > 0) await writeAll(h, [initial], 0);
+    } finally {
+      await h.close();
+    }
   }
 
   async stagingSize(id: string): Promise<number | null> {
@@ -195,28 +206,35 @@ export class FilesystemDriver implements BlobDriver {
 
   async appendStaging(id: string, offset: number, source: Readable, onData?: (chunk: Buffer) => void, signal?: AbortSignal): Promise<number> {
     const file = this.stagingPath(id);
-    let handle: FileHandle;
-    try {
-      handle = await open(file, 'r+');
-    } catch (err) {
-      if (isNotFound(err)) throw new ObjectNotFoundError(id);
-      throw err;
-    }
+    // Opened at the first write: an append that brings no bytes (a chunk smaller than what the caller batches) costs
+    // one stat instead of an open, a stat and a close.
+    let handle: FileHandle | null = null;
+    let opening: Promise<FileHandle> | null = null;
+    const openFile = (): Promise<FileHandle> => (opening ??= (async () => {
+      let h: FileHandle;
+      try {
+        h = await open(file, 'r+');
+      } catch (err) {
+        if (isNotFound(err)) throw new ObjectNotFoundError(id);
+        throw err;
+      }
+      handle = h;
+      const current = (await h.stat()).size;
+      if (current !== offset) throw new OffsetMismatchError(offset, current);
+      return h;
+    })());
     let size = offset;
     let syncing: Promise<void> | null = null;
     try {
-      const current = (await handle.stat()).size;
-      if (current !== offset) throw new OffsetMismatchError(offset, current);
       let sinceSync = 0;
       const fsyncEnabled = this.fsync;
-      const fh = handle;
       const writeBatch = (bufs: Buffer[], callback: (err?: Error | null) => void): void => {
         let total = 0;
         for (const b of bufs) {
           onData?.(b);
           total += b.length;
         }
-        fh.writev(bufs, size).then(({ bytesWritten }) => {
+        openFile().then((fh) => fh.writev(bufs, size).then(({ bytesWritten }) => {
           if (bytesWritten !== total) throw new Error(`short write: ${bytesWritten} of ${total} bytes (disk full?)`);
           size += total;
           sinceSync += total;
@@ -225,8 +243,7 @@ export class FilesystemDriver implements BlobDriver {
             sinceSync = 0;
             syncing = fh.datasync().catch(() => {}).finally(() => { syncing = null; });
           }
-          callback();
-        }, callback);
+        })).then(() => callback(), callback);
       };
       const sink = new Writable({
         highWaterMark: WRITE_BUFFER,
@@ -235,10 +252,18 @@ export class FilesystemDriver implements BlobDriver {
         },
       });
       await pipeline(source, sink, { signal });
+      if (!opening) {
+        const current = await this.stagingSize(id);
+        if (current === null) throw new ObjectNotFoundError(id);
+        if (current !== offset) throw new OffsetMismatchError(offset, current);
+      }
       return size;
     } finally {
       await syncing;
-      await handle.close().catch(() => {});
+      // An open still under way (the source failed meanwhile) is waited for, so its handle is closed too; closing
+      // waits for a write in flight, so nothing lands after this append has returned.
+      const h = opening ? await (opening as Promise<FileHandle>).catch(() => handle) : null;
+      await h?.close().catch(() => {});
     }
   }
 
@@ -253,10 +278,10 @@ export class FilesystemDriver implements BlobDriver {
     }
   }
 
-  async commitStaging(id: string, key: string): Promise<void> {
+  async commitStaging(id: string, key: string, _signal?: AbortSignal, final?: Buffer[]): Promise<void> {
     const from = this.stagingPath(id);
     const to = this.objectPath(key);
-    if (this.fsync) {
+    if (this.fsync || final?.length) {
       let h: FileHandle;
       try {
         h = await open(from, 'r+');
@@ -265,23 +290,30 @@ export class FilesystemDriver implements BlobDriver {
         throw err;
       }
       try {
-        await h.sync();
+        if (final?.length) await writeAll(h, final, (await h.stat()).size);
+        if (this.fsync) await h.sync();
       } finally {
         await h.close();
       }
     }
+    // Directories are made on demand: most commits land in one of the 256 prefix directories that already exists.
     const dir = path.dirname(to);
-    await mkdir(dir, { recursive: true });
     try {
       await rename(from, to);
     } catch (err) {
-      if (isNotFound(err)) throw new ObjectNotFoundError(id);
-      throw err;
+      if (!isNotFound(err)) throw err;
+      await mkdir(dir, { recursive: true });
+      try {
+        await rename(from, to);
+      } catch (again) {
+        if (isNotFound(again)) throw new ObjectNotFoundError(id);
+        throw again;
+      }
     }
-    if (this.fsync) {
-      await fsyncDir(dir);
-      await fsyncDir(this.stagingRoot);
-    }
+    // One directory sync makes the rename durable: journaling filesystems (ext4, xfs) commit the whole rename — new
+    // name and removed staging name — in one transaction. Should the staging name come back anyway (a filesystem
+    // without that guarantee), it is an orphan that the upload purge removes; the blob itself is in place.
+    if (this.fsync) await fsyncDir(dir);
   }
 
   async deleteStaging(id: string): Promise<void> {

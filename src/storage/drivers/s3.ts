@@ -409,10 +409,11 @@ export class S3Driver implements BlobDriver {
     return objects.length === 0 ? null : summarize(dir, objects);
   }
 
-  async createStaging(id: string, signal?: AbortSignal): Promise<void> {
+  async createStaging(id: string, signal?: AbortSignal, initial?: Buffer): Promise<void> {
     const key = this.stagingDir(id) + MARKER;
     await this.start();
     await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: Buffer.alloc(0), ...this.sse }), { abortSignal: signal });
+    if (initial && initial.length > 0) await this.appendStaging(id, 0, Readable.from([initial]), undefined, signal);
   }
 
   async stagingSize(id: string, signal?: AbortSignal): Promise<number | null> {
@@ -508,8 +509,13 @@ export class S3Driver implements BlobDriver {
     return Readable.from(gen(), { objectMode: false, highWaterMark: MiB });
   }
 
-  async commitStaging(id: string, key: string, signal?: AbortSignal): Promise<void> {
+  async commitStaging(id: string, key: string, signal?: AbortSignal, final?: Buffer[]): Promise<void> {
     const dest = this.objectKey(key);
+    if (final?.length) {
+      const size = await this.stagingSize(id, signal);
+      if (size === null) throw new ObjectNotFoundError(id);
+      await this.appendStaging(id, size, Readable.from(final), undefined, signal);
+    }
     const listing = await this.listStagingObjects(id, signal);
     if (!listing) throw new ObjectNotFoundError(id);
     const parts = listing.chain;
