@@ -226,6 +226,39 @@ export function blobDriverSuite(name: string, makeDriver: () => Promise<DriverFi
         assert.equal((await readAll(await driver.readStaging(id))).length, 0);
       });
 
+      it('creates a staging object holding initial bytes, which later appends continue', async () => {
+        const id = randomUUID();
+        const head = randomBytes(32);
+        await driver.createStaging(id, undefined, head);
+        assert.equal(await driver.stagingSize(id), 32);
+        await assert.rejects(driver.appendStaging(id, 0, Readable.from([Buffer.from('x')])), OffsetMismatchError);
+        const rest = randomBytes(5000);
+        assert.equal(await driver.appendStaging(id, 32, Readable.from(chunksOf(rest, 1000))), 5032);
+        assert.ok((await readAll(await driver.readStaging(id))).equals(Buffer.concat([head, rest])));
+        await assert.rejects(driver.createStaging(id, undefined, head), 'a staging id is created once');
+      });
+
+      it('an empty append of an unknown staging object or at the wrong offset still fails', async () => {
+        await assert.rejects(driver.appendStaging(randomUUID(), 0, Readable.from([])), ObjectNotFoundError);
+        const id = randomUUID();
+        await driver.createStaging(id, undefined, Buffer.from('abc'));
+        await assert.rejects(driver.appendStaging(id, 1, Readable.from([])), OffsetMismatchError);
+        assert.equal(await driver.appendStaging(id, 3, Readable.from([])), 3);
+      });
+
+      it('commits with final bytes appended in the same step', async () => {
+        const id = randomUUID();
+        const body = randomBytes(70_000);
+        await driver.createStaging(id);
+        await driver.appendStaging(id, 0, Readable.from(chunksOf(body, 7000)));
+        const final = [randomBytes(12), randomBytes(1000), randomBytes(16)];
+        await driver.commitStaging(id, 'final/bytes', undefined, final);
+        assert.equal(await driver.stagingSize(id), null);
+        assert.ok((await readAll(await driver.read('final/bytes'))).equals(Buffer.concat([body, ...final])));
+        await assert.rejects(driver.commitStaging(randomUUID(), 'final/other', undefined, final), ObjectNotFoundError);
+        assert.equal(await driver.stat('final/other'), null);
+      });
+
       it('appends at the current size and resolves with the new size', async () => {
         const id = randomUUID();
         await driver.createStaging(id);
