@@ -43,6 +43,12 @@ export class OffsetMismatchError extends Error {
 export interface BlobDriver {
   readonly name: string;
 
+  /**
+   * Optional: opens a committed object as a file descriptor (ObjectNotFoundError when absent), for reading it on
+   * another thread. The descriptor stays valid until `close`. Only drivers backed by local files have it.
+   */
+  openFile?(key: string): Promise<{ fd: number; size: number; close(): Promise<void> }>;
+
   /** Size and last modification of a committed object, or null when there is none. */
   stat(key: string, signal?: AbortSignal): Promise<{ size: number; modifiedAt: Date } | null>;
   /** Streams a committed object, optionally a byte range. Rejects with ObjectNotFoundError when absent. */

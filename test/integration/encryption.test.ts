@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -182,6 +182,38 @@ describe('encryption at rest', () => {
     assert.deepEqual(await wrappings(server, big), ['master:1']);
   });
 
+  it('pulls that hang up mid-transfer release the stored file and leave the server serving', async () => {
+    const big = images[0].layers[0];
+    const file = blobFile(server.dataDir, big);
+    const openCopies = async (): Promise<number> => {
+      let n = 0;
+      for (const fd of await readdir(`/proc/${server.child.pid}/fd`)) {
+        if ((await readlink(`/proc/${server.child.pid}/fd/${fd}`).catch(() => '')) === file) n++;
+      }
+      return n;
+    };
+    // Several clients start the (worker-decrypted) pull and go away after the first bytes.
+    await Promise.all(Array.from({ length: 4 }, async () => {
+      const controller = new AbortController();
+      const res = await fetch(`${server.url}/v2/enc/plain/blobs/${sha256(big)}`, { signal: controller.signal });
+      assert.equal(res.status, 200);
+      const reader = res.body!.getReader();
+      const first = await reader.read();
+      assert.ok(first.value && first.value.length > 0);
+      controller.abort();
+      await reader.cancel().catch(() => {});
+    }));
+    // The server notices each hang-up and closes the file: wait (bounded) until none is open.
+    const deadline = Date.now() + 10_000;
+    while ((await openCopies()) > 0) {
+      assert.ok(Date.now() < deadline, `the stored file is still open ${await openCopies()} times after the clients left`);
+      await new Promise((r) => setImmediate(r));
+    }
+    const again = await registry.get(`/v2/enc/plain/blobs/${sha256(big)}`);
+    assert.equal(again.status, 200);
+    assert.ok(again.body.equals(big));
+  });
+
   it('blobs stored before encryption at rest (plaintext, no data key) are served as they are; pushing one again seals it', async () => {
     const legacy = randomBytes(100_000);
     images.push(await pushImage(registry, 'enc/legacy', 'v1', [legacy]));
@@ -290,9 +322,12 @@ describe('encryption at rest', () => {
   });
 
   it('a flipped byte: the read fails instead of serving bad bytes, and berth scrub reports the blob corrupt', async () => {
+    // Pulls of 2 MiB and more are decrypted on a worker thread, smaller ones inline: damage is caught on both paths.
     const early = randomBytes(3 * FRAME);
     const late = randomBytes(6 * FRAME + 1000);
-    images.push(await pushImage(registry, 'enc/tamper', 'v1', [early, late]));
+    const bigEarly = randomBytes(9 * FRAME + 10);
+    const bigLate = randomBytes(12 * FRAME + 1000);
+    images.push(await pushImage(registry, 'enc/tamper', 'v1', [early, late, bigEarly, bigLate]));
     const clean = await cli(server, ['scrub'], { ...env, BERTH_GC_GRACE_SECONDS: '60' });
     assert.equal(clean.code, 0, JSON.stringify(clean.json));
     assert.equal(clean.json.encrypted, clean.json.blobsChecked);
@@ -303,40 +338,46 @@ describe('encryption at rest', () => {
       stored[at] ^= 0x04;
       await writeFile(file, stored);
     };
-    await flip(early, 32 + 1000);
-    await flip(late, 32 + 5 * (FRAME + 28) + 77);
+    for (const blob of [early, bigEarly]) await flip(blob, 32 + 1000);
+    for (const blob of [late, bigLate]) await flip(blob, 32 + 5 * (FRAME + 28) + 77);
 
-    // Damage in the first frame is found before anything is sent: an error response.
-    const e = await registry.get(`/v2/enc/tamper/blobs/${sha256(early)}`);
-    assert.equal(e.status, 500);
-    assert.match(e.text(), /fails authentication/);
-    // Frames the damage does not touch are still served.
-    const ok = await registry.get(`/v2/enc/tamper/blobs/${sha256(early)}`, { range: `bytes=${2 * FRAME}-${2 * FRAME + 99}` });
-    assert.ok(ok.body.equals(early.subarray(2 * FRAME, 2 * FRAME + 100)));
-    // Damage further in: the headers are out, so the transfer is cut short — the client never gets the bad bytes.
-    const res = await fetch(`${server.url}/v2/enc/tamper/blobs/${sha256(late)}`);
-    assert.equal(res.status, 200);
-    let got: Buffer | null = null;
-    try {
-      got = Buffer.from(await res.arrayBuffer());
-    } catch {
-      got = null;
+    for (const blob of [early, bigEarly]) {
+      // Damage in the first frame is found before anything is sent: an error response.
+      const e = await registry.get(`/v2/enc/tamper/blobs/${sha256(blob)}`);
+      assert.equal(e.status, 500, `${blob.length} bytes`);
+      assert.match(e.text(), /fails authentication/);
+      // Frames the damage does not touch are still served.
+      const ok = await registry.get(`/v2/enc/tamper/blobs/${sha256(blob)}`, { range: `bytes=${2 * FRAME}-${2 * FRAME + 99}` });
+      assert.ok(ok.body.equals(blob.subarray(2 * FRAME, 2 * FRAME + 100)));
     }
-    assert.ok(got === null || got.length < late.length, 'the body must not be complete');
-    if (got) assert.ok(got.equals(late.subarray(0, got.length)), 'what was sent is the authentic prefix');
+    for (const blob of [late, bigLate]) {
+      // Damage further in: the headers are out, so the transfer is cut short — the client never gets the bad bytes.
+      const res = await fetch(`${server.url}/v2/enc/tamper/blobs/${sha256(blob)}`);
+      assert.equal(res.status, 200);
+      let got: Buffer | null = null;
+      try {
+        got = Buffer.from(await res.arrayBuffer());
+      } catch {
+        got = null;
+      }
+      assert.ok(got === null || got.length < blob.length, `the body of ${blob.length} bytes must not be complete`);
+      if (got) assert.ok(got.equals(blob.subarray(0, got.length)), 'what was sent is the authentic prefix');
+    }
 
     const scrub = await cli(server, ['scrub'], { ...env, BERTH_GC_GRACE_SECONDS: '60' });
     assert.equal(scrub.code, 1);
-    assert.deepEqual([...scrub.json.corrupt].sort(), [sha256(early), sha256(late)].sort());
+    assert.deepEqual([...scrub.json.corrupt].sort(), [early, late, bigEarly, bigLate].map(sha256).sort());
     // Uploading a damaged blob again replaces the damaged copy.
-    await registry.pushBlob('enc/tamper', early);
-    assert.ok((await registry.get(`/v2/enc/tamper/blobs/${sha256(early)}`)).body.equals(early));
-    // Repair drops the other (the next push uploads it again, under a new data key).
+    for (const blob of [early, bigEarly]) {
+      await registry.pushBlob('enc/tamper', blob);
+      assert.ok((await registry.get(`/v2/enc/tamper/blobs/${sha256(blob)}`)).body.equals(blob));
+    }
+    // Repair drops the others (the next push uploads them again, under a new data key).
     const repaired = await cli(server, ['scrub', '--repair'], { ...env, BERTH_GC_GRACE_SECONDS: '60' });
-    assert.deepEqual(repaired.json.corrupt, [sha256(late)]);
-    assert.equal(repaired.json.repaired.corrupt, 1);
+    assert.deepEqual([...repaired.json.corrupt].sort(), [late, bigLate].map(sha256).sort());
+    assert.equal(repaired.json.repaired.corrupt, 2);
     images.pop();
-    images.push(await pushImage(registry, 'enc/tamper', 'v1', [early, late]));
+    images.push(await pushImage(registry, 'enc/tamper', 'v1', [early, late, bigEarly, bigLate]));
     await assertPulls(registry, images[images.length - 1]);
   });
 

@@ -104,6 +104,25 @@ export class FilesystemDriver implements BlobDriver {
     return handle.createReadStream({ highWaterMark: READ_CHUNK, start: range?.start, end: range?.end });
   }
 
+  async openFile(key: string): Promise<{ fd: number; size: number; close(): Promise<void> }> {
+    let handle: FileHandle;
+    try {
+      handle = await open(this.objectPath(key), 'r');
+    } catch (err) {
+      if (isNotFound(err)) throw new ObjectNotFoundError(key);
+      throw err;
+    }
+    const s = await handle.stat().catch(async (err) => {
+      await handle.close();
+      throw err;
+    });
+    if (!s.isFile()) {
+      await handle.close();
+      throw new ObjectNotFoundError(key);
+    }
+    return { fd: handle.fd, size: s.size, close: () => handle.close() };
+  }
+
   /**
    * Serves an object through a few reused buffers: a buffer is refilled only after the destination has finished
    * writing it, so a transfer of any size allocates nothing per chunk (and leaves the garbage collector idle).
