@@ -21,7 +21,7 @@
  * A range of the plaintext maps to the frames it touches; only those are read and decrypted. Everything streams
  * one frame at a time: memory stays flat whatever the blob's size.
  */
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, type CipherGCM } from 'node:crypto';
 import { BerthError } from '../errors/catalog.ts';
 import type { ByteRange } from '../storage/driver.ts';
 
@@ -218,11 +218,17 @@ export class BlobCipher {
    */
   sealFrameParts(header: Buffer, index: number, last: boolean, plaintext: Buffer): Buffer[] {
     const nonce = randomBytes(NONCE_SIZE);
-    const c = createCipheriv('aes-256-gcm', this.v2Key, nonce);
-    c.setAAD(BlobCipher.aad(header, index, last));
+    const c = this.frameCipher(header, index, last, nonce);
     const ct = c.update(plaintext);
     c.final();
     return [nonce, ct, c.getAuthTag()];
+  }
+
+  /** The AES-GCM context that seals version 2 frame `index` under `nonce` (for sealing a frame piece by piece). */
+  frameCipher(header: Buffer, index: number, last: boolean, nonce: Buffer): CipherGCM {
+    const c = createCipheriv('aes-256-gcm', this.v2Key, nonce);
+    c.setAAD(BlobCipher.aad(header, index, last));
+    return c;
   }
 
   /** Seals one version 1 frame (ciphertext, then tag). Kept so the reading of version 1 objects stays tested. */
@@ -267,23 +273,24 @@ export class BlobCipher {
 const tailHeader = Buffer.concat([Buffer.from('berth upload tail v2'), Buffer.alloc(HEADER_SIZE - 20)]);
 
 /**
- * Seals a stream in version 2 frames as it arrives. Whole frames come out of `write` at once (as their parts, see
- * `sealFrameParts`); the bytes after the last whole frame wait in `pending` (an upload keeps them, sealed, between
- * requests); `finish` seals them as the last data frame and adds the end frame. Pending bytes are held as the
- * chunks that brought them, copied only when they complete a frame: an upload smaller than a frame is never copied
- * here. Chunks given to `write` must not change afterwards.
+ * Seals a stream in version 2 frames as it arrives. Each chunk is encrypted as it comes, into the frame under way;
+ * a frame is released — nonce, its ciphertext pieces, tag — once it is whole, so nothing is copied or gathered
+ * first. The plaintext of the frame under way is kept too (as the chunks that brought it): when the stream stops
+ * there, those bytes are `pending` — an upload keeps them, sealed, between requests, and the next request seals
+ * them afresh (new nonce) before its own bytes. `finish` closes the last data frame and adds the end frame.
+ * Chunks given to `write` must not change afterwards.
  */
 export class FrameSealer {
   private readonly frameSize: number;
-  private parts: Buffer[] = [];
+  /** The frame under way: its cipher, nonce, ciphertext so far and the plaintext that made it. */
+  private frame: { cipher: CipherGCM; nonce: Buffer; sealed: Buffer[]; plain: Buffer[] } | null = null;
   private filled = 0;
 
   constructor(private readonly cipher: BlobCipher, readonly header: Buffer, public index = 0, pending?: Buffer) {
     this.frameSize = header.readUInt32BE(12);
     if (pending && pending.length > 0) {
       if (pending.length >= this.frameSize) throw new Error('pending bytes must be less than a frame');
-      this.parts.push(pending);
-      this.filled = pending.length;
+      this.feed(pending);
     }
   }
 
@@ -292,38 +299,46 @@ export class FrameSealer {
     return this.index * this.frameSize + this.filled;
   }
 
-  /** The bytes after the last whole frame. */
+  /** The bytes of the frame under way. */
   get pending(): Buffer {
-    return this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.filled);
+    const plain = this.frame?.plain ?? [];
+    return plain.length === 1 ? plain[0] : Buffer.concat(plain, this.filled);
+  }
+
+  private feed(part: Buffer): void {
+    if (!this.frame) {
+      const nonce = randomBytes(NONCE_SIZE);
+      this.frame = { cipher: this.cipher.frameCipher(this.header, this.index, false, nonce), nonce, sealed: [], plain: [] };
+    }
+    this.frame.sealed.push(this.frame.cipher.update(part));
+    this.frame.plain.push(part);
+    this.filled += part.length;
+  }
+
+  /** Closes the frame under way: its stored parts. */
+  private close(): Buffer[] {
+    const f = this.frame!;
+    f.cipher.final();
+    this.frame = null;
+    this.filled = 0;
+    this.index++;
+    return [f.nonce, ...f.sealed, f.cipher.getAuthTag()];
   }
 
   write(chunk: Buffer): Buffer[] {
     const out: Buffer[] = [];
     const F = this.frameSize;
     while (chunk.length > 0) {
-      if (this.filled === 0 && chunk.length >= F) {
-        out.push(...this.cipher.sealFrameParts(this.header, this.index++, false, chunk.subarray(0, F)));
-        chunk = chunk.subarray(F);
-        continue;
-      }
       const take = Math.min(F - this.filled, chunk.length);
-      this.parts.push(take === chunk.length ? chunk : chunk.subarray(0, take));
-      this.filled += take;
+      this.feed(take === chunk.length ? chunk : chunk.subarray(0, take));
       chunk = chunk.subarray(take);
-      if (this.filled === F) {
-        out.push(...this.cipher.sealFrameParts(this.header, this.index++, false, Buffer.concat(this.parts, F)));
-        this.parts = [];
-        this.filled = 0;
-      }
+      if (this.filled === F) out.push(...this.close());
     }
     return out;
   }
 
   finish(): Buffer[] {
-    const out: Buffer[] = [];
-    if (this.filled > 0) out.push(...this.cipher.sealFrameParts(this.header, this.index++, false, this.pending));
-    this.parts = [];
-    this.filled = 0;
+    const out: Buffer[] = this.filled > 0 ? this.close() : [];
     out.push(...this.cipher.sealFrameParts(this.header, this.index, true, Buffer.alloc(0)));
     return out;
   }
