@@ -107,23 +107,19 @@ export function serveDecrypted(fd: number, stored: ByteRange, cipher: BlobCipher
     let dest: Writable | null = null;
     let writing = 0;
     let ended = false;
+    let gone = false;
+    let settled = false;
     let failure: Error | null = null;
     let id = 0;
     const cancel = (err: Error): void => {
       failure ??= err;
       w.post({ type: 'cancel', id });
     };
-    const onAbort = (): void => cancel(signal?.reason instanceof Error ? signal.reason : new Error('the client went away'));
-    const destination = (): Writable => {
-      if (!dest) {
-        dest = open();
-        // A destination that fails or closes early stops the worker; the transfer settles when it has stopped.
-        dest.once('error', (err) => cancel(err));
-        dest.once('close', () => { if (!dest!.writableFinished) cancel(new Error('the client went away')); });
-      }
-      return dest;
-    };
     const finish = (): void => {
+      // Settles once the worker is done with the file (`ended`) and every write is done — or will never report
+      // back: a response whose connection is gone drops the callbacks of writes still queued on it.
+      if (settled || !ended || (writing > 0 && !gone)) return;
+      settled = true;
       signal?.removeEventListener('abort', onAbort);
       if (failure) {
         dest?.destroy(failure);
@@ -136,9 +132,25 @@ export function serveDecrypted(fd: number, stored: ByteRange, cipher: BlobCipher
         reject(err);
       }
     };
+    const onAbort = (): void => cancel(signal?.reason instanceof Error ? signal.reason : new Error('the client went away'));
+    const destination = (): Writable => {
+      if (!dest) {
+        const d = open();
+        dest = d;
+        // A destination that fails or closes early stops the worker; the transfer settles when it has stopped.
+        const lost = (err: Error): void => {
+          gone = true;
+          cancel(err);
+          finish();
+        };
+        d.once('error', lost);
+        d.once('close', () => { if (!d.writableFinished) lost(new Error('the client went away')); });
+      }
+      return dest;
+    };
     id = w.start({ fd, stored, dek: cipher.dek, label: cipher.label, header: { ...header }, range, slots, slotSize }, {
       onChunk(slot, length) {
-        if (failure) {
+        if (failure || gone) {
           w.post({ type: 'release', id, slot });
           return;
         }
@@ -156,13 +168,13 @@ export function serveDecrypted(fd: number, stored: ByteRange, cipher: BlobCipher
           if (err) cancel(err);
           // The slot is reused only once the destination is done with its bytes.
           else w.post({ type: 'release', id, slot });
-          if (ended && writing === 0) finish();
+          finish();
         });
       },
       onEnd(error) {
         if (error) failure ??= error;
         ended = true;
-        if (writing === 0) finish();
+        finish();
       },
     });
     if (signal?.aborted) onAbort();
