@@ -159,12 +159,11 @@ export function planRange(header: FrameLayout, range?: ByteRange): FramePlan {
   let last = range ? Math.floor(range.end / frameSize) : total - 1;
   // A read that reaches the end of the data also checks the end frame, so a truncated object never passes.
   if (version === 2 && last === data - 1) last = data;
-  return {
-    first,
-    last,
-    stored: { start: frameOffset(first, frameSize, version), end: frameOffset(last, frameSize, version) + frameLength(last, header) + overhead(version) - 1 },
-    base: first * frameSize,
-  };
+  // The end frame follows a last data frame that may be short: it ends where the object does.
+  const end = version === 2 && last === data
+    ? storedSize(plaintextSize, frameSize, 2) - 1
+    : frameOffset(last, frameSize, version) + frameLength(last, header) + overhead(version) - 1;
+  return { first, last, stored: { start: frameOffset(first, frameSize, version), end }, base: first * frameSize };
 }
 
 /**

@@ -14,6 +14,7 @@ import pino from 'pino';
 import { openStores } from '../../src/app.ts';
 import { resolveConfig } from '../../src/config/load.ts';
 import { RegistryService } from '../../src/registry/service.ts';
+import { query } from '../helpers/at-rest.ts';
 import { mainScript, repoRoot, startBerth, type BerthProcess } from '../helpers/berth.ts';
 
 const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
@@ -35,8 +36,14 @@ describe('berth serve', () => {
       req.on('response', (res) => { res.resume(); resolve(res.statusCode!); });
       req.on('error', reject);
     });
-    // Half the body is on the wire when the signal arrives; the rest follows after it.
+    // Half the body is on the wire when the signal arrives; the rest follows after it. The signal waits until the
+    // server has taken the request in (its upload session exists): one that arrives later is refused with 503.
     await new Promise<void>((resolve) => req.write(data.subarray(0, data.length / 2), () => resolve()));
+    const deadline = Date.now() + 10_000;
+    while (Number((await query<{ n: number | string }>(server, 'select count(*) as n from uploads'))[0]?.n ?? 0) === 0) {
+      assert.ok(Date.now() < deadline, 'the server never opened the upload');
+      await new Promise((r) => setTimeout(r, 10)); // poll interval, not a wait for the outcome
+    }
     const exit = server.stop();
     req.end(data.subarray(data.length / 2));
     assert.equal(await status, 201);

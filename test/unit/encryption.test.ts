@@ -84,6 +84,17 @@ describe('encrypted blob format', () => {
     assert.equal(plan.stored.end, frameOffset(3, 16) - 1);
   });
 
+  it('plans reads that reach the end of the blob to end exactly where the stored object does', async () => {
+    // A last data frame shorter than the others (the usual case) used to push the planned end past the object.
+    for (const size of [0, 1, 15, 16, 17, 50, 64]) {
+      const { stored } = await seal(randomBytes(size), undefined, 16);
+      const header = parseHeader(stored, stored.length);
+      assert.equal(planRange(header).stored.end, stored.length - 1, `whole blob of ${size} bytes`);
+      if (size > 0) assert.equal(planRange(header, { start: size - 1, end: size - 1 }).stored.end, stored.length - 1, `last byte of ${size}`);
+      if (size > 20) assert.ok(planRange(header, { start: 0, end: 3 }).stored.end < stored.length - 1);
+    }
+  });
+
   it('serves ranges across 64 KiB frame boundaries', async () => {
     const plain = randomBytes(200 * KiB + 3);
     const { stored, cipher } = await seal(plain);
