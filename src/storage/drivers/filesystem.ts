@@ -253,8 +253,7 @@ export class FilesystemDriver implements BlobDriver {
           onData?.(b);
           total += b.length;
         }
-        openFile().then((fh) => fh.writev(bufs, size).then(({ bytesWritten }) => {
-          if (bytesWritten !== total) throw new Error(`short write: ${bytesWritten} of ${total} bytes (disk full?)`);
+        openFile().then((fh) => writeAll(fh, bufs, size).then(() => {
           size += total;
           sinceSync += total;
           // Flush dirty pages in the background while bytes keep arriving, so the fsync at commit has little left.
