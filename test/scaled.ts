@@ -1,6 +1,7 @@
 /**
- * The scaled-out run of the whole suite: PostgreSQL metadata and S3 blob storage (a real Ceph RADOS Gateway, see
- * ../shared/S3.md), every test file as in the embedded run. Starts the gateway once for all files (configured by
+ * The scaled-out run of the suite: PostgreSQL metadata and S3 blob storage (a real Ceph RADOS Gateway, see
+ * ../shared/S3.md), every test file of the embedded run except the unit tests (pure functions: no server, no
+ * database, nothing the backend can change). Starts the gateway once for all files (configured by
  * test/helpers/s3.ts, with its test KMS key), runs `node --test`, then frees the gateway's space and stops it.
  *
  *   npm run test:scaled [-- files…]
@@ -17,7 +18,7 @@ function testFiles(dir: string): string[] {
   });
 }
 
-const files = process.argv.slice(2).length > 0 ? process.argv.slice(2) : testFiles('test').sort();
+const files = process.argv.slice(2).length > 0 ? process.argv.slice(2) : testFiles('test').filter((f) => !f.startsWith(path.join('test', 'unit') + path.sep)).sort();
 const server = await ensureS3();
 process.stderr.write(`S3: ${server.endpoint}${server.startedHere ? ` (started in ${server.startSeconds.toFixed(0)} s)` : ' (already running)'}\n`);
 const code = await new Promise<number>((resolve) => {
