@@ -87,24 +87,11 @@ export class FilesystemDriver implements BlobDriver {
     }
   }
 
-  async read(key: string, range?: ByteRange): Promise<Readable> {
-    const file = this.objectPath(key);
-    let handle: FileHandle;
-    try {
-      handle = await open(file, 'r');
-    } catch (err) {
-      if (isNotFound(err)) throw new ObjectNotFoundError(key);
-      throw err;
-    }
-    // Opening first means a concurrent delete cannot turn a found object into a half-served one.
-    if (!(await handle.stat()).isFile()) {
-      await handle.close();
-      throw new ObjectNotFoundError(key);
-    }
-    return handle.createReadStream({ highWaterMark: READ_CHUNK, start: range?.start, end: range?.end });
-  }
-
-  async openFile(key: string): Promise<{ fd: number; size: number; close(): Promise<void> }> {
+  /**
+   * Opens a committed object for reading: ObjectNotFoundError when absent or not a regular file (a key that is only
+   * a prefix of others). Opening first means a concurrent delete cannot turn a found object into a half-served one.
+   */
+  private async openObject(key: string): Promise<{ handle: FileHandle; size: number }> {
     let handle: FileHandle;
     try {
       handle = await open(this.objectPath(key), 'r');
@@ -112,15 +99,24 @@ export class FilesystemDriver implements BlobDriver {
       if (isNotFound(err)) throw new ObjectNotFoundError(key);
       throw err;
     }
-    const s = await handle.stat().catch(async (err) => {
+    try {
+      const s = await handle.stat();
+      if (!s.isFile()) throw new ObjectNotFoundError(key);
+      return { handle, size: s.size };
+    } catch (err) {
       await handle.close();
       throw err;
-    });
-    if (!s.isFile()) {
-      await handle.close();
-      throw new ObjectNotFoundError(key);
     }
-    return { fd: handle.fd, size: s.size, close: () => handle.close() };
+  }
+
+  async read(key: string, range?: ByteRange): Promise<Readable> {
+    const { handle } = await this.openObject(key);
+    return handle.createReadStream({ highWaterMark: READ_CHUNK, start: range?.start, end: range?.end });
+  }
+
+  async openFile(key: string): Promise<{ fd: number; size: number; close(): Promise<void> }> {
+    const { handle, size } = await this.openObject(key);
+    return { fd: handle.fd, size, close: () => handle.close() };
   }
 
   /**
@@ -128,19 +124,11 @@ export class FilesystemDriver implements BlobDriver {
    * writing it, so a transfer of any size allocates nothing per chunk (and leaves the garbage collector idle).
    */
   async copyTo(key: string, range: ByteRange | undefined, openDest: () => Writable, signal?: AbortSignal): Promise<void> {
-    let handle: FileHandle;
+    const { handle, size } = await this.openObject(key);
     try {
-      handle = await open(this.objectPath(key), 'r');
-    } catch (err) {
-      if (isNotFound(err)) throw new ObjectNotFoundError(key);
-      throw err;
-    }
-    try {
-      const stat = await handle.stat();
-      if (!stat.isFile()) throw new ObjectNotFoundError(key);
       const dest = openDest();
       let position = range?.start ?? 0;
-      const end = range ? range.end + 1 : stat.size;
+      const end = range ? range.end + 1 : size;
       const pending: Array<Promise<void>> = Array.from({ length: COPY_SLOTS }, () => Promise.resolve());
       const buffers = Array.from({ length: COPY_SLOTS }, () => Buffer.allocUnsafe(READ_CHUNK));
       let slot = 0;
