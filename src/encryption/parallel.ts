@@ -30,7 +30,7 @@ export type FromWorker =
   | { type: 'end'; id: number; error?: { message: string; corrupt: boolean } };
 
 /** Plaintext slots per transfer: enough to keep the socket and the worker both busy. */
-export const SLOTS = 8;
+const SLOTS = 8;
 
 interface Transfer {
   onChunk(slot: number, length: number): void;

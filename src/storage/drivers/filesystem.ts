@@ -202,6 +202,16 @@ export class FilesystemDriver implements BlobDriver {
     }
   }
 
+  /** Opens a staging object for writing; ObjectNotFoundError when there is none. */
+  private async openStaging(id: string): Promise<FileHandle> {
+    try {
+      return await open(this.stagingPath(id), 'r+');
+    } catch (err) {
+      if (isNotFound(err)) throw new ObjectNotFoundError(id);
+      throw err;
+    }
+  }
+
   async stagingSize(id: string): Promise<number | null> {
     try {
       return (await stat(this.stagingPath(id))).size;
@@ -212,19 +222,12 @@ export class FilesystemDriver implements BlobDriver {
   }
 
   async appendStaging(id: string, offset: number, source: Readable, onData?: (chunk: Buffer) => void, signal?: AbortSignal): Promise<number> {
-    const file = this.stagingPath(id);
     // Opened at the first write: an append that brings no bytes (a chunk smaller than what the caller batches) costs
     // one stat instead of an open, a stat and a close.
     let handle: FileHandle | null = null;
     let opening: Promise<FileHandle> | null = null;
     const openFile = (): Promise<FileHandle> => (opening ??= (async () => {
-      let h: FileHandle;
-      try {
-        h = await open(file, 'r+');
-      } catch (err) {
-        if (isNotFound(err)) throw new ObjectNotFoundError(id);
-        throw err;
-      }
+      const h = await this.openStaging(id);
       handle = h;
       const current = (await h.stat()).size;
       if (current !== offset) throw new OffsetMismatchError(offset, current);
@@ -288,13 +291,7 @@ export class FilesystemDriver implements BlobDriver {
     const from = this.stagingPath(id);
     const to = this.objectPath(key);
     if (this.fsync || final?.length) {
-      let h: FileHandle;
-      try {
-        h = await open(from, 'r+');
-      } catch (err) {
-        if (isNotFound(err)) throw new ObjectNotFoundError(id);
-        throw err;
-      }
+      const h = await this.openStaging(id);
       try {
         if (final?.length) await writeAll(h, final, (await h.stat()).size);
         if (this.fsync) await h.sync();
