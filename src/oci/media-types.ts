@@ -31,6 +31,20 @@ export function bareMediaType(value: string | undefined): string {
   return (i === -1 ? value : value.slice(0, i)).trim().toLowerCase();
 }
 
+/** OCI (`application/vnd.oci.…`) and Docker (`application/vnd.docker.…`) media types. */
+const REGISTRY_MEDIA_TYPE = /^\s*application\/vnd\.(?:oci|docker)\./i;
+
+/**
+ * The Content-Type a response carries for `value`: an OCI or Docker media type goes out exactly as registered,
+ * without parameters (`; charset=utf-8` included) — clients such as oras compare it byte for byte; any other
+ * value is left as it is.
+ */
+export function exactContentType(value: string): string {
+  const semi = value.indexOf(';');
+  if (semi === -1 || !REGISTRY_MEDIA_TYPE.test(value)) return value;
+  return value.slice(0, semi).trim();
+}
+
 /** The media types listed in one or more Accept headers (without q-values). Empty means "anything". */
 export function acceptedMediaTypes(accept: string | string[] | undefined): string[] {
   if (!accept) return [];

@@ -5,6 +5,7 @@ import {
   MediaType,
   acceptedMediaTypes,
   bareMediaType,
+  exactContentType,
   isAcceptable,
   isIndexMediaType,
   isManifestMediaType,
@@ -93,5 +94,24 @@ describe('isAcceptable', () => {
   it('refuses a type the client did not list', () => {
     assert.equal(isAcceptable(MediaType.DockerManifestList, acceptedMediaTypes(`${MediaType.OciManifest}, ${MediaType.DockerManifest}`)), false);
     assert.equal(isAcceptable(MediaType.OciIndex, acceptedMediaTypes('text/*')), false);
+  });
+});
+
+describe('exactContentType', () => {
+  it('strips every parameter from OCI and Docker media types', () => {
+    assert.equal(exactContentType('application/vnd.oci.image.index.v1+json; charset=utf-8'), MediaType.OciIndex);
+    assert.equal(exactContentType('application/vnd.oci.image.manifest.v1+json;charset=UTF-8'), MediaType.OciManifest);
+    assert.equal(exactContentType('application/vnd.docker.distribution.manifest.v2+json ; charset=utf-8; x=y'), MediaType.DockerManifest);
+    assert.equal(exactContentType('Application/VND.Docker.distribution.manifest.list.v2+json; charset=utf-8'), 'Application/VND.Docker.distribution.manifest.list.v2+json');
+  });
+
+  it('leaves OCI and Docker media types without parameters exactly as they are', () => {
+    for (const t of [...MANIFEST_MEDIA_TYPES, MediaType.OciEmpty, 'application/vnd.oci.artifact.manifest.v1+json']) assert.equal(exactContentType(t), t);
+  });
+
+  it('leaves every other Content-Type alone, parameters included', () => {
+    for (const t of ['application/json; charset=utf-8', 'text/plain; charset=utf-8', 'application/octet-stream', 'application/vnd.cyclonedx+json; charset=utf-8', 'application/x-amz-json-1.1', 'application/vnd.ocifake; charset=utf-8']) {
+      assert.equal(exactContentType(t), t);
+    }
   });
 });

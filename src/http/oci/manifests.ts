@@ -1,8 +1,8 @@
 /** GET/HEAD/PUT/DELETE /v2/<name>/manifests/<reference> */
 import { BerthError } from '../../errors/catalog.ts';
-import { parseDigest } from '../../oci/digest.ts';
+import { isDigest, parseDigest } from '../../oci/digest.ts';
 import { acceptedMediaTypes } from '../../oci/media-types.ts';
-import { parseRepositoryName, parseTag, type Tag } from '../../oci/names.ts';
+import { isTag, parseRepositoryName, parseTag, type Tag } from '../../oci/names.ts';
 import type { Reference } from '../../registry/service.ts';
 import { contentLength } from './headers.ts';
 import { manifestLocation, type OciContext } from './context.ts';
@@ -13,9 +13,21 @@ function parseReference(reference: string): Reference {
   return { tag: parseTag(reference) as Tag };
 }
 
+/**
+ * For GET, HEAD and DELETE: a reference that is neither a valid tag nor a digest (`.INVALID_MANIFEST_NAME`,
+ * `sha256:totallywrong`) names nothing that can exist, so the manifest is unknown — 404 MANIFEST_UNKNOWN, what the
+ * OCI conformance suite expects of reads and what distribution answers. Only PUT, which would create the
+ * reference, refuses it as malformed (TAG_INVALID / DIGEST_INVALID).
+ */
+function existingReference(reference: string): Reference {
+  if (isDigest(reference)) return { digest: reference };
+  if (isTag(reference)) return { tag: reference };
+  throw new BerthError('MANIFEST_UNKNOWN', `no manifest has the reference "${reference.slice(0, 200)}": it is neither a tag nor a digest`);
+}
+
 export async function getManifest(ctx: OciContext, name: string, reference: string, head: boolean): Promise<void> {
   const repo = parseRepositoryName(name);
-  const ref = parseReference(reference);
+  const ref = existingReference(reference);
   const row = await ctx.registry.getManifest(repo, ref, acceptedMediaTypes(ctx.request.headers.accept));
   ctx.reply.code(200).headers({
     'content-type': row.media_type,
@@ -62,7 +74,7 @@ export async function putManifest(ctx: OciContext, name: string, reference: stri
 
 export async function deleteManifest(ctx: OciContext, name: string, reference: string): Promise<void> {
   const repo = parseRepositoryName(name);
-  await ctx.registry.deleteManifest(repo, parseReference(reference));
+  await ctx.registry.deleteManifest(repo, existingReference(reference));
   ctx.reply.code(202).header('content-length', '0').send();
 }
 
