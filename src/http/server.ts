@@ -4,6 +4,7 @@ import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { BerthError, isBerthError } from '../errors/catalog.ts';
 import { exactContentType } from '../oci/media-types.ts';
+import { exactContentType } from '../oci/media-types.ts';
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import http2 from 'node:http2';
@@ -233,6 +234,23 @@ function exactMediaTypes(app: FastifyInstance): void {
   });
 }
 
+/**
+ * OCI and Docker media types go out exactly as registered. Fastify appends `; charset=utf-8` to a JSON-like
+ * Content-Type whose body is sent as a string (the referrers index was), and clients compare the value byte for
+ * byte: oras 1.2 shows no referrers at all otherwise. One hook on every response, so no handler has to remember how
+ * it sends its body.
+ */
+function exactMediaTypes(app: FastifyInstance): void {
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    const type = reply.getHeader('content-type');
+    if (typeof type === 'string') {
+      const exact = exactContentType(type);
+      if (exact !== type) reply.header('content-type', exact);
+    }
+    done(null, payload);
+  });
+}
+
 /** Fastify's own failures (malformed requests, bodies it refuses) expressed in the catalog. */
 function fromFastifyError(err: FastifyError): BerthError {
   const status = err.statusCode ?? 500;
@@ -290,6 +308,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   }
   const metrics = options.metrics?.enabled === false ? undefined : new HttpMetrics({ meta: options.meta, db: options.db }, options.log.child({ module: 'metrics' }));
   instrument(app, metrics);
+  exactMediaTypes(app);
   exactMediaTypes(app);
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
