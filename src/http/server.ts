@@ -4,7 +4,6 @@ import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { BerthError, isBerthError } from '../errors/catalog.ts';
 import { exactContentType } from '../oci/media-types.ts';
-import { exactContentType } from '../oci/media-types.ts';
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import http2 from 'node:http2';
@@ -12,7 +11,6 @@ import type { AccessService, Principal } from '../auth/service.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import type { MetadataStore } from '../metadata/store.ts';
 import type { EcrDomain } from '../registry/ecr.ts';
-import type { EcrImages } from '../registry/ecr-images.ts';
 import type { LifecycleService } from '../lifecycle/service.ts';
 import type { ScanService } from '../scan/service.ts';
 import type { RegistryService } from '../registry/service.ts';
@@ -39,7 +37,6 @@ export interface ServerOptions {
   access: AccessService;
   meta: MetadataStore;
   ecr: EcrDomain;
-  images: EcrImages;
   lifecycle: LifecycleService;
   scans: ScanService;
   registryHost?: string;
@@ -234,23 +231,6 @@ function exactMediaTypes(app: FastifyInstance): void {
   });
 }
 
-/**
- * OCI and Docker media types go out exactly as registered. Fastify appends `; charset=utf-8` to a JSON-like
- * Content-Type whose body is sent as a string (the referrers index was), and clients compare the value byte for
- * byte: oras 1.2 shows no referrers at all otherwise. One hook on every response, so no handler has to remember how
- * it sends its body.
- */
-function exactMediaTypes(app: FastifyInstance): void {
-  app.addHook('onSend', (_request, reply, payload, done) => {
-    const type = reply.getHeader('content-type');
-    if (typeof type === 'string') {
-      const exact = exactContentType(type);
-      if (exact !== type) reply.header('content-type', exact);
-    }
-    done(null, payload);
-  });
-}
-
 /** Fastify's own failures (malformed requests, bodies it refuses) expressed in the catalog. */
 function fromFastifyError(err: FastifyError): BerthError {
   const status = err.statusCode ?? 500;
@@ -309,7 +289,6 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   const metrics = options.metrics?.enabled === false ? undefined : new HttpMetrics({ meta: options.meta, db: options.db }, options.log.child({ module: 'metrics' }));
   instrument(app, metrics);
   exactMediaTypes(app);
-  exactMediaTypes(app);
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
 
@@ -335,7 +314,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   });
 
   registerOciRoutes(app, { registry: options.registry, access: options.access, maxManifestBytes: options.maxManifestBytes, redirectBlobs: options.redirectBlobs });
-  registerEcrRoutes(app, { access: options.access, registry: options.registry, ecr: options.ecr, images: options.images, lifecycle: options.lifecycle, scans: options.scans, registryHost: options.registryHost, log: options.log.child({ module: 'ecr' }) });
+  registerEcrRoutes(app, { access: options.access, registry: options.registry, meta: options.meta, ecr: options.ecr, lifecycle: options.lifecycle, scans: options.scans, registryHost: options.registryHost, log: options.log.child({ module: 'ecr' }) });
   registerBerthRoutes(app, { access: options.access, meta: options.meta, scans: options.scans });
   registerHealthRoutes(app, { db: options.db, meta: options.meta, blobs: options.blobs, metrics });
   return app;
