@@ -34,6 +34,7 @@ export const ENV_VARS: Record<string, { path: string[]; type: 'string' | 'number
   BERTH_STORAGE_DRIVER: { path: ['storage', 'driver'], type: 'string' },
   BERTH_STORAGE_ROOT: { path: ['storage', 'root'], type: 'string' },
   BERTH_STORAGE_FSYNC: { path: ['storage', 'fsync'], type: 'boolean' },
+  BERTH_STORAGE_MIN_FREE_BYTES: { path: ['storage', 'minFreeBytes'], type: 'string' },
   BERTH_S3_ENDPOINT: { path: ['storage', 'endpoint'], type: 'string' },
   BERTH_S3_REGION: { path: ['storage', 'region'], type: 'string' },
   BERTH_S3_BUCKET: { path: ['storage', 'bucket'], type: 'string' },

@@ -3,6 +3,7 @@
  * Sources, strongest first: command-line flags, BERTH_* environment variables, the YAML file, these defaults.
  */
 import { z } from 'zod/v3';
+import { MIN_FREE_PATTERN } from '../storage/space.ts';
 
 const listen = z.string()
   .regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]*):\d{1,5}$/, 'expected HOST:PORT, e.g. 0.0.0.0:5000')
@@ -15,6 +16,16 @@ export const storageSchema = z.discriminatedUnion('driver', [
     root: z.string().optional(),
     /** fsync blobs before they become visible (keep on: it is what makes a crash lose nothing). */
     fsync: z.boolean().default(true),
+    /**
+     * Free space kept on the blob filesystem: below it new uploads are refused (HTTP 507) while reads, deletes and GC
+     * go on. Bytes (`1073741824`, `1GiB`) or a share of the filesystem (`5%`); 0 turns it off. Unset: 5% of the
+     * filesystem, at least 16 MiB, at most 1 GiB (storage/space.ts).
+     */
+    minFreeBytes: z.union([
+      z.number().int().min(0),
+      z.string().regex(MIN_FREE_PATTERN, 'expected bytes (e.g. 1073741824 or 1GiB) or a percentage of the filesystem (e.g. 5%)')
+        .refine((v) => !v.trim().endsWith('%') || parseFloat(v) <= 100, 'a percentage is at most 100%'),
+    ]).optional(),
   }).strict(),
   z.object({
     driver: z.literal('s3'),

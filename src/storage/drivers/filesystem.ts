@@ -8,6 +8,7 @@ import path from 'node:path';
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ObjectNotFoundError, OffsetMismatchError, type BlobDriver, type ByteRange, type StagingInfo } from '../driver.ts';
+import { isOutOfSpace, SpaceReserve, type MinFreeSetting, type SpaceStatus } from '../space.ts';
 
 const STAGING_DIR = '_staging';
 /** Start flushing dirty pages to disk after this many bytes, while the upload continues. */
@@ -17,11 +18,15 @@ const READ_CHUNK = 1024 * 1024;
 const COPY_SLOTS = 4;
 /** Bytes queued in memory before the network stream is paused (backpressure bound per upload). */
 const WRITE_BUFFER = 1024 * 1024;
+/** While an upload streams, the free-space reserve is checked again after this many bytes. */
+const RESERVE_CHECK_BYTES = 4 * 1024 * 1024;
 
 export interface FilesystemDriverOptions {
   root: string;
   /** fsync before commit (default true). Off only for throwaway test stores. */
   fsync?: boolean;
+  /** Free space kept on the filesystem: below it new staging and appends are refused (`storage.minFreeBytes`; see space.ts). */
+  minFreeBytes?: MinFreeSetting;
 }
 
 function isNotFound(err: unknown): boolean {
@@ -44,7 +49,7 @@ function validId(id: string): string {
 async function writeAll(h: FileHandle, bufs: Buffer[], position: number): Promise<void> {
   const total = bufs.reduce((n, b) => n + b.length, 0);
   const { bytesWritten } = await h.writev(bufs, position);
-  if (bytesWritten !== total) throw new Error(`short write: ${bytesWritten} of ${total} bytes (disk full?)`);
+  if (bytesWritten !== total) throw Object.assign(new Error(`short write: ${bytesWritten} of ${total} bytes (disk full?)`), { code: 'ENOSPC' });
 }
 
 async function fsyncDir(dir: string): Promise<void> {
@@ -62,11 +67,23 @@ export class FilesystemDriver implements BlobDriver {
   private readonly fsync: boolean;
   private readonly stagingRoot: string;
   private stagingReady: Promise<void> | null = null;
+  private readonly reserve: SpaceReserve;
 
   constructor(options: FilesystemDriverOptions) {
     this.root = path.resolve(options.root);
     this.fsync = options.fsync ?? true;
     this.stagingRoot = path.join(this.root, STAGING_DIR);
+    this.reserve = new SpaceReserve(this.root, options.minFreeBytes);
+  }
+
+  /** Free space on the blob filesystem and the reserve (for /readyz and /metrics). */
+  space(): Promise<SpaceStatus> {
+    return this.reserve.status();
+  }
+
+  /** InsufficientStorageError when below the reserve: callers check before they start reading a request body. */
+  checkSpace(): Promise<void> {
+    return this.reserve.check();
   }
 
   private objectPath(key: string): string {
@@ -188,15 +205,21 @@ export class FilesystemDriver implements BlobDriver {
   }
 
   private ensureStagingRoot(): Promise<void> {
-    this.stagingReady ??= mkdir(this.stagingRoot, { recursive: true }).then(() => undefined);
+    // A failure (a full disk) is not remembered: the next upload tries again.
+    this.stagingReady ??= mkdir(this.stagingRoot, { recursive: true }).then(() => undefined, (err) => { this.stagingReady = null; throw err; });
     return this.stagingReady;
   }
 
   async createStaging(id: string, _signal?: AbortSignal, initial?: Buffer): Promise<void> {
+    // A new upload is where a low disk refuses new bytes (InsufficientStorageError), before anything is written.
+    await this.reserve.check();
     await this.ensureStagingRoot();
     const h = await open(this.stagingPath(id), 'wx');
     try {
       if (initial && initial.length > 0) await writeAll(h, [initial], 0);
+    } catch (err) {
+      await rm(this.stagingPath(id), { force: true }).catch(() => {});
+      throw err;
     } finally {
       await h.close();
     }
@@ -237,6 +260,9 @@ export class FilesystemDriver implements BlobDriver {
     let syncing: Promise<void> | null = null;
     try {
       let sinceSync = 0;
+      // The reserve is checked before the first write and again every RESERVE_CHECK_BYTES.
+      let sinceCheck = RESERVE_CHECK_BYTES;
+      const reserve = this.reserve;
       const fsyncEnabled = this.fsync;
       const writeBatch = (bufs: Buffer[], callback: (err?: Error | null) => void): void => {
         let total = 0;
@@ -244,9 +270,13 @@ export class FilesystemDriver implements BlobDriver {
           onData?.(b);
           total += b.length;
         }
-        openFile().then((fh) => writeAll(fh, bufs, size).then(() => {
+        const checked = sinceCheck >= RESERVE_CHECK_BYTES ? reserve.check() : Promise.resolve();
+        if (sinceCheck >= RESERVE_CHECK_BYTES) sinceCheck = 0;
+        checked.then(openFile).then((fh) => writeAll(fh, bufs, size).then(() => {
           size += total;
           sinceSync += total;
+          sinceCheck += total;
+          reserve.noteWritten(total);
           // Flush dirty pages in the background while bytes keep arriving, so the fsync at commit has little left.
           if (fsyncEnabled && sinceSync >= SYNC_EVERY_BYTES && !syncing) {
             sinceSync = 0;
@@ -267,6 +297,15 @@ export class FilesystemDriver implements BlobDriver {
         if (current !== offset) throw new OffsetMismatchError(offset, current);
       }
       return size;
+    } catch (err) {
+      // Out of space (the disk, or the reserve): the append is undone, so the upload holds exactly what it held
+      // before — a valid prefix at a clean boundary (an encrypted upload's whole frames) — and the client can send the
+      // chunk again once space is freed; the bytes written so far are given back at once.
+      if (isOutOfSpace(err)) {
+        await syncing;
+        await (opening as Promise<FileHandle> | null)?.then((h) => h.truncate(offset)).catch(() => {});
+      }
+      throw err;
     } finally {
       await syncing;
       // An open still under way (the source failed meanwhile) is waited for, so its handle is closed too; closing
@@ -293,7 +332,14 @@ export class FilesystemDriver implements BlobDriver {
     if (this.fsync || final?.length) {
       const h = await this.openStaging(id);
       try {
-        if (final?.length) await writeAll(h, final, (await h.stat()).size);
+        if (final?.length) {
+          const at = (await h.stat()).size;
+          // On a full disk the staging object keeps what it held, so the commit can be retried.
+          await writeAll(h, final, at).catch(async (err) => {
+            await h.truncate(at).catch(() => {});
+            throw err;
+          });
+        }
         if (this.fsync) await h.sync();
       } finally {
         await h.close();

@@ -29,7 +29,7 @@ export async function createBlobDriver(config: Config): Promise<BlobDriver> {
       createBucket: s.createBucket,
     });
   }
-  return new FilesystemDriver({ root: s.root ? path.resolve(s.root) : path.join(config.dataDir, 'storage'), fsync: s.fsync });
+  return new FilesystemDriver({ root: s.root ? path.resolve(s.root) : path.join(config.dataDir, 'storage'), fsync: s.fsync, minFreeBytes: s.minFreeBytes });
 }
 
 /**
