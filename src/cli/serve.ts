@@ -8,7 +8,7 @@ import { Server as TlsServer } from 'node:tls';
 import { buildApp } from '../app.ts';
 import { ConfigError, loadConfig, parseListen, type ConfigFlags } from '../config/load.ts';
 import { checkTlsMaterial, readTlsMaterial, reloadTlsMaterial, TlsMaterialError, trackTlsConnections, type TlsConnections } from '../http/tls.ts';
-import { createLogger } from '../logger.ts';
+import { createLogger, protectStdio } from '../logger.ts';
 
 export interface ServeOptions extends ConfigFlags {
   config?: string;
@@ -19,6 +19,8 @@ export interface ServeOptions extends ConfigFlags {
 export async function serve(options: ServeOptions): Promise<void> {
   const config = await loadConfig({ file: options.config, flags: options });
   const log = createLogger(config);
+  // A full disk under redirected output must not end the server (logging itself drops and counts: logger.ts).
+  protectStdio();
   const tlsWanted = Boolean(config.tls.cert && config.tls.key);
   if (tlsWanted) {
     // Refuse unusable certificate files before anything else starts, with a message that names them.
