@@ -72,6 +72,12 @@ export const errorCatalog = {
   NOT_FOUND: { status: 404, oci: 'UNSUPPORTED', ecr: 'ValidationException', message: 'no such endpoint' },
   TOO_MANY_REQUESTS: { status: 429, oci: 'TOOMANYREQUESTS', ecr: 'ThrottlingException', ecrStatus: 429, message: 'too many requests' },
   UNAVAILABLE: { status: 503, oci: 'UNAVAILABLE', ecr: 'ServerException', ecrStatus: 503, message: 'the registry is shutting down or unavailable' },
+  // A full disk. HTTP 507 Insufficient Storage; the OCI code is DENIED (the spec's code for a refused request: clients
+  // report it and do not retry), the message names the cause; on the ECR API, LimitExceededException (a client error,
+  // so SDKs do not retry either). Below the reserve (storage.minFreeBytes) new uploads are refused up front; a write
+  // that found the disk or the database actually full fails the same way, never as a 500.
+  INSUFFICIENT_STORAGE: { status: 507, oci: 'DENIED', ecr: 'LimitExceededException', ecrStatus: 400, message: 'blob storage is below its free-space reserve (storage.minFreeBytes): new uploads are refused until space is freed' },
+  STORAGE_FULL: { status: 507, oci: 'DENIED', ecr: 'LimitExceededException', ecrStatus: 400, message: 'the registry\'s disk is full: the change was not made; retry once space is freed (delete images and run garbage collection)' },
   // Encryption at rest. A stored blob that fails authentication is corrupt (or tampered with); one whose data key no
   // available key unwraps cannot be served at all (its key was removed: crypto-shredded, or a node lacks the key file).
   BLOB_CORRUPT: { status: 500, oci: 'UNKNOWN', ecr: 'ServerException', ecrStatus: 500, message: 'the stored blob is corrupt' },
@@ -104,4 +110,17 @@ export class BerthError extends Error {
 
 export function isBerthError(err: unknown): err is BerthError {
   return err instanceof BerthError;
+}
+
+/**
+ * A failure that means "out of space", as the catalog error to report (null for anything else): blob storage below its
+ * reserve (storage/space.ts, code BERTH_LOW_SPACE), a write that met a full disk or quota (ENOSPC, EDQUOT), SQLite's
+ * SQLITE_FULL, PostgreSQL's disk_full (53100). Causes are followed, so a wrapped error is recognised too.
+ */
+export function diskFullError(err: unknown): BerthError | null {
+  for (let e = err as { code?: unknown; cause?: unknown; message?: unknown } | null, depth = 0; e && typeof e === 'object' && depth < 5; e = e.cause as typeof e, depth++) {
+    if (e.code === 'BERTH_LOW_SPACE') return new BerthError('INSUFFICIENT_STORAGE', String(e.message));
+    if (e.code === 'ENOSPC' || e.code === 'EDQUOT' || e.code === 'SQLITE_FULL' || e.code === '53100') return new BerthError('STORAGE_FULL');
+  }
+  return null;
 }

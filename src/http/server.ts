@@ -2,7 +2,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
-import { BerthError, isBerthError } from '../errors/catalog.ts';
+import { BerthError, diskFullError, isBerthError } from '../errors/catalog.ts';
 import { exactContentType } from '../oci/media-types.ts';
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
@@ -294,7 +294,13 @@ export function buildServer(options: ServerOptions): FastifyInstance {
 
   app.setErrorHandler((err: unknown, request, reply) => {
     let error: BerthError;
+    let full: BerthError | null;
     if (isBerthError(err)) error = err;
+    else if ((full = diskFullError(err))) {
+      // Out of space (507): an operator's problem, reported clearly; not a server fault.
+      request.log.warn({ err: { message: (err as Error)?.message, code: (err as NodeJS.ErrnoException)?.code }, method: request.method, path: request.url.split('?')[0] }, 'request refused: storage full');
+      error = full;
+    }
     else if ((err as FastifyError)?.code?.startsWith?.('FST_')) error = fromFastifyError(err as FastifyError);
     else if ((err as Error)?.name === 'AbortError' || (err as NodeJS.ErrnoException)?.code === 'ECONNRESET' || (err as NodeJS.ErrnoException)?.code === 'ERR_STREAM_PREMATURE_CLOSE') {
       // The client went away mid-request; nothing to tell it.

@@ -51,6 +51,19 @@ class ImmediateSqliteDriver extends SqliteDriver {
   override async beginTransaction(connection: DatabaseConnection): Promise<void> {
     await connection.executeQuery(CompiledQuery.raw('begin immediate'));
   }
+
+  /**
+   * SQLite rolls a transaction back by itself after some errors (SQLITE_FULL: a full disk, SQLITE_IOERR, …); our
+   * rollback then finds none and would throw "cannot rollback - no transaction is active" over the real error (a
+   * full disk answered as a 500). Nothing left to undo is what a rollback wants: that is success.
+   */
+  override async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    try {
+      await connection.executeQuery(CompiledQuery.raw('rollback'));
+    } catch (err) {
+      if (!/no transaction is active/i.test((err as Error)?.message ?? '')) throw err;
+    }
+  }
 }
 
 class ImmediateSqliteDialect extends SqliteDialect {

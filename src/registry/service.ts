@@ -15,6 +15,7 @@ import type { MetadataStore, ManifestRow, RepositoryRow } from '../metadata/stor
 import type { BlobStore, UploadSeal } from '../storage/blob-store.ts';
 import { isTagImmutable } from './ecr.ts';
 import type { ByteRange } from '../storage/driver.ts';
+import { checkSpace } from '../storage/space.ts';
 
 export interface RegistryOptions {
   createRepositoryOnPush: boolean;
@@ -230,6 +231,8 @@ export class RegistryService {
   async appendUpload(name: RepositoryName, id: string, body: Readable, start?: number, signal?: AbortSignal): Promise<{ size: number }> {
     const { seal } = await this.upload(name, id);
     return this.exclusive(id, async () => {
+      // Below the storage reserve the chunk is refused before its body is read (the client gets the 507).
+      await checkSpace(this.blobs.driver);
       const { size, tail } = await this.blobs.append(id, body, start, signal, seal);
       await this.meta.touchUpload(id, Date.now(), tail && seal ? { frames: tail.frames, sealed: seal.cipher.sealTail(tail.frames, tail.bytes) } : undefined);
       return { size };
@@ -244,6 +247,7 @@ export class RegistryService {
     return this.exclusive(id, async () => {
       // The final body's tail is not recorded: it is sealed into the blob right away, or lost with a failed request.
       if (body) {
+        await checkSpace(this.blobs.driver);
         const appended = await this.blobs.append(id, body, start, signal, seal);
         if (seal) seal.tail = appended.tail;
       }
