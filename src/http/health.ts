@@ -4,12 +4,14 @@
  *
  * - GET /healthz: the process is up and serving (always 200 while it is).
  * - GET /readyz: the metadata database answers a trivial query and blob storage answers a stat, each within a short
- *   timeout; 200 with the checks, or 503 naming the failed one.
+ *   timeout; 200 with the checks, or 503 naming the failed one. On the filesystem driver, `space` fails too while free
+ *   space is below `storage.minFreeBytes` (uploads are refused then; reads, deletes and GC go on).
  */
 import { sql, type Kysely } from 'kysely';
 import type { FastifyInstance } from 'fastify';
 import type { MetadataStore } from '../metadata/store.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
+import { InsufficientStorageError, reportsSpace } from '../storage/space.ts';
 import type { HttpMetrics } from './metrics.ts';
 
 /** A check longer than this counts as failed: a probe must answer quickly even when a dependency hangs. */
@@ -68,6 +70,14 @@ export function registerHealthRoutes(app: FastifyInstance, options: HealthOption
   if (options.blobs) {
     const driver = options.blobs.driver;
     checks.storage = async (signal) => { await driver.stat(STORAGE_PROBE_KEY, signal); };
+  }
+  const spaceDriver = options.blobs?.driver;
+  if (reportsSpace(spaceDriver)) {
+    checks.space = async () => {
+      const space = await spaceDriver.space();
+      if (space.low) throw new InsufficientStorageError(space);
+    };
+    options.metrics?.watchSpace(spaceDriver);
   }
 
   // Probes may come often and from several balancers: concurrent ones share a single round of checks.

@@ -11,6 +11,8 @@ import { sql, type Kysely } from 'kysely';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import type { MetadataStore } from '../metadata/store.ts';
+import { logLinesDropped } from '../logger.ts';
+import type { SpaceReporting } from '../storage/space.ts';
 
 /** Where scrape-time figures come from; each is optional so a partly wired server still serves the rest. */
 export interface MetricsSources {
@@ -140,6 +142,8 @@ export class HttpMetrics {
   private readonly jobLastFinished: Gauge<'job' | 'status'>;
   private readonly jobRuns: Gauge<'job'>;
   private readonly sourceUp: Gauge<'source'>;
+  /** Free space of the blob filesystem (the filesystem driver), read at scrape time. */
+  private space: SpaceReporting | null = null;
   /** The newest GC run already added to the counters (null before the first scrape). */
   private lastGcRun: string | null = null;
   private refreshing: Promise<void> | null = null;
@@ -159,6 +163,11 @@ export class HttpMetrics {
     this.jobLastFinished = new Gauge({ name: 'berth_job_last_finished_timestamp_seconds', help: 'When a background job last finished, by its outcome (ok, failed)', labelNames: ['job', 'status'], registers, collect });
     this.jobRuns = new Gauge({ name: 'berth_job_runs', help: 'Runs of a background job started in the cluster (from its lease row)', labelNames: ['job'], registers, collect });
     this.sourceUp = new Gauge({ name: 'berth_metrics_source_up', help: 'Whether the last scrape could read a scrape-time source (1) or not (0)', labelNames: ['source'], registers, collect });
+  }
+
+  /** Reports free space and the reserve of this blob storage at each scrape (`berth_storage_*_bytes`). */
+  watchSpace(space: SpaceReporting): void {
+    this.space = space;
   }
 
   /** Records one finished (or abandoned) request: two map lookups and a few additions. */
@@ -210,6 +219,25 @@ export class HttpMetrics {
       '# TYPE berth_blob_upload_duration_seconds histogram',
     );
     for (const [method, buckets] of this.uploads) buckets.render('berth_blob_upload_duration_seconds', `method="${labelValue(method)}"`, out);
+    out.push(
+      '# HELP berth_log_dropped_total Log lines dropped because the output refused them (a full disk, a closed or stalled reader)',
+      '# TYPE berth_log_dropped_total counter',
+      `berth_log_dropped_total ${logLinesDropped()}`,
+    );
+    const space = this.space ? await withTimeout(this.space.space(), SOURCE_TIMEOUT_MS, 'statfs').catch(() => null) : null;
+    if (space) {
+      out.push(
+        '# HELP berth_storage_free_bytes Free bytes on the filesystem holding blobs (for unprivileged writers)',
+        '# TYPE berth_storage_free_bytes gauge',
+        `berth_storage_free_bytes ${space.freeBytes}`,
+        '# HELP berth_storage_size_bytes Size of the filesystem holding blobs',
+        '# TYPE berth_storage_size_bytes gauge',
+        `berth_storage_size_bytes ${space.totalBytes}`,
+        '# HELP berth_storage_min_free_bytes Free-space reserve (storage.minFreeBytes): below it uploads are refused with 507',
+        '# TYPE berth_storage_min_free_bytes gauge',
+        `berth_storage_min_free_bytes ${space.minFreeBytes}`,
+      );
+    }
     // Started here so that every collect callback of this scrape (they run as the registry starts) joins this read.
     void this.refresh();
     const [database, processText] = await Promise.all([this.registry.metrics(), processMetrics().metrics()]);
