@@ -20,7 +20,7 @@ export function registerLifecycleCommands(program: Command): void {
     .option('--repository <name>', 'only this repository')
     .action(async (opts: Options) => {
       await withStores(opts, async (stores, config) => {
-        const service = new LifecycleService(stores.metadata, createLogger({ log: { level: 'warn' } }));
+        const service = new LifecycleService(stores.metadata, createLogger({ log: { level: 'warn' } }), config.ecr.accountId);
         const repos = (await stores.metadata.lifecycle.repositoriesWithPolicy()).filter((r) => !opts.repository || r.name === opts.repository);
         if (opts.repository && repos.length === 0) throw new CliError(`repository ${opts.repository} has no lifecycle policy: set one with aws ecr put-lifecycle-policy`);
         let total = 0;

@@ -51,6 +51,8 @@ export const errorCatalog = {
   LIFECYCLE_POLICY_PREVIEW_NOT_FOUND: { status: 404, oci: 'NAME_UNKNOWN', ecr: 'LifecyclePolicyPreviewNotFoundException', message: 'lifecycle policy preview not found' },
   LIFECYCLE_POLICY_PREVIEW_IN_PROGRESS: { status: 409, oci: 'DENIED', ecr: 'LifecyclePolicyPreviewInProgressException', message: 'a lifecycle policy preview is already in progress for this repository' },
   IMAGE_NOT_FOUND: { status: 404, oci: 'MANIFEST_UNKNOWN', ecr: 'ImageNotFoundException', message: 'image not found' },
+  // Deleting a manifest an image index of the same repository still lists (ECR's batch failure ImageReferencedByManifestList).
+  IMAGE_REFERENCED_BY_INDEX: { status: 409, oci: 'DENIED', ecr: 'InvalidParameterException', message: 'the image is referenced by an image index' },
   IMAGE_ALREADY_EXISTS: { status: 409, oci: 'MANIFEST_INVALID', ecr: 'ImageAlreadyExistsException', message: 'image already exists' },
   IMAGE_TAG_ALREADY_EXISTS: { status: 400, oci: 'TAG_INVALID', ecr: 'ImageTagAlreadyExistsException', message: 'the tag is immutable and already points at another image' },
   IMAGE_DIGEST_MISMATCH: { status: 400, oci: 'DIGEST_INVALID', ecr: 'ImageDigestDoesNotMatchException', message: 'the manifest does not match the given digest' },
@@ -65,6 +67,7 @@ export const errorCatalog = {
   LAYER_INVALID: { status: 400, oci: 'DIGEST_INVALID', ecr: 'InvalidLayerException', message: 'the uploaded layer does not match its digest' },
   LAYER_ALREADY_EXISTS: { status: 409, oci: 'BLOB_UPLOAD_INVALID', ecr: 'LayerAlreadyExistsException', message: 'the layer already exists' },
   EMPTY_UPLOAD: { status: 400, oci: 'BLOB_UPLOAD_INVALID', ecr: 'EmptyUploadException', message: 'the upload contains no layer parts' },
+  LAYER_NOT_FOUND: { status: 404, oci: 'BLOB_UNKNOWN', ecr: 'LayersNotFoundException', message: 'the layer does not exist in this repository' },
   LAYER_INACCESSIBLE: { status: 404, oci: 'BLOB_UNKNOWN', ecr: 'LayerInaccessibleException', message: 'the layer is not accessible' },
   UNSUPPORTED: { status: 415, oci: 'UNSUPPORTED', ecr: 'UnsupportedImageTypeException', message: 'the operation is unsupported' },
   METHOD_NOT_ALLOWED: { status: 405, oci: 'UNSUPPORTED', ecr: 'ValidationException', message: 'the operation is unsupported' },
@@ -88,6 +91,46 @@ export const errorCatalog = {
 } as const satisfies Record<string, ErrorDefinition>;
 
 export type ErrorCode = keyof typeof errorCatalog;
+
+/** Where an ECR message names a repository: its name and the registry (account) id. */
+interface InRepository {
+  repository: string;
+  registry: string;
+}
+
+/**
+ * ECR's own wording for the exceptions whose message clients and scripts match on, in one place. `ecrError(code,
+ * params)` builds the error; the domain raises it, and both protocols render it (on /v2 the same text is the OCI
+ * error's message).
+ */
+export const ecrMessages = {
+  REPOSITORY_NOT_FOUND: (p: InRepository) => `The repository with name '${p.repository}' does not exist in the registry with id '${p.registry}'`,
+  REPOSITORY_ALREADY_EXISTS: (p: InRepository) => `The repository with name '${p.repository}' already exists in the registry with id '${p.registry}'`,
+  REPOSITORY_NOT_EMPTY: (p: InRepository) => `The repository with name '${p.repository}' in registry with id '${p.registry}' cannot be deleted because it still contains images`,
+  REPOSITORY_POLICY_NOT_FOUND: (p: InRepository) => `Repository policy does not exist for the repository with name '${p.repository}' in the registry with id '${p.registry}'`,
+  LIFECYCLE_POLICY_NOT_FOUND: (p: InRepository) => `Lifecycle policy does not exist for the repository with name '${p.repository}' in the registry with id '${p.registry}'`,
+  LIFECYCLE_POLICY_PREVIEW_NOT_FOUND: (p: InRepository) => `There is no dry run for the repository with name '${p.repository}' in the registry with id '${p.registry}'`,
+  IMAGE_NOT_FOUND: (p: InRepository & { digest?: string | null; tag?: string | null }) =>
+    `The image with imageId {imageDigest:'${p.digest ?? 'null'}', imageTag:'${p.tag ?? 'null'}'} does not exist within the repository with name '${p.repository}' in the registry with id '${p.registry}'`,
+  IMAGE_ALREADY_EXISTS: (p: InRepository & { digest: string; tag?: string | null }) =>
+    `Image with digest '${p.digest}'${p.tag ? ` and tag '${p.tag}'` : ''} already exists in the repository with name '${p.repository}' in registry with id '${p.registry}'`,
+  IMAGE_TAG_ALREADY_EXISTS: (p: { repository: string; tag: string }) =>
+    `The image tag '${p.tag}' already exists in the '${p.repository}' repository and cannot be overwritten because the repository is immutable.`,
+  LAYERS_NOT_FOUND: (p: InRepository & { digests: string[] }) =>
+    `Layers with digests '[${p.digests.join(', ')}]' required for pushing image into repository with name '${p.repository}' in the registry with id '${p.registry}' do not exist`,
+  REFERENCED_IMAGES_NOT_FOUND: (p: InRepository & { digests: string[] }) =>
+    `Images with digests '[${p.digests.join(', ')}]' referenced by the manifest list do not exist in the repository with name '${p.repository}'`,
+  LAYER_NOT_FOUND: (p: InRepository & { digest: string }) =>
+    `The layer with digest ${p.digest} does not exist within the repository with name '${p.repository}' in the registry with id '${p.registry}'`,
+  UPLOAD_NOT_FOUND: (p: InRepository & { upload: string }) => `Upload with id '${p.upload}' does not exist for repository '${p.repository}' in the registry with id '${p.registry}'`,
+  LAYER_ALREADY_EXISTS: (p: InRepository & { digest: string }) =>
+    `The layer with digest '${p.digest}' already exists in the repository with name '${p.repository}' in the registry with id '${p.registry}'`,
+  EMPTY_UPLOAD: (p: { upload: string }) => `The upload with id '${p.upload}' does not contain any layer parts`,
+  SCAN_NOT_FOUND: (p: InRepository & { digest: string; tag?: string | null }) =>
+    `Image scan does not exist for the image with '{imageDigest:'${p.digest}', imageTag:'${p.tag ?? 'null'}'}' in the repository with name '${p.repository}' in the registry with id '${p.registry}'`,
+} as const satisfies Partial<Record<ErrorCode, (params: never) => string>>;
+
+export type EcrMessageCode = keyof typeof ecrMessages;
 
 export class BerthError extends Error {
   readonly code: ErrorCode;
@@ -123,4 +166,9 @@ export function diskFullError(err: unknown): BerthError | null {
     if (e.code === 'ENOSPC' || e.code === 'EDQUOT' || e.code === 'SQLITE_FULL' || e.code === '53100') return new BerthError('STORAGE_FULL');
   }
   return null;
+}
+
+/** A BerthError with ECR's message for `code` (see `ecrMessages`). */
+export function ecrError<C extends EcrMessageCode>(code: C, params: Parameters<(typeof ecrMessages)[C]>[0], detail?: unknown): BerthError {
+  return new BerthError(code, (ecrMessages[code] as (p: typeof params) => string)(params), detail);
 }

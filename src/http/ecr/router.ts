@@ -7,8 +7,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { ANONYMOUS, type AccessService, type Principal } from '../../auth/service.ts';
 import { BerthError } from '../../errors/catalog.ts';
-import type { MetadataStore } from '../../metadata/store.ts';
 import type { EcrDomain } from '../../registry/ecr.ts';
+import type { EcrImages } from '../../registry/ecr-images.ts';
 import type { LifecycleService } from '../../lifecycle/service.ts';
 import type { ScanService } from '../../scan/service.ts';
 import type { RegistryService } from '../../registry/service.ts';
@@ -23,20 +23,37 @@ const MAX_BODY = 32 * 1024 * 1024;
 export interface EcrRouteOptions {
   access: AccessService;
   registry: RegistryService;
-  meta: MetadataStore;
   ecr: EcrDomain;
+  images: EcrImages;
   lifecycle: LifecycleService;
   scans: ScanService;
   registryHost?: string;
   log: Logger;
 }
 
-async function readBody(request: FastifyRequest): Promise<Buffer> {
+/**
+ * Refuses a body over the limit. The client may still be sending the rest of it, and over HTTP/1 nothing else can
+ * follow on the connection: the answer says `Connection: close`, and the socket is ended and destroyed as soon as
+ * the answer is flushed (otherwise Node keeps draining the body until the keep-alive timeout). HTTP/2 cuts the
+ * stream alone (server.ts: closeUnreadHttp2Body).
+ */
+function bodyTooLarge(request: FastifyRequest, reply: FastifyReply): BerthError {
+  if (request.raw.httpVersionMajor === 1) {
+    reply.header('connection', 'close');
+    const socket = request.raw.socket;
+    reply.raw.once('finish', () => socket.destroySoon());
+  }
+  return new BerthError('INVALID_PARAMETER', `request body exceeds ${MAX_BODY} bytes`);
+}
+
+async function readBody(request: FastifyRequest, reply: FastifyReply): Promise<Buffer> {
+  const declared = Number(request.headers['content-length'] ?? 0);
+  if (declared > MAX_BODY) throw bodyTooLarge(request, reply);
   const chunks: Buffer[] = [];
   let total = 0;
   for await (const chunk of request.raw) {
     total += (chunk as Buffer).length;
-    if (total > MAX_BODY) throw new BerthError('INVALID_PARAMETER', `request body exceeds ${MAX_BODY} bytes`);
+    if (total > MAX_BODY) throw bodyTooLarge(request, reply);
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks, total);
@@ -64,7 +81,7 @@ export function registerEcrRoutes(app: FastifyInstance, options: EcrRouteOptions
     const target = String(request.headers['x-amz-target'] ?? '');
     // Metrics label: the operation when it is one Berth knows, so arbitrary targets cannot grow the label set.
     request.routeFamily = 'ecr:unknown';
-    const body = await readBody(request);
+    const body = await readBody(request, reply);
     if (!target.startsWith(TARGET_PREFIX)) {
       throw new BerthError('UNKNOWN_OPERATION', target ? `unknown operation target "${target.slice(0, 100)}"` : 'missing X-Amz-Target header: this endpoint speaks the ECR API (AWS JSON 1.1)');
     }
@@ -105,8 +122,8 @@ export function registerEcrRoutes(app: FastifyInstance, options: EcrRouteOptions
       principal,
       access: options.access,
       registry: options.registry,
-      meta: options.meta,
       ecr: options.ecr,
+      images: options.images,
       lifecycle: options.lifecycle,
       scans: options.scans,
       registryHost: host,
@@ -114,7 +131,12 @@ export function registerEcrRoutes(app: FastifyInstance, options: EcrRouteOptions
       request: requestContext,
       log: options.log,
     };
-    const output = await action.handle(input, ctx);
+    let repository;
+    if (action.repository) {
+      const ref = action.repository(input, options.ecr);
+      repository = await options.ecr.repository(ref.name, ref.registryId);
+    }
+    const output = await action.handle(input, ctx, repository);
     reply.code(200).headers({
       'content-type': 'application/x-amz-json-1.1',
       'x-amzn-requestid': request.id,

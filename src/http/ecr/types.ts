@@ -1,10 +1,14 @@
-/** The shape of one ECR operation: its name, input schema, the permission it needs, and its handler. */
+/**
+ * The shape of one ECR operation: its name, input schema, the permission it needs, and its handler. A handler
+ * parses nothing itself (the router validated its input), makes one call into the domain (`ecr`, `images`,
+ * `lifecycle`, `scans`, `access`) and shapes the answer.
+ */
 import type { z } from 'zod/v3';
 import type { Logger } from 'pino';
 import type { AccessService, Principal, RequestContext } from '../../auth/service.ts';
-import type { MetadataStore } from '../../metadata/store.ts';
 import type { RegistryService } from '../../registry/service.ts';
-import type { EcrDomain } from '../../registry/ecr.ts';
+import type { EcrDomain, Repository, RepositoryRef } from '../../registry/ecr.ts';
+import type { EcrImages } from '../../registry/ecr-images.ts';
 import type { LifecycleService } from '../../lifecycle/service.ts';
 import type { ScanService } from '../../scan/service.ts';
 
@@ -12,8 +16,8 @@ export interface EcrContext {
   principal: Principal;
   access: AccessService;
   registry: RegistryService;
-  meta: MetadataStore;
   ecr: EcrDomain;
+  images: EcrImages;
   lifecycle: LifecycleService;
   scans: ScanService;
   /** host[:port] for repositoryUri/proxyEndpoint: configured, or the request's Host. */
@@ -33,9 +37,42 @@ export interface EcrAction<S extends z.ZodType = z.ZodType> {
    */
   resource?: (input: z.infer<S>) => string | null;
   authorizeInHandler?: boolean;
-  handle(input: z.infer<S>, ctx: EcrContext): Promise<Record<string, unknown>>;
+  /**
+   * The repository the operation acts on. The router resolves it once, after authorization (so a caller who may not
+   * act learns nothing about existence), as RepositoryNotFoundException when missing, and hands it to `handle`.
+   */
+  repository?: (input: z.infer<S>, ecr: EcrDomain) => RepositoryRef;
+  handle(input: z.infer<S>, ctx: EcrContext, repository: Repository | undefined): Promise<Record<string, unknown>>;
 }
 
-export function defineAction<S extends z.ZodType>(action: EcrAction<S>): EcrAction<S> {
+/** An operation on no particular repository (or one that resolves repositories itself, per item). */
+export function defineAction<S extends z.ZodType>(action: Omit<EcrAction<S>, 'repository'>): EcrAction<S> {
   return action;
+}
+
+type NamesRepository = { repositoryName: string; registryId?: string | null };
+
+export interface RepositoryActionDefinition<S extends z.ZodType> {
+  name: string;
+  input: S;
+  /** Which repository: by default the input's `repositoryName` and `registryId`. */
+  repository?: (input: z.infer<S>, ecr: EcrDomain) => RepositoryRef;
+  /** The authorization resource: by default the repository's name. */
+  resource?: (input: z.infer<S>) => string | null;
+  handle(input: z.infer<S>, ctx: EcrContext, repository: Repository): Promise<Record<string, unknown>>;
+}
+
+/** An operation on one repository: the router authorizes on it, resolves it once and passes it to `handle`. */
+export function defineRepositoryAction<S extends z.ZodType>(action: RepositoryActionDefinition<S>): EcrAction<S> {
+  const locate = action.repository ?? ((input: z.infer<S>) => {
+    const i = input as NamesRepository;
+    return { name: i.repositoryName, registryId: i.registryId };
+  });
+  return {
+    name: action.name,
+    input: action.input,
+    resource: action.resource ?? ((input) => (input as NamesRepository).repositoryName),
+    repository: locate,
+    handle: (input, ctx, repository) => action.handle(input, ctx, repository!),
+  };
 }

@@ -5,13 +5,11 @@
 import { z } from 'zod/v3';
 import { BerthError } from '../../../errors/catalog.ts';
 import { effectiveScanning } from '../../../scan/config.ts';
-import { unscannable } from '../../../scan/service.ts';
 import type { ScanRecord } from '../../../scan/store.ts';
 import type { CvssScore, Finding } from '../../../scan/types.ts';
-import { defineAction } from '../types.ts';
+import { defineAction, defineRepositoryAction } from '../types.ts';
 import { imageIdentifier, maxResults, nextToken, registryId, repositoryName } from '../shapes.ts';
 import { decodeToken, encodeToken } from '../pagination.ts';
-import { requireImage } from './images.ts';
 
 /** ECR's status of a scan: queued and running are both IN_PROGRESS to its clients. */
 function ecrStatus(scan: ScanRecord): { status: string; description?: string } {
@@ -69,17 +67,11 @@ export function ecrFinding(f: Finding): Record<string, unknown> {
   return { name: f.name, ...(f.description ? { description: f.description } : {}), uri: f.uri, severity: f.severity, attributes };
 }
 
-export const startImageScan = defineAction({
+export const startImageScan = defineRepositoryAction({
   name: 'StartImageScan',
   input: z.object({ registryId, repositoryName, imageId: imageIdentifier }),
-  resource: (i) => i.repositoryName,
-  async handle(input, ctx) {
-    const repo = await ctx.ecr.repository(input.repositoryName, input.registryId);
-    const digest = await requireImage(ctx, repo, input.imageId);
-    const manifest = await ctx.meta.findManifest(repo.id, digest);
-    const why = manifest ? unscannable(manifest.media_type, manifest.content) : null;
-    if (why) throw new BerthError('UNSUPPORTED_IMAGE_TYPE', `The image cannot be scanned: ${why}.`);
-    await ctx.scans.request(digest);
+  async handle(input, ctx, repo) {
+    const digest = await ctx.images.startScan(repo, input.imageId);
     return {
       registryId: ctx.ecr.identity.accountId,
       repositoryName: repo.name,
@@ -89,32 +81,24 @@ export const startImageScan = defineAction({
   },
 });
 
-export const describeImageScanFindings = defineAction({
+export const describeImageScanFindings = defineRepositoryAction({
   name: 'DescribeImageScanFindings',
   input: z.object({ registryId, repositoryName, imageId: imageIdentifier, nextToken, maxResults: maxResults(1000) }),
-  resource: (i) => i.repositoryName,
-  async handle(input, ctx) {
-    const repo = await ctx.ecr.repository(input.repositoryName, input.registryId);
-    const digest = await requireImage(ctx, repo, input.imageId);
-    const scan = await ctx.scans.store.get(digest);
-    if (!scan) {
-      throw new BerthError('SCAN_NOT_FOUND', `Image scan does not exist for the image with '{imageDigest:'${digest}', imageTag:'${input.imageId.imageTag ?? 'null'}'}' in the repository with name '${repo.name}' in the registry with id '${ctx.ecr.identity.accountId}'`);
-    }
+  async handle(input, ctx, repo) {
+    const { digest, scan, findings } = await ctx.images.scanFindings(repo, input.imageId);
     const base = {
       registryId: ctx.ecr.identity.accountId,
       repositoryName: repo.name,
       imageId: { imageDigest: digest, ...(input.imageId.imageTag ? { imageTag: input.imageId.imageTag } : {}) },
       imageScanStatus: ecrStatus(scan),
     };
-    // Results of an earlier scan stay readable while a rescan runs; a first scan in progress has none yet.
-    if (scan.completedAt === null) return base;
-    const all = await ctx.scans.store.findings(digest);
+    if (findings === null) return base;
     // The token is an offset into the stored, deterministically ordered findings of this very scan.
     const scope = `DescribeImageScanFindings:${digest}:${scan.completedAt}`;
     const start = input.nextToken ? Number(decodeToken(ctx.access, input.nextToken, scope)) : 0;
     const limit = input.maxResults ?? 100;
-    const page = all.slice(start, start + limit);
-    const next = start + limit < all.length ? encodeToken(ctx.access, String(start + limit), scope) : undefined;
+    const page = findings.slice(start, start + limit);
+    const next = start + limit < findings.length ? encodeToken(ctx.access, String(start + limit), scope) : undefined;
     return {
       ...base,
       imageScanFindings: {
@@ -181,7 +165,7 @@ export const batchGetRepositoryScanningConfiguration = defineAction({
     const failures: Record<string, unknown>[] = [];
     for (const name of [...new Set(input.repositoryNames)]) {
       await ctx.access.authorize(ctx.principal, 'ecr:BatchGetRepositoryScanningConfiguration', name, ctx.request);
-      const repo = await ctx.meta.findRepository(name);
+      const repo = await ctx.ecr.findRepository(name);
       if (!repo) {
         failures.push({ repositoryName: name, failureCode: 'REPOSITORY_NOT_FOUND', failureReason: 'REPOSITORY_NOT_FOUND' });
         continue;

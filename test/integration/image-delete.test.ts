@@ -1,0 +1,125 @@
+/**
+ * The one image-delete operation (src/registry/images.ts) behind OCI DELETE, ECR BatchDeleteImage and lifecycle
+ * expiry: its rules, once, on SQLite and on PostgreSQL. The API suites check each caller reports the outcome its
+ * protocol expects.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { resolveConfig } from '../../src/config/load.ts';
+import { connect, migrate, type Connection } from '../../src/metadata/connect.ts';
+import { MetadataStore, type NewManifest } from '../../src/metadata/store.ts';
+import { deleteImage } from '../../src/registry/images.ts';
+import { createPostgresDatabase, defaultMetadataKind, dropPostgresDatabase, type MetadataKind } from '../helpers/berth.ts';
+
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
+
+function manifest(seed: string, extra: Partial<NewManifest> = {}): NewManifest {
+  const content = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: extra.mediaType ?? OCI_MANIFEST, seed }));
+  return {
+    digest: `sha256:${createHash('sha256').update(content).digest('hex')}`,
+    mediaType: OCI_MANIFEST, content, artifactType: null, subject: null, configDigest: null, annotations: null,
+    contentSize: 0, blobs: [], manifests: [], ...extra,
+  };
+}
+
+// Both databases in the embedded run; the scaled-out run (PostgreSQL) repeats only PostgreSQL.
+for (const kind of (defaultMetadataKind() === 'postgres' ? ['postgres'] : ['sqlite', 'postgres']) as MetadataKind[]) {
+  describe(`deleteImage (${kind})`, () => {
+    let dir: string;
+    let databaseUrl: string | undefined;
+    let conn: Connection;
+    let store: MetadataStore;
+    let repo: number;
+
+    beforeEach(async () => {
+      dir = await mkdtemp(path.join(tmpdir(), 'berth-delete-'));
+      if (kind === 'postgres') databaseUrl = await createPostgresDatabase();
+      const config = resolveConfig({
+        dataDir: dir,
+        metadata: kind === 'postgres' ? { driver: 'postgres', connectionString: databaseUrl, poolSize: 3 } : { driver: 'sqlite', path: path.join(dir, 'berth.db') },
+      }, {}, {});
+      conn = await connect(config);
+      await migrate(conn);
+      store = new MetadataStore(conn.db, conn.dialect);
+      repo = (await store.ensureRepository('team/app')).id;
+    });
+
+    afterEach(async () => {
+      await conn.db.destroy();
+      if (databaseUrl) await dropPostgresDatabase(databaseUrl);
+      databaseUrl = undefined;
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    async function push(seed: string, tags: string[], extra: Partial<NewManifest> = {}): Promise<string> {
+      const m = manifest(seed, extra);
+      await store.putManifest(repo, m, tags[0] ?? null);
+      for (const t of tags.slice(1)) await store.putTag(repo, t, m.digest);
+      return m.digest;
+    }
+
+    it('by digest deletes the image with every tag it had', async () => {
+      const digest = await push('a', ['1', 'latest']);
+      const result = await deleteImage(store, repo, { digest }, { lastTag: 'delete-image' });
+      assert.deepEqual(result, { outcome: 'deleted', digest, tags: ['1', 'latest'], imageDeleted: true });
+      assert.equal(await store.imageTags(repo, digest), null);
+      assert.equal(await store.findTag(repo, 'latest'), null);
+    });
+
+    it('by tag with ECR rules: the tag goes; the image goes with its last tag', async () => {
+      const digest = await push('a', ['1', '2']);
+      assert.deepEqual(await deleteImage(store, repo, { tag: '1' }, { lastTag: 'delete-image' }), { outcome: 'deleted', digest, tags: ['1'], imageDeleted: false });
+      assert.deepEqual(await store.imageTags(repo, digest), ['2']);
+      assert.deepEqual(await deleteImage(store, repo, { tag: '2' }, { lastTag: 'delete-image' }), { outcome: 'deleted', digest, tags: ['2'], imageDeleted: true });
+      assert.equal(await store.imageTags(repo, digest), null);
+    });
+
+    it('by tag with OCI rules: the manifest stays, untagged and reachable by digest', async () => {
+      const digest = await push('a', ['1']);
+      assert.deepEqual(await deleteImage(store, repo, { tag: '1' }, { lastTag: 'keep-image' }), { outcome: 'deleted', digest, tags: ['1'], imageDeleted: false });
+      assert.deepEqual(await store.imageTags(repo, digest), []);
+    });
+
+    it('refuses a manifest an index lists, and keeps an index child that loses its last tag', async () => {
+      const child = await push('child', ['child-tag']);
+      const index = await push('index', ['multi'], { mediaType: OCI_INDEX, manifests: [child] });
+      assert.deepEqual(await deleteImage(store, repo, { digest: child }, { lastTag: 'delete-image' }), { outcome: 'referenced', digest: child, parents: [index] });
+      assert.deepEqual(await store.imageTags(repo, child), ['child-tag']);
+      assert.deepEqual(await deleteImage(store, repo, { tag: 'child-tag' }, { lastTag: 'delete-image' }), { outcome: 'deleted', digest: child, tags: ['child-tag'], imageDeleted: false });
+      assert.deepEqual(await store.imageTags(repo, child), []);
+      // Once the index is gone, the child can go.
+      assert.equal((await deleteImage(store, repo, { digest: index }, { lastTag: 'delete-image' })).outcome, 'deleted');
+      assert.equal((await deleteImage(store, repo, { digest: child }, { lastTag: 'delete-image' })).outcome, 'deleted');
+    });
+
+    it('unknown digests and tags are not-found and change nothing', async () => {
+      const digest = await push('a', ['1']);
+      assert.deepEqual(await deleteImage(store, repo, { tag: 'nope' }, { lastTag: 'delete-image' }), { outcome: 'not-found' });
+      assert.deepEqual(await deleteImage(store, repo, { digest: manifest('other').digest }, { lastTag: 'delete-image' }), { outcome: 'not-found' });
+      assert.deepEqual(await store.imageTags(repo, digest), ['1']);
+    });
+
+    it('expectTags: deletes only while the image carries exactly the judged tags, and andThen commits with it', async () => {
+      const digest = await push('a', ['1']);
+      const recorded: string[] = [];
+      const stale = await deleteImage(store, repo, { digest }, { lastTag: 'delete-image', expectTags: [], andThen: async () => { recorded.push('no'); } });
+      assert.deepEqual(stale, { outcome: 'changed', digest });
+      assert.deepEqual(recorded, []);
+      assert.deepEqual(await store.imageTags(repo, digest), ['1']);
+      const ok = await deleteImage(store, repo, { digest }, { lastTag: 'delete-image', expectTags: ['1'], andThen: async (_tx, d) => { recorded.push(d.digest); } });
+      assert.equal(ok.outcome, 'deleted');
+      assert.deepEqual(recorded, [digest]);
+    });
+
+    it('a failing andThen rolls the deletion back', async () => {
+      const digest = await push('a', ['1']);
+      await assert.rejects(deleteImage(store, repo, { digest }, { lastTag: 'delete-image', andThen: async () => { throw new Error('record failed'); } }), /record failed/);
+      assert.deepEqual(await store.imageTags(repo, digest), ['1']);
+    });
+  });
+}
