@@ -315,36 +315,43 @@ export class MetadataStore {
     return (await this.db.selectFrom('blobs').select('size').where('digest', '=', digest).where('state', '=', 'live').executeTakeFirst()) ?? null;
   }
 
-  /** Which of `digests` the repository cannot reach. */
-  async missingBlobs(repositoryId: number, digests: string[]): Promise<string[]> {
+  /** Which of `digests` the repository cannot reach; `sizes`, when given, receives the size of each one it can. */
+  async missingBlobs(repositoryId: number, digests: string[], sizes?: Map<string, number>): Promise<string[]> {
     if (digests.length === 0) return [];
     const unique = [...new Set(digests)];
     // Queried in digest order: on PostgreSQL the rows are share-locked in that order, the order GC locks them in.
     const sorted = [...unique].sort();
     const found = new Set<string>();
     for (let i = 0; i < sorted.length; i += 500) {
-      let q = this.db.selectFrom('blobs as b').select('b.digest')
+      let q = this.db.selectFrom('blobs as b').select(['b.digest', 'b.size'])
         .where('b.state', '=', 'live').where('b.digest', 'in', sorted.slice(i, i + 500))
         .where((eb) => eb.exists(eb.selectFrom('repository_blobs as rb').select('rb.digest').whereRef('rb.digest', '=', 'b.digest').where('rb.repository_id', '=', repositoryId)));
       // Inside a manifest's transaction on PostgreSQL, share-lock the blobs: garbage collection cannot delete one
       // between this check and the commit that makes it referenced (SQLite transactions are serial already).
       if (this.dialect === 'postgres' && this.db.isTransaction) q = q.orderBy('b.digest').forShare();
       const rows = await q.execute();
-      for (const r of rows) found.add(r.digest);
+      for (const r of rows) {
+        found.add(r.digest);
+        sizes?.set(r.digest, r.size);
+      }
     }
     return unique.filter((d) => !found.has(d));
   }
 
   // ---- manifests and tags
 
-  async missingManifests(repositoryId: number, digests: string[]): Promise<string[]> {
+  /** Which of `digests` the repository holds no manifest of; `sizes`, when given, receives the size of each one it does. */
+  async missingManifests(repositoryId: number, digests: string[], sizes?: Map<string, number>): Promise<string[]> {
     if (digests.length === 0) return [];
     const unique = [...new Set(digests)];
     const found = new Set<string>();
     for (let i = 0; i < unique.length; i += 500) {
-      const rows = await this.db.selectFrom('manifests').select('digest')
+      const rows = await this.db.selectFrom('manifests').select(['digest', 'size'])
         .where('repository_id', '=', repositoryId).where('digest', 'in', unique.slice(i, i + 500)).execute();
-      for (const r of rows) found.add(r.digest);
+      for (const r of rows) {
+        found.add(r.digest);
+        sizes?.set(r.digest, r.size);
+      }
     }
     return unique.filter((d) => !found.has(d));
   }

@@ -9,10 +9,18 @@ import { MediaType, bareMediaType, isManifestMediaType, isIndexMediaType } from 
 
 const digestSchema = z.string().refine(isDigest, { message: 'invalid digest' });
 
+/**
+ * A descriptor's size: the image spec's int64, held to what a JavaScript number represents exactly (2^53−1, far
+ * beyond any real blob). JSON numbers like `1e300` are integers to JavaScript, so the upper bound is what refuses them.
+ */
+const SIZE_MESSAGE = `size must be a non-negative integer of at most ${Number.MAX_SAFE_INTEGER}`;
+const sizeSchema = z.number({ invalid_type_error: SIZE_MESSAGE })
+  .int(SIZE_MESSAGE).nonnegative(SIZE_MESSAGE).max(Number.MAX_SAFE_INTEGER, SIZE_MESSAGE);
+
 const descriptorSchema = z.object({
   mediaType: z.string().min(1),
   digest: digestSchema,
-  size: z.number().int().nonnegative(),
+  size: sizeSchema,
   urls: z.array(z.string()).optional(),
   annotations: z.record(z.string(), z.string()).optional(),
   artifactType: z.string().optional(),
@@ -54,6 +62,8 @@ export interface ParsedManifest {
   configDigest: Digest | null;
   /** Sum of config and layer sizes (image manifests) as ECR reports imageSizeInBytes; 0 for indexes. */
   contentSize: number;
+  /** The declared size of each entry of `blobs` and `manifests`, to compare with the stored content (`checkStoredSizes`). */
+  sizes: Map<Digest, number>;
 }
 
 /** Layers that registries must not require (foreign / non-distributable layers live elsewhere). */
@@ -61,10 +71,48 @@ function isNonDistributable(mediaType: string): boolean {
   return mediaType.includes('foreign') || mediaType.includes('nondistributable');
 }
 
-function zodMessage(err: z.ZodError): string {
+/** The first problem, by its path in the manifest; a descriptor's own problem also names the descriptor's digest. */
+function zodMessage(err: z.ZodError, body: unknown): string {
   const issue = err.issues[0];
   const where = issue.path.length ? issue.path.join('.') : 'manifest';
-  return `${where}: ${issue.message}`;
+  let owner: unknown = body;
+  for (const key of issue.path.slice(0, -1)) owner = (owner as Record<string | number, unknown> | undefined)?.[key];
+  const digest = (owner as { digest?: unknown } | undefined)?.digest;
+  const named = issue.path.length > 1 && typeof digest === 'string' ? ` (descriptor ${digest.slice(0, 200)})` : '';
+  const found = issue.path[issue.path.length - 1] === 'size' ? `, not ${String(JSON.stringify((owner as { size?: unknown } | undefined)?.size)).slice(0, 40)}` : '';
+  return `${where}${named}: ${issue.message}${found}`;
+}
+
+/**
+ * The declared size per referenced digest. Two descriptors of the same content cannot disagree on its size: one of
+ * them is wrong whatever is stored.
+ */
+function declaredSizes(descriptors: Descriptor[]): Map<Digest, number> {
+  const sizes = new Map<Digest, number>();
+  for (const d of descriptors) {
+    const seen = sizes.get(d.digest as Digest);
+    if (seen !== undefined && seen !== d.size) {
+      throw new BerthError('MANIFEST_INVALID', `descriptors of ${d.digest} declare different sizes (${seen} and ${d.size})`);
+    }
+    sizes.set(d.digest as Digest, d.size);
+  }
+  return sizes;
+}
+
+/**
+ * Compares the declared sizes with the stored ones (digest → size, for the referenced content that exists): a
+ * descriptor whose size is not its content's is MANIFEST_INVALID naming the digest and both sizes. A client trusts
+ * the descriptor's size when it pulls, and ECR reports image sizes from it.
+ */
+export function checkStoredSizes(parsed: ParsedManifest, stored: ReadonlyMap<string, number>): void {
+  const wrong: string[] = [];
+  for (const [digest, size] of parsed.sizes) {
+    const actual = stored.get(digest);
+    if (actual !== undefined && actual !== size) wrong.push(`${digest} declares size ${size} but the stored content is ${actual} bytes`);
+  }
+  if (wrong.length > 0) {
+    throw new BerthError('MANIFEST_INVALID', `manifest descriptor size does not match the content: ${wrong.slice(0, 5).join('; ')}`);
+  }
 }
 
 /**
@@ -111,7 +159,7 @@ export function parseManifest(bytes: Uint8Array, contentType: string | undefined
 
   if (isIndexMediaType(mediaType)) {
     const r = indexSchema.safeParse(body);
-    if (!r.success) throw new BerthError('MANIFEST_INVALID', zodMessage(r.error));
+    if (!r.success) throw new BerthError('MANIFEST_INVALID', zodMessage(r.error, body));
     const m = r.data;
     if (mediaType === MediaType.DockerManifestList && m.mediaType !== MediaType.DockerManifestList) {
       throw new BerthError('MANIFEST_INVALID', 'a Docker manifest list must carry its mediaType');
@@ -130,21 +178,27 @@ export function parseManifest(bytes: Uint8Array, contentType: string | undefined
       annotations: m.annotations ?? null,
       configDigest: null,
       contentSize: 0,
+      sizes: declaredSizes(m.manifests),
     };
   }
 
   const r = imageManifestSchema.safeParse(body);
-  if (!r.success) throw new BerthError('MANIFEST_INVALID', zodMessage(r.error));
+  if (!r.success) throw new BerthError('MANIFEST_INVALID', zodMessage(r.error, body));
   const m = r.data;
   if (mediaType === MediaType.DockerManifest && m.mediaType !== MediaType.DockerManifest) {
     throw new BerthError('MANIFEST_INVALID', 'a Docker v2 schema 2 manifest must carry its mediaType');
   }
   const blobs: Digest[] = [m.config.digest as Digest];
+  const required: Descriptor[] = [m.config];
   let size = m.config.size;
   for (const l of m.layers) {
     size += l.size;
-    if (!isNonDistributable(l.mediaType) && !(l.urls && l.urls.length > 0)) blobs.push(l.digest as Digest);
+    if (!isNonDistributable(l.mediaType) && !(l.urls && l.urls.length > 0)) {
+      blobs.push(l.digest as Digest);
+      required.push(l);
+    }
   }
+  if (size > Number.MAX_SAFE_INTEGER) throw new BerthError('MANIFEST_INVALID', `the config and layer sizes add up to more than ${Number.MAX_SAFE_INTEGER} bytes`);
   return {
     mediaType,
     // The image spec's rule for referrers: artifactType when set, otherwise the config's media type.
@@ -155,5 +209,6 @@ export function parseManifest(bytes: Uint8Array, contentType: string | undefined
     annotations: m.annotations ?? null,
     configDigest: m.config.digest as Digest,
     contentSize: size,
+    sizes: declaredSizes(required),
   };
 }

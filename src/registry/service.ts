@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { BerthError } from '../errors/catalog.ts';
 import { digestAlgorithm, digestOf, type Digest } from '../oci/digest.ts';
 import { isAcceptable, MediaType } from '../oci/media-types.ts';
-import { parseManifest } from '../oci/manifest.ts';
+import { checkStoredSizes, parseManifest } from '../oci/manifest.ts';
 import type { RepositoryName, Tag } from '../oci/names.ts';
 import type { MetadataStore, ManifestRow, RepositoryRow } from '../metadata/store.ts';
 import type { BlobStore, UploadSeal } from '../storage/blob-store.ts';
@@ -330,12 +330,15 @@ export class RegistryService {
           throw new BerthError('IMAGE_TAG_ALREADY_EXISTS', `The image tag '${reference.tag}' already exists in the '${name}' repository and cannot be overwritten because the repository is immutable.`);
         }
       }
-      const missingBlobs = await tx.missingBlobs(repo.id, parsed.blobs);
-      const missingManifests = await tx.missingManifests(repo.id, parsed.manifests);
+      // The size of each referenced blob and child manifest is read by the same queries that check they exist.
+      const storedSizes = new Map<string, number>();
+      const missingBlobs = await tx.missingBlobs(repo.id, parsed.blobs, storedSizes);
+      const missingManifests = await tx.missingManifests(repo.id, parsed.manifests, storedSizes);
       const missing = [...missingBlobs, ...missingManifests];
       if (missing.length > 0) {
         throw new BerthError('MANIFEST_BLOB_UNKNOWN', `manifest references ${missing.length === 1 ? 'a blob or manifest' : `${missing.length} blobs or manifests`} not in ${name}: ${missing.slice(0, 5).join(', ')}`, missing.map((d) => ({ digest: d })));
       }
+      checkStoredSizes(parsed, storedSizes);
       await tx.putManifest(repo.id, {
         digest,
         mediaType: parsed.mediaType,

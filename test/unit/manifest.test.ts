@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { BerthError } from '../../src/errors/catalog.ts';
 import { digestOf } from '../../src/oci/digest.ts';
-import { parseManifest } from '../../src/oci/manifest.ts';
+import { checkStoredSizes, parseManifest } from '../../src/oci/manifest.ts';
 import { MediaType } from '../../src/oci/media-types.ts';
 
 const OCI_LAYER = 'application/vnd.oci.image.layer.v1.tar+gzip';
@@ -309,5 +309,52 @@ describe('parseManifest: Docker manifest list', () => {
   it('rejects entries that are not manifests', () => {
     const l = dockerList({ manifests: [desc(DOCKER_LAYER, 'not-a-manifest')] });
     assertInvalid(bytes(l), MediaType.DockerManifestList, /unsupported mediaType/);
+  });
+});
+
+describe('parseManifest: descriptor sizes (issue 11: a layer of size 1e300 was accepted)', () => {
+  const raw = (o: Json, digest: unknown, token: string): Buffer => {
+    const text = JSON.stringify(o);
+    const needle = `"digest":${JSON.stringify(digest)},"size":`;
+    assert.ok(text.includes(needle));
+    return Buffer.from(text.replace(new RegExp(`${needle.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}[^,}]+`), `${needle}${token}`));
+  };
+
+  it('accepts 0 and 2^53−1, refuses 2^53, 1e300, fractions, negatives and strings, naming the descriptor', () => {
+    const zero = parseManifest(raw(ociManifest({ layers: [layerA] }), layerA.digest, '0'), MediaType.OciManifest);
+    assert.equal(zero.sizes.get(layerA.digest as never), 0);
+    // The largest size alone (an image manifest's config and layers must also add up to at most that).
+    const max = parseManifest(raw(ociIndex(), child1.digest, '9007199254740991'), MediaType.OciIndex);
+    assert.equal(max.sizes.get(child1.digest as never), Number.MAX_SAFE_INTEGER);
+    for (const bad of ['9007199254740992', '1e300', '1e308', '12.5', '-1', '"12"', 'null', 'true']) {
+      for (const [where, d] of [['layers.0', layerA], ['config', config]] as const) {
+        assertInvalid(raw(ociManifest({ layers: [layerA] }), d.digest, bad), MediaType.OciManifest, new RegExp(`${where.replace('.', '\\.')}\\.size \\(descriptor ${d.digest}\\): size must be a non-negative integer`));
+      }
+    }
+    assertInvalid(raw(ociIndex(), child1.digest, '1e300'), MediaType.OciIndex, new RegExp(`manifests\\.0\\.size \\(descriptor ${child1.digest}\\)`));
+    const subject = desc(MediaType.OciManifest, 'the-subject');
+    assertInvalid(raw(ociManifest({ subject }), subject.digest, '-3'), MediaType.OciManifest, new RegExp(`subject\\.size \\(descriptor ${subject.digest}\\)`));
+  });
+
+  it('refuses sizes whose sum is not a safe integer, and two sizes for one digest', () => {
+    const big = Number.MAX_SAFE_INTEGER - 1;
+    assertInvalid(bytes(ociManifest({ layers: [{ ...layerA, size: big }, { ...layerB, size: big }] })), MediaType.OciManifest, /add up to more than/);
+    assertInvalid(bytes(ociManifest({ layers: [layerA, { ...layerA, size: (layerA.size as number) + 1 }] })), MediaType.OciManifest, /declare different sizes/);
+  });
+
+  it('records the declared size of each required blob and child, and checkStoredSizes compares them with the stored ones', () => {
+    const p = parseManifest(bytes(ociManifest()), MediaType.OciManifest);
+    assert.deepEqual([...p.sizes], [[config.digest, config.size], [layerA.digest, layerA.size], [layerB.digest, layerB.size]]);
+    const stored = new Map([[config.digest as string, config.size as number], [layerA.digest as string, layerA.size as number]]);
+    checkStoredSizes(p, stored); // layerB unknown to the store: existence is checked elsewhere
+    stored.set(layerB.digest as string, (layerB.size as number) + 1);
+    assert.throws(() => checkStoredSizes(p, stored), (err: unknown) => {
+      assert.ok(err instanceof BerthError);
+      assert.equal(err.code, 'MANIFEST_INVALID');
+      assert.match(err.message, new RegExp(`${layerB.digest} declares size ${layerB.size} but the stored content is ${(layerB.size as number) + 1} bytes`));
+      return true;
+    });
+    const index = parseManifest(bytes(ociIndex()), MediaType.OciIndex);
+    assert.deepEqual([...index.sizes], [[child1.digest, child1.size], [child2.digest, child2.size]]);
   });
 });

@@ -67,9 +67,13 @@ async function dispatch(ctx: OciContext, route: OciRoute): Promise<void> {
 export function registerOciRoutes(app: FastifyInstance, options: OciRouteOptions): void {
   const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
     reply.header('docker-distribution-api-version', 'registry/2.0');
-    const url = new URL(request.raw.url ?? '/', 'http://registry.invalid');
-    const route = matchOciRoute(url.pathname);
-    if (!route) throw new BerthError('NOT_FOUND', `no such endpoint: ${request.method} ${url.pathname}`);
+    const target = request.raw.url ?? '/';
+    // Routed on the path as sent: URL's pathname would have resolved dot segments (router.ts refuses them).
+    const query = target.indexOf('?');
+    const path = query < 0 ? target : target.slice(0, query);
+    const url = new URL(target, 'http://registry.invalid');
+    const route = matchOciRoute(path);
+    if (!route) throw new BerthError('NOT_FOUND', `no such endpoint: ${request.method} ${path}`);
     request.routeFamily = ociRouteFamily(route.kind);
     const access = options.access;
     let principal: Principal = { kind: 'anonymous' };
