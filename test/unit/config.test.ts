@@ -141,6 +141,28 @@ describe('resolveConfig', () => {
     assert.deepEqual(c.storage, { driver: 'filesystem', root: '/b', fsync: false });
   });
 
+  it('takes storage.minFreeBytes as bytes, a size with a binary unit or a percentage, from the file or the environment', () => {
+    const minFree = (file: Record<string, unknown>, env: Record<string, string> = {}) => {
+      const storage = resolveConfig(file, env, {}).storage;
+      assert.equal(storage.driver, 'filesystem');
+      return storage.driver === 'filesystem' ? storage.minFreeBytes : undefined;
+    };
+    assert.equal(minFree({}), undefined, 'unset: the default rule applies (storage/space.ts)');
+    assert.equal(minFree({ storage: { minFreeBytes: 0 } }), 0);
+    assert.equal(minFree({ storage: { minFreeBytes: 2147483648 } }), 2147483648);
+    assert.equal(minFree({ storage: { minFreeBytes: '512MiB' } }), '512MiB');
+    assert.equal(minFree({}, { BERTH_STORAGE_MIN_FREE_BYTES: '16777216' }), '16777216');
+    assert.equal(minFree({}, { BERTH_STORAGE_MIN_FREE_BYTES: '10%' }), '10%');
+    assert.equal(minFree({ storage: { minFreeBytes: 5 } }, { BERTH_STORAGE_MIN_FREE_BYTES: '2.5 GiB' }), '2.5 GiB');
+    for (const bad of ['lots', '-1', '1 GB', '101%', '%']) {
+      throwsConfigError(() => resolveConfig({}, { BERTH_STORAGE_MIN_FREE_BYTES: bad }, {}), /storage\.minFreeBytes/);
+    }
+    throwsConfigError(() => resolveConfig({ storage: { minFreeBytes: -1 } }, {}, {}), /storage\.minFreeBytes/);
+    throwsConfigError(() => resolveConfig({ storage: { minFreeBytes: 1.5 } }, {}, {}), /storage\.minFreeBytes/);
+    // A filesystem-driver setting: S3 has no disk to keep free.
+    throwsConfigError(() => resolveConfig({ storage: { driver: 's3', bucket: 'berth-blobs', minFreeBytes: 0 } }, {}, {}), /minFreeBytes/);
+  });
+
   it('parses BERTH_* booleans', () => {
     for (const v of ['1', 'true', 'TRUE', 'yes', 'Yes', 'on', 'ON']) {
       assert.equal(resolveConfig({}, { BERTH_CREATE_REPOSITORY_ON_PUSH: v }, {}).registry.createRepositoryOnPush, true, v);
@@ -231,6 +253,7 @@ describe('resolveConfig', () => {
       if (name === 'BERTH_METADATA_DRIVER') env[name] = 'sqlite';
       if (name === 'BERTH_MAX_MANIFEST_BYTES') env[name] = '4096';
       if (name === 'BERTH_SCAN_WORKERS') env[name] = '2';
+      if (name === 'BERTH_STORAGE_MIN_FREE_BYTES') env[name] = '1GiB';
       if (name === 'BERTH_ROOT_ACCESS_KEY_ID' || name === 'BERTH_ROOT_SECRET_ACCESS_KEY') Object.assign(env, { BERTH_ROOT_ACCESS_KEY_ID: 'AKIAEXAMPLEEXAMPLE12', BERTH_ROOT_SECRET_ACCESS_KEY: 'secretsecretsecret' });
       if (name === 'BERTH_ACCOUNT_ID') env[name] = '123456789012';
       if (name === 'BERTH_REGION') env[name] = 'eu-west-1';
@@ -288,7 +311,7 @@ describe('readConfigFile and loadConfig', () => {
   });
 
   it('rejects a missing file', async () => {
-    await rejectsConfigError(readConfigFile(path.join(dir, 'missing.yaml')), /cannot read config file/);
+    await rejectsConfigError(readConfigFile(path.join(dir, 'missing.yaml')), /config file .*missing.yaml does not exist: check the path given to --config/);
   });
 
   it('loads file < env < flags and names the sources in errors', async () => {
