@@ -185,6 +185,20 @@ describe('deleting manifests by digest', () => {
     assertError(await r.getManifest(repo, 'docker'), 404, 'MANIFEST_UNKNOWN');
   });
 
+  it('a manifest an index still lists is refused (409 DENIED, naming the index) until the index is gone', async () => {
+    const r = berth.registry;
+    const repo = uniqueRepo('manage/manifest');
+    const child = await r.pushImage(repo, 'child');
+    const idx = ociIndex({ manifests: [child.manifest.descriptor] });
+    await r.pushManifest(repo, 'index', idx);
+    const refused = assertError(await r.delete(`/v2/${repo}/manifests/${child.manifest.digest}`), 409, 'DENIED');
+    assert.match(String(refused!.errors[0].message), new RegExp(idx.digest));
+    assert.equal((await r.getManifest(repo, child.manifest.digest)).status, 200);
+    assert.equal((await r.getManifest(repo, 'index')).status, 200);
+    assert.equal((await r.delete(`/v2/${repo}/manifests/${idx.digest}`)).status, 202);
+    assert.equal((await r.delete(`/v2/${repo}/manifests/${child.manifest.digest}`)).status, 202);
+  });
+
   it('deleting with a malformed digest answers 400', async () => {
     const r = berth.registry;
     const repo = uniqueRepo('manage/manifest');
