@@ -7,6 +7,7 @@ import { createLogger } from '../logger.ts';
 import { storageReport } from '../gc/storage-report.ts';
 import { RegistryService, touchIntervalFor } from '../registry/service.ts';
 import { CliError } from './errors.ts';
+import { progress } from './progress.ts';
 
 interface Options {
   config?: string;
@@ -38,16 +39,19 @@ export function registerGcCommands(program: Command): void {
         const log = createLogger({ log: { level: 'warn' } });
         const registry = new RegistryService(stores.metadata, stores.blobs, config.registry, log);
         const gc = new GarbageCollector(stores.metadata, stores.blobs, registry, log);
+        const shown = progress('gc', 'candidate blobs examined');
         const report = await gc.run({
           graceMs: grace * 1000,
           uploadExpiryMs: config.registry.uploadExpirySeconds * 1000,
           dryRun: Boolean(opts.dryRun),
-          onProgress: (n) => process.stderr.write(`examined ${n} candidate blobs\r`),
-        });
-        process.stderr.write('\n');
+          onProgress: (n) => shown.update(n),
+        }).finally(() => shown.end());
         const verb = report.dryRun ? 'would delete' : 'deleted';
-        process.stdout.write(`${JSON.stringify({ dryRun: report.dryRun, blobsDeleted: report.blobsDeleted, bytesReclaimed: report.bytesReclaimed, uploadsPurged: report.uploadsPurged, seconds: (report.finishedAt - report.startedAt) / 1000 }, null, 2)}\n`);
+        process.stdout.write(`${JSON.stringify({ dryRun: report.dryRun, blobsDeleted: report.blobsDeleted, bytesReclaimed: report.bytesReclaimed, uploadsPurged: report.uploadsPurged, blobsSpared: report.blobsSpared, bytesSpared: report.bytesSpared, seconds: (report.finishedAt - report.startedAt) / 1000 }, null, 2)}\n`);
         process.stderr.write(`${verb} ${report.blobsDeleted} blobs (${mib(report.bytesReclaimed)}), purged ${report.uploadsPurged} abandoned uploads\n`);
+        if (report.blobsSpared > 0) {
+          process.stderr.write(`spared ${report.blobsSpared} unreferenced blobs (${mib(report.bytesSpared)}) that a push uploaded, mounted or checked within the last ${grace} s (the grace period); to collect them now, while no push is running: berth gc --grace-seconds 0\n`);
+        }
       });
     });
 
@@ -56,12 +60,12 @@ export function registerGcCommands(program: Command): void {
     .option('--repair', 'remove corrupt and missing blobs from the registry (so the next push re-uploads them) and orphaned files')
     .action(async (opts: Options & { repair?: boolean }) => {
       await withStores(opts, async (stores, config) => {
+        const shown = progress('scrub', 'blobs checked');
         const report = await scrub(stores.metadata, stores.blobs, {
           repair: Boolean(opts.repair),
           orphanGraceMs: config.gc.graceSeconds * 1000,
-          onProgress: (n, total) => { if (n % 100 === 0 || n === total) process.stderr.write(`checked ${n}/${total} blobs\r`); },
-        });
-        process.stderr.write('\n');
+          onProgress: (n, total) => shown.update(n, total),
+        }).finally(() => shown.end());
         process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
         const remaining = (report.corrupt.length - report.repaired.corrupt) + (report.missing.length - report.repaired.missing)
           + (report.orphaned.length - report.repaired.orphaned) + report.brokenManifests.length + report.unreadable.length;

@@ -13,6 +13,7 @@ import type { Keyring, KeyTarget } from '../encryption/keys.ts';
 import { rewrap } from '../encryption/rotate.ts';
 import type { Stores } from '../app.ts';
 import { CliError } from './errors.ts';
+import { progress } from './progress.ts';
 import { storeOptions, withStores, type StoreOptions } from './stores.ts';
 
 interface KeyOptions extends StoreOptions {
@@ -34,8 +35,8 @@ function targetOf(keyring: Keyring, opts: KeyOptions): KeyTarget {
 }
 
 async function runRewrap(stores: Stores, keyring: Keyring, target: KeyTarget, extra: Record<string, unknown>): Promise<void> {
-  const report = await rewrap(stores.metadata, keyring, target, (n) => process.stderr.write(`re-wrapped ${n} data keys\r`));
-  process.stderr.write('\n');
+  const shown = progress('rewrap', 'data keys re-wrapped');
+  const report = await rewrap(stores.metadata, keyring, target, (n) => shown.update(n)).finally(() => shown.end());
   process.stdout.write(`${JSON.stringify({ ...extra, ...report }, null, 2)}\n`);
   if (report.unavailable.length > 0) {
     process.stderr.write(`some wrappings are under keys this process does not hold and were left as they are: ${report.unavailable.join(', ')}\n`);

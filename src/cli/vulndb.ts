@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { defaultSourceName, importVulnData, VulnImportError, type ImportSummary } from '../scan/vulndb/import.ts';
 import { vulnDbStatus } from '../scan/vulndb/lookup.ts';
 import { CliError } from './errors.ts';
+import { progress } from './progress.ts';
 import { storeOptions, withStores } from './stores.ts';
 
 interface Options {
@@ -40,7 +41,7 @@ export function registerVulndbCommands(program: Command): void {
         const summaries: ImportSummary[] = [];
         try {
           for (const p of paths) {
-            const progress = new Progress(path.basename(p));
+            const shown = progress(path.basename(p), 'entries');
             let listed = 0;
             const started = performance.now();
             let summary: ImportSummary;
@@ -49,17 +50,17 @@ export function registerVulndbCommands(program: Command): void {
                 source: opts.source,
                 prune: Boolean(opts.prune),
                 signal: abort.signal,
-                onProgress: (done, total) => progress.update(done, total),
+                onProgress: (done, total) => shown.update(done, total),
                 onInvalid: (what, reason) => {
-                  if (++listed <= MAX_LISTED_INVALID) progress.note(`skipped invalid record ${what}: ${reason}`);
+                  if (++listed <= MAX_LISTED_INVALID) shown.note(`skipped invalid record ${what}: ${reason}`);
                 },
               });
             } catch (err) {
-              progress.clear();
+              shown.end();
               throw translate(err);
             }
             const seconds = (performance.now() - started) / 1000;
-            progress.clear();
+            shown.end();
             if (listed > MAX_LISTED_INVALID) process.stderr.write(`(${listed - MAX_LISTED_INVALID} more invalid records not listed)\n`);
             const total = summary.added + summary.updated + summary.unchanged;
             process.stderr.write(`${summary.source}: ${total} records from ${p} in ${seconds.toFixed(1)} s — ${summary.added} added, ${summary.updated} updated, ${summary.unchanged} unchanged, ${summary.invalid} invalid${opts.prune ? `, ${summary.pruned} pruned` : ''}; database version ${summary.dbVersion}\n`);
@@ -129,45 +130,4 @@ function translate(err: unknown): unknown {
     return new CliError('the vulnerability database tables are missing (migration 0005_vulndb has not run): this build of berth does not include them');
   }
   return err;
-}
-
-/**
- * Import progress on stderr: one line rewritten in place on a terminal (count/total, percentage, rate), and a plain
- * line every few seconds otherwise (logs, CI).
- */
-class Progress {
-  private readonly tty = Boolean(process.stderr.isTTY);
-  private readonly started = performance.now();
-  private last = performance.now();
-  private shown = false;
-
-  constructor(private readonly label: string) {}
-
-  update(done: number, total?: number): void {
-    const now = performance.now();
-    const final = total !== undefined && done >= total;
-    // On a terminal the line follows closely and shows the end; elsewhere a line every 5 s, and the summary says the rest.
-    if (this.tty ? !final && now - this.last < 100 : final || now - this.last < 5000) return;
-    this.last = now;
-    const rate = done / Math.max((now - this.started) / 1000, 0.001);
-    const of = total ? `/${total} (${((100 * done) / total).toFixed(1)}%)` : '';
-    const line = `${this.label}: ${done}${of} entries, ${Math.round(rate)}/s`;
-    if (this.tty) {
-      process.stderr.write(`\r\x1b[2K${line}`);
-      this.shown = true;
-    } else {
-      process.stderr.write(`${line}\n`);
-    }
-  }
-
-  /** A message that must not be overwritten by the progress line. */
-  note(message: string): void {
-    this.clear();
-    process.stderr.write(`${message}\n`);
-  }
-
-  clear(): void {
-    if (this.tty && this.shown) process.stderr.write('\r\x1b[2K');
-    this.shown = false;
-  }
 }

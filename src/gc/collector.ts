@@ -33,6 +33,9 @@ export interface GcReport {
   blobsDeleted: number;
   bytesReclaimed: number;
   uploadsPurged: number;
+  /** Unreferenced blobs left in place because a push touched them within the grace period, and their bytes. */
+  blobsSpared: number;
+  bytesSpared: number;
   /** Digests deleted (or that would be, in a dry run). */
   digests: string[];
 }
@@ -55,7 +58,7 @@ export class GarbageCollector {
     // A pending blob is an upload being published: only one older than an abandoned upload is crash debris.
     const pendingCutoff = startedAt - Math.max(options.graceMs, options.uploadExpiryMs);
     const dryRun = options.dryRun ?? false;
-    const report: GcReport = { startedAt, finishedAt: startedAt, dryRun, blobsDeleted: 0, bytesReclaimed: 0, uploadsPurged: 0, digests: [] };
+    const report: GcReport = { startedAt, finishedAt: startedAt, dryRun, blobsDeleted: 0, bytesReclaimed: 0, uploadsPurged: 0, blobsSpared: 0, bytesSpared: 0, digests: [] };
 
     if (!dryRun) report.uploadsPurged = await this.registry.purgeAbandonedUploads(startedAt - options.uploadExpiryMs);
 
@@ -74,6 +77,9 @@ export class GarbageCollector {
         if (batch.length < BATCH) break;
       }
     }
+    const spared = await this.meta.gc.countSpared(cutoff);
+    report.blobsSpared = spared.blobs;
+    report.bytesSpared = spared.bytes;
     report.finishedAt = Date.now();
     await this.meta.gc.recordRun({
       started_at: report.startedAt, finished_at: report.finishedAt, blobs_deleted: report.blobsDeleted,

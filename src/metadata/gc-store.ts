@@ -36,6 +36,20 @@ export class GcStore {
   }
 
   /**
+   * Live blobs no manifest references that a push touched at or after `cutoff`: what a run with that cutoff spares
+   * because of the grace period (how many, and their bytes).
+   */
+  async countSpared(cutoff: number): Promise<{ blobs: number; bytes: number }> {
+    const row = await this.db.selectFrom('blobs as b')
+      .select((eb) => [eb.fn.countAll<number | string>().as('blobs'), eb.fn.sum<number | string | null>('b.size').as('bytes')])
+      .where('b.state', '=', 'live').where('b.touched_at', '>=', cutoff)
+      .where((eb) => eb.not(eb.exists(eb.selectFrom('manifest_references as r').select(sql`1`.as('one'))
+        .whereRef('r.target_digest', '=', 'b.digest').where('r.kind', '=', 'blob'))))
+      .executeTakeFirst();
+    return { blobs: Number(row?.blobs ?? 0), bytes: Number(row?.bytes ?? 0) };
+  }
+
+  /**
    * Re-checks candidates and marks those that still qualify `deleting` (from then on they count as absent); returns
    * the digests marked. Runs in the caller's transaction; on PostgreSQL the rows are locked in digest order first,
    * the order a manifest's transaction share-locks blobs in, so the two can never deadlock.
