@@ -9,6 +9,8 @@ import { buildApp } from '../app.ts';
 import { ConfigError, loadConfig, parseListen, type ConfigFlags } from '../config/load.ts';
 import { checkTlsMaterial, readTlsMaterial, reloadTlsMaterial, TlsMaterialError, trackTlsConnections, type TlsConnections } from '../http/tls.ts';
 import { createLogger, protectStdio } from '../logger.ts';
+import { CliError } from './errors.ts';
+import { checkListenAddress, checkWritableDirectories, listenErrorMessage } from './preflight.ts';
 
 export interface ServeOptions extends ConfigFlags {
   config?: string;
@@ -18,6 +20,9 @@ export interface ServeOptions extends ConfigFlags {
 
 export async function serve(options: ServeOptions): Promise<void> {
   const config = await loadConfig({ file: options.config, flags: options });
+  // Before anything is written (keys, credentials, the database): a user's mistake fails here, as one line.
+  await checkWritableDirectories(config);
+  await checkListenAddress(config.listen);
   const log = createLogger(config);
   // A full disk under redirected output must not end the server (logging itself drops and counts: logger.ts).
   protectStdio();
@@ -78,7 +83,16 @@ export async function serve(options: ServeOptions): Promise<void> {
   });
 
   const { host, port } = parseListen(config.listen);
-  await app.server.listen({ host, port });
+  try {
+    await app.server.listen({ host, port });
+  } catch (err) {
+    // Taken between the check above and now: say so as the check would have.
+    await app.close();
+    if (typeof (err as NodeJS.ErrnoException).code === 'string' && (err as NodeJS.ErrnoException).syscall === 'listen') {
+      throw new CliError(listenErrorMessage(config.listen, err as NodeJS.ErrnoException));
+    }
+    throw err;
+  }
   const addr = app.server.server.address() as AddressInfo;
   const shownHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   const url = `${tlsServer ? 'https' : 'http'}://${shownHost}:${addr.port}`;

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { openStores, type Stores } from '../app.ts';
 import { loadConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
+import { checkWritableDirectories } from './preflight.ts';
 
 export interface StoreOptions {
   config?: string;
@@ -16,6 +17,7 @@ export function storeOptions(cmd: Command): Command {
 
 export async function withStores<T>(opts: StoreOptions, fn: (stores: Stores, config: Config) => Promise<T>): Promise<T> {
   const config = await loadConfig({ file: opts.config, flags: { dataDir: opts.dataDir, logLevel: 'warn' } });
+  await checkWritableDirectories(config);
   const stores = await openStores(config);
   try {
     return await fn(stores, config);

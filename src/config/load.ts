@@ -100,6 +100,10 @@ export async function readConfigFile(file: string): Promise<Plain> {
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new ConfigError(`config file ${file} does not exist: check the path given to --config (a relative path starts at the working directory, ${process.cwd()}), or leave --config out to run on defaults and BERTH_* variables`);
+    if (code === 'EACCES' || code === 'EPERM') throw new ConfigError(`config file ${file} cannot be read by this user (permission denied): make it readable, or run berth as its owner`);
+    if (code === 'EISDIR') throw new ConfigError(`config file ${file} is a directory: give --config the path of a YAML file`);
     throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`);
   }
   let doc: unknown;
