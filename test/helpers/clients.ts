@@ -914,3 +914,46 @@ export async function fetchBlob(reg: RegistryUnderTest, repository: string, dige
   if (res.status !== 200) throw new Error(`GET /v2/${repository}/blobs/${digest}: ${res.status} ${await res.text()}`);
   return Buffer.from(await res.arrayBuffer());
 }
+
+// ---------------------------------------------------------------------------------------------
+// oras and cosign (Debian trixie, unpacked privately by .ci/trixie-tools)
+// ---------------------------------------------------------------------------------------------
+
+/** Where `.ci/trixie-tools` unpacks oras and cosign: never installed system-wide, so not on PATH by default. */
+export const TRIXIE_TOOLS_BIN = path.join(process.env.BERTH_TRIXIE_TOOLS ?? '/opt/trixie-tools', 'root/usr/bin');
+
+/**
+ * The executable of a client that comes from Debian trixie: the one on PATH, else the one `.ci/trixie-tools`
+ * unpacked, else the bare name (which `requireClients` then reports missing: skipped locally, a failure under CI).
+ */
+export function trixieTool(name: 'oras' | 'cosign'): string {
+  return which(name) ?? which(path.join(TRIXIE_TOOLS_BIN, name)) ?? name;
+}
+
+/**
+ * A private home for registry clients that keep credentials and caches under $HOME or $DOCKER_CONFIG (oras,
+ * cosign): the tests share no login state with each other or with the machine.
+ */
+export interface ClientHome {
+  dir: string;
+  /** `$DOCKER_CONFIG/config.json`, where `oras login` and `cosign login` write (pass it to oras as --registry-config). */
+  registryConfig: string;
+  env: Record<string, string>;
+  dispose(): Promise<void>;
+}
+
+export async function createClientHome(prefix: string): Promise<ClientHome> {
+  const dir = await makeTempDir(prefix);
+  const home = path.join(dir, 'home');
+  const dockerConfig = path.join(dir, 'docker-config');
+  const tmp = path.join(dir, 'tmp');
+  await Promise.all([home, dockerConfig, tmp].map((d) => mkdir(d, { recursive: true })));
+  const registryConfig = path.join(dockerConfig, 'config.json');
+  await writeFile(registryConfig, '{"auths":{}}\n');
+  return {
+    dir,
+    registryConfig,
+    env: { HOME: home, DOCKER_CONFIG: dockerConfig, TMPDIR: tmp, XDG_CONFIG_HOME: path.join(home, '.config'), XDG_CACHE_HOME: path.join(home, '.cache'), NO_COLOR: '1' },
+    dispose: () => removeTree(dir),
+  };
+}
