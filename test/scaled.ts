@@ -1,6 +1,6 @@
 /**
- * The scaled-out run of the suite: PostgreSQL metadata and S3 blob storage (a real Ceph RADOS Gateway, see
- * ../shared/S3.md), every test file of the embedded run except the unit tests (pure functions: no server, no
+ * The scaled-out run of the suite: PostgreSQL metadata and S3 blob storage (a real Ceph RADOS Gateway, started by
+ * .ci/start-s3.sh), every test file of the embedded run except the unit tests (pure functions: no server, no
  * database, nothing the backend can change). Starts the gateway once for all files (configured by
  * test/helpers/s3.ts, with its test KMS key), runs `node --test`, then frees the gateway's space and stops it.
  *

@@ -1,5 +1,5 @@
 /**
- * A real S3 server for the tests: Ceph RADOS Gateway, started through start-s3.sh (see /work/shared/S3.md).
+ * A real S3 server for the tests: Ceph RADOS Gateway, started through .ci/start-s3.sh (its header says how).
  *
  *   const s3 = await s3Server();            // top level of a test file; { skip } when unavailable (a failure under CI=1)
  *   const env = await s3Env();              // env for `berth serve` on a fresh bucket
@@ -27,7 +27,7 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../
 
 const run = promisify(execFile);
 
-export const S3_SCRIPT = process.env.BERTH_TEST_S3_SCRIPT ?? path.resolve(repoRoot, '../shared/tools/start-s3.sh');
+export const S3_SCRIPT = process.env.BERTH_TEST_S3_SCRIPT ?? path.resolve(repoRoot, '.ci/start-s3.sh');
 export const S3_DATA_DIR = path.resolve(process.env.BERTH_TEST_S3_DIR ?? path.join(repoRoot, '.cache/s3-data'));
 
 export interface S3Server {
