@@ -33,7 +33,9 @@ async function rawRequest(method: 'GET' | 'HEAD', path: string, headers: Record<
   const lines = [`${method} ${path} HTTP/1.1`, `Host: ${url.host}`, 'Connection: close', ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
   const received = await new Promise<Buffer>((resolve, reject) => {
     const chunks: Buffer[] = [];
-    const socket = net.connect(Number(url.port), url.hostname, () => socket.end(`${lines.join('\r\n')}\r\n\r\n`));
+    // Written without half-closing: the server aborts a request whose client ended its side before the answer.
+    // `Connection: close` makes the server close the connection once it has answered.
+    const socket = net.connect(Number(url.port), url.hostname, () => socket.write(`${lines.join('\r\n')}\r\n\r\n`));
     socket.on('data', (d: Buffer) => chunks.push(d));
     socket.once('error', reject);
     socket.once('close', () => resolve(Buffer.concat(chunks)));
