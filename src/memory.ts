@@ -3,8 +3,9 @@
  * collects them, and V8 collects rarely while its young generation is growing, so a big push piles up tens of MiB
  * of dead buffers. Two measures, both settable at run time (unlike --max-semi-space-size): the young generation
  * does not grow, and every few MiB of upload written to storage triggers a minor (young-generation) collection,
- * which is cheap because nearly everything in it is dead. Measured in bench/: peak RSS of a 1 GiB push ~86 MiB
- * instead of ~126 MiB, with the same CPU time. Imported first by main.ts.
+ * which is cheap because nearly everything in it is dead. Measured in bench/ when introduced (before encryption at
+ * rest): peak RSS of a 1 GiB push ~86 MiB instead of ~126 MiB, with the same CPU time; docs/benchmarks.md has
+ * today's figures. Imported first by main.ts.
  */
 import v8 from 'node:v8';
 import vm from 'node:vm';

@@ -14,7 +14,8 @@ export const ECR_ACTIONS = [
   'UpdatePullThroughCacheRule', 'UploadLayerPart', 'ValidatePullThroughCacheRule', 'ListImageReferrers',
   'DescribeImageSigningStatus', 'PutSigningConfiguration', 'GetSigningConfiguration', 'DeleteSigningConfiguration',
   'UpdateImageStorageClass', 'UpdateRepositoryCreationTemplate', 'RegisterPullTimeUpdateExclusion',
-  'DeregisterPullTimeUpdateExclusion', 'ListPullTimeUpdateExclusions',
+  'DeregisterPullTimeUpdateExclusion', 'ListPullTimeUpdateExclusions', 'StartReplicationBackfill', 'StopReplicationBackfill',
+  'DescribeReplicationBackfillResults', 'ListReplicationBackfills',
 ] as const;
 
 export type EcrAction = `ecr:${(typeof ECR_ACTIONS)[number]}`;
