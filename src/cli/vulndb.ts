@@ -127,7 +127,7 @@ function translate(err: unknown): unknown {
   if (err instanceof VulnImportError) return new CliError(err.message);
   const message = (err as Error)?.message ?? '';
   if (/no such table: vuln_|relation "vuln_\w+" does not exist/.test(message)) {
-    return new CliError('the vulnerability database tables are missing (migration 0005_vulndb has not run): this build of berth does not include them');
+    return new CliError('the vulnerability database tables are missing (migration 0006_vulndb has not run): this build of berth does not include them');
   }
   return err;
 }

@@ -10,44 +10,9 @@
  */
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
-import { sql, type Kysely, type Migration } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { Logger } from 'pino';
-import type { Dialect } from '../metadata/migrations/index.ts';
-
-export interface JobLeasesTable {
-  name: string;
-  holder: string | null;
-  expires_at: number;
-  last_started_at: number | null;
-  last_finished_at: number | null;
-  last_status: string | null;
-  last_error: string | null;
-  last_holder: string | null;
-  runs: number;
-}
-
-interface Tables {
-  job_leases: JobLeasesTable;
-}
-
-export function jobsMigration(dialect: Dialect): Migration {
-  const bigint = dialect === 'postgres' ? 'bigint' : 'integer';
-  return {
-    async up(db: Kysely<any>) {
-      await db.schema.createTable('job_leases')
-        .addColumn('name', 'text', (c) => c.primaryKey())
-        .addColumn('holder', 'text')
-        .addColumn('expires_at', bigint, (c) => c.notNull().defaultTo(0))
-        .addColumn('last_started_at', bigint)
-        .addColumn('last_finished_at', bigint)
-        .addColumn('last_status', 'text')
-        .addColumn('last_error', 'text')
-        .addColumn('last_holder', 'text')
-        .addColumn('runs', bigint, (c) => c.notNull().defaultTo(0))
-        .execute();
-    },
-  };
-}
+import type { Database } from '../metadata/schema.ts';
 
 export interface JobState {
   name: string;
@@ -64,11 +29,7 @@ export interface JobState {
 }
 
 export class JobLeases {
-  private readonly db: Kysely<Tables>;
-
-  constructor(db: Kysely<any>) {
-    this.db = db as Kysely<Tables>;
-  }
+  constructor(private readonly db: Kysely<Database>) {}
 
   /**
    * Takes the lease of `name` for `holder` until `now + ttlMs` when the rules above allow a run now; true when

@@ -4,7 +4,8 @@ import path from 'node:path';
 import SQLite from 'better-sqlite3';
 import { CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteDialect, SqliteDriver, type DatabaseConnection, type Driver, type MigrationProvider, type SqliteDatabase } from 'kysely';
 import type { Config } from '../config/schema.ts';
-import { migrations, type Dialect } from './migrations/index.ts';
+import type { Dialect } from './dialect.ts';
+import { migrations } from './migrations/index.ts';
 import type { Database } from './schema.ts';
 
 export interface Connection {

@@ -3,7 +3,7 @@
  * a transaction holds its row in state `deleting` and proves nothing references it.
  */
 import { sql, type ExpressionBuilder, type Kysely, type Transaction } from 'kysely';
-import type { Dialect } from './migrations/index.ts';
+import type { Dialect } from './dialect.ts';
 import type { Database } from './schema.ts';
 
 export type BlobState = 'pending' | 'live' | 'deleting';

@@ -3,7 +3,7 @@
  * blob row (foreign key, cascading delete), so garbage collection and scrub repairs drop them with the blob.
  */
 import type { Kysely, Transaction } from 'kysely';
-import type { Dialect } from './migrations/index.ts';
+import type { Dialect } from './dialect.ts';
 import type { Database } from './schema.ts';
 
 export interface Wrapping {

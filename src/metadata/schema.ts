@@ -1,4 +1,7 @@
-/** Table types for Kysely. Times are epoch milliseconds; sizes are bytes. */
+/**
+ * Table types for Kysely: every table of the metadata database, one interface each, created by the migrations in
+ * `migrations/index.ts`. Times are epoch milliseconds; sizes are bytes.
+ */
 import type { Generated } from 'kysely';
 
 export interface RepositoriesTable {
@@ -152,6 +155,106 @@ export interface UploadsTable {
   tail: Buffer | null;
 }
 
+/** A background job's lease and the record of its last run (`jobs/leases.ts`). */
+export interface JobLeasesTable {
+  name: string;
+  holder: string | null;
+  expires_at: Generated<number>;
+  last_started_at: number | null;
+  last_finished_at: number | null;
+  last_status: string | null;
+  last_error: string | null;
+  last_holder: string | null;
+  runs: Generated<number>;
+}
+
+export type ScanState = 'PENDING' | 'IN_PROGRESS' | 'COMPLETE' | 'FAILED' | 'UNSUPPORTED_IMAGE';
+
+/** One image's scan: its place in the queue and, once finished, its results (`scan/store.ts`). */
+export interface ImageScansTable {
+  digest: string;
+  status: ScanState;
+  description: string | null;
+  requested_at: number;
+  started_at: number | null;
+  completed_at: number | null;
+  /** The vulnerability database version the findings were matched against. */
+  db_version: number | null;
+  /** When the vulnerability data used was last imported (ECR's vulnerabilitySourceUpdatedAt). */
+  source_updated_at: number | null;
+  claimed_by: string | null;
+  /** JSON: the findings */
+  findings: string | null;
+  /** JSON: count per severity */
+  severity_counts: string | null;
+  /** JSON: the packages found (what SBOMs are written from) */
+  inventory: string | null;
+}
+
+/** Registry-wide scanning settings, JSON values by name. */
+export interface ScanSettingsTable {
+  name: string;
+  value: string;
+}
+
+// The vulnerability database (`scan/vulndb/`), imported from OSV dumps.
+
+export interface VulnSourcesTable {
+  /** e.g. `Go`, `PyPI`, `AlmaLinux`: taken from the dump's file name unless `--source` names it. */
+  name: string;
+  /** Absolute path of the zip or directory last imported into this source. */
+  origin: string;
+  /** Licence / attribution text found beside the dump (`<Source>-LICENSE.txt`), or null when none was found. */
+  license: string | null;
+  imported_at: number;
+  /** Records that belong to this source after the last import (withdrawn ones included). */
+  record_count: Generated<number>;
+  /** The newest `modified`/`published` time among the records of the last import, or null when none parses. */
+  data_updated_at: number | null;
+}
+
+export interface VulnRecordsTable {
+  /** OSV id (`GO-2022-0969`, `PYSEC-2021-1`, `ALSA-2024:1234` …). */
+  id: string;
+  /** The source that last wrote this record. */
+  source: string;
+  /** `modified` exactly as the record states it. */
+  modified: string;
+  /** 1 when the record carries `withdrawn`: kept, but never returned by lookups. */
+  withdrawn: Generated<number>;
+  /** The whole validated OSV record, as compact JSON (unknown fields kept). */
+  record: string;
+  /** sha256 (hex) of `record`: how an import tells an unchanged record from a changed one. */
+  digest: string;
+}
+
+/**
+ * One row per distinct (record, ecosystem, package name) of a record's `affected[]`. `ecosystem` is the full OSV
+ * value with any release suffix (`AlmaLinux:8`); PyPI names are stored PEP 503-normalised, other names as written.
+ */
+export interface VulnAffectedTable {
+  record_id: string;
+  ecosystem: string;
+  name: string;
+}
+
+/**
+ * Which sources contain which records. The same advisory can ship in several dumps (a GHSA record sits in the
+ * all.zip of every ecosystem it affects); pruning one source must not remove a record another source still has.
+ */
+export interface VulnRecordSourcesTable {
+  source: string;
+  record_id: string;
+}
+
+/** A single row (id = 1). */
+export interface VulnMetaTable {
+  id: number;
+  /** Incremented by every import that changes what lookups return; scanners key their results on it. */
+  db_version: number;
+  updated_at: number;
+}
+
 export interface Database {
   repositories: RepositoriesTable;
   blobs: BlobsTable;
@@ -169,4 +272,12 @@ export interface Database {
   lifecycle_expirations: LifecycleExpirationsTable;
   gc_runs: GcRunsTable;
   blob_keys: BlobKeysTable;
+  job_leases: JobLeasesTable;
+  image_scans: ImageScansTable;
+  scan_settings: ScanSettingsTable;
+  vuln_sources: VulnSourcesTable;
+  vuln_records: VulnRecordsTable;
+  vuln_affected: VulnAffectedTable;
+  vuln_record_sources: VulnRecordSourcesTable;
+  vuln_meta: VulnMetaTable;
 }

@@ -7,7 +7,7 @@
  * in are already validated. Nothing here knows about HTTP.
  */
 import { CompiledQuery, sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
-import type { Dialect } from './migrations/index.ts';
+import type { Dialect } from './dialect.ts';
 import { LifecycleStore } from './lifecycle-store.ts';
 import { GcStore } from './gc-store.ts';
 import { BlobKeyStore } from './key-store.ts';

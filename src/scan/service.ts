@@ -10,6 +10,7 @@ import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { BerthError } from '../errors/catalog.ts';
 import type { MetadataStore } from '../metadata/store.ts';
+import type { Database } from '../metadata/schema.ts';
 import type { Digest } from '../oci/digest.ts';
 import { isIndexMediaType } from '../oci/media-types.ts';
 import type { PushedManifest } from '../registry/service.ts';
@@ -69,7 +70,7 @@ export class ScanService {
   constructor(
     private readonly meta: MetadataStore,
     private readonly blobs: BlobStore,
-    private readonly db: Kysely<any>,
+    private readonly db: Kysely<Database>,
     private readonly log: Logger,
     private readonly options: ScanServiceOptions = { workers: 1, staleAfterMs: 30 * 60_000 },
   ) {

@@ -3,65 +3,11 @@
  * image pushed to several repositories is one image and is scanned once. A row is also the job's place in the queue
  * (`PENDING` → `IN_PROGRESS` → a final status), claimed with a conditional update so several nodes can share it.
  */
-import type { Kysely, Migration } from 'kysely';
-import type { Dialect } from '../metadata/migrations/index.ts';
+import type { Kysely } from 'kysely';
+import type { Database, ImageScansTable, ScanState } from '../metadata/schema.ts';
 import type { Finding, Inventory, Severity } from './types.ts';
 
-export type ScanState = 'PENDING' | 'IN_PROGRESS' | 'COMPLETE' | 'FAILED' | 'UNSUPPORTED_IMAGE';
-
-export interface ImageScansTable {
-  digest: string;
-  status: ScanState;
-  description: string | null;
-  requested_at: number;
-  started_at: number | null;
-  completed_at: number | null;
-  /** The vulnerability database version the findings were matched against. */
-  db_version: number | null;
-  /** When the vulnerability data used was last imported (ECR's vulnerabilitySourceUpdatedAt). */
-  source_updated_at: number | null;
-  claimed_by: string | null;
-  findings: string | null;
-  severity_counts: string | null;
-  inventory: string | null;
-}
-
-export interface ScanSettingsTable {
-  name: string;
-  value: string;
-}
-
-export interface ScanTables {
-  image_scans: ImageScansTable;
-  scan_settings: ScanSettingsTable;
-}
-
-export function scansMigration(dialect: Dialect): Migration {
-  const bigint = dialect === 'postgres' ? 'bigint' : 'integer';
-  return {
-    async up(db: Kysely<any>) {
-      await db.schema.createTable('image_scans')
-        .addColumn('digest', 'text', (c) => c.primaryKey())
-        .addColumn('status', 'text', (c) => c.notNull())
-        .addColumn('description', 'text')
-        .addColumn('requested_at', bigint, (c) => c.notNull())
-        .addColumn('started_at', bigint)
-        .addColumn('completed_at', bigint)
-        .addColumn('db_version', 'integer')
-        .addColumn('source_updated_at', bigint)
-        .addColumn('claimed_by', 'text')
-        .addColumn('findings', 'text')
-        .addColumn('severity_counts', 'text')
-        .addColumn('inventory', 'text')
-        .execute();
-      await db.schema.createIndex('image_scans_queue').on('image_scans').columns(['status', 'requested_at']).execute();
-      await db.schema.createTable('scan_settings')
-        .addColumn('name', 'text', (c) => c.primaryKey())
-        .addColumn('value', 'text', (c) => c.notNull())
-        .execute();
-    },
-  };
-}
+export type { ScanState };
 
 export interface ScanRecord {
   digest: string;
@@ -121,11 +67,7 @@ function resultColumns(result: ScanResult, now: number) {
 const SUMMARY = ['digest', 'status', 'description', 'requested_at', 'started_at', 'completed_at', 'db_version', 'source_updated_at', 'severity_counts'] as const;
 
 export class ScanStore {
-  private readonly db: Kysely<ScanTables>;
-
-  constructor(db: Kysely<any>) {
-    this.db = db as Kysely<ScanTables>;
-  }
+  constructor(private readonly db: Kysely<Database>) {}
 
   async get(digest: string): Promise<ScanRecord | null> {
     const row = await this.db.selectFrom('image_scans').select(SUMMARY).where('digest', '=', digest).executeTakeFirst();
@@ -204,6 +146,12 @@ export class ScanStore {
     const rows = await this.db.selectFrom('image_scans').select('digest')
       .where('status', 'in', ['COMPLETE', 'FAILED']).where('db_version', '<', dbVersion).orderBy('digest').limit(limit).execute();
     return rows.map((r) => r.digest);
+  }
+
+  /** How many scans are in each state (states without any are absent). */
+  async countByStatus(): Promise<Map<ScanState, number>> {
+    const rows = await this.db.selectFrom('image_scans').select((eb) => ['status', eb.fn.countAll().as('n')]).groupBy('status').execute();
+    return new Map(rows.map((r) => [r.status, Number(r.n)]));
   }
 
   async forget(digest: string): Promise<void> {

@@ -13,6 +13,7 @@ import pino from 'pino';
 import { resolveConfig } from '../../src/config/load.ts';
 import { JobLeases, JobRunner } from '../../src/jobs/leases.ts';
 import { connect, migrate } from '../../src/metadata/connect.ts';
+import type { Database } from '../../src/metadata/schema.ts';
 import { createPostgresDatabase, dropPostgresDatabase, startBerth } from '../helpers/berth.ts';
 
 const log = pino({ level: 'silent' });
@@ -21,7 +22,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
   describe(`job leases on ${kind}`, () => {
     let dir: string;
     let url: string | undefined;
-    let db: Kysely<any>;
+    let db: Kysely<Database>;
     let leases: JobLeases;
 
     beforeEach(async () => {

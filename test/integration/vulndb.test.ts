@@ -16,7 +16,6 @@ import { resolveConfig } from '../../src/config/load.ts';
 import { connect, migrate, type Connection } from '../../src/metadata/connect.ts';
 import { importVulnData, VulnImportError, type ImportOptions, type ImportSummary } from '../../src/scan/vulndb/import.ts';
 import { dbVersion, DbVulnLookup, vulnDbStatus } from '../../src/scan/vulndb/lookup.ts';
-import { vulndbMigration } from '../../src/scan/vulndb/migration.ts';
 import { createPostgresDatabase, dropPostgresDatabase, repoRoot, type MetadataKind } from '../helpers/berth.ts';
 
 const DATA = process.env.BERTH_TEST_VULNDATA ?? path.resolve(repoRoot, '../shared/vulndata');
@@ -161,9 +160,6 @@ async function open(kind: MetadataKind): Promise<Fixture> {
     }, {}, {});
     const conn = await connect(config);
     await migrate(conn);
-    // Until 0005_vulndb is registered with the metadata migrations, create the tables here.
-    const tables = await conn.db.introspection.getTables();
-    if (!tables.some((t) => t.name === 'vuln_meta')) await vulndbMigration(conn.dialect).up(conn.db);
     return {
       conn,
       dir,

@@ -1,20 +1,20 @@
 /**
- * Schema migrations, in order. Each runs once per database (Kysely's Migrator records them). The SQL types
- * are chosen per dialect where they differ (auto-increment keys, binary columns); everything else is shared.
+ * Schema migrations of every table in the metadata database — the registry's, the scanner's, the vulnerability
+ * database's and the job leases' — in one ordered list. Each runs once per database: Kysely's Migrator records its
+ * name in `berth_migrations`, so a name, once released, never changes (test/integration/metadata-upgrade.test.ts
+ * upgrades databases created by an earlier release). The SQL types are chosen per dialect where they differ
+ * (auto-increment keys, binary columns); everything else is shared. A migration sees the schema as it was when it
+ * was written, not `schema.ts`, hence `Kysely<unknown>`: it builds DDL and writes rows with plain SQL.
  */
 import { sql, type Kysely, type Migration } from 'kysely';
-import { jobsMigration } from '../../jobs/leases.ts';
-import { scansMigration } from '../../scan/store.ts';
-import { vulndbMigration } from '../../scan/vulndb/migration.ts';
-
-export type Dialect = 'sqlite' | 'postgres';
+import type { Dialect } from '../dialect.ts';
 
 export function migrations(dialect: Dialect): Record<string, Migration> {
   const bigint = dialect === 'postgres' ? 'bigint' : 'integer';
   const bytes = dialect === 'postgres' ? 'bytea' : 'blob';
   return {
     '0001_registry': {
-      async up(db: Kysely<any>) {
+      async up(db: Kysely<unknown>) {
         let repos = db.schema.createTable('repositories');
         repos = dialect === 'postgres'
           ? repos.addColumn('id', 'serial', (c) => c.primaryKey())
@@ -83,7 +83,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
       },
     },
     '0002_ecr_and_access': {
-      async up(db: Kysely<any>) {
+      async up(db: Kysely<unknown>) {
         // ECR repository settings.
         await db.schema.alterTable('repositories').addColumn('image_tag_mutability', 'text', (c) => c.notNull().defaultTo('MUTABLE')).execute();
         await db.schema.alterTable('repositories').addColumn('tag_mutability_filters', 'text').execute();
@@ -127,11 +127,11 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
           .addColumn('id', 'integer', (c) => c.primaryKey())
           .addColumn('epoch', bigint, (c) => c.notNull())
           .execute();
-        await db.insertInto('access_epoch').values({ id: 1, epoch: 1 }).execute();
+        await sql`insert into access_epoch (id, epoch) values (1, 1)`.execute(db);
       },
     },
     '0003_lifecycle': {
-      async up(db: Kysely<any>) {
+      async up(db: Kysely<unknown>) {
         await db.schema.alterTable('repositories').addColumn('lifecycle_policy', 'text').execute();
         await db.schema.alterTable('repositories').addColumn('lifecycle_evaluated_at', bigint).execute();
         await db.schema.createTable('lifecycle_previews')
@@ -160,7 +160,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
       },
     },
     '0004_gc': {
-      async up(db: Kysely<any>) {
+      async up(db: Kysely<unknown>) {
         // touched_at: the last time a push relied on the blob (upload, mount, existence check); GC spares blobs
         // touched within its grace period. state: 'live', or 'deleting' while GC removes it (then it counts as absent).
         await db.schema.alterTable('blobs').addColumn('touched_at', bigint, (c) => c.notNull().defaultTo(0)).execute();
@@ -182,18 +182,90 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
       },
     },
     '0005_gc_keyset': {
-      async up(db: Kysely<any>) {
+      async up(db: Kysely<unknown>) {
         // GC pages through each state's candidates in digest order: (state, digest) serves that walk directly, where
         // (state, touched_at) made SQLite collect and sort every candidate for each page.
         await db.schema.dropIndex('blobs_state_touched').execute();
         await db.schema.createIndex('blobs_state_digest').on('blobs').columns(['state', 'digest']).execute();
       },
     },
-    // The scanner's tables live with their modules.
-    '0006_vulndb': vulndbMigration(dialect),
-    '0007_scans': scansMigration(dialect),
+    '0006_vulndb': {
+      // The vulnerability database (scan/vulndb/), imported from OSV dumps.
+      async up(db: Kysely<unknown>) {
+        await db.schema.createTable('vuln_sources')
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('origin', 'text', (c) => c.notNull())
+          .addColumn('license', 'text')
+          .addColumn('imported_at', bigint, (c) => c.notNull())
+          .addColumn('record_count', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('data_updated_at', bigint)
+          .execute();
+
+        await db.schema.createTable('vuln_records')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('source', 'text', (c) => c.notNull())
+          .addColumn('modified', 'text', (c) => c.notNull())
+          .addColumn('withdrawn', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('record', 'text', (c) => c.notNull())
+          .addColumn('digest', 'text', (c) => c.notNull())
+          .execute();
+
+        // The primary key doubles as the index by record (deleting a changed record's rows); the second index serves
+        // the scanner's lookups by package.
+        await db.schema.createTable('vuln_affected')
+          .addColumn('record_id', 'text', (c) => c.notNull().references('vuln_records.id').onDelete('cascade'))
+          .addColumn('ecosystem', 'text', (c) => c.notNull())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('vuln_affected_pk', ['record_id', 'ecosystem', 'name'])
+          .execute();
+        await db.schema.createIndex('vuln_affected_package').on('vuln_affected').columns(['ecosystem', 'name']).execute();
+
+        await db.schema.createTable('vuln_record_sources')
+          .addColumn('source', 'text', (c) => c.notNull())
+          .addColumn('record_id', 'text', (c) => c.notNull().references('vuln_records.id').onDelete('cascade'))
+          .addPrimaryKeyConstraint('vuln_record_sources_pk', ['source', 'record_id'])
+          .execute();
+        await db.schema.createIndex('vuln_record_sources_record').on('vuln_record_sources').column('record_id').execute();
+
+        await db.schema.createTable('vuln_meta')
+          .addColumn('id', 'integer', (c) => c.primaryKey())
+          .addColumn('db_version', 'integer', (c) => c.notNull())
+          .addColumn('updated_at', bigint, (c) => c.notNull())
+          .execute();
+        await sql`insert into vuln_meta (id, db_version, updated_at) values (1, 0, 0)`.execute(db);
+      },
+      async down(db: Kysely<unknown>) {
+        for (const table of ['vuln_record_sources', 'vuln_affected', 'vuln_records', 'vuln_sources', 'vuln_meta']) {
+          await db.schema.dropTable(table).ifExists().execute();
+        }
+      },
+    },
+    '0007_scans': {
+      // Scan results per manifest digest, registry-wide; a row is also the scan's place in the queue (scan/store.ts).
+      async up(db: Kysely<unknown>) {
+        await db.schema.createTable('image_scans')
+          .addColumn('digest', 'text', (c) => c.primaryKey())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('description', 'text')
+          .addColumn('requested_at', bigint, (c) => c.notNull())
+          .addColumn('started_at', bigint)
+          .addColumn('completed_at', bigint)
+          .addColumn('db_version', 'integer')
+          .addColumn('source_updated_at', bigint)
+          .addColumn('claimed_by', 'text')
+          .addColumn('findings', 'text')
+          .addColumn('severity_counts', 'text')
+          .addColumn('inventory', 'text')
+          .execute();
+        await db.schema.createIndex('image_scans_queue').on('image_scans').columns(['status', 'requested_at']).execute();
+        await db.schema.createTable('scan_settings')
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('value', 'text', (c) => c.notNull())
+          .execute();
+      },
+    },
     '0008_encryption': {
-      async up(db: Kysely<any>) {
+      async up(db: Kysely<unknown>) {
         // Encryption at rest: each blob's data key, wrapped once per key-encryption key that may unwrap it. The rows
         // go with their blob (GC and scrub remove blob rows; a re-upload then gets a fresh data key).
         await db.schema.createTable('blob_keys')
@@ -207,9 +279,24 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('blob_keys_ref').on('blob_keys').columns(['key_ref', 'digest']).execute();
       },
     },
-    '0009_jobs': jobsMigration(dialect),
+    '0009_jobs': {
+      // Background jobs' leases and their last runs (jobs/leases.ts).
+      async up(db: Kysely<unknown>) {
+        await db.schema.createTable('job_leases')
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('holder', 'text')
+          .addColumn('expires_at', bigint, (c) => c.notNull().defaultTo(0))
+          .addColumn('last_started_at', bigint)
+          .addColumn('last_finished_at', bigint)
+          .addColumn('last_status', 'text')
+          .addColumn('last_error', 'text')
+          .addColumn('last_holder', 'text')
+          .addColumn('runs', bigint, (c) => c.notNull().defaultTo(0))
+          .execute();
+      },
+    },
     '0010_upload_sealing': {
-      async up(db: Kysely<any>) {
+      async up(db: Kysely<unknown>) {
         // Uploads are sealed as they stream in, each under a data key of its own; the bytes after the last whole
         // sealed frame wait, sealed, in the upload's row until the next chunk or the end.
         await db.schema.alterTable('uploads').addColumn('seal_key_ref', 'text').execute();

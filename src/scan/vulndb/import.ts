@@ -13,9 +13,9 @@ import { inflateRawSync } from 'node:zlib';
 import { sql, type Kysely } from 'kysely';
 import { parse as parseYaml } from 'yaml';
 import yauzl from 'yauzl';
-import type { Dialect } from '../../metadata/migrations/index.ts';
+import type { Dialect } from '../../metadata/dialect.ts';
+import type { Database } from '../../metadata/schema.ts';
 import { indexedName, validateOsvRecord } from './osv-schema.ts';
-import type { VulnDatabase } from './schema.ts';
 
 export interface ImportSummary {
   source: string;
@@ -65,8 +65,6 @@ const ROWS_PER_INSERT = 500;
 const IDS_PER_QUERY = 500;
 const SOURCE_NAME = /^[A-Za-z0-9][A-Za-z0-9 ._:+-]{0,99}$/;
 
-type VulnDb = Kysely<VulnDatabase>;
-
 /** One document read from the dump: its raw bytes, or why it could not be read. */
 interface Document {
   name: string;
@@ -92,8 +90,7 @@ interface Prepared {
   packages: { ecosystem: string; name: string }[];
 }
 
-export async function importVulnData(db: Kysely<any>, dialect: Dialect, inputPath: string, opts: ImportOptions = {}): Promise<ImportSummary> {
-  const vdb = db as VulnDb;
+export async function importVulnData(db: Kysely<Database>, dialect: Dialect, inputPath: string, opts: ImportOptions = {}): Promise<ImportSummary> {
   const origin = path.resolve(inputPath);
   const kind = await detect(origin, inputPath);
   const source = opts.source ?? defaultSourceName(origin, kind);
@@ -119,7 +116,7 @@ export async function importVulnData(db: Kysely<any>, dialect: Dialect, inputPat
 
   const flush = async () => {
     if (batch.length === 0) return;
-    const result = await writeBatch(vdb, source, batch);
+    const result = await writeBatch(db, source, batch);
     batch = [];
     counts.added += result.added;
     counts.updated += result.updated;
@@ -161,7 +158,7 @@ export async function importVulnData(db: Kysely<any>, dialect: Dialect, inputPat
   } catch (err) {
     await reader.close().catch(() => {});
     // Batches already committed changed the data: move the version so scanners notice, even though the run stopped.
-    if (changed) await finish(vdb, { source, origin, license, newest, partial: true, changed }).catch(() => {});
+    if (changed) await finish(db, { source, origin, license, newest, partial: true, changed }).catch(() => {});
     throw err;
   }
   await reader.close();
@@ -177,12 +174,12 @@ export async function importVulnData(db: Kysely<any>, dialect: Dialect, inputPat
 
   if (opts.prune) {
     opts.signal?.throwIfAborted();
-    counts.pruned = await prune(vdb, source, present);
+    counts.pruned = await prune(db, source, present);
     if (counts.pruned > 0) changed = true;
   }
-  const dbVersion = await finish(vdb, { source, origin, license, newest, partial: false, changed });
+  const dbVersion = await finish(db, { source, origin, license, newest, partial: false, changed });
   // Freshly filled tables have no statistics yet; give the PostgreSQL planner some so lookups use the indexes.
-  if (dialect === 'postgres' && counts.added > 1000) await sql`analyze vuln_affected`.execute(vdb).catch(() => {});
+  if (dialect === 'postgres' && counts.added > 1000) await sql`analyze vuln_affected`.execute(db).catch(() => {});
   return { source, ...counts, dbVersion };
 }
 
@@ -411,7 +408,7 @@ function chunks<T>(items: T[], size: number): T[][] {
 }
 
 /** Stores one batch in one transaction; a record is rewritten only when its content differs from the stored one. */
-async function writeBatch(db: VulnDb, source: string, batch: Prepared[]): Promise<{ added: number; updated: number; unchanged: number }> {
+async function writeBatch(db: Kysely<Database>, source: string, batch: Prepared[]): Promise<{ added: number; updated: number; unchanged: number }> {
   return db.transaction().execute(async (trx) => {
     const ids = batch.map((r) => r.id);
     const stored = new Map<string, string>();
@@ -452,7 +449,7 @@ async function writeBatch(db: VulnDb, source: string, batch: Prepared[]): Promis
 }
 
 /** Takes out of `source` the records the dump no longer has; records no other source holds are deleted. */
-async function prune(db: VulnDb, source: string, present: Set<string>): Promise<number> {
+async function prune(db: Kysely<Database>, source: string, present: Set<string>): Promise<number> {
   const members = await db.selectFrom('vuln_record_sources').select('record_id').where('source', '=', source).execute();
   const gone = members.map((m) => m.record_id).filter((id) => !present.has(id));
   for (const part of chunks(gone, IDS_PER_QUERY)) {
@@ -487,7 +484,7 @@ interface Finish {
 }
 
 /** Records the source's row and, when something changed, moves `db_version`; returns the version. */
-async function finish(db: VulnDb, f: Finish): Promise<number> {
+async function finish(db: Kysely<Database>, f: Finish): Promise<number> {
   return db.transaction().execute(async (trx) => {
     const now = Date.now();
     const count = await trx.selectFrom('vuln_record_sources').select((eb) => eb.fn.countAll().as('n')).where('source', '=', f.source).executeTakeFirstOrThrow();

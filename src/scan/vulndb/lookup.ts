@@ -2,12 +2,10 @@
 import type { Kysely } from 'kysely';
 import type { OsvRecord, VulnLookup } from '../types.ts';
 import { indexedName } from './osv-schema.ts';
-import type { VulnDatabase } from './schema.ts';
+import type { Database } from '../../metadata/schema.ts';
 
 /** Names per `IN (…)` list. */
 const NAMES_PER_QUERY = 500;
-
-type VulnDb = Kysely<VulnDatabase>;
 
 /**
  * Answers the matcher from the database. Each requested name maps to the non-withdrawn records that have an
@@ -18,11 +16,7 @@ type VulnDb = Kysely<VulnDatabase>;
  * bare GIT ranges) are left out: nothing can match them by package, and the contract's `OsvAffected` has one.
  */
 export class DbVulnLookup implements VulnLookup {
-  private readonly db: VulnDb;
-
-  constructor(db: Kysely<any>) {
-    this.db = db as VulnDb;
-  }
+  constructor(private readonly db: Kysely<Database>) {}
 
   async recordsFor(ecosystem: string, names: string[]): Promise<Map<string, OsvRecord[]>> {
     const result = new Map<string, OsvRecord[]>();
@@ -63,8 +57,8 @@ function toContract(json: string): OsvRecord {
 }
 
 /** The version of the vulnerability data: 0 before the first import, then one more per import that changed it. */
-export async function dbVersion(db: Kysely<any>): Promise<number> {
-  const row = await (db as VulnDb).selectFrom('vuln_meta').select('db_version').where('id', '=', 1).executeTakeFirst();
+export async function dbVersion(db: Kysely<Database>): Promise<number> {
+  const row = await db.selectFrom('vuln_meta').select('db_version').where('id', '=', 1).executeTakeFirst();
   return Number(row?.db_version ?? 0);
 }
 
@@ -93,18 +87,17 @@ export interface VulnDbStatus {
   sources: VulnSourceStatus[];
 }
 
-export async function vulnDbStatus(db: Kysely<any>): Promise<VulnDbStatus> {
-  const vdb = db as VulnDb;
-  const meta = await vdb.selectFrom('vuln_meta').select(['db_version', 'updated_at']).where('id', '=', 1).executeTakeFirst();
-  const sources = await vdb.selectFrom('vuln_sources').selectAll().execute();
-  const perSource = await vdb.selectFrom('vuln_record_sources as s')
+export async function vulnDbStatus(db: Kysely<Database>): Promise<VulnDbStatus> {
+  const meta = await db.selectFrom('vuln_meta').select(['db_version', 'updated_at']).where('id', '=', 1).executeTakeFirst();
+  const sources = await db.selectFrom('vuln_sources').selectAll().execute();
+  const perSource = await db.selectFrom('vuln_record_sources as s')
     .innerJoin('vuln_records as r', 'r.id', 's.record_id')
     .select((eb) => ['s.source', eb.fn.countAll().as('records'), eb.fn.sum('r.withdrawn').as('withdrawn')])
     .groupBy('s.source')
     .execute();
   const counts = new Map(perSource.map((c) => [c.source, { records: Number(c.records), withdrawn: Number(c.withdrawn ?? 0) }]));
-  const records = await vdb.selectFrom('vuln_records').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
-  const packages = await vdb.selectFrom((eb) => eb.selectFrom('vuln_affected').select(['ecosystem', 'name']).distinct().as('p'))
+  const records = await db.selectFrom('vuln_records').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
+  const packages = await db.selectFrom((eb) => eb.selectFrom('vuln_affected').select(['ecosystem', 'name']).distinct().as('p'))
     .select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
   const updatedAt = Number(meta?.updated_at ?? 0);
   return {
