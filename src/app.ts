@@ -103,10 +103,11 @@ export async function buildApp(config: Config, log: Logger): Promise<App> {
   const lifecycle = new LifecycleService(stores.metadata, log.child({ module: 'lifecycle' }));
   const scans = new ScanService(stores.metadata, stores.blobs, stores.connection.db, log.child({ module: 'scan' }), { workers: config.scan.workers, staleAfterMs: 30 * 60_000 });
   registry.onPush((event) => scans.onPush(event));
-  const server = buildServer({ log, registry, access, meta: stores.metadata, ecr, lifecycle, scans, registryHost: config.ecr.registryHost, maxManifestBytes: config.registry.maxManifestBytes, redirectBlobs: blobRedirector(config, stores.blobs), tls: config.tls, metrics: config.metrics, db: stores.connection.db, blobs: stores.blobs });
+  const leases = new JobLeases(stores.connection.db);
+  const server = buildServer({ log, registry, access, meta: stores.metadata, ecr, lifecycle, scans, registryHost: config.ecr.registryHost, maxManifestBytes: config.registry.maxManifestBytes, redirectBlobs: blobRedirector(config, stores.blobs), tls: config.tls, metrics: config.metrics, leases, blobs: stores.blobs });
   const timers: NodeJS.Timeout[] = [];
   // Background jobs run on one node at a time, whichever wins the job's lease in the database.
-  const jobs = new JobRunner(new JobLeases(stores.connection.db), { leaseMs: config.jobs.leaseSeconds * 1000, log: log.child({ module: 'jobs' }) });
+  const jobs = new JobRunner(leases, { leaseMs: config.jobs.leaseSeconds * 1000, log: log.child({ module: 'jobs' }) });
   const expiryMs = config.registry.uploadExpirySeconds * 1000;
   jobs.every('upload-purge', Math.min(expiryMs / 4000, 3600), () => registry.purgeAbandonedUploads(Date.now() - expiryMs));
   const gc = new GarbageCollector(stores.metadata, stores.blobs, registry, log.child({ module: 'gc' }));

@@ -7,7 +7,6 @@
  *   timeout; 200 with the checks, or 503 naming the failed one. On the filesystem driver, `space` fails too while free
  *   space is below `storage.minFreeBytes` (uploads are refused then; reads, deletes and GC go on).
  */
-import { sql, type Kysely } from 'kysely';
 import type { FastifyInstance } from 'fastify';
 import type { MetadataStore } from '../metadata/store.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
@@ -20,9 +19,7 @@ export const CHECK_TIMEOUT_MS = 2000;
 export const STORAGE_PROBE_KEY = 'berth-readiness-probe';
 
 export interface HealthOptions {
-  /** The metadata database: `select 1`. */
-  db?: Kysely<any>;
-  /** Without `db`, a one-row read through the metadata store stands in for the trivial query. */
+  /** The metadata database: a trivial query (`MetadataStore.ping`). */
   meta?: MetadataStore;
   blobs?: BlobStore;
   metrics?: HttpMetrics;
@@ -60,12 +57,9 @@ async function runCheck(check: Check): Promise<CheckResult> {
 
 export function registerHealthRoutes(app: FastifyInstance, options: HealthOptions): void {
   const checks: Record<string, Check> = {};
-  if (options.db) {
-    const db = options.db;
-    checks.metadata = async () => { await sql`select 1`.execute(db); };
-  } else if (options.meta) {
+  if (options.meta) {
     const meta = options.meta;
-    checks.metadata = async () => { await meta.gc.lastRuns(1); };
+    checks.metadata = () => meta.ping();
   }
   if (options.blobs) {
     const driver = options.blobs.driver;

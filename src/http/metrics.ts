@@ -6,18 +6,21 @@
  * time: prom-client hashes the label set on every increment, which costs microseconds per request, while a map
  * lookup by a prebuilt key and a few additions cost well under one. Nothing per request touches the database.
  */
-import { JobLeases } from '../jobs/leases.ts';
-import { sql, type Kysely } from 'kysely';
+import type { JobLeases } from '../jobs/leases.ts';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import type { MetadataStore } from '../metadata/store.ts';
 import { logLinesDropped } from '../logger.ts';
 import type { SpaceReporting } from '../storage/space.ts';
+import type { ScanStore } from '../scan/store.ts';
 
 /** Where scrape-time figures come from; each is optional so a partly wired server still serves the rest. */
 export interface MetricsSources {
   meta?: MetadataStore;
-  db?: Kysely<any>;
+  /** The scan queue (`berth_scan_queue`). */
+  scans?: ScanStore;
+  /** Background jobs' leases (`berth_job_*`). */
+  jobs?: JobLeases;
 }
 
 /** Scrape-time reads give up after this long, so a slow database cannot hang the scrape. */
@@ -285,17 +288,13 @@ export class HttpMetrics {
   }
 
   private async refreshScans(): Promise<void> {
-    const db = this.sources.db;
-    if (!db) return;
+    const scans = this.sources.scans;
+    if (!scans) return;
     try {
-      const result = await withTimeout(
-        sql<{ status: string; n: number | string }>`select status, count(*) as n from image_scans group by status`.execute(db),
-        SOURCE_TIMEOUT_MS,
-        'reading image_scans',
-      );
+      const counts = await withTimeout(scans.countByStatus(), SOURCE_TIMEOUT_MS, 'reading image_scans');
       this.scanQueue.reset();
       for (const status of ['PENDING', 'IN_PROGRESS']) this.scanQueue.labels(status).set(0);
-      for (const row of result.rows) this.scanQueue.labels(String(row.status)).set(Number(row.n));
+      for (const [status, n] of counts) this.scanQueue.labels(status).set(n);
       this.sourceUp.labels('image_scans').set(1);
     } catch (err) {
       this.sourceUp.labels('image_scans').set(0);
@@ -304,10 +303,10 @@ export class HttpMetrics {
   }
 
   private async refreshJobs(): Promise<void> {
-    const db = this.sources.db;
-    if (!db) return;
+    const leases = this.sources.jobs;
+    if (!leases) return;
     try {
-      const jobs = await withTimeout(new JobLeases(db).list(), SOURCE_TIMEOUT_MS, 'reading job_leases');
+      const jobs = await withTimeout(leases.list(), SOURCE_TIMEOUT_MS, 'reading job_leases');
       this.jobRunning.reset();
       this.jobLastFinished.reset();
       this.jobRuns.reset();

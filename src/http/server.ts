@@ -1,6 +1,5 @@
 /** The HTTP server: Fastify with raw body streams, the /v2 routes, and one error renderer per protocol. */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { BerthError, diskFullError, isBerthError } from '../errors/catalog.ts';
 import { exactContentType } from '../oci/media-types.ts';
@@ -13,6 +12,7 @@ import type { MetadataStore } from '../metadata/store.ts';
 import type { EcrDomain } from '../registry/ecr.ts';
 import type { LifecycleService } from '../lifecycle/service.ts';
 import type { ScanService } from '../scan/service.ts';
+import type { JobLeases } from '../jobs/leases.ts';
 import type { RegistryService } from '../registry/service.ts';
 import { isEcrRequest, registerEcrRoutes, renderEcrError } from './ecr/router.ts';
 import { registerBerthRoutes } from './berth/routes.ts';
@@ -47,8 +47,8 @@ export interface ServerOptions {
   tls?: TlsPaths;
   /** `config.metrics`: Prometheus metrics at /metrics (on unless `enabled: false`). */
   metrics?: { enabled: boolean };
-  /** The metadata database: the readiness query and the scan-queue gauge. */
-  db?: Kysely<any>;
+  /** Background jobs' leases: the job gauges of /metrics. */
+  leases?: JobLeases;
   /** Blob storage: the readiness stat. */
   blobs?: BlobStore;
 }
@@ -286,7 +286,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     server.requestTimeout = 0;
     server.keepAliveTimeout = 65_000;
   }
-  const metrics = options.metrics?.enabled === false ? undefined : new HttpMetrics({ meta: options.meta, db: options.db }, options.log.child({ module: 'metrics' }));
+  const metrics = options.metrics?.enabled === false ? undefined : new HttpMetrics({ meta: options.meta, scans: options.scans.store, jobs: options.leases }, options.log.child({ module: 'metrics' }));
   instrument(app, metrics);
   exactMediaTypes(app);
   app.removeAllContentTypeParsers();
@@ -322,6 +322,6 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   registerOciRoutes(app, { registry: options.registry, access: options.access, maxManifestBytes: options.maxManifestBytes, redirectBlobs: options.redirectBlobs });
   registerEcrRoutes(app, { access: options.access, registry: options.registry, meta: options.meta, ecr: options.ecr, lifecycle: options.lifecycle, scans: options.scans, registryHost: options.registryHost, log: options.log.child({ module: 'ecr' }) });
   registerBerthRoutes(app, { access: options.access, meta: options.meta, scans: options.scans });
-  registerHealthRoutes(app, { db: options.db, meta: options.meta, blobs: options.blobs, metrics });
+  registerHealthRoutes(app, { meta: options.meta, blobs: options.blobs, metrics });
   return app;
 }

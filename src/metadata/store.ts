@@ -143,6 +143,11 @@ export class MetadataStore {
 
   // ---- repositories
 
+  /** The database answers a trivial query (`/readyz`). */
+  async ping(): Promise<void> {
+    await sql`select 1`.execute(this.db);
+  }
+
   async findRepository(name: string): Promise<RepositoryRow | null> {
     return (await this.db.selectFrom('repositories').selectAll().where('name', '=', name).executeTakeFirst()) ?? null;
   }
