@@ -22,22 +22,12 @@
  *    `berth:vulnerability:fixedVersion` property.
  */
 import { randomUUID } from 'node:crypto';
-import type { CvssScore, Finding, InstalledPackage, Inventory, Severity } from '../types.ts';
+import type { CvssScore, Finding, InstalledPackage, Severity } from '../types.ts';
+import type { SbomInput } from './input.ts';
 import { packageKey, sbomPackages, tryPurlFor } from './purl.ts';
 import { isSingleSpdxId, joinWithAnd, licenseStrings, normalizeSpdxExpression } from './spdx.ts';
 
-/** What both SBOM writers take. */
-export interface SbomInput {
-  inventory: Inventory;
-  image: { repository: string; digest: string; tags?: string[]; platform?: string };
-  findings?: Finding[];
-  /** CycloneDX only; default 1.6. */
-  specVersion?: '1.6' | '1.5';
-  /** Document timestamp; default now. */
-  now?: Date;
-  /** The tool that wrote the SBOM (Berth and its version). */
-  tool: { name: string; version: string };
-}
+export type { SbomInput };
 
 /** Names of the properties we add; registered nowhere, hence our own `berth:` namespace. */
 export const PROPERTY = {

@@ -3,7 +3,7 @@
  * artifactType of an OCI referrer attached to the image). The writers are loaded on first use: the SPDX one brings
  * the SPDX licence list, which a registry that never exports an SBOM need not hold in memory.
  */
-import type { SbomInput } from './cyclonedx.ts';
+import type { SbomInput } from './input.ts';
 import type { SpdxInput } from './spdx.ts';
 
 export type SbomFormat = 'cyclonedx' | 'spdx';

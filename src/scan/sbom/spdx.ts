@@ -25,7 +25,7 @@
 import { randomUUID } from 'node:crypto';
 import { fixupSpdxId } from '@cyclonedx/cyclonedx-library/SPDX';
 import type { InstalledPackage } from '../types.ts';
-import type { SbomInput } from './cyclonedx.ts';
+import type { SbomInput } from './input.ts';
 import { packageKey, sbomPackages, tryPurlFor } from './purl.ts';
 
 // ---------------------------------------------------------------------------------------------------
