@@ -300,6 +300,9 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       // Out of space (507): an operator's problem, reported clearly; not a server fault.
       request.log.warn({ err: { message: (err as Error)?.message, code: (err as NodeJS.ErrnoException)?.code }, method: request.method, path: request.url.split('?')[0] }, 'request refused: storage full');
       error = full;
+      // A chunk that failed midway left the rest of its body unread: read and discard it, so the client gets the
+      // 507 and its connection stays usable (left paused, the connection would hang until the keep-alive timeout).
+      if (request.raw.httpVersionMajor === 1 && !request.raw.complete && !request.raw.destroyed) request.raw.resume();
     }
     else if ((err as FastifyError)?.code?.startsWith?.('FST_')) error = fromFastifyError(err as FastifyError);
     else if ((err as Error)?.name === 'AbortError' || (err as NodeJS.ErrnoException)?.code === 'ECONNRESET' || (err as NodeJS.ErrnoException)?.code === 'ERR_STREAM_PREMATURE_CLOSE') {
