@@ -3,6 +3,7 @@
  * for integration, conformance and e2e tests. Nothing is mocked: the server is the one users run.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -55,6 +56,8 @@ export interface StartOptions {
   owns?: boolean;
   /** The S3 bucket this server (and its restarts) stores blobs in, when it made one; removed on dispose. */
   bucket?: string;
+  /** The server's stdout and stderr go to this file (appended) instead of pipes, as with `berth serve >> log 2>&1`. */
+  logFile?: string;
 }
 
 export interface BerthProcess {
@@ -119,6 +122,26 @@ export async function dropPostgresDatabase(databaseUrl: string): Promise<void> {
   }
 }
 
+function readLog(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    return `(cannot read ${file}: ${(err as Error).message})`;
+  }
+}
+
+/** The URL a server logging to `file` announced (`--announce`), read from the file as it appears. */
+async function announcedIn(file: string, child: ChildProcess): Promise<string> {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const m = /BERTH_LISTENING (\S+)/.exec(readLog(file));
+    if (m) return m[1];
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`berth exited before listening (code ${child.exitCode}, signal ${child.signalCode}):\n${readLog(file)}`);
+    if (Date.now() > deadline) throw new Error(`berth did not announce its address in ${file} within 120 s:\n${readLog(file)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 export async function startBerth(options: StartOptions = {}): Promise<BerthProcess> {
   const metadata = options.metadata ?? defaultMetadataKind();
   const dataDir = options.dataDir ?? (await mkdtemp(path.join(tmpdir(), 'berth-test-')));
@@ -154,11 +177,13 @@ export async function startBerth(options: StartOptions = {}): Promise<BerthProce
     '--announce',
     ...(options.args ?? []),
   ];
-  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'], cwd: repoRoot });
+  const logFd = options.logFile ? openSync(options.logFile, 'a') : undefined;
+  const child = spawn(process.execPath, args, { env, stdio: ['ignore', logFd ?? 'pipe', logFd ?? 'pipe'], cwd: repoRoot });
+  if (logFd !== undefined) closeSync(logFd);
   let out = '';
-  child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stderr?.on('data', (d: Buffer) => { out += d.toString(); });
 
-  const url = await new Promise<string>((resolve, reject) => {
+  const url = options.logFile ? await announcedIn(options.logFile, child) : await new Promise<string>((resolve, reject) => {
     let buf = '';
     const onData = (d: Buffer) => {
       const s = d.toString();
@@ -193,7 +218,7 @@ export async function startBerth(options: StartOptions = {}): Promise<BerthProce
     root: ROOT,
     rootBasic: `Basic ${Buffer.from(`${ROOT.accessKeyId}:${ROOT.secretAccessKey}`).toString('base64')}`,
     child,
-    output: () => out,
+    output: () => (options.logFile ? readLog(options.logFile) : out),
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       return exited;
