@@ -109,7 +109,7 @@ for (const kind of (defaultMetadataKind() === 'postgres' ? ['postgres'] : ['sqli
       const recorded: string[] = [];
       const stale = await deleteImage(store, repo, { digest }, { lastTag: 'delete-image', expectTags: [], andThen: async () => { recorded.push('no'); } });
       assert.deepEqual(stale, { outcome: 'changed', digest });
-      assert.deepEqual(recorded, []);
+      assert.equal(recorded.length, 0);
       assert.deepEqual(await store.imageTags(repo, digest), ['1']);
       const ok = await deleteImage(store, repo, { digest }, { lastTag: 'delete-image', expectTags: ['1'], andThen: async (_tx, d) => { recorded.push(d.digest); } });
       assert.equal(ok.outcome, 'deleted');
