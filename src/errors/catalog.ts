@@ -75,10 +75,11 @@ export const errorCatalog = {
   NOT_FOUND: { status: 404, oci: 'UNSUPPORTED', ecr: 'ValidationException', message: 'no such endpoint' },
   TOO_MANY_REQUESTS: { status: 429, oci: 'TOOMANYREQUESTS', ecr: 'ThrottlingException', ecrStatus: 429, message: 'too many requests' },
   UNAVAILABLE: { status: 503, oci: 'UNAVAILABLE', ecr: 'ServerException', ecrStatus: 503, message: 'the registry is shutting down or unavailable' },
-  // A full disk. HTTP 507 Insufficient Storage; the OCI code is DENIED (the spec's code for a refused request: clients
-  // report it and do not retry), the message names the cause; on the ECR API, LimitExceededException (a client error,
-  // so SDKs do not retry either). Below the reserve (storage.minFreeBytes) new uploads are refused up front; a write
-  // that found the disk or the database actually full fails the same way, never as a 500.
+  // A full disk. HTTP 507 Insufficient Storage; the OCI code is DENIED (the spec's code for a refused request: docker
+  // reports it without retrying), the message names the cause; on the ECR API, LimitExceededException (the AWS SDKs
+  // and CLI take it for throttling: a few retries with backoff, then the message). Below the reserve
+  // (storage.minFreeBytes) new uploads are refused up front; a write that found the disk or the database actually
+  // full fails the same way, never as a 500.
   INSUFFICIENT_STORAGE: { status: 507, oci: 'DENIED', ecr: 'LimitExceededException', ecrStatus: 400, message: 'blob storage is below its free-space reserve (storage.minFreeBytes): new uploads are refused until space is freed' },
   STORAGE_FULL: { status: 507, oci: 'DENIED', ecr: 'LimitExceededException', ecrStatus: 400, message: 'the registry\'s disk is full: the change was not made; retry once space is freed (delete images and run garbage collection)' },
   // Encryption at rest. A stored blob that fails authentication is corrupt (or tampered with); one whose data key no
