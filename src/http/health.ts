@@ -63,7 +63,7 @@ export function registerHealthRoutes(app: FastifyInstance, options: HealthOption
   }
   if (options.blobs) {
     const driver = options.blobs.driver;
-    checks.storage = async (signal) => { await driver.stat(STORAGE_PROBE_KEY, signal); };
+    checks.storage = async (signal) => { await driver.stat(STORAGE_PROBE_KEY, { signal }); };
   }
   const spaceDriver = options.blobs?.driver;
   if (reportsSpace(spaceDriver)) {

@@ -12,7 +12,7 @@ import { isAcceptable, MediaType } from '../oci/media-types.ts';
 import { checkStoredSizes, parseManifest } from '../oci/manifest.ts';
 import type { RepositoryName, Tag } from '../oci/names.ts';
 import type { MetadataStore, ManifestRow, RepositoryRow } from '../metadata/store.ts';
-import type { BlobStore, UploadSeal } from '../storage/blob-store.ts';
+import type { BlobStore, UploadSession } from '../storage/blob-store.ts';
 import { isTagImmutable } from './ecr.ts';
 import type { ByteRange } from '../storage/driver.ts';
 import { checkSpace } from '../storage/space.ts';
@@ -150,11 +150,10 @@ export class RegistryService {
   async startUpload(name: RepositoryName): Promise<{ id: string }> {
     const repo = await this.repositoryForPush(name);
     const id = randomUUID();
-    // Encrypted at rest: the upload is sealed as it arrives, under a data key of its own (src/storage/blob-store.ts).
+    // Encrypted at rest: the upload is sealed as it arrives, under a data key of its own (src/storage/sealing.ts).
     const encryption = this.blobs.encryption;
-    const key = encryption ? encryption.newUploadKey(id, await encryption.target(repo)) : null;
-    await this.blobs.startUpload(id, key?.cipher);
-    await this.meta.createUpload(id, repo.id, key ?? undefined);
+    const { seal } = await this.blobs.startUpload(id, encryption ? await encryption.target(repo) : undefined);
+    await this.meta.createUpload(id, repo.id, seal);
     return { id };
   }
 
@@ -187,17 +186,13 @@ export class RegistryService {
     return mounted ? blob : null;
   }
 
-  private async upload(name: RepositoryName, id: string): Promise<{ repositoryId: number; repository: RepositoryRow; seal?: UploadSeal }> {
+  /** The upload `id` of repository `name`, and a storage session on it for this request (from the upload's record). */
+  private async upload(name: RepositoryName, id: string): Promise<{ repository: RepositoryRow; session: UploadSession }> {
     if (!UPLOAD_ID.test(id)) throw new BerthError('BLOB_UPLOAD_UNKNOWN', `upload ${id.slice(0, 64)} not found`);
     const upload = await this.meta.findUpload(id);
     const repo = upload ? await this.meta.findRepository(name) : null;
     if (!upload || !repo || upload.repository_id !== repo.id) throw new BerthError('BLOB_UPLOAD_UNKNOWN', `upload ${id} not found in ${name}`);
-    // Uploads opened before sealing on arrival (no key) are staged in plaintext and sealed when published.
-    const encryption = this.blobs.encryption;
-    if (!encryption || !upload.seal_key_ref || !upload.seal_wrapped_dek) return { repositoryId: repo.id, repository: repo };
-    const cipher = await encryption.uploadKey(id, upload.seal_key_ref, upload.seal_wrapped_dek);
-    const tail = upload.tail_frames !== null && upload.tail ? { frames: upload.tail_frames, bytes: cipher.openTail(upload.tail_frames, upload.tail) } : null;
-    return { repositoryId: repo.id, repository: repo, seal: { cipher, tail } };
+    return { repository: repo, session: await this.blobs.upload(id, upload) };
   }
 
   /**
@@ -221,39 +216,40 @@ export class RegistryService {
   }
 
   async uploadStatus(name: RepositoryName, id: string): Promise<{ size: number }> {
-    const { seal } = await this.upload(name, id);
-    const size = await this.blobs.uploadSize(id, seal);
+    const { session } = await this.upload(name, id);
+    const size = await session.size();
     if (size === null) throw new BerthError('BLOB_UPLOAD_UNKNOWN', `upload ${id} not found in ${name}`);
     return { size };
   }
 
   /** Appends a chunk (`start` given: must continue exactly where the upload ends) or a whole stream. */
   async appendUpload(name: RepositoryName, id: string, body: Readable, start?: number, signal?: AbortSignal): Promise<{ size: number }> {
-    const { seal } = await this.upload(name, id);
+    const { session } = await this.upload(name, id);
     return this.exclusive(id, async () => {
       // Below the storage reserve the chunk is refused before its body is read (the client gets the 507).
       await checkSpace(this.blobs.driver);
-      const { size, tail } = await this.blobs.append(id, body, start, signal, seal);
-      await this.meta.touchUpload(id, Date.now(), tail && seal ? { frames: tail.frames, sealed: seal.cipher.sealTail(tail.frames, tail.bytes) } : undefined);
+      const size = await session.append(body, { offset: start, signal });
+      // An encrypted upload's record keeps its tail, sealed: the next request continues the frame.
+      await this.meta.touchUpload(id, Date.now(), session.tail());
       return { size };
     });
   }
 
   /** Finishes an upload: appends the optional final body, verifies the digest, makes the blob visible. */
   async completeUpload(name: RepositoryName, id: string, digest: Digest, body: Readable | null, start?: number, signal?: AbortSignal): Promise<{ size: number }> {
-    const { repositoryId, repository, seal } = await this.upload(name, id);
+    const { repository, session } = await this.upload(name, id);
     // The repository's key (a KMS key missing from the keyring fails the push here, before anything is published).
     const target = this.blobs.encryption ? await this.blobs.encryption.target(repository) : undefined;
     return this.exclusive(id, async () => {
-      // The final body's tail is not recorded: it is sealed into the blob right away, or lost with a failed request.
+      // One session from the final body to the commit: the staged size is asked of storage once. The final body's
+      // tail is not recorded: it is sealed into the blob right away, or lost with a failed request.
       if (body) {
         await checkSpace(this.blobs.driver);
-        const appended = await this.blobs.append(id, body, start, signal, seal);
-        if (seal) seal.tail = appended.tail;
+        await session.append(body, { offset: start, signal });
       }
       let size: number;
       try {
-        size = await this.blobs.verify(id, digest, signal, seal);
+        size = await session.verify(digest, signal);
       } catch (err) {
         if (err instanceof BerthError && err.code === 'DIGEST_INVALID') await this.meta.deleteUpload(id);
         throw err;
@@ -261,9 +257,9 @@ export class RegistryService {
       // Reserve the digest before the file appears under it: garbage collection cannot delete what is published next.
       // Encrypted, the reservation goes in the transaction that records the blob's data key.
       if (!target) await this.meta.reserveBlob(digest, size);
-      await this.blobs.publish(id, digest, signal, target, seal, target ? size : undefined);
+      await session.publish(digest, { signal, target, reserve: target ? size : undefined });
       await this.meta.transaction(async (tx) => {
-        await tx.recordBlob(repositoryId, digest, size);
+        await tx.recordBlob(repository.id, digest, size);
         await tx.deleteUpload(id);
       });
       this.log.debug({ repository: name, digest, size }, 'blob stored');

@@ -4,14 +4,15 @@
  *   blobDriverSuite('filesystem', async () => ({ driver, cleanup }));
  *
  * `makeDriver` is called before each test and must return an empty store; `cleanup` removes everything it made.
- * Only the interface is used here — backend-specific checks (on-disk layout, key validation) belong beside
- * the backend's own test file.
+ * Only the interface is used here — the naming rules of the contract included (which keys, staging ids and list
+ * prefixes a driver refuses); backend-specific checks (on-disk or in-bucket layout) belong beside the backend's own
+ * test file.
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { ObjectNotFoundError, OffsetMismatchError, type BlobDriver } from '../../src/storage/driver.ts';
+import { InvalidKeyError, ObjectNotFoundError, OffsetMismatchError, type BlobDriver } from '../../src/storage/driver.ts';
 
 export interface DriverFixture {
   driver: BlobDriver;
@@ -103,6 +104,68 @@ export function blobDriverSuite(name: string, makeDriver: () => Promise<DriverFi
       await fixture.cleanup();
     });
 
+    describe('names', () => {
+      /** Absolute, climbing, empty or dot segments, and the staging area's name. */
+      const badKeys = ['', '/', '/etc/passwd', '..', '.', '../x', 'a/../../x', 'a/..', 'a//b', 'a/./b', './a', 'a/', '_staging', '_staging/x', 'x/_staging/y'];
+      const badIds = ['', '.', '..', '../x', 'a/b', '/abs', 'a.b', 'a b', 'x'.repeat(129)];
+      const badPrefixes = ['/', '/etc', '..', '.', '../x', 'a/../../x', 'a//b', './a', '_staging', '_staging/', 'x/_staging'];
+      const refused = (kind: string) => (err: unknown) => err instanceof InvalidKeyError && err.message.startsWith(`invalid ${kind}`);
+
+      it('refuses invalid keys on every key operation, touching nothing', async () => {
+        const id = randomUUID();
+        await driver.createStaging(id, { initial: Buffer.from('kept') });
+        for (const key of badKeys) {
+          const what = JSON.stringify(key);
+          await assert.rejects(driver.stat(key), refused('object key'), `stat ${what}`);
+          await assert.rejects(driver.read(key), refused('object key'), `read ${what}`);
+          if (driver.copyTo) await assert.rejects(driver.copyTo(key, () => new Writable({ write: (_c, _e, cb) => cb() })), refused('object key'), `copyTo ${what}`);
+          if (driver.openFile) await assert.rejects(driver.openFile(key), refused('object key'), `openFile ${what}`);
+          await assert.rejects(driver.delete(key), refused('object key'), `delete ${what}`);
+          await assert.rejects(driver.commitStaging(id, key), refused('object key'), `commit ${what}`);
+          await assert.rejects(driver.commitStaging(id, key, { final: [Buffer.from('x')] }), refused('object key'), `commit with final bytes ${what}`);
+        }
+        // The staging object survived every refused commit, and nothing was written anywhere.
+        assert.equal(await driver.stagingSize(id), 4);
+        assert.deepEqual(await collect(driver.list('')), []);
+      });
+
+      it('refuses invalid staging ids on every staging operation', async () => {
+        for (const id of badIds) {
+          const what = JSON.stringify(id);
+          await assert.rejects(driver.createStaging(id), refused('staging id'), `create ${what}`);
+          await assert.rejects(driver.createStaging(id, { initial: Buffer.from('x') }), refused('staging id'), `create with initial bytes ${what}`);
+          await assert.rejects(driver.appendStaging(id, 0, Readable.from([])), refused('staging id'), `append ${what}`);
+          await assert.rejects(driver.stagingSize(id), refused('staging id'), `size ${what}`);
+          await assert.rejects(driver.readStaging(id), refused('staging id'), `read ${what}`);
+          await assert.rejects(driver.commitStaging(id, 'some/key'), refused('staging id'), `commit ${what}`);
+          await assert.rejects(driver.deleteStaging(id), refused('staging id'), `delete ${what}`);
+        }
+        assert.deepEqual(await collect(driver.listStaging()), []);
+        assert.equal(await driver.stat('some/key'), null);
+      });
+
+      it('refuses invalid list prefixes; trailing slashes are ignored', async () => {
+        await put(driver, 'a/b', Buffer.from('x'));
+        const id = randomUUID();
+        await driver.createStaging(id, { initial: Buffer.from('staged') });
+        for (const prefix of badPrefixes) {
+          await assert.rejects(collect(driver.list(prefix)), refused('key prefix'), `list ${JSON.stringify(prefix)}`);
+        }
+        for (const prefix of ['', 'a', 'a/', 'a//']) assert.deepEqual(await collect(driver.list(prefix)), ['a/b'], `list ${JSON.stringify(prefix)}`);
+      });
+
+      it('accepts the keys and ids Berth uses', async () => {
+        const key = `blobs/sha256/ab/${'ab'.repeat(32)}`;
+        const id = `${randomUUID()}-sealed`;
+        await driver.createStaging(id, { initial: Buffer.from('ok') });
+        await driver.commitStaging(id, key);
+        assert.equal((await driver.stat(key))?.size, 2);
+        // Dots inside a segment are fine; only `.` and `..` as whole segments are refused.
+        await put(driver, 'v1.2/x..y/.hidden', Buffer.from('dots'));
+        assert.deepEqual((await collect(driver.list(''))).sort(), [key, 'v1.2/x..y/.hidden'].sort());
+      });
+    });
+
     describe('committed objects', () => {
       it('stat is null and read rejects with ObjectNotFoundError for an absent key', async () => {
         assert.equal(await driver.stat('blobs/sha256/ab/absent'), null);
@@ -136,7 +199,7 @@ export function blobDriverSuite(name: string, makeDriver: () => Promise<DriverFi
           { start: 5000, end: 9_999 },
         ];
         for (const r of cases) {
-          const got = await readAll(await driver.read('ranges/obj', r));
+          const got = await readAll(await driver.read('ranges/obj', { range: r }));
           assert.ok(got.equals(data.subarray(r.start, r.end + 1)), `range ${r.start}-${r.end}`);
         }
       });
@@ -156,15 +219,15 @@ export function blobDriverSuite(name: string, makeDriver: () => Promise<DriverFi
           return { dest, bytes: () => Buffer.concat(chunks) };
         };
         const whole = sink();
-        await driver.copyTo('copy/obj', undefined, () => whole.dest);
+        await driver.copyTo('copy/obj', () => whole.dest);
         assert.ok(whole.bytes().equals(data));
         for (const r of [{ start: 0, end: 0 }, { start: MiB - 1, end: 3 * MiB + 7 }, { start: data.length - 10, end: data.length - 1 }]) {
           const part = sink();
-          await driver.copyTo('copy/obj', r, () => part.dest);
+          await driver.copyTo('copy/obj', () => part.dest, { range: r });
           assert.ok(part.bytes().equals(data.subarray(r.start, r.end + 1)), `range ${r.start}-${r.end}`);
         }
         let opened = false;
-        await assert.rejects(driver.copyTo('copy/absent', undefined, () => { opened = true; return sink().dest; }), ObjectNotFoundError);
+        await assert.rejects(driver.copyTo('copy/absent', () => { opened = true; return sink().dest; }), ObjectNotFoundError);
         assert.equal(opened, false);
       });
 
@@ -229,19 +292,19 @@ export function blobDriverSuite(name: string, makeDriver: () => Promise<DriverFi
       it('creates a staging object holding initial bytes, which later appends continue', async () => {
         const id = randomUUID();
         const head = randomBytes(32);
-        await driver.createStaging(id, undefined, head);
+        await driver.createStaging(id, { initial: head });
         assert.equal(await driver.stagingSize(id), 32);
         await assert.rejects(driver.appendStaging(id, 0, Readable.from([Buffer.from('x')])), OffsetMismatchError);
         const rest = randomBytes(5000);
         assert.equal(await driver.appendStaging(id, 32, Readable.from(chunksOf(rest, 1000))), 5032);
         assert.ok((await readAll(await driver.readStaging(id))).equals(Buffer.concat([head, rest])));
-        await assert.rejects(driver.createStaging(id, undefined, head), 'a staging id is created once');
+        await assert.rejects(driver.createStaging(id, { initial: head }), 'a staging id is created once');
       });
 
       it('an empty append of an unknown staging object or at the wrong offset still fails', async () => {
         await assert.rejects(driver.appendStaging(randomUUID(), 0, Readable.from([])), ObjectNotFoundError);
         const id = randomUUID();
-        await driver.createStaging(id, undefined, Buffer.from('abc'));
+        await driver.createStaging(id, { initial: Buffer.from('abc') });
         await assert.rejects(driver.appendStaging(id, 1, Readable.from([])), OffsetMismatchError);
         assert.equal(await driver.appendStaging(id, 3, Readable.from([])), 3);
       });
@@ -252,10 +315,10 @@ export function blobDriverSuite(name: string, makeDriver: () => Promise<DriverFi
         await driver.createStaging(id);
         await driver.appendStaging(id, 0, Readable.from(chunksOf(body, 7000)));
         const final = [randomBytes(12), randomBytes(1000), randomBytes(16)];
-        await driver.commitStaging(id, 'final/bytes', undefined, final);
+        await driver.commitStaging(id, 'final/bytes', { final });
         assert.equal(await driver.stagingSize(id), null);
         assert.ok((await readAll(await driver.read('final/bytes'))).equals(Buffer.concat([body, ...final])));
-        await assert.rejects(driver.commitStaging(randomUUID(), 'final/other', undefined, final), ObjectNotFoundError);
+        await assert.rejects(driver.commitStaging(randomUUID(), 'final/other', { final }), ObjectNotFoundError);
         assert.equal(await driver.stat('final/other'), null);
       });
 
@@ -302,13 +365,13 @@ export function blobDriverSuite(name: string, makeDriver: () => Promise<DriverFi
         await driver.createStaging(id);
         const data = randomBytes(300_000);
         const seen: Buffer[] = [];
-        const size = await driver.appendStaging(id, 0, Readable.from(chunksOf(data, 4096)), (chunk) => { seen.push(Buffer.from(chunk)); });
+        const size = await driver.appendStaging(id, 0, Readable.from(chunksOf(data, 4096)), { onData: (chunk) => { seen.push(Buffer.from(chunk)); } });
         assert.equal(size, data.length);
         assert.ok(Buffer.concat(seen).equals(data));
         // And across appends: onData sees only the new bytes.
         const more = randomBytes(10_000);
         const seen2: Buffer[] = [];
-        await driver.appendStaging(id, size, Readable.from(chunksOf(more, 3333)), (chunk) => { seen2.push(Buffer.from(chunk)); });
+        await driver.appendStaging(id, size, Readable.from(chunksOf(more, 3333)), { onData: (chunk) => { seen2.push(Buffer.from(chunk)); } });
         assert.ok(Buffer.concat(seen2).equals(more));
       });
 
@@ -379,8 +442,10 @@ export function blobDriverSuite(name: string, makeDriver: () => Promise<DriverFi
           yield second;
         })());
         let notified = false;
-        const appending = driver.appendStaging(id, 0, source, () => {
-          if (!notified) { notified = true; firstSeen.resolve(); }
+        const appending = driver.appendStaging(id, 0, source, {
+          onData: () => {
+            if (!notified) { notified = true; firstSeen.resolve(); }
+          },
         });
         try {
           // Mid-append: bytes are flowing into the staging object, none of it is visible as an object.
@@ -479,7 +544,7 @@ export function blobDriverSuite(name: string, makeDriver: () => Promise<DriverFi
           yield randomBytes(20_000);
         })());
         const controller = new AbortController();
-        const appending = driver.appendStaging(id, 0, source, () => firstSeen.resolve(), controller.signal);
+        const appending = driver.appendStaging(id, 0, source, { onData: () => firstSeen.resolve(), signal: controller.signal });
         await firstSeen.promise;
         controller.abort();
         gate.resolve();
@@ -502,9 +567,11 @@ export function blobDriverSuite(name: string, makeDriver: () => Promise<DriverFi
         let peak = baseline;
         const seenHash = createHash('sha256');
         let chunks = 0;
-        const size = await driver.appendStaging(id, 0, stream, (chunk) => {
-          seenHash.update(chunk);
-          if (++chunks % 16 === 0) peak = Math.max(peak, process.memoryUsage.rss());
+        const size = await driver.appendStaging(id, 0, stream, {
+          onData: (chunk) => {
+            seenHash.update(chunk);
+            if (++chunks % 16 === 0) peak = Math.max(peak, process.memoryUsage.rss());
+          },
         });
         assert.equal(size, total);
         const expected = await digest;

@@ -7,10 +7,9 @@ import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 
 import path from 'node:path';
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ObjectNotFoundError, OffsetMismatchError, type BlobDriver, type ByteRange, type StagingInfo } from '../driver.ts';
+import { ObjectNotFoundError, OffsetMismatchError, STAGING_DIR, validKey, validPrefix, validStagingId, type AppendOptions, type BlobDriver, type CommitOptions, type CreateStagingOptions, type ReadOptions, type StagingInfo } from '../driver.ts';
 import { isOutOfSpace, SpaceReserve, type MinFreeSetting, type SpaceStatus } from '../space.ts';
 
-const STAGING_DIR = '_staging';
 /** Start flushing dirty pages to disk after this many bytes, while the upload continues. */
 const SYNC_EVERY_BYTES = 32 * 1024 * 1024;
 const READ_CHUNK = 1024 * 1024;
@@ -31,18 +30,6 @@ export interface FilesystemDriverOptions {
 
 function isNotFound(err: unknown): boolean {
   return (err as NodeJS.ErrnoException)?.code === 'ENOENT';
-}
-
-function validKey(key: string): string {
-  if (!key || key.startsWith('/') || key.split('/').some((p) => p === '' || p === '.' || p === '..' || p === STAGING_DIR)) {
-    throw new Error(`invalid object key "${key}"`);
-  }
-  return key;
-}
-
-function validId(id: string): string {
-  if (!/^[A-Za-z0-9_-]{1,128}$/.test(id)) throw new Error(`invalid staging id "${id}"`);
-  return id;
 }
 
 /** Writes every buffer at `position`, failing on a short write (disk full). */
@@ -91,7 +78,7 @@ export class FilesystemDriver implements BlobDriver {
   }
 
   private stagingPath(id: string): string {
-    return path.join(this.stagingRoot, validId(id));
+    return path.join(this.stagingRoot, validStagingId(id));
   }
 
   async stat(key: string): Promise<{ size: number; modifiedAt: Date } | null> {
@@ -126,7 +113,7 @@ export class FilesystemDriver implements BlobDriver {
     }
   }
 
-  async read(key: string, range?: ByteRange): Promise<Readable> {
+  async read(key: string, { range }: ReadOptions = {}): Promise<Readable> {
     const { handle } = await this.openObject(key);
     return handle.createReadStream({ highWaterMark: READ_CHUNK, start: range?.start, end: range?.end });
   }
@@ -140,7 +127,7 @@ export class FilesystemDriver implements BlobDriver {
    * Serves an object through a few reused buffers: a buffer is refilled only after the destination has finished
    * writing it, so a transfer of any size allocates nothing per chunk (and leaves the garbage collector idle).
    */
-  async copyTo(key: string, range: ByteRange | undefined, openDest: () => Writable, signal?: AbortSignal): Promise<void> {
+  async copyTo(key: string, openDest: () => Writable, { range, signal }: ReadOptions = {}): Promise<void> {
     const { handle, size } = await this.openObject(key);
     try {
       const dest = openDest();
@@ -183,8 +170,7 @@ export class FilesystemDriver implements BlobDriver {
   }
 
   async *list(prefix: string): AsyncIterable<string> {
-    const clean = prefix.replace(/\/+$/, '');
-    if (clean && clean.split('/').some((p) => p === '' || p === '.' || p === '..')) throw new Error(`invalid key prefix "${prefix}"`);
+    const clean = validPrefix(prefix);
     const start = clean ? path.join(this.root, clean) : this.root;
     const walk = async function* (dir: string, rel: string): AsyncIterable<string> {
       let entries;
@@ -210,7 +196,7 @@ export class FilesystemDriver implements BlobDriver {
     return this.stagingReady;
   }
 
-  async createStaging(id: string, _signal?: AbortSignal, initial?: Buffer): Promise<void> {
+  async createStaging(id: string, { initial }: CreateStagingOptions = {}): Promise<void> {
     // A new upload is where a low disk refuses new bytes (InsufficientStorageError), before anything is written.
     await this.reserve.check();
     await this.ensureStagingRoot();
@@ -244,7 +230,7 @@ export class FilesystemDriver implements BlobDriver {
     }
   }
 
-  async appendStaging(id: string, offset: number, source: Readable, onData?: (chunk: Buffer) => void, signal?: AbortSignal): Promise<number> {
+  async appendStaging(id: string, offset: number, source: Readable, { onData, signal }: AppendOptions = {}): Promise<number> {
     // Opened at the first write: an append that brings no bytes (a chunk smaller than what the caller batches) costs
     // one stat instead of an open, a stat and a close.
     let handle: FileHandle | null = null;
@@ -326,7 +312,7 @@ export class FilesystemDriver implements BlobDriver {
     }
   }
 
-  async commitStaging(id: string, key: string, _signal?: AbortSignal, final?: Buffer[]): Promise<void> {
+  async commitStaging(id: string, key: string, { final }: CommitOptions = {}): Promise<void> {
     const from = this.stagingPath(id);
     const to = this.objectPath(key);
     if (this.fsync || final?.length) {

@@ -65,9 +65,8 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { addAbortSignal, Readable } from 'node:stream';
-import { ObjectNotFoundError, OffsetMismatchError, type BlobDriver, type ByteRange, type StagingInfo } from '../driver.ts';
+import { ObjectNotFoundError, OffsetMismatchError, STAGING_DIR, validKey, validPrefix, validStagingId, type AppendOptions, type BlobDriver, type ByteRange, type CommitOptions, type CreateStagingOptions, type ReadOptions, type SignalOptions, type StagingInfo } from '../driver.ts';
 
-const STAGING_DIR = '_staging';
 const MARKER = '.created';
 const OFFSET_DIGITS = 16;
 const MiB = 1024 * 1024;
@@ -132,18 +131,6 @@ interface CopyRange {
   start: number;
   end: number;
   etag?: string;
-}
-
-function validKey(key: string): string {
-  if (!key || key.startsWith('/') || key.split('/').some((p) => p === '' || p === '.' || p === '..' || p === STAGING_DIR)) {
-    throw new Error(`invalid object key "${key}"`);
-  }
-  return key;
-}
-
-function validId(id: string): string {
-  if (!/^[A-Za-z0-9_-]{1,128}$/.test(id)) throw new Error(`invalid staging id "${id}"`);
-  return id;
 }
 
 function normalizePrefix(prefix: string | undefined): string {
@@ -312,7 +299,7 @@ export class S3Driver implements BlobDriver {
     return this.prefix + validKey(key);
   }
 
-  async stat(key: string, signal?: AbortSignal): Promise<{ size: number; modifiedAt: Date } | null> {
+  async stat(key: string, { signal }: SignalOptions = {}): Promise<{ size: number; modifiedAt: Date } | null> {
     const full = this.objectKey(key);
     await this.start();
     try {
@@ -324,7 +311,7 @@ export class S3Driver implements BlobDriver {
     }
   }
 
-  async read(key: string, range?: ByteRange, signal?: AbortSignal): Promise<Readable> {
+  async read(key: string, { range, signal }: ReadOptions = {}): Promise<Readable> {
     const full = this.objectKey(key);
     await this.start();
     return this.getBody(full, range, signal, () => new ObjectNotFoundError(key));
@@ -349,16 +336,15 @@ export class S3Driver implements BlobDriver {
     return body;
   }
 
-  async delete(key: string, signal?: AbortSignal): Promise<boolean> {
+  async delete(key: string, { signal }: SignalOptions = {}): Promise<boolean> {
     // S3 deletes succeed whether or not there was an object: ask first, to report which it was.
-    if (!(await this.stat(key, signal))) return false;
+    if (!(await this.stat(key, { signal }))) return false;
     await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }), { abortSignal: signal });
     return true;
   }
 
-  async *list(prefix: string, signal?: AbortSignal): AsyncIterable<string> {
-    const clean = prefix.replace(/\/+$/, '');
-    if (clean && clean.split('/').some((p) => p === '' || p === '.' || p === '..')) throw new Error(`invalid key prefix "${prefix}"`);
+  async *list(prefix: string, { signal }: SignalOptions = {}): AsyncIterable<string> {
+    const clean = validPrefix(prefix);
     // Directory semantics, as on the filesystem: `blobs` lists `blobs/…`, never `blobsx/…`.
     const listPrefix = this.prefix + (clean ? `${clean}/` : '');
     await this.start();
@@ -393,7 +379,7 @@ export class S3Driver implements BlobDriver {
   // ---- staging objects
 
   private stagingDir(id: string): string {
-    return `${this.stagingPrefix}${validId(id)}/`;
+    return `${this.stagingPrefix}${validStagingId(id)}/`;
   }
 
   private partKey(id: string, offset: number): string {
@@ -409,18 +395,18 @@ export class S3Driver implements BlobDriver {
     return objects.length === 0 ? null : summarize(dir, objects);
   }
 
-  async createStaging(id: string, signal?: AbortSignal, initial?: Buffer): Promise<void> {
+  async createStaging(id: string, { signal, initial }: CreateStagingOptions = {}): Promise<void> {
     const key = this.stagingDir(id) + MARKER;
     await this.start();
     await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: Buffer.alloc(0), ...this.sse }), { abortSignal: signal });
-    if (initial && initial.length > 0) await this.appendStaging(id, 0, Readable.from([initial]), undefined, signal);
+    if (initial && initial.length > 0) await this.appendStaging(id, 0, Readable.from([initial]), { signal });
   }
 
-  async stagingSize(id: string, signal?: AbortSignal): Promise<number | null> {
+  async stagingSize(id: string, { signal }: SignalOptions = {}): Promise<number | null> {
     return (await this.listStagingObjects(id, signal))?.size ?? null;
   }
 
-  async appendStaging(id: string, offset: number, source: Readable, onData?: (chunk: Buffer) => void, signal?: AbortSignal): Promise<number> {
+  async appendStaging(id: string, offset: number, source: Readable, { onData, signal }: AppendOptions = {}): Promise<number> {
     const listing = await this.listStagingObjects(id, signal);
     if (!listing) throw new ObjectNotFoundError(id);
     if (listing.size !== offset) throw new OffsetMismatchError(offset, listing.size);
@@ -475,6 +461,16 @@ export class S3Driver implements BlobDriver {
     return offset + received;
   }
 
+  /** Writes `body` as the part after the staged bytes of `listing`, and adds it to the listing. */
+  private async appendPart(id: string, listing: StagingListing, body: Buffer, signal?: AbortSignal): Promise<void> {
+    if (body.length === 0) return;
+    const key = this.partKey(id, listing.size);
+    const out = await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: 'application/octet-stream', ...this.sse }), { abortSignal: signal });
+    listing.keys.push(key);
+    listing.chain.push({ key, offset: listing.size, size: body.length, etag: out.ETag });
+    listing.size += body.length;
+  }
+
   /** Size of an object by its full key, or null. */
   private async sizeOf(fullKey: string, signal?: AbortSignal): Promise<number | null> {
     try {
@@ -486,7 +482,7 @@ export class S3Driver implements BlobDriver {
     }
   }
 
-  async readStaging(id: string, signal?: AbortSignal): Promise<Readable> {
+  async readStaging(id: string, { signal }: SignalOptions = {}): Promise<Readable> {
     const listing = await this.listStagingObjects(id, signal);
     if (!listing) throw new ObjectNotFoundError(id);
     return this.concatenate(listing.chain, signal);
@@ -509,15 +505,13 @@ export class S3Driver implements BlobDriver {
     return Readable.from(gen(), { objectMode: false, highWaterMark: MiB });
   }
 
-  async commitStaging(id: string, key: string, signal?: AbortSignal, final?: Buffer[]): Promise<void> {
+  async commitStaging(id: string, key: string, { signal, final }: CommitOptions = {}): Promise<void> {
     const dest = this.objectKey(key);
-    if (final?.length) {
-      const size = await this.stagingSize(id, signal);
-      if (size === null) throw new ObjectNotFoundError(id);
-      await this.appendStaging(id, size, Readable.from(final), undefined, signal);
-    }
     const listing = await this.listStagingObjects(id, signal);
     if (!listing) throw new ObjectNotFoundError(id);
+    // The final bytes (a frame and a tag or two: small) become one more part, added to the listing as written: the
+    // staging object is listed once per commit.
+    if (final?.length) await this.appendPart(id, listing, final.length === 1 ? final[0] : Buffer.concat(final), signal);
     const parts = listing.chain;
     if (parts.length === 0) {
       await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: dest, Body: Buffer.alloc(0), ContentType: 'application/octet-stream', ...this.sse }), { abortSignal: signal });
@@ -685,12 +679,12 @@ export class S3Driver implements BlobDriver {
     }
   }
 
-  async deleteStaging(id: string, signal?: AbortSignal): Promise<void> {
+  async deleteStaging(id: string, { signal }: SignalOptions = {}): Promise<void> {
     const listing = await this.listStagingObjects(id, signal);
     if (listing) await this.deleteKeys(listing.keys, signal);
   }
 
-  async *listStaging(signal?: AbortSignal): AsyncIterable<StagingInfo> {
+  async *listStaging({ signal }: SignalOptions = {}): AsyncIterable<StagingInfo> {
     await this.start();
     // Keys come in order, and all keys of one id share the prefix `<id>/`, so each id's objects are adjacent.
     let currentId: string | null = null;
