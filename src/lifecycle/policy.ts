@@ -21,6 +21,12 @@ export const MAX_RULES = 50;
 export const MAX_PATTERN_WILDCARDS = 4;
 /** Archived images must stay this long before lifecycle may delete them (docs); enforced on sinceImageTransitioned. */
 export const MIN_ARCHIVE_DAYS = 90;
+/**
+ * The largest `rulePriority` and `countNumber` (an image count or a number of days): ECR reads them as 32-bit
+ * integers (the model's `appliedRulePriority` is an `integer`), and JSON numbers like `1e308` are integers to
+ * JavaScript, so the bound must be explicit. 2^31−1 days is beyond any image's age: such a rule never expires anything.
+ */
+export const MAX_POLICY_INTEGER = 2_147_483_647;
 
 export const TAG_STATUSES = ['tagged', 'untagged', 'any'] as const;
 export const COUNT_TYPES = ['imageCountMoreThan', 'sinceImagePushed', 'sinceImagePulled', 'sinceImageTransitioned'] as const;
@@ -107,9 +113,13 @@ function oneOf<T extends string>(v: unknown, values: readonly T[]): T {
   return v as T;
 }
 
-function integerAtLeast(v: unknown, minimum: number): number {
-  if (typeof v !== 'number' || !Number.isInteger(v)) wrongType(v, 'integer');
-  if (v < minimum) fail(`numeric instance is lower than the required minimum (minimum: ${minimum}, found: ${v})`);
+/** An integer in [minimum, MAX_POLICY_INTEGER]; the message keeps the validator's wording and names `field` after it. */
+function integerBetween(v: unknown, minimum: number, field: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v)) {
+    fail(`instance type (${jsonType(v)}) does not match any allowed primitive type (allowed: ["integer"]) for ${field}`);
+  }
+  if (v < minimum) fail(`numeric instance is lower than the required minimum (minimum: ${minimum}, found: ${v}) for ${field}`);
+  if (v > MAX_POLICY_INTEGER) fail(`numeric instance is greater than the required maximum (maximum: ${MAX_POLICY_INTEGER}, found: ${v}) for ${field}`);
   return v;
 }
 
@@ -146,9 +156,9 @@ function parseTagLists(sel: Json, tagStatus: TagStatus, where: string): Pick<Lif
   return { tagPatternList: patterns };
 }
 
-function parseRule(raw: unknown): LifecycleRule {
+function parseRule(raw: unknown, index: number): LifecycleRule {
   const rule = closedObject(raw, ['rulePriority', 'selection', 'action'], ['description']);
-  const rulePriority = integerAtLeast(rule.rulePriority, 1);
+  const rulePriority = integerBetween(rule.rulePriority, 1, `rulePriority (rule ${index + 1} of the policy)`);
   const where = `(rulePriority ${rulePriority})`;
   if (rule.description !== undefined && typeof rule.description !== 'string') wrongType(rule.description, 'string');
 
@@ -157,7 +167,7 @@ function parseRule(raw: unknown): LifecycleRule {
   const lists = parseTagLists(sel, tagStatus, where);
   const countType = oneOf(sel.countType, COUNT_TYPES);
   const countUnit = sel.countUnit === undefined ? undefined : oneOf(sel.countUnit, ['days'] as const);
-  const countNumber = integerAtLeast(sel.countNumber, 1);
+  const countNumber = integerBetween(sel.countNumber, 1, `countNumber ${where}`);
   const storageClass = sel.storageClass === undefined ? undefined : oneOf(sel.storageClass, STORAGE_CLASSES);
 
   const act = closedObject(rule.action, ['type'], ['targetStorageClass']);

@@ -287,6 +287,45 @@ describe('descriptor sizes must be safe integers equal to the stored content', (
   });
 });
 
+describe('ECR inputs are held to the API model over the wire (SDKs and raw requests do not check)', () => {
+  const policy = (countNumber: number, countType = 'imageCountMoreThan') => JSON.stringify({
+    rules: [{
+      rulePriority: 1, description: 'keep a few', action: { type: 'expire' },
+      selection: { tagStatus: 'untagged', countType, ...(countType === 'imageCountMoreThan' ? {} : { countUnit: 'days' }), countNumber },
+    }],
+  });
+  const cases: Array<[operation: string, input: Record<string, unknown>, member: RegExp]> = [
+    ['ListImages', { repositoryName: 'wire/repo', maxResults: 1e308 }, /'maxResults'.*less than or equal to 1000/],
+    ['ListImages', { repositoryName: 'wire/repo', maxResults: 0 }, /'maxResults'.*greater than or equal to 1/],
+    ['DescribeImages', { repositoryName: 'wire/repo', maxResults: 2.5 }, /'maxResults'.*integer/],
+    ['GetLifecyclePolicyPreview', { repositoryName: 'wire/repo', maxResults: 101 }, /'maxResults'.*less than or equal to 100/],
+    ['BatchDeleteImage', { repositoryName: 'wire/repo', imageIds: Array.from({ length: 101 }, (_, i) => ({ imageTag: `t${i}` })) }, /'imageIds'.*less than or equal to 100/],
+    ['BatchGetImage', { repositoryName: 'wire/repo', imageIds: [] }, /'imageIds'.*greater than or equal to 1/],
+    ['DescribeImages', { repositoryName: 'x'.repeat(257) }, /'repositoryName'.*less than or equal to 256/],
+    ['DescribeImages', { repositoryName: 'wire/repo', registryId: '1234' }, /'registryId'.*\[0-9\]\{12\}/],
+    ['UploadLayerPart', { repositoryName: 'wire/repo', uploadId: '0123abcd-4567-89ab-cdef-0123456789ab', partFirstByte: 1e308, partLastByte: 0, layerPartBlob: '' }, /'partFirstByte'/],
+    ['UploadLayerPart', { repositoryName: 'wire/repo', uploadId: '0123abcd-4567-89ab-cdef-0123456789ab', partFirstByte: 0, partLastByte: 0, layerPartBlob: 'not base64!' }, /'layerPartBlob'/],
+    ['PutLifecyclePolicy', { repositoryName: 'wire/repo', lifecyclePolicyText: policy(1e308) }, /maximum: 2147483647, found: 1e\+308\) for countNumber/],
+    ['PutLifecyclePolicy', { repositoryName: 'wire/repo', lifecyclePolicyText: policy(1e308, 'sinceImagePushed') }, /maximum: 2147483647, found: 1e\+308\) for countNumber/],
+    ['PutLifecyclePolicy', { repositoryName: 'wire/repo', lifecyclePolicyText: policy(0) }, /minimum: 1, found: 0\) for countNumber/],
+  ];
+
+  it('a member outside its bounds is 400 InvalidParameterException naming the member, and changes nothing', async () => {
+    await berth.registry.pushImage('wire/repo', 'v1');
+    for (const [operation, input, member] of cases) {
+      const res = await ecr(operation, input);
+      assert.equal(res.status, 400, `${operation}: ${JSON.stringify(res.body).slice(0, 300)}`);
+      assert.equal(res.body.__type, 'InvalidParameterException', `${operation}: ${JSON.stringify(res.body).slice(0, 300)}`);
+      assert.match(String(res.body.message), member, operation);
+    }
+    // The refused lifecycle policies were not stored; the in-range ones are.
+    assert.equal((await ecr('GetLifecyclePolicy', { repositoryName: 'wire/repo' })).body.__type, 'LifecyclePolicyNotFoundException');
+    assert.equal((await ecr('PutLifecyclePolicy', { repositoryName: 'wire/repo', lifecyclePolicyText: policy(2 ** 31 - 1) })).status, 200);
+    assert.equal((await ecr('PutLifecyclePolicy', { repositoryName: 'wire/repo', lifecyclePolicyText: policy(2 ** 31 - 1, 'sinceImagePushed') })).status, 200);
+    assert.equal((await ecr('ListImages', { repositoryName: 'wire/repo', maxResults: 1000 })).status, 200);
+  });
+});
+
 describe('the ECR endpoint closes the connection after refusing an oversized body', () => {
   const LIMIT = 32 * 1024 * 1024;
 

@@ -284,6 +284,16 @@ describe('parseLifecyclePolicy', () => {
     parseLifecyclePolicy(JSON.stringify({ rules: [rule(7, { ...tagged('tagPatternList', ['*test*1*2*3']), ...keep(1) }), rule(70, { ...UNTAGGED, ...keep(1) }), rule(700, { ...UNTAGGED, storageClass: 'archive', countType: 'sinceImageTransitioned', countUnit: 'days', countNumber: 90 })] }));
   });
 
+  it('accepts the bounds of rulePriority and countNumber: 1 and 2^31−1, for image counts and day counts', () => {
+    for (const n of [1, 2 ** 31 - 1]) {
+      const policy = parseLifecyclePolicy(JSON.stringify({ rules: [
+        rule(n === 1 ? 1 : 2, { ...tagged('tagPrefixList', ['v']), ...keep(n) }),
+        rule(n === 1 ? 2 : 2 ** 31 - 1, { ...UNTAGGED, ...olderThan(n) }),
+      ] }));
+      assert.deepEqual(policy.rules.map((r) => r.selection.countNumber), [n, n]);
+    }
+  });
+
   const invalid = (detail: string) => `Invalid parameter at 'LifecyclePolicyText' failed to satisfy constraint: 'Lifecycle policy validation failure: ${detail}'`;
   const one = (selection: Doc, action: Doc = { type: 'expire' }, extra: Doc = {}) => JSON.stringify({ rules: [{ ...rule(1, selection, action), ...extra }] });
   const rules = (...rs: Doc[]) => JSON.stringify({ rules: rs });
@@ -302,9 +312,11 @@ describe('parseLifecyclePolicy', () => {
     ['rule without anything', '{"rules":[{}]}', 'object has missing required properties (["action","rulePriority","selection"])'],
     ['unknown rule property', one(ok, undefined, { name: 'x' }), 'object instance has properties which are not allowed by the schema: (["name"])'],
     ['description not a string', one(ok, undefined, { description: 5 }), 'instance type (integer) does not match any allowed primitive type (allowed: ["string"])'],
-    ['rulePriority 0', rules(rule(0, ok)), 'numeric instance is lower than the required minimum (minimum: 1, found: 0)'],
-    ['rulePriority a string', rules(rule('1' as unknown as number, ok)), 'instance type (string) does not match any allowed primitive type (allowed: ["integer"])'],
-    ['rulePriority a fraction', rules(rule(1.5, ok)), 'instance type (number) does not match any allowed primitive type (allowed: ["integer"])'],
+    ['rulePriority 0', rules(rule(0, ok)), 'numeric instance is lower than the required minimum (minimum: 1, found: 0) for rulePriority (rule 1 of the policy)'],
+    ['rulePriority a string', rules(rule('1' as unknown as number, ok)), 'instance type (string) does not match any allowed primitive type (allowed: ["integer"]) for rulePriority (rule 1 of the policy)'],
+    ['rulePriority a fraction', rules(rule(1.5, ok)), 'instance type (number) does not match any allowed primitive type (allowed: ["integer"]) for rulePriority (rule 1 of the policy)'],
+    ['rulePriority 2^31', rules(rule(1, { ...tagged('tagPrefixList', ['v']), ...keep(1) }), rule(2 ** 31, ok)), 'numeric instance is greater than the required maximum (maximum: 2147483647, found: 2147483648) for rulePriority (rule 2 of the policy)'],
+    ['rulePriority 1e308', rules(rule(1e308, ok)), 'numeric instance is greater than the required maximum (maximum: 2147483647, found: 1e+308) for rulePriority (rule 1 of the policy)'],
     ['duplicate rulePriority', rules(rule(1, ok), rule(1, { ...tagged('tagPrefixList', ['v']), ...keep(1) })), 'rulePriority 1 is used by more than one rule; priorities must be unique'],
     ['missing countNumber', one({ ...UNTAGGED, countType: 'imageCountMoreThan' }), 'object has missing required properties (["countNumber"])'],
     ['unknown selection property', one({ ...ok, tagList: [] }), 'object instance has properties which are not allowed by the schema: (["tagList"])'],
@@ -323,7 +335,13 @@ describe('parseLifecyclePolicy', () => {
     ['countUnit hours', one({ ...olderThan(1), ...UNTAGGED, countUnit: 'hours' }), 'instance value (hours) not found in enum (possible values: ["days"])'],
     ['countUnit with imageCountMoreThan', one({ ...ok, countUnit: 'days' }), 'countUnit is not allowed with countType imageCountMoreThan (rulePriority 1)'],
     ['no countUnit with sinceImagePushed', one({ ...UNTAGGED, countType: 'sinceImagePushed', countNumber: 1 }), 'countUnit "days" is required with countType sinceImagePushed (rulePriority 1)'],
-    ['countNumber 0', one({ ...UNTAGGED, ...keep(0) }), 'numeric instance is lower than the required minimum (minimum: 1, found: 0)'],
+    ['countNumber 0', one({ ...UNTAGGED, ...keep(0) }), 'numeric instance is lower than the required minimum (minimum: 1, found: 0) for countNumber (rulePriority 1)'],
+    ['countNumber 1e308', one({ ...UNTAGGED, ...keep(1e308) }), 'numeric instance is greater than the required maximum (maximum: 2147483647, found: 1e+308) for countNumber (rulePriority 1)'],
+    ['countNumber 2^31', one({ ...UNTAGGED, ...keep(2 ** 31) }), 'numeric instance is greater than the required maximum (maximum: 2147483647, found: 2147483648) for countNumber (rulePriority 1)'],
+    ['sinceImagePushed 1e308 days', one({ ...UNTAGGED, ...olderThan(1e308) }), 'numeric instance is greater than the required maximum (maximum: 2147483647, found: 1e+308) for countNumber (rulePriority 1)'],
+    ['sinceImagePushed 0 days', one({ ...UNTAGGED, ...olderThan(0) }), 'numeric instance is lower than the required minimum (minimum: 1, found: 0) for countNumber (rulePriority 1)'],
+    ['sinceImagePushed 1.5 days', one({ ...UNTAGGED, ...olderThan(1.5) }), 'instance type (number) does not match any allowed primitive type (allowed: ["integer"]) for countNumber (rulePriority 1)'],
+    ['countNumber a string', one({ ...UNTAGGED, ...keep('5' as unknown as number) }), 'instance type (string) does not match any allowed primitive type (allowed: ["integer"]) for countNumber (rulePriority 1)'],
     ['action without type', one(ok, {}), 'object has missing required properties (["type"])'],
     ['unknown action type', one(ok, { type: 'delete' }), 'instance value (delete) not found in enum (possible values: ["expire","transition"])'],
     ['unknown action property', one(ok, { type: 'expire', reason: 'x' }), 'object instance has properties which are not allowed by the schema: (["reason"])'],

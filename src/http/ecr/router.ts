@@ -3,6 +3,7 @@
  * Each operation lives in its own file under actions/; this file authenticates, validates input against the
  * operation's schema, authorizes `ecr:<Operation>`, runs it, and renders results and errors as AWS clients expect.
  */
+import type { Socket } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { ANONYMOUS, type AccessService, type Principal } from '../../auth/service.ts';
@@ -33,17 +34,41 @@ export interface EcrRouteOptions {
 
 /**
  * Refuses a body over the limit. The client may still be sending the rest of it, and over HTTP/1 nothing else can
- * follow on the connection: the answer says `Connection: close`, and the socket is ended and destroyed as soon as
- * the answer is flushed (otherwise Node keeps draining the body until the keep-alive timeout). HTTP/2 cuts the
- * stream alone (server.ts: closeUnreadHttp2Body).
+ * follow on the connection: the answer says `Connection: close`, and the connection is closed once the answer is
+ * flushed (otherwise Node would drain the body and keep the connection until the keep-alive timeout). HTTP/2 cuts
+ * the stream alone (server.ts: closeUnreadHttp2Body).
  */
 function bodyTooLarge(request: FastifyRequest, reply: FastifyReply): BerthError {
   if (request.raw.httpVersionMajor === 1) {
     reply.header('connection', 'close');
-    const socket = request.raw.socket;
-    reply.raw.once('finish', () => socket.destroySoon());
+    lingerOnClose(request.raw.socket);
   }
   return new BerthError('INVALID_PARAMETER', `request body exceeds ${MAX_BODY} bytes`);
+}
+
+/** How long a closing connection keeps reading (and dropping) what the client still sends. */
+const LINGER_MS = 5_000;
+
+/**
+ * The close Node performs after a `Connection: close` answer (`destroySoon`: end, then destroy once the answer is
+ * flushed), made lingering: the end (FIN) goes out right after the answer, so the client sees the connection end at
+ * once, but the socket is destroyed only when the client closes its side too, or after LINGER_MS. Destroying it while
+ * the client's unread body bytes are still arriving would answer them with a TCP reset, which can make the client
+ * lose the answer it has not read yet.
+ */
+function lingerOnClose(socket: Socket): void {
+  socket.destroySoon = function lingeringClose(this: Socket): void {
+    this.end();
+    if (this.readableEnded) {
+      this.destroy();
+      return;
+    }
+    const timer = setTimeout(() => this.destroy(), LINGER_MS);
+    timer.unref();
+    this.once('close', () => clearTimeout(timer));
+    this.once('end', () => this.destroy());
+    this.resume();
+  };
 }
 
 async function readBody(request: FastifyRequest, reply: FastifyReply): Promise<Buffer> {

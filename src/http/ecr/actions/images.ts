@@ -3,11 +3,9 @@ import { z } from 'zod/v3';
 import { BerthError } from '../../../errors/catalog.ts';
 import type { Image } from '../../../registry/ecr.ts';
 import { defineRepositoryAction, type EcrContext } from '../types.ts';
-import { imageIds, imageTag, maxResults, nextToken, registryId, repositoryName } from '../shapes.ts';
+import { acceptedMediaTypes, imageIds, imageManifest, imageStatus, imageTag, maxResults, mediaType, nextToken, registryId, repositoryName, tagStatus } from '../shapes.ts';
 import { decodeToken, encodeToken } from '../pagination.ts';
 import { scanSummary } from './scanning.ts';
-
-const tagStatus = z.enum(['TAGGED', 'UNTAGGED', 'ANY'], { message: 'Member must satisfy enum value set: [TAGGED, UNTAGGED, ANY]' });
 
 function keep(image: Image, status: string | undefined | null): boolean {
   if (status === 'TAGGED') return image.tags.length > 0;
@@ -40,7 +38,7 @@ function imageKey(image: { pushed_at: number; digest: string }): string {
 
 export const listImages = defineRepositoryAction({
   name: 'ListImages',
-  input: z.object({ registryId, repositoryName, nextToken, maxResults: maxResults(), filter: z.object({ tagStatus: tagStatus.optional().nullable() }).optional().nullable() }),
+  input: z.object({ registryId, repositoryName, nextToken, maxResults: maxResults(), filter: z.object({ tagStatus: tagStatus.optional().nullable(), imageStatus: imageStatus.optional().nullable() }).optional().nullable() }),
   async handle(input, ctx, repo) {
     const ids: Array<{ key: string; id: Record<string, string> }> = [];
     const images = (await ctx.images.listImages(repo)).sort((a, b) => compareKeys(imageKey(a), imageKey(b)));
@@ -59,7 +57,7 @@ export const describeImages = defineRepositoryAction({
   name: 'DescribeImages',
   input: z.object({
     registryId, repositoryName, imageIds: imageIds.optional().nullable(), nextToken, maxResults: maxResults(),
-    filter: z.object({ tagStatus: tagStatus.optional().nullable() }).passthrough().optional().nullable(),
+    filter: z.object({ tagStatus: tagStatus.optional().nullable(), imageStatus: imageStatus.optional().nullable() }).passthrough().optional().nullable(),
   }),
   async handle(input, ctx, repo) {
     if (input.imageIds && (input.nextToken || input.maxResults)) {
@@ -83,7 +81,7 @@ export const batchGetImage = defineRepositoryAction({
   name: 'BatchGetImage',
   input: z.object({
     registryId, repositoryName, imageIds,
-    acceptedMediaTypes: z.array(z.string()).min(1, 'Member must have length greater than or equal to 1').max(100, 'Member must have length less than or equal to 100').optional().nullable(),
+    acceptedMediaTypes: acceptedMediaTypes.optional().nullable(),
   }),
   async handle(input, ctx, repo) {
     const { images, failures } = await ctx.images.getImages(repo, input.imageIds, input.acceptedMediaTypes);
@@ -113,8 +111,8 @@ export const putImage = defineRepositoryAction({
   name: 'PutImage',
   input: z.object({
     registryId, repositoryName,
-    imageManifest: z.string().min(1, 'Member must have length greater than or equal to 1').max(4194304, 'Member must have length less than or equal to 4194304'),
-    imageManifestMediaType: z.string().optional().nullable(),
+    imageManifest,
+    imageManifestMediaType: mediaType.optional().nullable(),
     imageTag: imageTag.optional().nullable(),
     imageDigest: z.string().optional().nullable(),
   }),

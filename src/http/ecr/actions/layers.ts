@@ -6,16 +6,13 @@
 import { z } from 'zod/v3';
 import { PART_SIZE } from '../../../registry/ecr-images.ts';
 import { defineRepositoryAction } from '../types.ts';
-import { registryId, repositoryName } from '../shapes.ts';
-
-const uploadId = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, "must satisfy regular expression '[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}'");
-const layerDigest = z.string().regex(/^[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+$/, "must satisfy regular expression '[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+'");
+import { batchedLayerDigests, layerDigest, layerDigests, layerPartBlob, partByte, registryId, repositoryName, uploadId } from '../shapes.ts';
 
 export const batchCheckLayerAvailability = defineRepositoryAction({
   name: 'BatchCheckLayerAvailability',
   input: z.object({
     registryId, repositoryName,
-    layerDigests: z.array(z.string().max(1000)).min(1, 'Member must have length greater than or equal to 1').max(100, 'Member must have length less than or equal to 100'),
+    layerDigests: batchedLayerDigests,
   }),
   async handle(input, ctx, repo) {
     const { layers, failures } = await ctx.images.checkLayers(repo, input.layerDigests);
@@ -38,9 +35,9 @@ export const uploadLayerPart = defineRepositoryAction({
   name: 'UploadLayerPart',
   input: z.object({
     registryId, repositoryName, uploadId,
-    partFirstByte: z.number().int().min(0, 'Member must have value greater than or equal to 0'),
-    partLastByte: z.number().int().min(0, 'Member must have value greater than or equal to 0'),
-    layerPartBlob: z.string(),
+    partFirstByte: partByte,
+    partLastByte: partByte,
+    layerPartBlob,
   }),
   async handle(input, ctx, repo) {
     const size = await ctx.images.uploadLayerPart(repo, input.uploadId, input.partFirstByte, input.partLastByte, Buffer.from(input.layerPartBlob, 'base64'));
@@ -52,7 +49,7 @@ export const completeLayerUpload = defineRepositoryAction({
   name: 'CompleteLayerUpload',
   input: z.object({
     registryId, repositoryName, uploadId,
-    layerDigests: z.array(layerDigest).min(1, 'Member must have length greater than or equal to 1').max(100, 'Member must have length less than or equal to 100'),
+    layerDigests,
   }),
   async handle(input, ctx, repo) {
     const digest = input.layerDigests[0];

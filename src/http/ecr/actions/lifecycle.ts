@@ -3,11 +3,8 @@ import { z } from 'zod/v3';
 import { BerthError } from '../../../errors/catalog.ts';
 import type { Repository } from '../../../registry/ecr.ts';
 import { defineRepositoryAction } from '../types.ts';
-import { imageIds, maxResults, nextToken, registryId, repositoryName } from '../shapes.ts';
+import { imageIds, lifecyclePolicyText, maxResults, nextToken, registryId, repositoryName, tagStatus } from '../shapes.ts';
 import { decodeToken, encodeToken } from '../pagination.ts';
-
-// Length is checked by the lifecycle domain, so that it reports in the lifecycle policy's own message format.
-const policyText = z.string();
 
 function evaluatedAt(repo: Repository): Record<string, number> {
   return repo.lifecycle_evaluated_at ? { lastEvaluatedAt: repo.lifecycle_evaluated_at / 1000 } : {};
@@ -15,7 +12,7 @@ function evaluatedAt(repo: Repository): Record<string, number> {
 
 export const putLifecyclePolicy = defineRepositoryAction({
   name: 'PutLifecyclePolicy',
-  input: z.object({ registryId, repositoryName, lifecyclePolicyText: policyText }),
+  input: z.object({ registryId, repositoryName, lifecyclePolicyText }),
   async handle(input, ctx, repo) {
     await ctx.lifecycle.putPolicy(repo, input.lifecyclePolicyText);
     return { registryId: ctx.ecr.identity.accountId, repositoryName: repo.name, lifecyclePolicyText: input.lifecyclePolicyText };
@@ -41,7 +38,7 @@ export const deleteLifecyclePolicy = defineRepositoryAction({
 
 export const startLifecyclePolicyPreview = defineRepositoryAction({
   name: 'StartLifecyclePolicyPreview',
-  input: z.object({ registryId, repositoryName, lifecyclePolicyText: policyText.optional().nullable() }),
+  input: z.object({ registryId, repositoryName, lifecyclePolicyText: lifecyclePolicyText.optional().nullable() }),
   async handle(input, ctx, repo) {
     // The preview is the evaluator's dry run on the current images, computed at once; Get reports it COMPLETE.
     const text = await ctx.lifecycle.startPreview(repo, input.lifecyclePolicyText);
@@ -49,13 +46,11 @@ export const startLifecyclePolicyPreview = defineRepositoryAction({
   },
 });
 
-const previewTagStatus = z.enum(['TAGGED', 'UNTAGGED', 'ANY'], { message: 'Member must satisfy enum value set: [TAGGED, UNTAGGED, ANY]' });
-
 export const getLifecyclePolicyPreview = defineRepositoryAction({
   name: 'GetLifecyclePolicyPreview',
   input: z.object({
     registryId, repositoryName, imageIds: imageIds.optional().nullable(), nextToken, maxResults: maxResults(100),
-    filter: z.object({ tagStatus: previewTagStatus.optional().nullable() }).optional().nullable(),
+    filter: z.object({ tagStatus: tagStatus.optional().nullable() }).optional().nullable(),
   }),
   async handle(input, ctx, repo) {
     const preview = await ctx.lifecycle.previewOf(repo);

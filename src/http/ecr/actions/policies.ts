@@ -1,14 +1,14 @@
 /** SetRepositoryPolicy, GetRepositoryPolicy, DeleteRepositoryPolicy. */
 import { z } from 'zod/v3';
 import { defineRepositoryAction } from '../types.ts';
-import { registryId, repositoryName } from '../shapes.ts';
+import { registryId, repositoryName, repositoryPolicyText } from '../shapes.ts';
 
 export const setRepositoryPolicy = defineRepositoryAction({
   name: 'SetRepositoryPolicy',
   input: z.object({
     registryId,
     repositoryName,
-    policyText: z.string().min(0).max(10240, 'Member must have length less than or equal to 10240'),
+    policyText: repositoryPolicyText,
     force: z.boolean().optional().nullable(),
   }),
   async handle(input, ctx, repo) {

@@ -2,12 +2,12 @@
 import { z } from 'zod/v3';
 import { BerthError } from '../../../errors/catalog.ts';
 import { defineAction } from '../types.ts';
+import { registryIds } from '../shapes.ts';
 
 export const getAuthorizationToken = defineAction({
   name: 'GetAuthorizationToken',
   input: z.object({
-    registryIds: z.array(z.string().regex(/^[0-9]{12}$/, "must satisfy regular expression '[0-9]{12}'"))
-      .min(1, 'Member must have length greater than or equal to 1').max(10, 'Member must have length less than or equal to 10').optional().nullable(),
+    registryIds: registryIds.optional().nullable(),
   }),
   async handle(input, ctx) {
     for (const id of input.registryIds ?? []) {

@@ -3,7 +3,7 @@ import { z } from 'zod/v3';
 import { BerthError } from '../../../errors/catalog.ts';
 import type { Repository } from '../../../registry/ecr.ts';
 import { defineAction, defineRepositoryAction } from '../types.ts';
-import { exclusionFilters, maxResults, nextToken, registryId, repositoryName, resourceTags, tagMutability } from '../shapes.ts';
+import { exclusionFilters, kmsKey, maxResults, nextToken, registryId, repositoryName, repositoryNames, resourceTags, tagMutability } from '../shapes.ts';
 import { decodeToken, encodeToken } from '../pagination.ts';
 
 export const createRepository = defineAction({
@@ -17,7 +17,7 @@ export const createRepository = defineAction({
     imageScanningConfiguration: z.object({ scanOnPush: z.boolean().optional().nullable() }).optional().nullable(),
     encryptionConfiguration: z.object({
       encryptionType: z.enum(['AES256', 'KMS', 'KMS_DSSE'], { message: 'Member must satisfy enum value set: [AES256, KMS, KMS_DSSE]' }),
-      kmsKey: z.string().min(1).max(2048).optional().nullable(),
+      kmsKey: kmsKey.optional().nullable(),
     }).optional().nullable(),
   }),
   resource: (i) => i.repositoryName,
@@ -39,7 +39,7 @@ export const describeRepositories = defineAction({
   name: 'DescribeRepositories',
   input: z.object({
     registryId,
-    repositoryNames: z.array(repositoryName).min(1, 'Member must have length greater than or equal to 1').max(100, 'Member must have length less than or equal to 100').optional().nullable(),
+    repositoryNames: repositoryNames(100).optional().nullable(),
     nextToken,
     maxResults: maxResults(),
   }),

@@ -8,7 +8,7 @@ import { effectiveScanning } from '../../../scan/config.ts';
 import type { ScanRecord } from '../../../scan/store.ts';
 import type { CvssScore, Finding } from '../../../scan/types.ts';
 import { defineAction, defineRepositoryAction } from '../types.ts';
-import { imageIdentifier, maxResults, nextToken, registryId, repositoryName } from '../shapes.ts';
+import { imageIdentifier, maxResults, nextToken, registryId, repositoryName, repositoryNames, scanningRules } from '../shapes.ts';
 import { decodeToken, encodeToken } from '../pagination.ts';
 
 /** ECR's status of a scan: queued and running are both IN_PROGRESS to its clients. */
@@ -112,20 +112,9 @@ export const describeImageScanFindings = defineRepositoryAction({
   },
 });
 
-const FILTER = /^[a-z0-9*](?:[._\-/a-z0-9*]?[a-z0-9*]+)*$/;
-
-const rules = z.array(z.object({
-  scanFrequency: z.enum(['SCAN_ON_PUSH', 'CONTINUOUS_SCAN', 'MANUAL'], { message: "Member must satisfy enum value set: [SCAN_ON_PUSH, CONTINUOUS_SCAN, MANUAL]" }),
-  repositoryFilters: z.array(z.object({
-    filter: z.string().min(1, 'Member must have length greater than or equal to 1').max(255, 'Member must have length less than or equal to 255')
-      .regex(FILTER, `must satisfy regular expression '${FILTER.source}'`),
-    filterType: z.enum(['WILDCARD'], { message: 'Member must satisfy enum value set: [WILDCARD]' }),
-  })).max(100, 'Member must have length less than or equal to 100'),
-})).max(2, 'Member must have length less than or equal to 2');
-
 export const putRegistryScanningConfiguration = defineAction({
   name: 'PutRegistryScanningConfiguration',
-  input: z.object({ scanType: z.enum(['BASIC', 'ENHANCED'], { message: 'Member must satisfy enum value set: [BASIC, ENHANCED]' }).optional().nullable(), rules: rules.optional().nullable() }),
+  input: z.object({ scanType: z.enum(['BASIC', 'ENHANCED'], { message: 'Member must satisfy enum value set: [BASIC, ENHANCED]' }).optional().nullable(), rules: scanningRules.optional().nullable() }),
   resource: () => null,
   async handle(input, ctx) {
     const scanType = input.scanType ?? 'BASIC';
@@ -156,7 +145,7 @@ export const getRegistryScanningConfiguration = defineAction({
 export const batchGetRepositoryScanningConfiguration = defineAction({
   name: 'BatchGetRepositoryScanningConfiguration',
   input: z.object({
-    repositoryNames: z.array(repositoryName).min(1, 'Member must have length greater than or equal to 1').max(25, 'Member must have length less than or equal to 25'),
+    repositoryNames: repositoryNames(25),
   }),
   authorizeInHandler: true,
   async handle(input, ctx) {

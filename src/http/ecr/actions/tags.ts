@@ -2,9 +2,7 @@
 import { z } from 'zod/v3';
 import { repositoryNameOfArn, type EcrDomain } from '../../../registry/ecr.ts';
 import { defineRepositoryAction } from '../types.ts';
-import { resourceTags } from '../shapes.ts';
-
-const resourceArn = z.string().min(1);
+import { resourceArn, resourceTags, tagKeys } from '../shapes.ts';
 
 /** The repository named by the ARN: authorized on its name, resolved (and checked for account and region) by the domain. */
 const byArn = {
@@ -24,7 +22,7 @@ export const tagResource = defineRepositoryAction({
 
 export const untagResource = defineRepositoryAction({
   name: 'UntagResource',
-  input: z.object({ resourceArn, tagKeys: z.array(z.string().min(1).max(128)) }),
+  input: z.object({ resourceArn, tagKeys }),
   ...byArn,
   async handle(input, ctx, repo) {
     await ctx.ecr.untagRepository(repo, input.tagKeys);
