@@ -22,7 +22,7 @@ import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
 import pg from 'pg';
 import { createTestCa, normalizeSerial, type IssuedCertificate, type TestCa } from '../helpers/certs.ts';
-import { dropPostgresDatabase, mainScript, POSTGRES_ADMIN_URL, repoRoot, startBerth, type BerthProcess } from '../helpers/berth.ts';
+import { defaultStorageKind, dropPostgresDatabase, mainScript, POSTGRES_ADMIN_URL, repoRoot, startBerth, type BerthProcess } from '../helpers/berth.ts';
 
 const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -406,7 +406,8 @@ describe('TLS, HTTP/2, health, metrics and request ids', () => {
     assert.equal(ready.status, 200);
     const body = JSON.parse(ready.body.toString()) as { status: string; checks: Record<string, { status: string; ms: number }> };
     assert.equal(body.status, 'ok');
-    assert.deepEqual(Object.keys(body.checks).sort(), ['metadata', 'storage']);
+    // `space`: the filesystem driver's free-space reserve (docs/operations.md, "A full disk").
+    assert.deepEqual(Object.keys(body.checks).sort(), defaultStorageKind() === 'filesystem' ? ['metadata', 'space', 'storage'] : ['metadata', 'storage']);
     for (const check of Object.values(body.checks)) {
       assert.equal(check.status, 'ok');
       assert.ok(check.ms >= 0 && check.ms < 2000);
