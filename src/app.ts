@@ -10,6 +10,7 @@ import { loadSecretKey, SecretBox } from './auth/secrets.ts';
 import { AccessService } from './auth/service.ts';
 import { AccessStore } from './metadata/access-store.ts';
 import { EcrDomain } from './registry/ecr.ts';
+import { EcrImages } from './registry/ecr-images.ts';
 import { LifecycleService } from './lifecycle/service.ts';
 import { noteIngested } from './memory.ts';
 import { GarbageCollector } from './gc/collector.ts';
@@ -99,12 +100,13 @@ export async function buildApp(config: Config, log: Logger): Promise<App> {
   const createdKeys = stores.blobs.encryption?.keyring.created;
   if (createdKeys) log.warn({ file: createdKeys }, 'generated the master key file for encryption at rest: back it up (without it nothing stored can be read); every node needs the same file');
   const registry = new RegistryService(stores.metadata, stores.blobs, { ...config.registry, touchIntervalMs: touchIntervalFor(config.gc.graceSeconds) }, log.child({ module: 'registry' }));
-  const ecr = new EcrDomain(stores.metadata, { accountId: config.ecr.accountId, region: config.ecr.region });
-  const lifecycle = new LifecycleService(stores.metadata, log.child({ module: 'lifecycle' }));
+  const ecr = new EcrDomain(stores.metadata, { accountId: config.ecr.accountId, region: config.ecr.region }, (type, kmsKey) => registry.checkEncryptionSettings(type, kmsKey));
+  const lifecycle = new LifecycleService(stores.metadata, log.child({ module: 'lifecycle' }), config.ecr.accountId);
   const scans = new ScanService(stores.metadata, stores.blobs, stores.connection.db, log.child({ module: 'scan' }), { workers: config.scan.workers, staleAfterMs: 30 * 60_000 });
+  const images = new EcrImages(stores.metadata, ecr, registry, scans);
   registry.onPush((event) => scans.onPush(event));
   const leases = new JobLeases(stores.connection.db);
-  const server = buildServer({ log, registry, access, meta: stores.metadata, ecr, lifecycle, scans, registryHost: config.ecr.registryHost, maxManifestBytes: config.registry.maxManifestBytes, redirectBlobs: blobRedirector(config, stores.blobs), tls: config.tls, metrics: config.metrics, leases, blobs: stores.blobs });
+  const server = buildServer({ log, registry, access, meta: stores.metadata, ecr, images, lifecycle, scans, registryHost: config.ecr.registryHost, maxManifestBytes: config.registry.maxManifestBytes, redirectBlobs: blobRedirector(config, stores.blobs), tls: config.tls, metrics: config.metrics, leases, blobs: stores.blobs });
   const timers: NodeJS.Timeout[] = [];
   // Background jobs run on one node at a time, whichever wins the job's lease in the database.
   const jobs = new JobRunner(leases, { leaseMs: config.jobs.leaseSeconds * 1000, log: log.child({ module: 'jobs' }) });

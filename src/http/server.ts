@@ -10,6 +10,7 @@ import type { AccessService, Principal } from '../auth/service.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import type { MetadataStore } from '../metadata/store.ts';
 import type { EcrDomain } from '../registry/ecr.ts';
+import type { EcrImages } from '../registry/ecr-images.ts';
 import type { LifecycleService } from '../lifecycle/service.ts';
 import type { ScanService } from '../scan/service.ts';
 import type { JobLeases } from '../jobs/leases.ts';
@@ -37,6 +38,7 @@ export interface ServerOptions {
   access: AccessService;
   meta: MetadataStore;
   ecr: EcrDomain;
+  images: EcrImages;
   lifecycle: LifecycleService;
   scans: ScanService;
   registryHost?: string;
@@ -323,7 +325,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   });
 
   registerOciRoutes(app, { registry: options.registry, access: options.access, maxManifestBytes: options.maxManifestBytes, redirectBlobs: options.redirectBlobs });
-  registerEcrRoutes(app, { access: options.access, registry: options.registry, meta: options.meta, ecr: options.ecr, lifecycle: options.lifecycle, scans: options.scans, registryHost: options.registryHost, log: options.log.child({ module: 'ecr' }) });
+  registerEcrRoutes(app, { access: options.access, registry: options.registry, ecr: options.ecr, images: options.images, lifecycle: options.lifecycle, scans: options.scans, registryHost: options.registryHost, log: options.log.child({ module: 'ecr' }) });
   registerBerthRoutes(app, { access: options.access, meta: options.meta, scans: options.scans });
   registerHealthRoutes(app, { meta: options.meta, blobs: options.blobs, metrics });
   return app;

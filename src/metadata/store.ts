@@ -167,7 +167,16 @@ export class MetadataStore {
     return (await q.execute()).map((r) => r.name);
   }
 
+  /**
+   * Bumps the access epoch (see AccessStore): repository policies and resource tags feed authorization, which every
+   * node caches by epoch. Called by the methods that change them, so the bump commits with the change.
+   */
+  private async accessChanged(): Promise<void> {
+    await this.db.updateTable('access_epoch').set({ epoch: sql`epoch + 1` }).where('id', '=', 1).execute();
+  }
+
   async deleteRepository(id: number): Promise<void> {
+    await this.accessChanged();
     await this.db.deleteFrom('uploads').where('repository_id', '=', id).execute();
     await this.db.deleteFrom('repository_tags').where('repository_id', '=', id).execute();
     await this.db.deleteFrom('repository_blobs').where('repository_id', '=', id).execute();
@@ -203,6 +212,7 @@ export class MetadataStore {
 
   async setRepositoryPolicy(id: number, policy: string | null): Promise<void> {
     await this.db.updateTable('repositories').set({ policy }).where('id', '=', id).execute();
+    await this.accessChanged();
   }
 
   async listRepositories(page: Page): Promise<RepositoryRow[]> {
@@ -218,6 +228,8 @@ export class MetadataStore {
   }
 
   async putRepositoryTags(id: number, tags: Array<{ key: string; value: string }>): Promise<void> {
+    if (tags.length === 0) return;
+    await this.accessChanged();
     for (const t of tags) {
       await this.db.insertInto('repository_tags').values({ repository_id: id, key: t.key, value: t.value })
         .onConflict((oc) => oc.columns(['repository_id', 'key']).doUpdateSet({ value: t.value })).execute();
@@ -226,6 +238,7 @@ export class MetadataStore {
 
   async removeRepositoryTags(id: number, keys: string[]): Promise<void> {
     if (keys.length === 0) return;
+    await this.accessChanged();
     await this.db.deleteFrom('repository_tags').where('repository_id', '=', id).where('key', 'in', keys).execute();
   }
 
@@ -247,6 +260,14 @@ export class MetadataStore {
       byDigest.set(t.digest, list);
     }
     return manifests.map((m) => ({ ...m, tags: byDigest.get(m.digest) ?? [] }));
+  }
+
+  /** The tags of one image (lexical order), or null when the repository holds no manifest with that digest. */
+  async imageTags(repositoryId: number, digest: string): Promise<string[] | null> {
+    const manifest = await this.db.selectFrom('manifests').select('digest').where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst();
+    if (!manifest) return null;
+    const rows = await this.db.selectFrom('tags').select('name').where('repository_id', '=', repositoryId).where('digest', '=', digest).orderBy('name').execute();
+    return rows.map((r) => r.name);
   }
 
   /** Child manifests of an index, for sizes and for refusing to delete a child still referenced. */

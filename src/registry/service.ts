@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
-import { BerthError } from '../errors/catalog.ts';
+import { BerthError, ecrError } from '../errors/catalog.ts';
 import { digestAlgorithm, digestOf, type Digest } from '../oci/digest.ts';
 import { isAcceptable, MediaType } from '../oci/media-types.ts';
 import { checkStoredSizes, parseManifest } from '../oci/manifest.ts';
@@ -14,6 +14,7 @@ import type { RepositoryName, Tag } from '../oci/names.ts';
 import type { MetadataStore, ManifestRow, RepositoryRow } from '../metadata/store.ts';
 import type { BlobStore, UploadSession } from '../storage/blob-store.ts';
 import { isTagImmutable } from './ecr.ts';
+import { deleteImage } from './images.ts';
 import type { ByteRange } from '../storage/driver.ts';
 import { checkSpace } from '../storage/space.ts';
 
@@ -308,7 +309,13 @@ export class RegistryService {
 
   // ---- manifests
 
-  async putManifest(name: RepositoryName, reference: Reference, content: Buffer, contentType: string | undefined): Promise<{ digest: Digest; subject: Digest | null }> {
+  /**
+   * Stores a manifest under a tag or its digest, in one transaction with its checks: tag immutability, every
+   * referenced blob and child manifest reachable in the repository. With `ecr` (PutImage), ECR's rules apply on
+   * top: an image already stored under that digest (and tag) is ImageAlreadyExistsException, and missing layers and
+   * missing child images are reported apart, with ECR's messages.
+   */
+  async putManifest(name: RepositoryName, reference: Reference, content: Buffer, contentType: string | undefined, ecr?: { registryId: string }): Promise<{ digest: Digest; subject: Digest | null; mediaType: string }> {
     if (content.length > this.options.maxManifestBytes) {
       throw new BerthError('MANIFEST_TOO_LARGE', `manifest is ${content.length} bytes; the limit is ${this.options.maxManifestBytes}`);
     }
@@ -322,14 +329,18 @@ export class RegistryService {
     await this.meta.transaction(async (tx) => {
       if ('tag' in reference && isTagImmutable(repo, reference.tag)) {
         const current = await tx.findTag(repo.id, reference.tag);
-        if (current !== null && current !== digest) {
-          throw new BerthError('IMAGE_TAG_ALREADY_EXISTS', `The image tag '${reference.tag}' already exists in the '${name}' repository and cannot be overwritten because the repository is immutable.`);
-        }
+        if (current !== null && current !== digest) throw ecrError('IMAGE_TAG_ALREADY_EXISTS', { repository: name, tag: reference.tag });
+      }
+      if (ecr && (await tx.imageTags(repo.id, digest)) !== null) {
+        const tag = 'tag' in reference ? reference.tag : null;
+        if (tag === null || (await tx.findTag(repo.id, tag)) === digest) throw ecrError('IMAGE_ALREADY_EXISTS', { repository: name, registry: ecr.registryId, digest, tag });
       }
       // The size of each referenced blob and child manifest is read by the same queries that check they exist.
       const storedSizes = new Map<string, number>();
       const missingBlobs = await tx.missingBlobs(repo.id, parsed.blobs, storedSizes);
       const missingManifests = await tx.missingManifests(repo.id, parsed.manifests, storedSizes);
+      if (ecr && missingBlobs.length) throw ecrError('LAYERS_NOT_FOUND', { repository: name, registry: ecr.registryId, digests: missingBlobs });
+      if (ecr && missingManifests.length) throw ecrError('REFERENCED_IMAGES_NOT_FOUND', { repository: name, registry: ecr.registryId, digests: missingManifests });
       const missing = [...missingBlobs, ...missingManifests];
       if (missing.length > 0) {
         throw new BerthError('MANIFEST_BLOB_UNKNOWN', `manifest references ${missing.length === 1 ? 'a blob or manifest' : `${missing.length} blobs or manifests`} not in ${name}: ${missing.slice(0, 5).join(', ')}`, missing.map((d) => ({ digest: d })));
@@ -351,7 +362,7 @@ export class RegistryService {
     this.log.debug({ repository: name, digest, reference }, 'manifest stored');
     const event: PushedManifest = { repository: repo, digest, mediaType: parsed.mediaType, tag: 'tag' in reference ? reference.tag : null };
     for (const listener of this.pushListeners) listener(event);
-    return { digest, subject: parsed.subject };
+    return { digest, subject: parsed.subject, mediaType: parsed.mediaType };
   }
 
   async getManifest(name: RepositoryName, reference: Reference, accepted: string[]): Promise<ManifestRow> {
@@ -367,14 +378,15 @@ export class RegistryService {
     return row;
   }
 
+  /** OCI DELETE: by digest the image with its tags, by tag the tag alone (the rules: `registry/images.ts`). */
   async deleteManifest(name: RepositoryName, reference: Reference): Promise<void> {
     const repo = await this.repository(name);
-    if ('tag' in reference) {
-      if (!(await this.meta.deleteTag(repo.id, reference.tag))) throw new BerthError('MANIFEST_UNKNOWN', `tag ${reference.tag} not found in ${name}`);
-      return;
+    const result = await deleteImage(this.meta, repo.id, reference, { lastTag: 'keep-image' });
+    if (result.outcome === 'not-found') {
+      throw new BerthError('MANIFEST_UNKNOWN', 'tag' in reference ? `tag ${reference.tag} not found in ${name}` : `manifest ${reference.digest} not found in ${name}`);
     }
-    if (!(await this.meta.transaction((tx) => tx.deleteManifest(repo.id, reference.digest)))) {
-      throw new BerthError('MANIFEST_UNKNOWN', `manifest ${reference.digest} not found in ${name}`);
+    if (result.outcome === 'referenced') {
+      throw new BerthError('IMAGE_REFERENCED_BY_INDEX', `manifest ${result.digest} is listed by the image index ${result.parents[0]} in ${name}: delete the index first`);
     }
   }
 
