@@ -135,6 +135,10 @@ export function blobDriverSuite(name: string, makeDriver: () => Promise<DriverFi
           await assert.rejects(driver.createStaging(id), refused('staging id'), `create ${what}`);
           await assert.rejects(driver.createStaging(id, { initial: Buffer.from('x') }), refused('staging id'), `create with initial bytes ${what}`);
           await assert.rejects(driver.appendStaging(id, 0, Readable.from([])), refused('staging id'), `append ${what}`);
+          let read = false;
+          const source = Readable.from((function* () { read = true; yield Buffer.from('x'); })());
+          await assert.rejects(driver.appendStaging(id, 0, source), refused('staging id'), `append of bytes ${what}`);
+          assert.equal(read, false, `append ${what} read its source`);
           await assert.rejects(driver.stagingSize(id), refused('staging id'), `size ${what}`);
           await assert.rejects(driver.readStaging(id), refused('staging id'), `read ${what}`);
           await assert.rejects(driver.commitStaging(id, 'some/key'), refused('staging id'), `commit ${what}`);

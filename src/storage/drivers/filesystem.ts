@@ -197,10 +197,11 @@ export class FilesystemDriver implements BlobDriver {
   }
 
   async createStaging(id: string, { initial }: CreateStagingOptions = {}): Promise<void> {
+    const file = this.stagingPath(id);
     // A new upload is where a low disk refuses new bytes (InsufficientStorageError), before anything is written.
     await this.reserve.check();
     await this.ensureStagingRoot();
-    const h = await open(this.stagingPath(id), 'wx');
+    const h = await open(file, 'wx');
     try {
       if (initial && initial.length > 0) await writeAll(h, [initial], 0);
     } catch (err) {
@@ -231,6 +232,7 @@ export class FilesystemDriver implements BlobDriver {
   }
 
   async appendStaging(id: string, offset: number, source: Readable, { onData, signal }: AppendOptions = {}): Promise<number> {
+    validStagingId(id);
     // Opened at the first write: an append that brings no bytes (a chunk smaller than what the caller batches) costs
     // one stat instead of an open, a stat and a close.
     let handle: FileHandle | null = null;
