@@ -122,15 +122,16 @@ export function summarize(results: Results, metric: MetricDef): MetricSummary {
 const MISSED_WHY: Record<string, string> = {
   push_big:
     'Berth encrypts every blob at rest (AES-256-GCM, ECR\'s default has no "off") and fsyncs before it answers, while ' +
-    'docker-registry writes plaintext and leaves flushing to the kernel. Berth still uses less CPU for the push (see the CPU ' +
-    'row), but on two cores the client (skopeo hashing and sending) and the server share the machine, so the wall-time ' +
-    'gain is what the CPU saving buys. Hashing and sealing in a worker thread would move that CPU, not remove it; a ' +
-    'machine with more cores (not measured here), or leaving encryption at rest to an already encrypted disk, should.',
+    'docker-registry writes plaintext and leaves flushing to the kernel. The server CPU row shows what that costs in this ' +
+    'run: SHA-256 and AES-GCM over every byte are work docker-registry does not do (it hashes too, but does not seal), and ' +
+    'on two cores the client (skopeo hashing and sending) and the server share the machine, so every CPU second the ' +
+    'server spends is wall time. Hashing and sealing in a worker thread would move that CPU, not remove it; a machine with ' +
+    'more cores (not measured here), or leaving encryption at rest to an already encrypted disk, should.',
   push_small:
     'Per blob, encryption at rest adds a data key (random, wrapped), a sealed tail kept with the upload between its ' +
     'chunk and its final PUT, and the closing frames; round trips are already folded (docs/architecture.md, "Where it ' +
-    'happens"). The ratio moves between 1.1× and 1.25× from run to run on this shared machine; SQLite commit syncs were ' +
-    'measured not to matter (synchronous=NORMAL gave the same time).',
+    'happens"). The ratio moves by ±0.1 from run to run on this shared machine (compare the reports of earlier runs); ' +
+    'SQLite commit syncs were measured not to matter (synchronous=NORMAL gave the same time).',
   blob_get:
     'Berth decrypts and authenticates every 256 KiB frame before sending it; docker-registry sends plaintext from the page ' +
     'cache with sendfile. Decryption runs on a worker thread in parallel with the socket writes, which roughly halved the ' +
