@@ -47,6 +47,7 @@ import {
 } from '../helpers/clients.ts';
 import { resolveConfig } from '../../src/config/load.ts';
 import { parsePolicy } from '../../src/auth/policy.ts';
+import { zipOf } from '../helpers/scan-layers.ts';
 
 const gate = requireClients([AWS, 'skopeo', 'podman', 'buildah'], () => busyboxAvailable() ?? needRoot());
 // The README describes the embedded default; the scaled-out run (PostgreSQL + S3) has nothing to add here.
@@ -74,42 +75,7 @@ function blocks(markdown: string): Block[] {
   return out;
 }
 
-function crc32(data: Buffer): number {
-  let c = ~0;
-  for (const byte of data) {
-    c ^= byte;
-    for (let k = 0; k < 8; k++) c = (c >>> 1) ^ (0xedb88320 & -(c & 1));
-  }
-  return ~c >>> 0;
-}
 
-/** A zip archive holding one file, stored uncompressed (what an OSV all.zip is, in miniature). */
-function storedZip(name: string, data: Buffer): Buffer {
-  const n = Buffer.from(name);
-  const crc = crc32(data);
-  const local = Buffer.alloc(30);
-  local.writeUInt32LE(0x04034b50, 0);
-  local.writeUInt16LE(20, 4);
-  local.writeUInt32LE(crc, 14);
-  local.writeUInt32LE(data.length, 18);
-  local.writeUInt32LE(data.length, 22);
-  local.writeUInt16LE(n.length, 26);
-  const central = Buffer.alloc(46);
-  central.writeUInt32LE(0x02014b50, 0);
-  central.writeUInt16LE(20, 4);
-  central.writeUInt16LE(20, 6);
-  central.writeUInt32LE(crc, 16);
-  central.writeUInt32LE(data.length, 20);
-  central.writeUInt32LE(data.length, 24);
-  central.writeUInt16LE(n.length, 28);
-  const end = Buffer.alloc(22);
-  end.writeUInt32LE(0x06054b50, 0);
-  end.writeUInt16LE(1, 8);
-  end.writeUInt16LE(1, 10);
-  end.writeUInt32LE(46 + n.length, 12);
-  end.writeUInt32LE(30 + n.length + data.length, 16);
-  return Buffer.concat([local, n, data, central, n, end]);
-}
 
 /** The variables of ./data/root-credentials (`NAME=value` lines). */
 function rootCredentials(dir: string): Record<string, string> {
@@ -169,7 +135,7 @@ describe('README: its commands run verbatim, in order, on a fresh start', { skip
         affected: [{ package: { ecosystem: r.ecosystem, name: r.name }, ranges: [{ type: eco === 'Go' ? 'SEMVER' : 'ECOSYSTEM', events: [{ introduced: '0' }, { fixed: r.fixed }] }] }],
         severity: [{ type: 'CVSS_V3', score: 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H' }],
       }));
-      await writeFile(path.join(osv, `${eco}-all.zip`), storedZip(`${r.id}.json`, await readFile(path.join(dir, `${r.id}.json`))));
+      await writeFile(path.join(osv, `${eco}-all.zip`), zipOf({ [`${r.id}.json`]: await readFile(path.join(dir, `${r.id}.json`)) }));
     }
 
     // A fresh server with the defaults, in the directory the session runs in (its ./data is the README's).

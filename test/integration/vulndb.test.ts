@@ -17,6 +17,7 @@ import { connect, migrate, type Connection } from '../../src/metadata/connect.ts
 import { importVulnData, VulnImportError, type ImportOptions, type ImportSummary } from '../../src/scan/vulndb/import.ts';
 import { dbVersion, DbVulnLookup, vulnDbStatus } from '../../src/scan/vulndb/lookup.ts';
 import { createPostgresDatabase, dropPostgresDatabase, repoRoot, type MetadataKind } from '../helpers/berth.ts';
+import { zipOf as zipFiles } from '../helpers/scan-layers.ts';
 
 const DATA = process.env.BERTH_TEST_VULNDATA ?? path.resolve(repoRoot, '../shared/vulndata');
 const DUMPS = ['Go', 'PyPI', 'AlmaLinux'] as const;
@@ -53,53 +54,7 @@ function readZip(file: string): Map<string, Buffer> {
   return out;
 }
 
-function crc32(data: Buffer): number {
-  let crc = 0xffffffff;
-  for (const byte of data) {
-    crc ^= byte;
-    for (let k = 0; k < 8; k++) crc = (crc >>> 1) ^ (0xedb88320 & -(crc & 1));
-  }
-  return (crc ^ 0xffffffff) >>> 0;
-}
 
-/** A zip of stored (uncompressed) entries. */
-function makeZip(entries: Record<string, string>): Buffer {
-  const locals: Buffer[] = [];
-  const centrals: Buffer[] = [];
-  let offset = 0;
-  for (const [name, content] of Object.entries(entries)) {
-    const nameBuf = Buffer.from(name);
-    const data = Buffer.from(content);
-    const crc = crc32(data);
-    const local = Buffer.alloc(30);
-    local.writeUInt32LE(0x04034b50, 0);
-    local.writeUInt16LE(20, 4);
-    local.writeUInt32LE(crc, 14);
-    local.writeUInt32LE(data.length, 18);
-    local.writeUInt32LE(data.length, 22);
-    local.writeUInt16LE(nameBuf.length, 26);
-    const central = Buffer.alloc(46);
-    central.writeUInt32LE(0x02014b50, 0);
-    central.writeUInt16LE(20, 4);
-    central.writeUInt16LE(20, 6);
-    central.writeUInt32LE(crc, 16);
-    central.writeUInt32LE(data.length, 20);
-    central.writeUInt32LE(data.length, 24);
-    central.writeUInt16LE(nameBuf.length, 28);
-    central.writeUInt32LE(offset, 42);
-    locals.push(local, nameBuf, data);
-    centrals.push(central, nameBuf);
-    offset += 30 + nameBuf.length + data.length;
-  }
-  const cd = Buffer.concat(centrals);
-  const end = Buffer.alloc(22);
-  end.writeUInt32LE(0x06054b50, 0);
-  end.writeUInt16LE(Object.keys(entries).length, 8);
-  end.writeUInt16LE(Object.keys(entries).length, 10);
-  end.writeUInt32LE(cd.length, 12);
-  end.writeUInt32LE(offset, 16);
-  return Buffer.concat([...locals, cd, end]);
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // What the dumps contain, computed independently of the importer.
@@ -466,7 +421,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
 
     it('an OSV zip: source and licence from its name, stored entries, duplicate ids reported', async () => {
       const zip = path.join(work, 'Demo-all.zip');
-      await writeFile(zip, makeZip({
+      await writeFile(zip, zipFiles({
         'DEMO-1.json': JSON.stringify(record('DEMO-1', 'crates.io', 'smallvec')),
         'DEMO-2.json': JSON.stringify(record('DEMO-2', 'crates.io', 'smallvec', {}, '1.6.1')),
         'dup/DEMO-2.json': JSON.stringify(record('DEMO-2', 'crates.io', 'smallvec', {}, '9.9.9')),
@@ -508,10 +463,10 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       await writeFile(text, 'this is not a zip');
       await assert.rejects(importInto(f, text), (err: Error) => err instanceof VulnImportError && /is not a zip archive/.test(err.message));
       const noJson = path.join(work, 'Empty-all.zip');
-      await writeFile(noJson, makeZip({ 'readme.txt': 'hello' }));
+      await writeFile(noJson, zipFiles({ 'readme.txt': 'hello' }));
       await assert.rejects(importInto(f, noJson), (err: Error) => err instanceof VulnImportError && /not an OSV all\.zip/.test(err.message));
       const junk = path.join(work, 'Junk-all.zip');
-      await writeFile(junk, makeZip({ 'a.json': '{"hello": "world"}', 'b.json': '[1,2]' }));
+      await writeFile(junk, zipFiles({ 'a.json': '{"hello": "world"}', 'b.json': '[1,2]' }));
       await assert.rejects(importInto(f, junk), (err: Error) => err instanceof VulnImportError && /none of the 2 records .* is a valid OSV record/.test(err.message));
       const truncated = path.join(work, 'Cut-all.zip');
       await writeFile(truncated, readFileSync(path.join(work, 'Demo-all.zip')).subarray(0, 200));
