@@ -238,18 +238,30 @@ export class EcrImages {
     }
   }
 
-  /** UploadLayerPart: the part must continue exactly where the upload ends. Returns the upload's new size. */
+  /**
+   * UploadLayerPart: the part must continue exactly where the upload ends. Returns the upload's new size. The
+   * upload's size is asked of storage once, by the append itself (which refuses a part that does not continue it);
+   * only a refused part asks again, for ECR's `lastValidByteReceived`.
+   */
   async uploadLayerPart(repo: RepositoryRow, uploadId: string, firstByte: number, lastByte: number, bytes: Buffer): Promise<number> {
-    const size = await this.uploadSize(repo, uploadId);
-    const partInvalid = (why: string) => new BerthError('LAYER_PART_INVALID', why, {
-      registryId: this.account, repositoryName: repo.name, uploadId, lastValidByteReceived: Math.max(0, size - 1),
+    const partInvalid = async (why: string, size?: number) => new BerthError('LAYER_PART_INVALID', why, {
+      registryId: this.account, repositoryName: repo.name, uploadId,
+      lastValidByteReceived: Math.max(0, (size ?? await this.uploadSize(repo, uploadId)) - 1),
     });
-    if (bytes.length > MAX_PART_BYTES) throw partInvalid(`a layer part may carry at most ${MAX_PART_BYTES.toLocaleString('en-US')} bytes`);
-    if (firstByte !== size) throw partInvalid(`the part must start at byte ${size}, not ${firstByte}`);
+    if (bytes.length > MAX_PART_BYTES) throw await partInvalid(`a layer part may carry at most ${MAX_PART_BYTES.toLocaleString('en-US')} bytes`);
     if (lastByte - firstByte + 1 !== bytes.length) {
-      throw partInvalid(`partFirstByte ${firstByte} to partLastByte ${lastByte} is ${lastByte - firstByte + 1} bytes, but layerPartBlob holds ${bytes.length}`);
+      throw await partInvalid(`partFirstByte ${firstByte} to partLastByte ${lastByte} is ${lastByte - firstByte + 1} bytes, but layerPartBlob holds ${bytes.length}`);
     }
-    return (await this.registry.appendUpload(repo.name as RepositoryName, uploadId, Readable.from([bytes]), firstByte)).size;
+    try {
+      return (await this.registry.appendUpload(repo.name as RepositoryName, uploadId, Readable.from([bytes]), firstByte)).size;
+    } catch (err) {
+      if (err instanceof BerthError && err.code === 'BLOB_UPLOAD_UNKNOWN') throw ecrError('UPLOAD_NOT_FOUND', { repository: repo.name, registry: this.account, upload: uploadId });
+      if (err instanceof BerthError && err.code === 'BLOB_UPLOAD_OUT_OF_ORDER') {
+        const size = (err.detail as { size: number }).size;
+        throw await partInvalid(`the part must start at byte ${size}, not ${firstByte}`, size);
+      }
+      throw err;
+    }
   }
 
   /** CompleteLayerUpload: verifies the upload against `digest` and makes the layer available. */
