@@ -53,14 +53,18 @@ export async function patchUpload(ctx: OciContext, name: string, id: string): Pr
   if (range && declared !== undefined && declared !== range.end - range.start + 1) {
     throw new BerthError('SIZE_INVALID', `Content-Range ${range.start}-${range.end} is ${range.end - range.start + 1} bytes but Content-Length is ${declared}`);
   }
-  if (range) {
-    // Check the offset before reading the body, so an out-of-order chunk is refused without being stored.
-    const { size } = await ctx.registry.uploadStatus(repo, id);
-    if (range.start !== size) {
-      throw new BerthError('BLOB_UPLOAD_OUT_OF_ORDER', `chunk must start at byte ${size}, not ${range.start}`, { size }, { range: uploadRange(size), location: uploadLocation(repo, id) });
+  let size: number;
+  try {
+    // The append checks the chunk continues the upload before it reads the body: an out-of-order chunk is refused
+    // without being stored (and the upload's size is asked of storage once).
+    ({ size } = await ctx.registry.appendUpload(repo, id, ctx.body, range?.start, ctx.signal));
+  } catch (err) {
+    if (err instanceof BerthError && err.code === 'BLOB_UPLOAD_OUT_OF_ORDER' && range) {
+      const held = (err.detail as { size: number }).size;
+      throw new BerthError('BLOB_UPLOAD_OUT_OF_ORDER', `chunk must start at byte ${held}, not ${range.start}`, { size: held }, { range: uploadRange(held), location: uploadLocation(repo, id) });
     }
+    throw err;
   }
-  const { size } = await ctx.registry.appendUpload(repo, id, ctx.body, range?.start, ctx.signal);
   sendUploadState(ctx, 202, repo, id, size);
 }
 
