@@ -4,7 +4,7 @@
  * other. Here a worker thread (decrypt-worker.ts) reads the stored frames straight from the file descriptor,
  * decrypts them and copies the plaintext into a few slots of memory shared with this thread, which only writes the
  * slots to the socket and hands each one back once the socket has taken it. Nothing is allocated per chunk on this
- * thread, the slots bound the memory per transfer (SLOTS × frame size), and the socket's pace throttles the worker.
+ * thread, the slots bound the memory per transfer (8 × 256 KiB), and the socket's pace throttles the worker.
  *
  * The worker starts with the first large encrypted pull (an idle server, or one that only takes pushes, never pays
  * for it) and is shared by every transfer. Same guarantees as decrypting inline: nothing of a frame is sent before
@@ -31,6 +31,16 @@ export type FromWorker =
 
 /** Plaintext slots per transfer: enough to keep the socket and the worker both busy. */
 const SLOTS = 8;
+/**
+ * Bytes a slot holds: whole frames (a slot boundary never splits one), at least one. Each slot is one message each
+ * way between the threads and one socket write.
+ */
+const SLOT_BYTES = 256 * 1024;
+
+/** The slot size for frames of `frameSize` bytes: as many whole frames as fit in SLOT_BYTES, at least one. */
+export function slotSize(frameSize: number): number {
+  return Math.max(1, Math.floor(SLOT_BYTES / frameSize)) * frameSize;
+}
 
 interface Transfer {
   onChunk(slot: number, length: number): void;
@@ -52,8 +62,6 @@ class DecryptWorker {
     } else {
       this.worker = new Worker(new URL('./decrypt-worker.js', import.meta.url));
     }
-    // Never keeps the process alive on its own: a server that shuts down does not wait for it.
-    this.worker.unref();
     this.worker.on('message', (m: FromWorker) => {
       const t = this.transfers.get(m.id);
       if (!t) return;
@@ -61,6 +69,7 @@ class DecryptWorker {
         t.onChunk(m.slot, m.length);
       } else {
         this.transfers.delete(m.id);
+        if (this.transfers.size === 0) this.worker.unref();
         t.onEnd(m.error ? (m.error.corrupt ? new BlobCorruptError(m.error.message) : new Error(m.error.message)) : undefined);
       }
     });
@@ -72,10 +81,14 @@ class DecryptWorker {
     };
     this.worker.on('error', fail);
     this.worker.on('exit', (code) => fail(new Error(`it exited with code ${code}`)));
+    // Keeps the process alive only while transfers run: an idle worker does not hold up a server that shuts down.
+    // (After the listeners: adding a 'message' listener refs the worker's port again.)
+    this.worker.unref();
   }
 
   start(message: Omit<Extract<ToWorker, { type: 'serve' }>, 'id' | 'type'>, transfer: Transfer): number {
     const id = this.nextId++;
+    if (this.transfers.size === 0) this.worker.ref();
     this.transfers.set(id, transfer);
     this.worker.postMessage({ ...message, type: 'serve', id } satisfies ToWorker);
     return id;
@@ -101,8 +114,8 @@ function worker(): DecryptWorker {
  */
 export function serveDecrypted(fd: number, stored: ByteRange, cipher: BlobCipher, header: BlobHeader, range: ByteRange | undefined, open: () => Writable, signal?: AbortSignal): Promise<void> {
   const w = worker();
-  const slotSize = header.frameSize;
-  const slots = new SharedArrayBuffer(SLOTS * slotSize);
+  const size = slotSize(header.frameSize);
+  const slots = new SharedArrayBuffer(SLOTS * size);
   return new Promise<void>((resolve, reject) => {
     let dest: Writable | null = null;
     let writing = 0;
@@ -148,7 +161,7 @@ export function serveDecrypted(fd: number, stored: ByteRange, cipher: BlobCipher
       }
       return dest;
     };
-    id = w.start({ fd, stored, dek: cipher.dek, label: cipher.label, header: { ...header }, range, slots, slotSize }, {
+    id = w.start({ fd, stored, dek: cipher.dek, label: cipher.label, header: { ...header }, range, slots, slotSize: size }, {
       onChunk(slot, length) {
         if (failure || gone) {
           w.post({ type: 'release', id, slot });
@@ -163,7 +176,7 @@ export function serveDecrypted(fd: number, stored: ByteRange, cipher: BlobCipher
           return;
         }
         writing++;
-        d.write(Buffer.from(slots, slot * slotSize, length), (err) => {
+        d.write(Buffer.from(slots, slot * size, length), (err) => {
           writing--;
           if (err) cancel(err);
           // The slot is reused only once the destination is done with its bytes.

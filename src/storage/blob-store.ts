@@ -81,8 +81,13 @@ export class BlobStore implements UploadContext {
   async copyTo(digest: Digest, range: ByteRange | undefined, open: () => Writable, signal?: AbortSignal): Promise<void> {
     const key = blobKey(digest);
     try {
-      const sealed = await this.sealed.sealed(digest, key, signal);
-      if (sealed) return await this.sealed.copyTo(key, sealed, range, open, signal);
+      if (this.driver.openFile) {
+        // A local file: opened once for the header, the size and the frames.
+        if (await this.sealed.copyFromFile(digest, key, range, open, signal)) return;
+      } else {
+        const sealed = await this.sealed.sealed(digest, key, signal);
+        if (sealed) return await this.sealed.copyTo(key, sealed, range, open, signal);
+      }
       if (this.driver.copyTo) return await this.driver.copyTo(key, open, { range, signal });
       const stream = await this.driver.read(key, { range, signal });
       await pipeline(stream, open(), { signal });

@@ -11,12 +11,13 @@
  * Nothing here decides which data key a blob gets (encryption/blobs.ts) or where it is stored (blob-store.ts).
  */
 import { Readable, type Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
 import { BerthError } from '../errors/catalog.ts';
 import { digestAlgorithm, newHash, type Digest } from '../oci/digest.ts';
 import type { BlobEncryption } from '../encryption/blobs.ts';
 import { serveDecrypted } from '../encryption/parallel.ts';
-import { BlobCorruptError, decryptStream, decryptUnfinished, DEFAULT_FRAME_SIZE, encodeHeader, encryptStream, FRAME_OVERHEAD, FrameSealer, hasMagic, HEADER_SIZE, parseHeader, planRange, type BlobCipher, type BlobHeader } from '../encryption/format.ts';
+import { readFrames, readFully } from '../encryption/read-frames.ts';
+import { BlobCorruptError, decryptStream, decryptUnfinished, DEFAULT_FRAME_SIZE, encodeHeader, encryptStream, FRAME_OVERHEAD, FrameSealer, hasMagic, HEADER_SIZE, parseHeader, planRange, TAG_SIZE, type BlobCipher, type BlobHeader } from '../encryption/format.ts';
 import { ObjectNotFoundError, type BlobDriver, type ByteRange } from './driver.ts';
 
 const FRAME = DEFAULT_FRAME_SIZE;
@@ -24,6 +25,12 @@ const STORED_FRAME = FRAME + FRAME_OVERHEAD;
 
 /** Stored bytes from which a read is decrypted in the worker thread (below, the hand-over costs more than it saves). */
 const PARALLEL_DECRYPT_MIN = 2 * 1024 * 1024;
+/**
+ * Stored objects up to this size are read whole, header included, with one positioned read and opened entirely
+ * before the response starts (a small blob: one open, one read, one write). Larger ones read the header alone, then
+ * their frames about 1 MiB at a time.
+ */
+const WHOLE_READ = 1024 * 1024;
 
 /** An upload's tail as its record keeps it: sealed, bound to the number of whole frames it follows. */
 export interface SealedTail {
@@ -152,26 +159,73 @@ export class SealedObjects {
 
   /**
    * Writes the plaintext of a sealed blob (or a range) to the destination `open()` returns, opened only once the
-   * first frame has authenticated; a later frame that fails ends the transfer with an error.
+   * first frame has authenticated; a later frame that fails ends the transfer with an error. For drivers without
+   * `openFile` (S3): a file-backed driver goes through `copyFromFile`.
    */
   async copyTo(key: string, blob: SealedBlob, range: ByteRange | undefined, open: () => Writable, signal?: AbortSignal): Promise<void> {
     const plan = planRange(blob.header, range);
-    // Large reads of a file are decrypted on another core while this thread writes the socket.
-    if (this.driver.openFile && blob.header.version === 2 && plan.stored.end - plan.stored.start + 1 >= PARALLEL_DECRYPT_MIN) {
-      const file = await this.driver.openFile(key);
-      try {
-        return await serveDecrypted(file.fd, plan.stored, blob.cipher, blob.header, range, open, signal);
-      } finally {
-        await file.close();
-      }
-    }
     const source = await this.driver.read(key, { range: plan.stored, signal });
-    const frames = decryptStream(source, blob.cipher, blob.header, range);
+    await this.writeFrames(decryptStream(source, blob.cipher, blob.header, range), open, signal, source);
+  }
+
+  /**
+   * `copyTo` for drivers backed by local files (`openFile`), with the object opened once: the header (for an object
+   * of at most WHOLE_READ bytes, the whole object) comes from one positioned read, its size from the open descriptor,
+   * and the frames from the same descriptor — inline, or on the worker thread for large reads. Resolves false, having
+   * sent nothing, when the blob has no data key or is a verified plaintext object (the caller serves it as it is).
+   */
+  async copyFromFile(digest: Digest, key: string, range: ByteRange | undefined, open: () => Writable, signal?: AbortSignal): Promise<boolean> {
+    if (!this.encryption || !this.driver.openFile) return false;
+    let cipher = await this.encryption.cipherForRead(digest);
+    if (!cipher) return false;
+    const file = await this.driver.openFile(key);
+    try {
+      const { fd, size } = file;
+      const whole = size <= WHOLE_READ;
+      const first = Buffer.allocUnsafe(whole ? size : HEADER_SIZE);
+      const got = await readFully(fd, first, 0);
+      const head = first.subarray(0, got);
+      if (!hasMagic(head)) {
+        if (await this.plaintextMatches(digest, key, signal)) return false;
+        throw new BlobCorruptError(`the stored object of ${digest} should be encrypted but has no encryption header, and its content is not the blob`);
+      }
+      const header = head[8] === 1 ? parseHeader(head) : parseHeader(head, size);
+      if (!header.keyId.equals(cipher.keyId)) cipher = (await this.encryption.cipherForRead(digest, header.keyId))!;
+      const plan = planRange(header, range);
+      const storedBytes = plan.stored.end - plan.stored.start + 1;
+      if (header.version === 2 && storedBytes >= PARALLEL_DECRYPT_MIN) {
+        await serveDecrypted(fd, plan.stored, cipher, header, range, open, signal);
+        return true;
+      }
+      if (whole) {
+        // Everything is in memory already (at most WHOLE_READ bytes): open every frame before anything is sent, then
+        // hand the plaintext to the destination in one go.
+        const plain: Buffer[] = [];
+        for await (const chunk of decryptStream([head.subarray(plan.stored.start, plan.stored.end + 1)], cipher, header, range)) plain.push(chunk);
+        const bytes = plain.reduce((n, c) => n + c.length, 0);
+        this.onIngest?.(bytes);
+        const dest = open();
+        const done = finished(dest, { signal });
+        if (plain.length === 1) dest.end(plain[0]);
+        else dest.end(Buffer.concat(plain, bytes));
+        await done;
+        return true;
+      }
+      const storedFrame = header.frameSize + (header.version === 1 ? TAG_SIZE : FRAME_OVERHEAD);
+      await this.writeFrames(decryptStream(readFrames(fd, plan.stored, storedFrame), cipher, header, range), open, signal);
+      return true;
+    } finally {
+      await file.close();
+    }
+  }
+
+  /** Writes decrypted frames to `open()`, opened once the first frame has authenticated. */
+  private async writeFrames(frames: AsyncGenerator<Buffer>, open: () => Writable, signal?: AbortSignal, source?: Readable): Promise<void> {
     let first: IteratorResult<Buffer>;
     try {
       first = await frames.next();
     } catch (err) {
-      source.destroy();
+      source?.destroy();
       throw err;
     }
     // Decrypted frames are fresh buffers: pace young-generation collections by them as uploads do (see memory.ts).

@@ -38,7 +38,7 @@ export interface RequestBounds {
 }
 
 /** A driver whose method calls are counted (the methods run on the driver itself). */
-function counting(driver: BlobDriver): { driver: BlobDriver; calls: Map<string, number> } {
+export function counting(driver: BlobDriver): { driver: BlobDriver; calls: Map<string, number> } {
   const calls = new Map<string, number>();
   const wrapped = new Proxy(driver, {
     get(target, prop, receiver) {
