@@ -6,12 +6,13 @@
  * whole process, worker threads included, from /proc/PID/stat).
  *
  *   node --import tsx bench/pull-path.ts --a DIR_A --b DIR_B [--rounds 5] [--big-mib 500] [--small 50]
- *        [--small-kib 100] [--passes 10] [--only big|small] [--cpu-prof DIR] [--work DIR]
+ *        [--small-kib 100] [--passes 10] [--only big|small] [--cpu-prof DIR] [--work DIR] [--env-a "K=V …"] [--env-b "K=V …"]
  *
  * DIR_A / DIR_B: Berth source trees (with node_modules, or a symlink to one); each is started as
  * `node --import tsx DIR/src/main.ts serve` (same launcher for both, so the comparison is fair). With one tree only
  * (`--a` without `--b`) it just measures that one. --cpu-prof starts the servers with `--cpu-prof` (a profile per
- * thread, written when the server exits) into DIR/a and DIR/b.
+ * thread, written when the server exits) into DIR/a and DIR/b. --env-a/--env-b: extra environment for one server (the
+ * same tree twice with different settings: `--a . --b . --env-b "X=1"`).
  *
  * The large blob is fetched with curl (-o /dev/null), as `npm run bench` does; the small blobs are fetched one after
  * the other over one keep-alive connection (what a pulling client does per layer), `passes` times over the set.
@@ -35,6 +36,8 @@ const { values: opts } = parseArgs({
     passes: { type: 'string', default: '10' },
     only: { type: 'string' },
     'cpu-prof': { type: 'string' },
+    'env-a': { type: 'string', default: '' },
+    'env-b': { type: 'string', default: '' },
     work: { type: 'string', default: '/tmp/berth-pull-bench' },
   },
 });
@@ -89,6 +92,10 @@ function rssMiB(pid: number): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
+function extraEnv(spec: string): Record<string, string> {
+  return Object.fromEntries(spec.split(/\s+/).filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+}
+
 interface Server { label: string; child: ChildProcess; base: string; dataDir: string }
 
 async function startServer(label: string, tree: string): Promise<Server> {
@@ -106,7 +113,7 @@ async function startServer(label: string, tree: string): Promise<Server> {
   const out = createWriteStream(logFile);
   await new Promise((r) => out.on('open', r));
   const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', path.join(tree, 'src/main.ts'), 'serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir], {
-    cwd: tree, env: { ...process.env, BERTH_AUTH_ENABLED: 'false', BERTH_LOG_LEVEL: 'warn' }, stdio: ['ignore', out, out],
+    cwd: tree, env: { ...process.env, BERTH_AUTH_ENABLED: 'false', BERTH_LOG_LEVEL: 'warn', ...extraEnv(label === 'a' ? opts['env-a']! : opts['env-b']!) }, stdio: ['ignore', out, out],
   });
   const base = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 300; i++) {
