@@ -85,6 +85,7 @@ function hotQueries(dialect: Dialect) {
   return {
     manifestByTag: `select ${manifest} from repositories r join tags t on t.repository_id = r.id join manifests m on m.repository_id = t.repository_id and m.digest = t.digest where r.name = ${p(1)} and t.name = ${p(2)}`,
     manifestByDigest: `select ${manifest} from repositories r join manifests m on m.repository_id = r.id where r.name = ${p(1)} and m.digest = ${p(2)}`,
+    blobByRepositoryName: `select b.size from repositories r join repository_blobs rb on rb.repository_id = r.id join blobs b on b.digest = rb.digest where r.name = ${p(1)} and rb.digest = ${p(2)} and b.state = ${p(3)}`,
   };
 }
 
@@ -335,6 +336,12 @@ export class MetadataStore {
     const row = await this.db.selectFrom('repository_blobs as rb').innerJoin('blobs as b', 'b.digest', 'rb.digest')
       .select(['b.size']).where('rb.repository_id', '=', repositoryId).where('rb.digest', '=', digest).where('b.state', '=', 'live').executeTakeFirst();
     return row ?? null;
+  }
+
+  /** `findRepositoryBlob` by repository name, in one precompiled query (every blob GET and HEAD asks it). */
+  async findRepositoryBlobByName(repositoryName: string, digest: string): Promise<{ size: number } | null> {
+    const { rows } = await this.db.executeQuery<{ size: number }>(CompiledQuery.raw(this.hot.blobByRepositoryName, [repositoryName, digest, 'live']));
+    return rows[0] ?? null;
   }
 
   async findBlob(digest: string): Promise<{ size: number } | null> {

@@ -110,10 +110,9 @@ export class RegistryService {
   // ---- blobs
 
   async statBlob(name: RepositoryName, digest: Digest): Promise<{ size: number }> {
-    const repo = await this.meta.findRepository(name);
-    const blob = repo ? await this.meta.findRepositoryBlob(repo.id, digest) : null;
+    const blob = await this.meta.findRepositoryBlobByName(name, digest);
     if (!blob) throw new BerthError('BLOB_UNKNOWN', `blob ${digest} not found in ${name}`);
-    return blob;
+    return { size: Number(blob.size) };
   }
 
   /**

@@ -161,9 +161,12 @@ for (const kind of ['sqlite', 'postgres'] as const) {
         const d = sha('blob');
         assert.equal(await store.findBlob(d), null);
         assert.equal(await store.findRepositoryBlob(repo.id, d), null);
+        assert.equal(await store.findRepositoryBlobByName('r', d), null);
         await store.recordBlob(repo.id, d, 12345);
         assert.deepEqual(await store.findBlob(d), { size: 12345 });
         assert.deepEqual(await store.findRepositoryBlob(repo.id, d), { size: 12345 });
+        assert.deepEqual(await store.findRepositoryBlobByName('r', d), { size: 12345 });
+        assert.equal(await store.findRepositoryBlobByName('no-such-repository', d), null);
         // Recording again (another push of the same layer) is harmless.
         await store.recordBlob(repo.id, d, 12345);
         assert.deepEqual(await store.findRepositoryBlob(repo.id, d), { size: 12345 });
@@ -178,11 +181,23 @@ for (const kind of ['sqlite', 'postgres'] as const) {
         await store.linkBlob(b.id, d);
         await store.linkBlob(b.id, d);
         assert.deepEqual(await store.findRepositoryBlob(b.id, d), { size: 5 });
+        assert.deepEqual(await store.findRepositoryBlobByName('b', d), { size: 5 });
         assert.equal(await store.unlinkBlob(b.id, d), true);
         assert.equal(await store.unlinkBlob(b.id, d), false);
         assert.equal(await store.findRepositoryBlob(b.id, d), null);
+        assert.equal(await store.findRepositoryBlobByName('b', d), null);
+        assert.deepEqual(await store.findRepositoryBlobByName('a', d), { size: 5 });
         assert.deepEqual(await store.findRepositoryBlob(a.id, d), { size: 5 });
         assert.deepEqual(await store.findBlob(d), { size: 5 });
+      });
+
+      it('answers for live blobs only (a pending one is not there yet)', async () => {
+        const repo = await store.ensureRepository('pending');
+        const d = sha('pending-blob');
+        await store.reserveBlob(d, 9);
+        await store.linkBlob(repo.id, d);
+        assert.equal(await store.findRepositoryBlob(repo.id, d), null);
+        assert.equal(await store.findRepositoryBlobByName('pending', d), null);
       });
 
       it('stores sizes beyond 32 bits exactly', async () => {
@@ -190,6 +205,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
         const d = sha('huge');
         await store.recordBlob(repo.id, d, 5 * 1024 ** 3 + 7);
         assert.deepEqual(await store.findRepositoryBlob(repo.id, d), { size: 5 * 1024 ** 3 + 7 });
+        assert.deepEqual(await store.findRepositoryBlobByName('big', d), { size: 5 * 1024 ** 3 + 7 });
       });
 
       it('missingBlobs answers for more than 500 digests, with duplicates', async () => {
