@@ -367,8 +367,10 @@ describe('e2e: ECR workflow with the AWS CLI v2', { skip: gate.skip }, () => {
     assert.equal((await getManifest('team/app', pushedDigest)).status, 404);
 
     // Remove every local name of the image, so docker must ask the registry (a local copy would satisfy a digest pull).
-    await docker(['rmi', ref('team/app', 'v1')]);
-    await docker(['rmi', ref('team/app', 'latest')], false);
+    // --force: the container of the earlier `docker run --rm` may not be removed yet (the daemon removes it after the
+    // run returns); without it the image would stay, and a pull by digest could be satisfied locally.
+    await docker(['rmi', '--force', ref('team/app', 'v1')]);
+    await docker(['rmi', '--force', ref('team/app', 'latest')], false);
     const pull = await docker(['pull', ref('team/app', 'v1')], false);
     assert.notEqual(pull.code, 0, 'docker pull of a deleted image fails');
     assert.match(pull.stderr, /manifest unknown|not found/i);
