@@ -48,7 +48,7 @@ install_reef() {
   local A=$CR/apt
   if [ -x "$CR/root/usr/bin/radosgw" ] && [ -f "$CR/ok" ]; then log "reef already unpacked in $CR"; return 0; fi
   mkdir -p "$A/lists/partial" "$A/cache/archives/partial" "$A/debs"
-  echo 'deb http://deb.debian.org/debian trixie main' > "$A/sources.list"
+  echo "deb $("$(dirname "${BASH_SOURCE[0]}")/debian-mirror") trixie main" > "$A/sources.list"
   # private apt state: reads trixie's package lists without touching the system's sources, lists or caches
   local O=(-o Dir::Etc::SourceList="$A/sources.list" -o Dir::Etc::SourceParts=- -o Dir::State::Lists="$A/lists"
            -o Dir::State::Status=/dev/null -o Dir::Cache="$A/cache" -o APT::Sandbox::User=root -o Debug::NoLocking=1)
