@@ -97,6 +97,31 @@ export interface CliResult {
   stderr: string;
 }
 
+/** The environment of this process without any BERTH_* setting (for commands whose own settings a test chooses). */
+export function envWithoutBerth(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('BERTH_') && v !== undefined) env[k] = v;
+  return env;
+}
+
+/**
+ * Runs `berth …` (`node --import tsx src/main.ts`) from the repository root with exactly `env`, optionally as another
+ * user, and resolves with its exit status and everything it printed once its output is closed.
+ */
+export function runCli(args: string[], options: { env: Record<string, string>; uid?: number; gid?: number }): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', mainScript, ...args], {
+      cwd: repoRoot, env: options.env, stdio: ['ignore', 'pipe', 'pipe'], uid: options.uid, gid: options.gid,
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
 export async function createPostgresDatabase(): Promise<string> {
   const name = `berth_test_${randomBytes(6).toString('hex')}`;
   const client = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
@@ -242,15 +267,7 @@ export async function startBerth(options: StartOptions = {}): Promise<BerthProce
       delete cliEnv.BERTH_METADATA_DRIVER;
       delete cliEnv.BERTH_POSTGRES_URL;
       if (metadata === 'postgres') Object.assign(cliEnv, { BERTH_METADATA_DRIVER: 'postgres', BERTH_POSTGRES_URL: postgresUrl! });
-      return new Promise<CliResult>((resolve, reject) => {
-        const c = spawn(process.execPath, ['--import', 'tsx', mainScript, ...cliArgs, '--data-dir', dataDir], { env: cliEnv, cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-        let stdout = '';
-        let stderr = '';
-        c.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-        c.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-        c.once('error', reject);
-        c.once('exit', (code) => resolve({ code, stdout, stderr }));
-      });
+      return runCli([...cliArgs, '--data-dir', dataDir], { env: cliEnv });
     },
   };
   return proc;

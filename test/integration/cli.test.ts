@@ -7,37 +7,19 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { mainScript, repoRoot, startBerth, type BerthProcess } from '../helpers/berth.ts';
+import { envWithoutBerth, repoRoot, runCli, startBerth, type BerthProcess, type CliResult } from '../helpers/berth.ts';
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type Result = CliResult;
 
 /** Runs `berth …` with a clean BERTH_* environment (plus `env`), optionally as another user. */
 function berth(args: string[], options: { env?: Record<string, string>; uid?: number; gid?: number } = {}): Promise<Result> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('BERTH_') && v !== undefined) env[k] = v;
-  Object.assign(env, options.env);
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', mainScript, ...args], {
-      cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'], uid: options.uid, gid: options.gid,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runCli(args, { env: { ...envWithoutBerth(), ...options.env }, uid: options.uid, gid: options.gid });
 }
 
 /** Exit status 2 and exactly one line on stderr, `berth: <message>`, with no stack frame; nothing on stdout. */

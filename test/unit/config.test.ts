@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ConfigError, ENV_VARS, loadConfig, parseListen, readConfigFile, resolveConfig } from '../../src/config/load.ts';
-import { mainScript, repoRoot } from '../helpers/berth.ts';
+import { envWithoutBerth, runCli } from '../helpers/berth.ts';
 
 function throwsConfigError(fn: () => unknown, ...patterns: RegExp[]): void {
   assert.throws(fn, (err: unknown) => {
@@ -337,16 +336,7 @@ describe('berth config check (as a process)', () => {
 
   function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
     // The command applies the environment, so start from one without BERTH_* settings.
-    const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('BERTH_'))) as Record<string, string>;
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', mainScript, ...args], { cwd: repoRoot, env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-      child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-      child.once('error', reject);
-      child.once('close', (code) => resolve({ code, stdout, stderr }));
-    });
+    return runCli(args, { env: { ...envWithoutBerth(), ...env } });
   }
 
   it('exits 0 and says the configuration is valid', { timeout: 60_000 }, async () => {
