@@ -65,13 +65,17 @@ export class LogDestination {
     }
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
-    if (!this.timer) {
-      this.timer = setTimeout(() => {
-        this.timer = null;
-        this.drain();
-      }, RETRY_MS);
-      this.timer.unref();
-    }
+    this.scheduleDrain();
+  }
+
+  /** Retries the held lines later (on a timer that never keeps the process alive), unless a retry is due already. */
+  private scheduleDrain(): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.drain();
+    }, RETRY_MS);
+    this.timer.unref();
   }
 
   /** Writes what is held until it would block again (then retries later) or fails (then drops it all). */
@@ -89,13 +93,7 @@ export class LogDestination {
       if (written < chunk.length) this.pending[0] = chunk.subarray(written);
       else this.pending.shift();
     }
-    if (this.pending.length > 0 && !this.timer) {
-      this.timer = setTimeout(() => {
-        this.timer = null;
-        this.drain();
-      }, RETRY_MS);
-      this.timer.unref();
-    }
+    if (this.pending.length > 0) this.scheduleDrain();
   }
 
   private dropPending(): void {
