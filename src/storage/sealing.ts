@@ -135,9 +135,17 @@ export class SealedObjects {
    */
   async sealed(digest: Digest, key: string, signal?: AbortSignal): Promise<SealedBlob | null> {
     if (!this.encryption) return null;
-    let cipher = await this.encryption.cipherForRead(digest);
+    const cipher = await this.encryption.cipherForRead(digest);
     if (!cipher) return null;
     const head = await this.readHead(key, signal);
+    return this.opened(digest, key, head, cipher, () => this.objectSize(key, signal), signal);
+  }
+
+  /**
+   * The header and cipher of a blob with a data key, from the first bytes of its stored object (`objectSize`: the
+   * object's length, which a version 2 header needs), or null for a plaintext object that provably is the blob.
+   */
+  private async opened(digest: Digest, key: string, head: Buffer, cipher: BlobCipher, objectSize: () => Promise<number>, signal?: AbortSignal): Promise<SealedBlob | null> {
     if (!hasMagic(head)) {
       // A data key exists but the object is plaintext: a blob stored before encryption at rest that is being sealed
       // right now (its key is recorded just before the sealed object replaces it), or one whose sealing was cut off
@@ -145,9 +153,9 @@ export class SealedObjects {
       if (await this.plaintextMatches(digest, key, signal)) return null;
       throw new BlobCorruptError(`the stored object of ${digest} should be encrypted but has no encryption header, and its content is not the blob`);
     }
-    const header = await this.storedHeader(key, head, signal);
-    if (!header.keyId.equals(cipher.keyId)) cipher = (await this.encryption.cipherForRead(digest, header.keyId))!;
-    return { header, cipher };
+    const header = await storedHeader(head, objectSize);
+    if (header.keyId.equals(cipher.keyId)) return { header, cipher };
+    return { header, cipher: (await this.encryption!.cipherForRead(digest, header.keyId))! };
   }
 
   /** Streams the plaintext of a sealed blob (or a range of it), decrypting only the frames the range touches. */
@@ -176,8 +184,8 @@ export class SealedObjects {
    */
   async copyFromFile(digest: Digest, key: string, range: ByteRange | undefined, open: () => Writable, signal?: AbortSignal): Promise<boolean> {
     if (!this.encryption || !this.driver.openFile) return false;
-    let cipher = await this.encryption.cipherForRead(digest);
-    if (!cipher) return false;
+    const dataKey = await this.encryption.cipherForRead(digest);
+    if (!dataKey) return false;
     const file = await this.driver.openFile(key);
     try {
       const { fd, size } = file;
@@ -185,12 +193,9 @@ export class SealedObjects {
       const first = Buffer.allocUnsafe(whole ? size : HEADER_SIZE);
       const got = await readFully(fd, first, 0);
       const head = first.subarray(0, got);
-      if (!hasMagic(head)) {
-        if (await this.plaintextMatches(digest, key, signal)) return false;
-        throw new BlobCorruptError(`the stored object of ${digest} should be encrypted but has no encryption header, and its content is not the blob`);
-      }
-      const header = head[8] === 1 ? parseHeader(head) : parseHeader(head, size);
-      if (!header.keyId.equals(cipher.keyId)) cipher = (await this.encryption.cipherForRead(digest, header.keyId))!;
+      const blob = await this.opened(digest, key, head, dataKey, async () => size, signal);
+      if (!blob) return false;
+      const { header, cipher } = blob;
       const plan = planRange(header, range);
       const storedBytes = plan.stored.end - plan.stored.start + 1;
       if (header.version === 2 && storedBytes >= PARALLEL_DECRYPT_MIN) {
@@ -246,7 +251,7 @@ export class SealedObjects {
   async authenticates(key: string, cipher: BlobCipher, signal?: AbortSignal): Promise<boolean> {
     try {
       const head = await this.readHead(key, signal);
-      const header = await this.storedHeader(key, head, signal);
+      const header = await storedHeader(head, () => this.objectSize(key, signal));
       if (!header.keyId.equals(cipher.keyId)) return false;
       const plan = planRange(header);
       for await (const chunk of decryptStream(await this.driver.read(key, { range: plan.stored, signal }), cipher, header)) this.onIngest?.(chunk.length);
@@ -269,11 +274,19 @@ export class SealedObjects {
     return Buffer.concat(parts);
   }
 
-  /** Parses a stored object's header; a version 2 header takes the plaintext size from the object's length. */
-  private async storedHeader(key: string, head: Buffer, signal?: AbortSignal): Promise<BlobHeader> {
-    if (head.length < HEADER_SIZE || head[8] === 1) return parseHeader(head);
+  /** The stored object's length (ObjectNotFoundError when it is gone). */
+  private async objectSize(key: string, signal?: AbortSignal): Promise<number> {
     const stat = await this.driver.stat(key, { signal });
     if (!stat) throw new ObjectNotFoundError(key);
-    return parseHeader(head, stat.size);
+    return stat.size;
   }
+}
+
+/**
+ * Parses a stored object's header from its first bytes; a version 2 header takes the plaintext size from the
+ * object's length, asked only then.
+ */
+async function storedHeader(head: Buffer, objectSize: () => Promise<number>): Promise<BlobHeader> {
+  if (head.length < HEADER_SIZE || head[8] === 1) return parseHeader(head);
+  return parseHeader(head, await objectSize());
 }
