@@ -263,10 +263,14 @@ export class MetadataStore {
     return manifests.map((m) => ({ ...m, tags: byDigest.get(m.digest) ?? [] }));
   }
 
+  /** Whether the repository holds a manifest with that digest (without reading it). */
+  async hasManifest(repositoryId: number, digest: string): Promise<boolean> {
+    return (await this.missingManifests(repositoryId, [digest])).length === 0;
+  }
+
   /** The tags of one image (lexical order), or null when the repository holds no manifest with that digest. */
   async imageTags(repositoryId: number, digest: string): Promise<string[] | null> {
-    const manifest = await this.db.selectFrom('manifests').select('digest').where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst();
-    if (!manifest) return null;
+    if (!(await this.hasManifest(repositoryId, digest))) return null;
     const rows = await this.db.selectFrom('tags').select('name').where('repository_id', '=', repositoryId).where('digest', '=', digest).orderBy('name').execute();
     return rows.map((r) => r.name);
   }

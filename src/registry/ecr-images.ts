@@ -89,7 +89,7 @@ export class EcrImages {
       if (digest && digest !== tagged) return failure(id, 'ImageTagDoesNotMatchDigest', 'Invalid request parameters: given tag does not map to the given digest');
       digest = tagged;
     }
-    if ((await this.meta.imageTags(repo.id, digest!)) === null) return failure(id, 'ImageNotFound', 'Requested image not found');
+    if (!(await this.meta.hasManifest(repo.id, digest!))) return failure(id, 'ImageNotFound', 'Requested image not found');
     return { digest: digest! };
   }
 
@@ -137,7 +137,7 @@ export class EcrImages {
     } else {
       chosen = pick(images);
     }
-    const sizes = await this.ecr.imageSizes(repo, images);
+    const sizes = await this.ecr.imageSizes(repo, images, chosen);
     const scans = await this.scans.store.getMany(chosen.map((i) => i.digest));
     return chosen.map((image) => ({ image, size: sizes.get(image.digest) ?? image.content_size, scan: scans.get(image.digest) }));
   }

@@ -9,6 +9,7 @@
 import { parsePolicy, PolicyError } from '../auth/policy.ts';
 import { BerthError, ecrError } from '../errors/catalog.ts';
 import type { ImageRow, MetadataStore, RepositoryRow } from '../metadata/store.ts';
+import { visiblePage } from './paging.ts';
 
 /** A repository as the domain hands it to the API layers. */
 export type Repository = RepositoryRow;
@@ -169,19 +170,8 @@ export class EcrDomain {
    * control), at most `limit`; `more` when others follow.
    */
   async listRepositories(limit: number, after: string | undefined, visible: (name: string) => Promise<boolean>): Promise<{ repositories: RepositoryRow[]; more: boolean }> {
-    const out: RepositoryRow[] = [];
-    const batchSize = 200;
-    let last = after;
-    for (;;) {
-      const batch = await this.meta.listRepositories({ limit: batchSize, last });
-      for (const repo of batch) {
-        if (!(await visible(repo.name))) continue;
-        if (out.length === limit) return { repositories: out, more: true };
-        out.push(repo);
-      }
-      if (batch.length < batchSize) return { repositories: out, more: false };
-      last = batch[batch.length - 1].name;
-    }
+    const { items, more } = await visiblePage((p) => this.meta.listRepositories(p), (repo) => repo.name, limit, after, visible);
+    return { repositories: items, more };
   }
 
   /** DeleteRepository: refused while images remain, unless forced (then images, tags and uploads go with it). */
@@ -281,11 +271,14 @@ export class EcrDomain {
     };
   }
 
-  /** imageSizeInBytes per digest: image manifests their own content size, indexes their largest child's. */
-  async imageSizes(repo: RepositoryRow, images: ImageRow[]): Promise<Map<string, number>> {
+  /**
+   * imageSizeInBytes of the images `of` (default: all of `images`, the repository's images, which index children are
+   * looked up in): image manifests their own content size, indexes their largest child's.
+   */
+  async imageSizes(repo: RepositoryRow, images: ImageRow[], of: ImageRow[] = images): Promise<Map<string, number>> {
     const own = new Map(images.map((i) => [i.digest, i.content_size]));
     const sizes = new Map(own);
-    for (const i of images) {
+    for (const i of of) {
       if (i.content_size !== 0) continue;
       const children = await this.meta.manifestChildren(repo.id, i.digest);
       if (children.length) sizes.set(i.digest, Math.max(0, ...children.map((c) => own.get(c) ?? 0)));

@@ -15,6 +15,7 @@ import type { MetadataStore, ManifestRow, RepositoryRow } from '../metadata/stor
 import type { BlobStore, UploadSession } from '../storage/blob-store.ts';
 import { isTagImmutable } from './ecr.ts';
 import { deleteImage } from './images.ts';
+import { visiblePage } from './paging.ts';
 import type { ByteRange } from '../storage/driver.ts';
 import { checkSpace } from '../storage/space.ts';
 
@@ -92,19 +93,8 @@ export class RegistryService {
   /** Repository names in order; with `visible`, only those it accepts (the caller's view under access control). */
   async catalog(limit: number, last?: string, visible?: (name: string) => Promise<boolean>): Promise<ListResult> {
     if (!visible) return page(await this.meta.listRepositoryNames({ limit: limit + 1, last }), limit);
-    const items: string[] = [];
-    let cursor = last;
-    const batch = 500;
-    while (items.length <= limit) {
-      const rows = await this.meta.listRepositoryNames({ limit: batch, last: cursor });
-      for (const name of rows) {
-        if (await visible(name)) items.push(name);
-        if (items.length > limit) break;
-      }
-      if (rows.length < batch) break;
-      cursor = rows[rows.length - 1];
-    }
-    return page(items, limit);
+    const { items, more } = await visiblePage((p) => this.meta.listRepositoryNames(p), (name) => name, limit, last, visible);
+    return { items, next: more ? items[items.length - 1] ?? null : null };
   }
 
   // ---- blobs
@@ -330,7 +320,7 @@ export class RegistryService {
         const current = await tx.findTag(repo.id, reference.tag);
         if (current !== null && current !== digest) throw ecrError('IMAGE_TAG_ALREADY_EXISTS', { repository: name, tag: reference.tag });
       }
-      if (ecr && (await tx.imageTags(repo.id, digest)) !== null) {
+      if (ecr && (await tx.hasManifest(repo.id, digest))) {
         const tag = 'tag' in reference ? reference.tag : null;
         if (tag === null || (await tx.findTag(repo.id, tag)) === digest) throw ecrError('IMAGE_ALREADY_EXISTS', { repository: name, registry: ecr.registryId, digest, tag });
       }

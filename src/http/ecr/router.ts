@@ -8,7 +8,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { ANONYMOUS, type AccessService, type Principal } from '../../auth/service.ts';
 import { BerthError } from '../../errors/catalog.ts';
-import type { EcrDomain } from '../../registry/ecr.ts';
+import type { EcrDomain, Repository } from '../../registry/ecr.ts';
 import type { EcrImages } from '../../registry/ecr-images.ts';
 import type { LifecycleService } from '../../lifecycle/service.ts';
 import type { ScanService } from '../../scan/service.ts';
@@ -156,7 +156,7 @@ export function registerEcrRoutes(app: FastifyInstance, options: EcrRouteOptions
       request: requestContext,
       log: options.log,
     };
-    let repository;
+    let repository: Repository | undefined;
     if (action.repository) {
       const ref = action.repository(input, options.ecr);
       repository = await options.ecr.repository(ref.name, ref.registryId);
