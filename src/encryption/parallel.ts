@@ -1,15 +1,19 @@
 /**
- * Serving an encrypted blob with its decryption on another core. Pulling a sealed blob costs the AES-GCM of every
+ * Serving an encrypted blob with its decryption on other cores. Pulling a sealed blob costs the AES-GCM of every
  * frame on top of reading the file and writing the socket; done on the main thread, the three run one after the
- * other. Here a worker thread (decrypt-worker.ts) reads the stored frames straight from the file descriptor,
- * decrypts them and copies the plaintext into a few slots of memory shared with this thread, which only writes the
- * slots to the socket and hands each one back once the socket has taken it. Nothing is allocated per chunk on this
- * thread, the slots bound the memory per transfer (4 × 1 MiB), and the socket's pace throttles the worker.
+ * other. Here worker threads (decrypt-worker.ts) read the stored frames straight from the file descriptor, decrypt
+ * them and copy the plaintext into slots of memory shared with this thread, which only writes the slots to the socket,
+ * in order, and hands each one back once the socket has taken it. The range is cut into segments of whole frames (one
+ * slot each) dealt out to the lanes in turn — lane k of n takes segments k, k+n, … — so with two workers the AES work
+ * of one transfer runs on two cores. Nothing is allocated per chunk on this thread, the slots bound the memory per
+ * transfer (4 × 1 MiB), and the socket's pace throttles the workers.
  *
- * The worker starts with the first large encrypted pull (an idle server, or one that only takes pushes, never pays
- * for it) and is shared by every transfer. Same guarantees as decrypting inline: nothing of a frame is sent before
- * it authenticates, a first frame that fails is an error before any header goes out, a later one cuts the transfer.
+ * The workers start with the first large encrypted pull (an idle server, or one that only takes pushes, never pays
+ * for them) and are shared by every transfer. Same guarantees as decrypting inline: nothing of a frame is sent before
+ * it authenticates, a segment that fails before the first one is written is an error before any header goes out, a
+ * later one cuts the transfer.
  */
+import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { Writable } from 'node:stream';
 import { BlobCorruptError, type BlobCipher, type BlobHeader } from './format.ts';
@@ -17,20 +21,33 @@ import type { ByteRange } from '../storage/driver.ts';
 
 export type ToWorker =
   | {
-    type: 'serve'; id: number; fd: number; stored: ByteRange; dek: Uint8Array; label: string;
-    header: Omit<BlobHeader, 'keyId' | 'raw'> & { keyId: Uint8Array; raw: Uint8Array }; range?: ByteRange;
-    slots: SharedArrayBuffer; slotSize: number;
+    type: 'serve'; id: number; fd: number; dek: Uint8Array; label: string;
+    header: Omit<BlobHeader, 'keyId' | 'raw'> & { keyId: Uint8Array; raw: Uint8Array };
+    /** The plaintext range of the whole transfer (inclusive). */
+    range: ByteRange;
+    /** Plaintext bytes per segment: whole frames, one slot's worth. Segment j starts at j · segment. */
+    segment: number;
+    /** This worker's lane: it takes the range's segments lane, lane + lanes, … */
+    lane: number; lanes: number;
+    /** Slots are `slotSize` bytes; this lane owns slots slotBase … slotBase + slotCount − 1. */
+    slots: SharedArrayBuffer; slotSize: number; slotBase: number; slotCount: number;
   }
   | { type: 'release'; id: number; slot: number }
   | { type: 'cancel'; id: number };
 
 export type FromWorker =
-  | { type: 'chunk'; id: number; slot: number; length: number }
+  /** The plaintext of segment `seq` (counted from the range's first segment) is in `slot`. */
+  | { type: 'chunk'; id: number; seq: number; slot: number; length: number }
   /** Sent exactly once per transfer; after it the worker no longer reads the file descriptor. */
   | { type: 'end'; id: number; error?: { message: string; corrupt: boolean } };
 
-/** Plaintext slots per transfer: enough to keep the socket and the worker both busy. */
+/** Plaintext slots per transfer: enough to keep the socket and the workers busy (at least two per lane). */
 const SLOTS = 4;
+/**
+ * Decryption workers: two where the machine has the cores. One lane per worker; a transfer of a single segment uses
+ * one. More than two did not help on the machines measured (the socket writes on the main thread set the pace).
+ */
+const LANES = Math.max(1, Math.min(2, availableParallelism()));
 /**
  * Bytes a slot holds: whole frames (a slot boundary never splits one), as many as fit in 1 MiB, at least one. Each
  * slot is one message each way between the threads and one socket write: four 256 KiB frames per slot instead of one
@@ -44,7 +61,7 @@ export function slotSize(frameSize: number): number {
 }
 
 interface Transfer {
-  onChunk(slot: number, length: number): void;
+  onChunk(seq: number, slot: number, length: number): void;
   onEnd(error?: Error): void;
 }
 
@@ -67,7 +84,7 @@ class DecryptWorker {
       const t = this.transfers.get(m.id);
       if (!t) return;
       if (m.type === 'chunk') {
-        t.onChunk(m.slot, m.length);
+        t.onChunk(m.seq, m.slot, m.length);
       } else {
         this.transfers.delete(m.id);
         if (this.transfers.size === 0) this.worker.unref();
@@ -100,41 +117,53 @@ class DecryptWorker {
   }
 }
 
-let shared: DecryptWorker | null = null;
+const pool: Array<DecryptWorker | null> = [];
 
-function worker(): DecryptWorker {
-  if (!shared || shared.failed) shared = new DecryptWorker();
-  return shared;
+function worker(lane: number): DecryptWorker {
+  let w = pool[lane];
+  if (!w || w.failed) {
+    w = new DecryptWorker();
+    pool[lane] = w;
+  }
+  return w;
 }
 
 /**
  * Writes the plaintext of `range` (the whole blob without it) of a sealed version 2 object, open as `fd`, to the
- * destination `open()` returns. `stored`: the stored bytes holding the frames the range needs (planRange). Resolves
- * once the destination has ended; the caller may close `fd` when this settles, either way (the worker is done
- * with it by then).
+ * destination `open()` returns. Resolves once the destination has ended; the caller may close `fd` when this
+ * settles, either way (the workers are done with it by then).
  */
-export function serveDecrypted(fd: number, stored: ByteRange, cipher: BlobCipher, header: BlobHeader, range: ByteRange | undefined, open: () => Writable, signal?: AbortSignal): Promise<void> {
-  const w = worker();
-  const size = slotSize(header.frameSize);
-  const slots = new SharedArrayBuffer(SLOTS * size);
+export function serveDecrypted(fd: number, cipher: BlobCipher, header: BlobHeader, range: ByteRange | undefined, open: () => Writable, signal?: AbortSignal): Promise<void> {
+  const want = range ?? { start: 0, end: header.plaintextSize - 1 };
+  const segment = slotSize(header.frameSize);
+  const segments = Math.floor(want.end / segment) - Math.floor(want.start / segment) + 1;
+  const lanes = Math.min(LANES, segments);
+  const perLane = Math.max(2, Math.floor(SLOTS / lanes));
+  const slots = new SharedArrayBuffer(lanes * perLane * segment);
   return new Promise<void>((resolve, reject) => {
     let dest: Writable | null = null;
     let writing = 0;
-    let ended = false;
+    let ended = 0;
     let gone = false;
     let settled = false;
     let failure: Error | null = null;
-    let id = 0;
+    const ids: number[] = [];
+    const workers: DecryptWorker[] = [];
+    /** Segments decrypted but not yet written, by number; `next` is the one the socket needs now. */
+    const ready = new Map<number, { lane: number; slot: number; length: number }>();
+    let next = 0;
+    const release = (lane: number, slot: number): void => workers[lane].post({ type: 'release', id: ids[lane], slot });
     const cancel = (err: Error): void => {
       failure ??= err;
-      w.post({ type: 'cancel', id });
+      for (let lane = 0; lane < workers.length; lane++) workers[lane].post({ type: 'cancel', id: ids[lane] });
     };
     const finish = (): void => {
-      // Settles once the worker is done with the file (`ended`) and every write is done — or will never report
-      // back: a response whose connection is gone drops the callbacks of writes still queued on it.
-      if (settled || !ended || (writing > 0 && !gone)) return;
+      // Settles once every lane is done with the file and every write is done — or will never report back: a
+      // response whose connection is gone drops the callbacks of writes still queued on it.
+      if (settled || ended < lanes || (writing > 0 && !gone)) return;
       settled = true;
       signal?.removeEventListener('abort', onAbort);
+      if (!failure && next !== segments) failure = new Error(`the decryption workers delivered ${next} of ${segments} segments`);
       if (failure) {
         dest?.destroy(failure);
         reject(failure);
@@ -151,7 +180,7 @@ export function serveDecrypted(fd: number, stored: ByteRange, cipher: BlobCipher
       if (!dest) {
         const d = open();
         dest = d;
-        // A destination that fails or closes early stops the worker; the transfer settles when it has stopped.
+        // A destination that fails or closes early stops the workers; the transfer settles when they have stopped.
         const lost = (err: Error): void => {
           gone = true;
           cancel(err);
@@ -162,35 +191,54 @@ export function serveDecrypted(fd: number, stored: ByteRange, cipher: BlobCipher
       }
       return dest;
     };
-    id = w.start({ fd, stored, dek: cipher.dek, label: cipher.label, header: { ...header }, range, slots, slotSize: size }, {
-      onChunk(slot, length) {
+    /** Writes the segments that are next in order; each slot goes back to its lane once the socket took it. */
+    const flush = (): void => {
+      for (let r = ready.get(next); r; r = ready.get(next)) {
+        ready.delete(next);
+        next++;
+        const { lane, slot, length } = r;
         if (failure || gone) {
-          w.post({ type: 'release', id, slot });
-          return;
+          release(lane, slot);
+          continue;
         }
         let d: Writable;
         try {
           d = destination();
         } catch (err) {
           cancel(err as Error);
-          w.post({ type: 'release', id, slot });
-          return;
+          release(lane, slot);
+          continue;
         }
         writing++;
-        d.write(Buffer.from(slots, slot * size, length), (err) => {
+        d.write(Buffer.from(slots, slot * segment, length), (err) => {
           writing--;
           if (err) cancel(err);
           // The slot is reused only once the destination is done with its bytes.
-          else w.post({ type: 'release', id, slot });
+          else release(lane, slot);
           finish();
         });
-      },
-      onEnd(error) {
-        if (error) failure ??= error;
-        ended = true;
-        finish();
-      },
-    });
+      }
+    };
+    const message = { fd, dek: cipher.dek, label: cipher.label, header: { ...header }, range: want, segment, lanes, slots, slotSize: segment, slotCount: perLane };
+    for (let lane = 0; lane < lanes; lane++) {
+      const w = worker(lane);
+      workers.push(w);
+      ids.push(w.start({ ...message, lane, slotBase: lane * perLane }, {
+        onChunk(seq, slot, length) {
+          if (failure || gone) {
+            release(lane, slot);
+            return;
+          }
+          ready.set(seq, { lane, slot, length });
+          flush();
+        },
+        onEnd(error) {
+          if (error) cancel(error);
+          ended++;
+          finish();
+        },
+      }));
+    }
     if (signal?.aborted) onAbort();
     else signal?.addEventListener('abort', onAbort, { once: true });
   });

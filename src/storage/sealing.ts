@@ -199,7 +199,7 @@ export class SealedObjects {
       const plan = planRange(header, range);
       const storedBytes = plan.stored.end - plan.stored.start + 1;
       if (header.version === 2 && storedBytes >= PARALLEL_DECRYPT_MIN) {
-        await serveDecrypted(fd, plan.stored, cipher, header, range, open, signal);
+        await serveDecrypted(fd, cipher, header, range, open, signal);
         return true;
       }
       if (whole) {

@@ -354,8 +354,14 @@ describe('encryption at rest', () => {
     }
     for (const blob of [late, bigLate]) {
       // Damage further in: the headers are out, so the transfer is cut short — the client never gets the bad bytes.
+      // A large pull decrypts its segments on two workers at once, so the damaged one can fail before the first is
+      // sent: then it is an error response.
       const res = await fetch(`${server.url}/v2/enc/tamper/blobs/${sha256(blob)}`);
-      assert.equal(res.status, 200);
+      if (res.status === 500 && blob === bigLate) {
+        assert.match(await res.text(), /fails authentication/);
+        continue;
+      }
+      assert.equal(res.status, 200, `${blob.length} bytes`);
       let got: Buffer | null = null;
       try {
         got = Buffer.from(await res.arrayBuffer());
