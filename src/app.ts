@@ -21,6 +21,7 @@ import { ScanService } from './scan/service.ts';
 import { BlobEncryption } from './encryption/blobs.ts';
 import { Keyring } from './encryption/keys.ts';
 import { JobLeases, JobRunner } from './jobs/leases.ts';
+import { createPullThrough, type PullThrough } from './pullthrough/index.ts';
 import { BlobStore } from './storage/blob-store.ts';
 import type { BlobDriver } from './storage/driver.ts';
 import { blobRedirector, openBlobDriver } from './storage/drivers/index.ts';
@@ -34,6 +35,8 @@ export interface App {
   blobs: BlobStore;
   scans: ScanService;
   jobs: JobRunner;
+  /** The pull-through cache's rules, upstream secrets and repository creation templates. */
+  pullThrough: PullThrough;
   close(): Promise<void>;
 }
 
@@ -105,8 +108,9 @@ export async function buildApp(config: Config, log: Logger): Promise<App> {
   const scans = new ScanService(stores.metadata, stores.blobs, stores.connection.db, log.child({ module: 'scan' }), { workers: config.scan.workers, staleAfterMs: 30 * 60_000 });
   const images = new EcrImages(stores.metadata, ecr, registry, scans);
   registry.onPush((event) => scans.onPush(event));
+  const pullThrough = createPullThrough({ db: stores.connection.db, access, identity: ecr.identity, checkEncryption: (type, kmsKey) => registry.checkEncryptionSettings(type, kmsKey) });
   const leases = new JobLeases(stores.connection.db);
-  const server = buildServer({ log, registry, access, meta: stores.metadata, ecr, images, lifecycle, scans, registryHost: config.ecr.registryHost, maxManifestBytes: config.registry.maxManifestBytes, redirectBlobs: blobRedirector(config, stores.blobs), tls: config.tls, metrics: config.metrics, leases, blobs: stores.blobs });
+  const server = buildServer({ log, registry, access, meta: stores.metadata, ecr, images, lifecycle, scans, pullThrough: pullThrough.rules, templates: pullThrough.templates, registryHost: config.ecr.registryHost, maxManifestBytes: config.registry.maxManifestBytes, redirectBlobs: blobRedirector(config, stores.blobs), tls: config.tls, metrics: config.metrics, leases, blobs: stores.blobs });
   const timers: NodeJS.Timeout[] = [];
   // Background jobs run on one node at a time, whichever wins the job's lease in the database.
   const jobs = new JobRunner(leases, { leaseMs: config.jobs.leaseSeconds * 1000, log: log.child({ module: 'jobs' }) });
@@ -134,6 +138,7 @@ export async function buildApp(config: Config, log: Logger): Promise<App> {
     blobs: stores.blobs,
     scans,
     jobs,
+    pullThrough,
     async close() {
       for (const t of timers) clearInterval(t);
       await jobs.stop();

@@ -15,7 +15,7 @@ import type { AccessStore } from '../metadata/access-store.ts';
 import type { MetadataStore } from '../metadata/store.ts';
 import { newAccessKeyId, newSecretAccessKey, newUserId, repositoryArn, userArn } from './identity.ts';
 import { evaluate, parsePolicy, type PolicyDocument } from './policy.ts';
-import type { SecretBox } from './secrets.ts';
+import { SecretBox } from './secrets.ts';
 import { verifySigV4, type SigV4Input } from './sigv4.ts';
 import { signClaims, signToken, verifyClaims, verifyToken, type TokenClaims } from './tokens.ts';
 
@@ -77,6 +77,11 @@ export class AccessService {
   /** Encrypts a secret for storage. */
   seal(secret: string): string {
     return this.box.seal(secret);
+  }
+
+  /** A box sealing under a key of its own for `purpose`, derived from the server key (e.g. upstream credentials). */
+  secretBox(purpose: string): SecretBox {
+    return new SecretBox(this.box.derive(purpose));
   }
 
   /** Signs ECR pagination tokens (a key of its own, derived from the server key). */

@@ -11,6 +11,7 @@ import { parsePolicy, PolicyError } from '../auth/policy.ts';
 import { createLogger } from '../logger.ts';
 import type { AccessStore } from '../metadata/access-store.ts';
 import { CliError } from './errors.ts';
+import { registerPullThroughAdminCommands } from './pull-through.ts';
 
 
 interface Common {
@@ -39,7 +40,7 @@ async function userByName(store: AccessStore, name: string) {
 const common = storeOptions;
 
 export function registerAdminCommands(program: Command): void {
-  const admin = program.command('admin').description('manage users, access keys and policies');
+  const admin = program.command('admin').description('manage users, access keys, policies, upstream secrets and pull-through rules');
 
   const user = admin.command('user').description('IAM-style users');
   common(user.command('create').argument('<name>').option('--admin', 'may do everything, like the root user')
@@ -131,4 +132,6 @@ export function registerAdminCommands(program: Command): void {
       print({ Policies: docs.map((d) => ({ PolicyName: d.name, PolicyDocument: JSON.parse(d.document) as unknown })) });
     });
   });
+
+  registerPullThroughAdminCommands(admin, common);
 }

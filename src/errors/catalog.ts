@@ -88,6 +88,18 @@ export const errorCatalog = {
   BLOB_KEY_UNAVAILABLE: { status: 500, oci: 'UNKNOWN', ecr: 'KmsException', ecrStatus: 400, message: 'no available key decrypts this blob' },
   // ECR's KmsException: a repository's kmsKey is not a key this registry holds (CreateRepository, or a push after the key was removed).
   KMS_ERROR: { status: 500, oci: 'UNKNOWN', ecr: 'KmsException', ecrStatus: 400, message: 'the KMS key is not available' },
+  // The pull-through cache's management plane (pullthrough/): rules, their upstream credentials, creation templates.
+  PULL_THROUGH_CACHE_RULE_ALREADY_EXISTS: { status: 409, oci: 'DENIED', ecr: 'PullThroughCacheRuleAlreadyExistsException', message: 'a pull through cache rule with this prefix already exists' },
+  PULL_THROUGH_CACHE_RULE_NOT_FOUND: { status: 404, oci: 'NAME_UNKNOWN', ecr: 'PullThroughCacheRuleNotFoundException', message: 'pull through cache rule not found' },
+  UNSUPPORTED_UPSTREAM_REGISTRY: { status: 400, oci: 'UNSUPPORTED', ecr: 'UnsupportedUpstreamRegistryException', message: 'the upstream registry is not supported' },
+  // Upstream credentials: ECR keeps them in Secrets Manager, Berth in its database (`berth admin secret`).
+  SECRET_NOT_FOUND: { status: 400, oci: 'UNAUTHORIZED', ecr: 'SecretNotFoundException', message: 'the upstream credentials secret does not exist' },
+  UNABLE_TO_ACCESS_SECRET: { status: 400, oci: 'UNAUTHORIZED', ecr: 'UnableToAccessSecretException', message: 'the upstream credentials secret cannot be accessed' },
+  UNABLE_TO_DECRYPT_SECRET: { status: 500, oci: 'UNKNOWN', ecr: 'UnableToDecryptSecretValueException', ecrStatus: 400, message: 'the upstream credentials secret cannot be decrypted' },
+  TEMPLATE_ALREADY_EXISTS: { status: 409, oci: 'DENIED', ecr: 'TemplateAlreadyExistsException', message: 'a repository creation template with this prefix already exists' },
+  TEMPLATE_NOT_FOUND: { status: 404, oci: 'NAME_UNKNOWN', ecr: 'TemplateNotFoundException', message: 'repository creation template not found' },
+  // A service quota (pull through cache rules or creation templates per registry).
+  LIMIT_EXCEEDED: { status: 400, oci: 'DENIED', ecr: 'LimitExceededException', message: 'a service quota was exceeded' },
   INTERNAL: { status: 500, oci: 'UNKNOWN', ecr: 'ServerException', ecrStatus: 500, message: 'internal server error' },
 } as const satisfies Record<string, ErrorDefinition>;
 
@@ -129,6 +141,16 @@ export const ecrMessages = {
   EMPTY_UPLOAD: (p: { upload: string }) => `The upload with id '${p.upload}' does not contain any layer parts`,
   SCAN_NOT_FOUND: (p: InRepository & { digest: string; tag?: string | null }) =>
     `Image scan does not exist for the image with '{imageDigest:'${p.digest}', imageTag:'${p.tag ?? 'null'}'}' in the repository with name '${p.repository}' in the registry with id '${p.registry}'`,
+  PULL_THROUGH_CACHE_RULE_ALREADY_EXISTS: (p: { prefix: string; registry: string }) =>
+    `The pull through cache rule with prefix '${p.prefix}' already exists in the registry with id '${p.registry}'`,
+  PULL_THROUGH_CACHE_RULE_NOT_FOUND: (p: { prefix: string; registry: string }) =>
+    `The pull through cache rule with prefix '${p.prefix}' does not exist in the registry with id '${p.registry}'`,
+  TEMPLATE_ALREADY_EXISTS: (p: { prefix: string; registry: string }) =>
+    `The repository creation template with prefix '${p.prefix}' already exists in the registry with id '${p.registry}'`,
+  TEMPLATE_NOT_FOUND: (p: { prefix: string; registry: string }) =>
+    `The repository creation template with prefix '${p.prefix}' does not exist in the registry with id '${p.registry}'`,
+  SECRET_NOT_FOUND: (p: { arn: string }) =>
+    `Secrets Manager can't find the specified secret '${p.arn}': create it with \`berth admin secret create\``,
 } as const satisfies Partial<Record<ErrorCode, (params: never) => string>>;
 
 export type EcrMessageCode = keyof typeof ecrMessages;

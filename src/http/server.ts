@@ -14,6 +14,8 @@ import type { EcrImages } from '../registry/ecr-images.ts';
 import type { LifecycleService } from '../lifecycle/service.ts';
 import type { ScanService } from '../scan/service.ts';
 import type { JobLeases } from '../jobs/leases.ts';
+import type { PullThroughRules } from '../pullthrough/rules.ts';
+import type { RepositoryCreationTemplates } from '../pullthrough/templates.ts';
 import type { RegistryService } from '../registry/service.ts';
 import { isEcrRequest, registerEcrRoutes, renderEcrError } from './ecr/router.ts';
 import { registerBerthRoutes } from './berth/routes.ts';
@@ -41,6 +43,9 @@ export interface ServerOptions {
   images: EcrImages;
   lifecycle: LifecycleService;
   scans: ScanService;
+  /** The pull-through cache's rules and the repository creation templates (ECR management operations). */
+  pullThrough: PullThroughRules;
+  templates: RepositoryCreationTemplates;
   registryHost?: string;
   maxManifestBytes: number;
   /** Blob GETs answered with a redirect to this URL (S3 presigned), when set. */
@@ -325,7 +330,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   });
 
   registerOciRoutes(app, { registry: options.registry, access: options.access, maxManifestBytes: options.maxManifestBytes, redirectBlobs: options.redirectBlobs });
-  registerEcrRoutes(app, { access: options.access, registry: options.registry, ecr: options.ecr, images: options.images, lifecycle: options.lifecycle, scans: options.scans, registryHost: options.registryHost, log: options.log.child({ module: 'ecr' }) });
+  registerEcrRoutes(app, { access: options.access, registry: options.registry, ecr: options.ecr, images: options.images, lifecycle: options.lifecycle, scans: options.scans, pullThrough: options.pullThrough, templates: options.templates, registryHost: options.registryHost, log: options.log.child({ module: 'ecr' }) });
   registerBerthRoutes(app, { access: options.access, meta: options.meta, scans: options.scans });
   registerHealthRoutes(app, { meta: options.meta, blobs: options.blobs, metrics });
   return app;

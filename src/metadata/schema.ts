@@ -255,6 +255,54 @@ export interface VulnMetaTable {
   updated_at: number;
 }
 
+/** A pull-through cache rule (pullthrough/rules.ts): a repository prefix served from an upstream registry. */
+export interface PullThroughRulesTable {
+  /** Without a trailing `/`; `ROOT` matches every repository. */
+  ecr_repository_prefix: string;
+  upstream_registry_url: string;
+  upstream_registry: string;
+  upstream_repository_prefix: string | null;
+  credential_arn: string | null;
+  custom_role_arn: string | null;
+  /** 1 when the rule serves the transparent mirror of its upstream (Berth's extension). */
+  mirror: Generated<number>;
+  created_at: number;
+  updated_at: number | null;
+}
+
+/** Upstream credentials (`berth admin secret`), named as Secrets Manager's `ecr-pullthroughcache/<name>`. */
+export interface UpstreamSecretsTable {
+  /** The part after `ecr-pullthroughcache/`. */
+  name: string;
+  /** `basic` (username, password) or `aws` (access key id, secret access key). */
+  kind: string;
+  /** The JSON credentials, sealed with the server key (auth/secrets.ts). */
+  sealed: string;
+  created_at: number;
+  updated_at: number | null;
+}
+
+/** A repository creation template (pullthrough/templates.ts). */
+export interface RepositoryCreationTemplatesTable {
+  /** Without a trailing `/`; `ROOT` applies to every repository no other template matches. */
+  prefix: string;
+  description: string | null;
+  encryption_type: string | null;
+  kms_key: string | null;
+  /** JSON list of {Key, Value} */
+  resource_tags: string | null;
+  image_tag_mutability: string | null;
+  /** JSON list of {filterType, filter} */
+  tag_mutability_filters: string | null;
+  repository_policy: string | null;
+  lifecycle_policy: string | null;
+  /** JSON list of PULL_THROUGH_CACHE, CREATE_ON_PUSH, REPLICATION */
+  applied_for: string;
+  custom_role_arn: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface Database {
   repositories: RepositoriesTable;
   blobs: BlobsTable;
@@ -280,4 +328,7 @@ export interface Database {
   vuln_affected: VulnAffectedTable;
   vuln_record_sources: VulnRecordSourcesTable;
   vuln_meta: VulnMetaTable;
+  pull_through_rules: PullThroughRulesTable;
+  upstream_secrets: UpstreamSecretsTable;
+  repository_creation_templates: RepositoryCreationTemplatesTable;
 }

@@ -58,7 +58,7 @@ export function validateResourceTags(tags: ResourceTag[]): Array<{ key: string; 
   return tags.map((t) => ({ key: t.Key, value: t.Value }));
 }
 
-function checkMutability(mutability: string | undefined | null, filters: unknown[] | undefined | null): void {
+export function checkMutability(mutability: string | undefined | null, filters: unknown[] | undefined | null): void {
   const withExclusion = mutability === 'IMMUTABLE_WITH_EXCLUSION' || mutability === 'MUTABLE_WITH_EXCLUSION';
   if (withExclusion && !filters?.length) {
     throw new BerthError('INVALID_PARAMETER', `imageTagMutabilityExclusionFilters are required with imageTagMutability ${mutability}`);

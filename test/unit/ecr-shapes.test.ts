@@ -18,6 +18,7 @@ const DIGEST = `sha256:${'a'.repeat(64)}`;
 const UPLOAD = '0123abcd-4567-89ab-cdef-0123456789ab';
 const ARN = 'arn:aws:ecr:us-east-1:000000000000:repository/team/app';
 const repo = { repositoryName: REPO };
+const CREDENTIAL = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:ecr-pullthroughcache/hub';
 
 /** A minimal valid input per implemented operation. */
 const BASE: Record<string, Json> = {
@@ -54,7 +55,20 @@ const BASE: Record<string, Json> = {
   PutRegistryScanningConfiguration: { scanType: 'BASIC', rules: [{ scanFrequency: 'SCAN_ON_PUSH', repositoryFilters: [{ filter: 'team/*', filterType: 'WILDCARD' }] }] },
   GetRegistryScanningConfiguration: {},
   BatchGetRepositoryScanningConfiguration: { repositoryNames: [REPO] },
+  CreatePullThroughCacheRule: { ecrRepositoryPrefix: 'hub', upstreamRegistryUrl: 'registry-1.docker.io' },
+  DescribePullThroughCacheRules: {},
+  UpdatePullThroughCacheRule: { ecrRepositoryPrefix: 'hub', credentialArn: CREDENTIAL },
+  DeletePullThroughCacheRule: { ecrRepositoryPrefix: 'hub' },
+  ValidatePullThroughCacheRule: { ecrRepositoryPrefix: 'hub' },
+  CreateRepositoryCreationTemplate: { prefix: 'prod', appliedFor: ['PULL_THROUGH_CACHE'], encryptionConfiguration: { encryptionType: 'KMS' } },
+  DescribeRepositoryCreationTemplates: {},
+  UpdateRepositoryCreationTemplate: { prefix: 'prod', encryptionConfiguration: { encryptionType: 'KMS' } },
+  DeleteRepositoryCreationTemplate: { prefix: 'prod' },
 };
+
+const PTC_RULE_OPS = ['CreatePullThroughCacheRule', 'UpdatePullThroughCacheRule', 'DeletePullThroughCacheRule', 'ValidatePullThroughCacheRule'];
+const TEMPLATE_OPS = ['CreateRepositoryCreationTemplate', 'UpdateRepositoryCreationTemplate', 'DeleteRepositoryCreationTemplate'];
+const TEMPLATE_SETTINGS_OPS = ['CreateRepositoryCreationTemplate', 'UpdateRepositoryCreationTemplate'];
 
 const WITH_REPOSITORY = Object.keys(BASE).filter((op) => 'repositoryName' in BASE[op]);
 
@@ -159,6 +173,38 @@ const CASES: Case[] = [
   },
   { ops: ['UntagResource'], path: ['tagKeys', 0], rows: lengthRows(1, 128) },
   { ops: ['TagResource', 'UntagResource', 'ListTagsForResource'], path: ['resourceArn'], rows: [[ARN, true], ['', false], [5, false]] },
+  {
+    ops: PTC_RULE_OPS,
+    path: ['ecrRepositoryPrefix'],
+    rows: [...lengthRows(2, 30), ['ROOT', true], ['docker-hub', true], ['team/hub/', true], ['Hub', false], ['a//b', false], ['-ab', false], ['a/../b', false]],
+  },
+  { ops: ['CreatePullThroughCacheRule'], path: ['upstreamRepositoryPrefix'], rows: [...lengthRows(2, 30), ['ROOT', true], ['Up', false], [null, true]] },
+  { ops: [...PTC_RULE_OPS, 'DescribePullThroughCacheRules'], path: ['registryId'], rows: [['123456789012', true], [null, true], ['12345678901', false], [123456789012, false]] },
+  {
+    ops: ['CreatePullThroughCacheRule', 'UpdatePullThroughCacheRule'],
+    path: ['credentialArn'],
+    rows: [
+      [CREDENTIAL, true], [`${CREDENTIAL}-AbC123`, true], ['arn:aws-cn:secretsmanager:cn-north-1:123456789012:secret:ecr-pullthroughcache/x', true],
+      ['arn:aws:secretsmanager:us-east-1:123456789012:secret:other-prefix/hub', false], ['arn:aws:s3:::ecr-pullthroughcache/a-bucket-name-long-enough-for-the-minimum', false],
+      [`${CREDENTIAL}/${'a'.repeat(612 - CREDENTIAL.length - 1)}`, true], [`${CREDENTIAL}/${'a'.repeat(612 - CREDENTIAL.length)}`, false], [`${CREDENTIAL} x`, false], [7, false],
+    ],
+  },
+  { ops: ['CreatePullThroughCacheRule', 'UpdatePullThroughCacheRule', ...TEMPLATE_SETTINGS_OPS], path: ['customRoleArn'], rows: lengthRows(0, 2048) },
+  { ops: ['CreatePullThroughCacheRule'], path: ['upstreamRegistryUrl'], rows: [['quay.io', true], [5, false]] },
+  { ops: ['DescribePullThroughCacheRules'], path: ['ecrRepositoryPrefixes'], rows: listRows(1, 100, (i) => `p${i}`) },
+  { ops: ['DescribePullThroughCacheRules'], path: ['ecrRepositoryPrefixes', 0], rows: [...lengthRows(2, 30), ['Hub', false]] },
+  { ops: ['DescribePullThroughCacheRules', 'DescribeRepositoryCreationTemplates'], path: ['maxResults'], rows: [...integerRows(1, 1000), [null, true]] },
+  { ops: TEMPLATE_OPS, path: ['prefix'], rows: [...lengthRows(1, 256), ['ROOT', true], ['prod/team/', true], ['Prod', false], ['a//b', false], ['-a', false]] },
+  { ops: ['DescribeRepositoryCreationTemplates'], path: ['prefixes', 0], rows: [...lengthRows(1, 256), ['ROOT', true], ['Prod', false]] },
+  { ops: TEMPLATE_SETTINGS_OPS, path: ['appliedFor'], rows: [[['REPLICATION', 'CREATE_ON_PUSH', 'PULL_THROUGH_CACHE'], true], ['REPLICATION', false]] },
+  { ops: TEMPLATE_SETTINGS_OPS, path: ['appliedFor', 0], rows: [['PULL_THROUGH_CACHE', true], ['pull_through_cache', false], ['SOMETHING', false]] },
+  { ops: TEMPLATE_SETTINGS_OPS, path: ['description'], rows: lengthRows(0, 256) },
+  { ops: TEMPLATE_SETTINGS_OPS, path: ['repositoryPolicy'], rows: lengthRows(0, 10_240) },
+  { ops: TEMPLATE_SETTINGS_OPS, path: ['lifecyclePolicy'], rows: lengthRows(0, 30_720) },
+  { ops: TEMPLATE_SETTINGS_OPS, path: ['imageTagMutability'], rows: [['IMMUTABLE', true], ['immutable', false]] },
+  { ops: TEMPLATE_SETTINGS_OPS, path: ['imageTagMutabilityExclusionFilters'], rows: listRows(1, 5, filter) },
+  { ops: TEMPLATE_SETTINGS_OPS, path: ['encryptionConfiguration', 'encryptionType'], rows: [['AES256', true], ['KMS', true], ['kms', false]] },
+  { ops: TEMPLATE_SETTINGS_OPS, path: ['encryptionConfiguration', 'kmsKey'], rows: lengthRows(0, 2048) },
 ];
 
 /** The base input with the member at `path` set to `value` (creating missing containers on the way). */

@@ -13,6 +13,8 @@ import type { EcrImages } from '../../registry/ecr-images.ts';
 import type { LifecycleService } from '../../lifecycle/service.ts';
 import type { ScanService } from '../../scan/service.ts';
 import type { RegistryService } from '../../registry/service.ts';
+import type { PullThroughRules } from '../../pullthrough/rules.ts';
+import type { RepositoryCreationTemplates } from '../../pullthrough/templates.ts';
 import { actions, MODEL_OPERATIONS } from './actions/index.ts';
 import { constraintMessage } from './shapes.ts';
 import type { EcrContext } from './types.ts';
@@ -28,6 +30,8 @@ export interface EcrRouteOptions {
   images: EcrImages;
   lifecycle: LifecycleService;
   scans: ScanService;
+  pullThrough: PullThroughRules;
+  templates: RepositoryCreationTemplates;
   registryHost?: string;
   log: Logger;
 }
@@ -151,6 +155,8 @@ export function registerEcrRoutes(app: FastifyInstance, options: EcrRouteOptions
       images: options.images,
       lifecycle: options.lifecycle,
       scans: options.scans,
+      pullThrough: options.pullThrough,
+      templates: options.templates,
       registryHost: host,
       scheme: request.protocol,
       request: requestContext,

@@ -164,6 +164,45 @@ export const scanningRules = list(z.object({
   }), 0, 100),
 }), 0, 2);
 
+// ---- pull-through cache rules and repository creation templates
+
+const NAMESPACE_PREFIX = /^([a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*\/?|ROOT)$/;
+const NAMESPACE_PREFIX_TEXT = '^([a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*(\\/[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*)*\\/?|ROOT)$';
+
+/** PullThroughCacheRuleRepositoryPrefix: 2–30 characters of the repository grammar (a trailing `/` allowed), or `ROOT`. */
+export const pullThroughPrefix = text(2, 30).regex(NAMESPACE_PREFIX, `must satisfy regular expression '${NAMESPACE_PREFIX_TEXT}'`);
+/** DescribePullThroughCacheRules' ecrRepositoryPrefixes: 1–100. */
+export const pullThroughPrefixes = list(pullThroughPrefix, 1, 100);
+/** A template's Prefix: 1–256 characters of the same grammar, or `ROOT`. */
+export const templatePrefix = text(1, 256).regex(NAMESPACE_PREFIX, `must satisfy regular expression '${NAMESPACE_PREFIX_TEXT}'`);
+
+const CREDENTIAL_ARN = /^arn:aws(-\w+)*:secretsmanager:[a-zA-Z0-9-:]+:secret:ecr-pullthroughcache\/[a-zA-Z0-9/_+=.@-]+$/;
+/** CredentialArn: 50–612 characters, a Secrets Manager ARN under `ecr-pullthroughcache/`. */
+export const credentialArn = text(50, 612).regex(CREDENTIAL_ARN, `must satisfy regular expression '${CREDENTIAL_ARN.source}'`);
+/** CustomRoleArn: at most 2,048 characters (Berth stores it; it assumes no roles). */
+export const customRoleArn = text(0, 2048);
+/** Url: any string; the domain checks it names a registry (pullthrough/registries.ts). */
+export const upstreamRegistryUrl = z.string({ invalid_type_error: 'Member must be a string' });
+/** UpstreamRegistry: an enum in the model, checked by the domain so an unknown type is UnsupportedUpstreamRegistryException. */
+export const upstreamRegistry = z.string({ invalid_type_error: 'Member must be a string' });
+
+/** RCTAppliedForList. */
+export const appliedFor = z.array(z.enum(['REPLICATION', 'PULL_THROUGH_CACHE', 'CREATE_ON_PUSH'], {
+  message: 'Member must satisfy enum value set: [REPLICATION, PULL_THROUGH_CACHE, CREATE_ON_PUSH]',
+}), { invalid_type_error: 'Member must be a list' });
+/** RepositoryTemplateDescription: at most 256 characters. */
+export const templateDescription = text(0, 256);
+/** LifecyclePolicyTextForRepositoryCreationTemplate: at most 30,720 characters (an empty one is none). */
+export const templateLifecyclePolicy = text(0, 30720);
+/**
+ * EncryptionConfigurationForRepositoryCreationTemplate. The model's kmsKey is a KMS key ARN; Berth's KMS keys are
+ * named keys of its keyring, so any name of at most 2,048 characters is taken and checked against the keyring.
+ */
+export const templateEncryption = z.object({
+  encryptionType: z.enum(['AES256', 'KMS', 'KMS_DSSE'], { message: 'Member must satisfy enum value set: [AES256, KMS, KMS_DSSE]' }),
+  kmsKey: text(0, 2048).optional().nullable(),
+});
+
 export function constraintMessage(err: z.ZodError): string {
   const issue = err.issues[0];
   const member = issue.path.length ? issue.path.map(String).join('.') : 'input';

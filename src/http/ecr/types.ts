@@ -1,7 +1,7 @@
 /**
  * The shape of one ECR operation: its name, input schema, the permission it needs, and its handler. A handler
  * parses nothing itself (the router validated its input), makes one call into the domain (`ecr`, `images`,
- * `lifecycle`, `scans`, `access`) and shapes the answer.
+ * `lifecycle`, `scans`, `pullThrough`, `templates`, `access`) and shapes the answer.
  */
 import type { z } from 'zod/v3';
 import type { Logger } from 'pino';
@@ -11,6 +11,8 @@ import type { EcrDomain, Repository, RepositoryRef } from '../../registry/ecr.ts
 import type { EcrImages } from '../../registry/ecr-images.ts';
 import type { LifecycleService } from '../../lifecycle/service.ts';
 import type { ScanService } from '../../scan/service.ts';
+import type { PullThroughRules } from '../../pullthrough/rules.ts';
+import type { RepositoryCreationTemplates } from '../../pullthrough/templates.ts';
 
 export interface EcrContext {
   principal: Principal;
@@ -20,6 +22,8 @@ export interface EcrContext {
   images: EcrImages;
   lifecycle: LifecycleService;
   scans: ScanService;
+  pullThrough: PullThroughRules;
+  templates: RepositoryCreationTemplates;
   /** host[:port] for repositoryUri/proxyEndpoint: configured, or the request's Host. */
   registryHost: string;
   /** `https` or `http`, for proxyEndpoint and download URLs. */

@@ -305,5 +305,44 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('uploads').addColumn('tail', bytes).execute();
       },
     },
+    '0011_pull_through': {
+      // The pull-through cache's management plane (pullthrough/): rules mapping a repository prefix to an upstream
+      // registry, the upstream credentials they name (sealed with the server key), and repository creation templates.
+      async up(db: Kysely<unknown>) {
+        await db.schema.createTable('pull_through_rules')
+          .addColumn('ecr_repository_prefix', 'text', (c) => c.primaryKey())
+          .addColumn('upstream_registry_url', 'text', (c) => c.notNull())
+          .addColumn('upstream_registry', 'text', (c) => c.notNull())
+          .addColumn('upstream_repository_prefix', 'text')
+          .addColumn('credential_arn', 'text')
+          .addColumn('custom_role_arn', 'text')
+          .addColumn('mirror', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          .addColumn('updated_at', bigint)
+          .execute();
+        await db.schema.createTable('upstream_secrets')
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('sealed', 'text', (c) => c.notNull())
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          .addColumn('updated_at', bigint)
+          .execute();
+        await db.schema.createTable('repository_creation_templates')
+          .addColumn('prefix', 'text', (c) => c.primaryKey())
+          .addColumn('description', 'text')
+          .addColumn('encryption_type', 'text')
+          .addColumn('kms_key', 'text')
+          .addColumn('resource_tags', 'text')
+          .addColumn('image_tag_mutability', 'text')
+          .addColumn('tag_mutability_filters', 'text')
+          .addColumn('repository_policy', 'text')
+          .addColumn('lifecycle_policy', 'text')
+          .addColumn('applied_for', 'text', (c) => c.notNull())
+          .addColumn('custom_role_arn', 'text')
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          .addColumn('updated_at', bigint, (c) => c.notNull())
+          .execute();
+      },
+    },
   };
 }

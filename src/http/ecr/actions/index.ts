@@ -8,6 +8,8 @@ import { describeRegistry, getAuthorizationToken } from './registry.ts';
 import { createRepository, deleteRepository, describeRepositories, putImageScanningConfiguration, putImageTagMutability } from './repositories.ts';
 import { listTagsForResource, tagResource, untagResource } from './tags.ts';
 import { batchGetRepositoryScanningConfiguration, describeImageScanFindings, getRegistryScanningConfiguration, putRegistryScanningConfiguration, startImageScan } from './scanning.ts';
+import { createPullThroughCacheRule, deletePullThroughCacheRule, describePullThroughCacheRules, updatePullThroughCacheRule, validatePullThroughCacheRule } from './pull-through.ts';
+import { createRepositoryCreationTemplate, deleteRepositoryCreationTemplate, describeRepositoryCreationTemplates, updateRepositoryCreationTemplate } from './creation-templates.ts';
 import { deleteLifecyclePolicy, getLifecyclePolicy, getLifecyclePolicyPreview, putLifecyclePolicy, startLifecyclePolicyPreview } from './lifecycle.ts';
 
 const all: EcrAction[] = [
@@ -19,6 +21,8 @@ const all: EcrAction[] = [
   getAuthorizationToken, describeRegistry,
   putLifecyclePolicy, getLifecyclePolicy, deleteLifecyclePolicy, startLifecyclePolicyPreview, getLifecyclePolicyPreview,
   startImageScan, describeImageScanFindings, putRegistryScanningConfiguration, getRegistryScanningConfiguration, batchGetRepositoryScanningConfiguration,
+  createPullThroughCacheRule, describePullThroughCacheRules, updatePullThroughCacheRule, deletePullThroughCacheRule, validatePullThroughCacheRule,
+  createRepositoryCreationTemplate, describeRepositoryCreationTemplates, updateRepositoryCreationTemplate, deleteRepositoryCreationTemplate,
 ] as unknown as EcrAction[];
 
 export const actions = new Map(all.map((a) => [a.name, a]));
