@@ -20,7 +20,7 @@ import {
 } from './lib/measure.ts';
 import { run } from './lib/proc.ts';
 import { describeImages, machineInfo, renderMarkdown, renderScaledMarkdown, ensureReportLink, summarize, type Results } from './lib/report.ts';
-import { benchHelpers, berth, berthScaled, dockerRegistry, resolveBerthLauncher, type AuthMode, type RunningServer, type ServerKind, type ServerKindId } from './lib/servers.ts';
+import { benchHelpers, berth, berthScaled, dockerRegistry, dockerRegistryS3, resolveBerthLauncher, type AuthMode, type RunningServer, type ServerKind, type ServerKindId } from './lib/servers.ts';
 import { findVariant, VARIANTS } from './lib/variants.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -30,10 +30,12 @@ const HELP = `Usage: npm run bench -- [options]
   --rounds N        rounds (default 3); each round measures both servers, alternating who goes first
   --quick           small sizes (64 MiB / 10 x 100 KiB / 128 MiB, wrk 3 s) for a smoke run
   --out FILE        markdown report (default docs/benchmarks.md; .bench/benchmarks-quick.md with --quick;
-                    always docs/benchmarks-scaled.md for the scaled-* variants, which share that file)
+                    docs/benchmarks-scaled.md for the scaled-* variants, which share that file: each run
+                    saves its results in WORK-DIR/scaled/ID.json and the report is rendered from all of them)
   --variant ID      ${VARIANTS.map((v) => `${v.id}${v.unavailable ? ' (not implemented)' : ''}`).join(', ')} (default anonymous)
   --servers A,B     override the two server kinds (berth, registry), e.g. registry,registry to test the harness
   --only S1,S2      only these steps (plus their dependencies): ${STEPS.map((s) => s.id).join(', ')}
+                    (a variant's skipped steps, e.g. rss-huge for scaled-*, run only when named here)
   --primary-node-args="ARGS"   extra node arguments for the first server when it is Berth (A/B experiments)
   --baseline-node-args="ARGS"  same for the second server, e.g. --servers berth,berth --baseline-node-args="--max-semi-space-size=1"
   --primary-env="K=V …"        extra environment for the first server (e.g. BERTH_STORAGE_FSYNC=false)
@@ -95,7 +97,6 @@ async function main(): Promise<number> {
   const rounds = Number(values.rounds);
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds must be a positive integer');
   const quick = values.quick!;
-  const sizes = quick ? QUICK_SIZES : FULL_SIZES;
   const workDir = path.resolve(repoRoot, values['work-dir'] ?? '.bench');
   if (values['from-results']) {
     const saved = JSON.parse(await readFile(path.resolve(values['from-results']), 'utf8')) as Results;
@@ -106,8 +107,12 @@ async function main(): Promise<number> {
     return 0;
   }
   const variant = findVariant(values.variant!);
+  const sizes: typeof FULL_SIZES = quick ? QUICK_SIZES : { ...FULL_SIZES, ...variant.sizes };
   const outFile = path.resolve(repoRoot, values.out ?? (variant.scaled ? 'docs/benchmarks-scaled.md' : quick ? '.bench/benchmarks-quick.md' : 'docs/benchmarks.md'));
-  const steps = selectSteps(values.only?.split(',').map((s) => s.trim()).filter(Boolean)).filter((s) => !s.scaledOnly || variant.scaled);
+  const only = values.only?.split(',').map((s) => s.trim()).filter(Boolean);
+  const steps = selectSteps(only)
+    .filter((s) => !s.scaledOnly || variant.scaled)
+    .filter((s) => !variant.skipSteps?.includes(s.id) || only?.includes(s.id));
   try {
     return await measureVariant(values, variant, steps, rounds, quick, sizes, outFile, workDir);
   } finally {
@@ -122,14 +127,18 @@ async function loadAverage(): Promise<string> {
   return r?.stdout.trim() ?? 'unavailable';
 }
 
-/** docs/benchmarks-scaled.md: this run plus the latest saved run of every other scaled variant (.bench/scaled/ID.json). */
+/**
+ * docs/benchmarks-scaled.md: this run plus the latest saved run of every other scaled variant (.bench/scaled/ID.json).
+ * Saved runs of variants that no longer exist (scaled-3, against docker-registry on the filesystem) are left out.
+ */
 async function renderScaled(workDir: string, current: Results): Promise<string> {
   const dir = path.join(workDir, 'scaled');
   const all: Results[] = [];
+  const known = new Set(VARIANTS.filter((v) => v.scaled).map((v) => v.id));
   if (existsSync(dir)) {
     for (const f of (await readdir(dir)).filter((n) => n.endsWith('.json')).sort()) {
       const r = JSON.parse(await readFile(path.join(dir, f), 'utf8')) as Results;
-      if (r.variant.id !== current.variant.id) all.push(r);
+      if (r.variant.id !== current.variant.id && known.has(r.variant.id) && r.baseline.displayName === current.baseline.displayName) all.push(r);
     }
   }
   all.push(current);
@@ -160,9 +169,9 @@ async function measureVariant(
   const launcher = needBerth ? await resolveBerthLauncher(repoRoot, !values['no-build'], log) : undefined;
   const nodeArgs = [values['primary-node-args'] as string, values['baseline-node-args'] as string].map((a) => a.split(/\s+/).filter(Boolean));
   const kindOf = (id: ServerKindId, i: number): ServerKind => {
-    if (id !== 'berth') return dockerRegistry;
-    const nodes = (i === 0 ? variant.primary : variant.baseline).nodes;
-    return nodes ? berthScaled(repoRoot, launcher!, nodes, nodeArgs[i]) : berth(repoRoot, launcher!, nodeArgs[i]);
+    const spec = i === 0 ? variant.primary : variant.baseline;
+    if (id !== 'berth') return spec.storage === 's3' ? dockerRegistryS3(repoRoot) : dockerRegistry;
+    return spec.nodes ? berthScaled(repoRoot, launcher!, spec.nodes, nodeArgs[i]) : berth(repoRoot, launcher!, nodeArgs[i]);
   };
   const same = kinds[0] === kinds[1];
   const sides: Side[] = kinds.map((k, i) => {
@@ -198,7 +207,14 @@ async function measureVariant(
     }, log),
     huge: await buildImage(imagesDir, { name: `huge-${sizes.hugeBytes / MiB}m`, layerBytes: [sizes.hugeBytes], seed: 3, tag: 'huge' }, log),
   };
-  const metrics = metricDefs(sizes, images, variant.manifestTarget);
+  const metrics = metricDefs(sizes, images, variant.manifestTarget)
+    .filter((m) => !variant.omitMetrics?.includes(m.id))
+    .map((m) => {
+      const min = variant.targets?.[m.id];
+      if (min === undefined) return m;
+      // A target replaces the default one; a "no target" note would now be wrong.
+      return { ...m, target: { kind: 'ratio' as const, min }, note: m.note?.startsWith('No target') ? undefined : m.note };
+    });
   const metric = (id: string) => metrics.find((m) => m.id === id)!;
 
   const describeSide = async (side: Side) => {
@@ -229,13 +245,14 @@ async function measureVariant(
 
   const record = (round: number, side: Side, samples: Samples) => {
     for (const [id, values] of Object.entries(samples)) {
+      if (!metrics.some((m) => m.id === id)) continue; // omitted for this variant
       const bySide = (results.samples[id] ??= {});
       const perRound = (bySide[side.label] ??= Array.from({ length: rounds }, () => []));
       perRound[round - 1]!.push(...values);
     }
   };
   const describeSamples = (samples: Samples) =>
-    Object.entries(samples).map(([id, vs]) => {
+    Object.entries(samples).filter(([id]) => metrics.some((m) => m.id === id)).map(([id, vs]) => {
       const m = metric(id);
       const extra = m.bytes && m.unit === 's' && vs.length === 1 ? ` (${throughput(m.bytes, vs[0]!)})` : '';
       return `${id} ${vs.map((v) => formatValue(m.unit, v)).join(', ')}${extra}`;
@@ -274,7 +291,7 @@ async function measureVariant(
     try {
       const samples = await step.run({ server, names: roundNames(runId, round), images, sizes, scratchDir, log });
       record(round, side, samples);
-      log(`  ${step.id.padEnd(12)} ${side.label.padEnd(10)} ${describeSamples(samples)}`);
+      log(`  ${step.id.padEnd(12)} ${side.label.padEnd(10)} ${describeSamples(samples) || 'nothing to measure on this server'}`);
     } catch (err) {
       failed.add(step.id);
       const down = server.alive() ? '' : ` (server ${server.exitInfo()})`;
@@ -346,6 +363,12 @@ async function measureVariant(
   for (const m of metrics) {
     if (!results.samples[m.id]) continue;
     const s = summarize(results, m);
+    if (m.primaryOnly || !Number.isFinite(s.primary) || !Number.isFinite(s.baseline)) {
+      // One side only (a Berth-only comparison, or a reference measured next to docker-registry).
+      const side = Number.isFinite(s.primary) ? `${primary.displayName} ${formatValue(m.unit, s.primary)}` : `${baseline.displayName} ${formatValue(m.unit, s.baseline)}`;
+      log(`  ${m.title}: ${side}`);
+      continue;
+    }
     const status = s.status ? ` target ${s.targetText}: ${s.status.toUpperCase()}` : '';
     log(`  ${m.title}: ${primary.displayName} ${formatValue(m.unit, s.primary)}, ${baseline.displayName} ${formatValue(m.unit, s.baseline)}, advantage ${s.advantage.toFixed(2)}× (paired ${s.pairedAdvantage.toFixed(2)}×)${status}`);
   }

@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { open, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { formatBytes, MiB, OCI_MANIFEST, type BuiltImage } from './image.ts';
@@ -58,8 +59,13 @@ export type Target =
 export interface MetricDef {
   id: string;
   title: string;
-  unit: 's' | 'ms' | 'req/s' | 'MiB';
+  unit: 's' | 'ms' | 'req/s' | 'MiB' | 'cores' | '%';
   better: 'lower' | 'higher';
+  /**
+   * Measured on the primary (Berth) side only, e.g. a scaled-out Berth straight to one node vs through haproxy:
+   * not a comparison with the baseline, so reports show it on its own rather than in the Berth-vs-baseline table.
+   */
+  primaryOnly?: boolean;
   /** When set, throughput (MiB/s) is shown next to times. */
   bytes?: number;
   target?: Target;
@@ -71,8 +77,8 @@ export function advantage(metric: MetricDef, primary: number, baseline: number):
   return metric.better === 'lower' ? baseline / primary : primary / baseline;
 }
 
-/** How many curls the scaled-only `blob-get-parallel` step runs at once (one per node of the 3-node variant). */
-export const PARALLEL_BLOB_GETS = 3;
+/** How many curls the scaled-only `blob-get-parallel` step runs at once (one per node of the 2-node variant). */
+export const PARALLEL_BLOB_GETS = 2;
 
 /** `manifestTarget`: the manifest GET ratio the variant must reach (4× anonymous; 8× with authentication). */
 export function metricDefs(sizes: Sizes, images: Images, manifestTarget = 4): MetricDef[] {
@@ -128,8 +134,39 @@ export function metricDefs(sizes: Sizes, images: Images, manifestTarget = 4): Me
       target: { kind: 'max', max: 120 },
       note: 'VmHWM of a freshly started server process at the end of the push; VmRSS also sampled every 20 ms.',
     },
+    // Servers keeping blobs on the S3 gateway (scaled-out variants) only: the gateway's share of the work.
+    { id: 'cpu_gw_push_big', title: `S3 gateway CPU time during the ${big} push`, unit: 's', better: 'lower', note: GATEWAY_CPU_NOTE },
+    { id: 'cpu_push_small', title: `server CPU time during the ${small} push`, unit: 's', better: 'lower', note: 'User + system CPU of the serving processes during the push.' },
+    { id: 'cpu_gw_push_small', title: `S3 gateway CPU time during the ${small} push`, unit: 's', better: 'lower', note: GATEWAY_CPU_NOTE },
+    { id: 'cpu_gw_blob_get', title: `S3 gateway CPU time per ${big} blob GET`, unit: 's', better: 'lower', note: GATEWAY_CPU_NOTE },
+    {
+      id: 'gateway_get',
+      title: `reference: the gateway's own GET of the same ${big} (curl, presigned URL of docker-registry's object)`,
+      unit: 's',
+      better: 'lower',
+      bytes: images.big.layers[0]!.size,
+      note: 'Measured right after each of docker-registry\'s blob GETs, straight from the gateway with no registry in between: ' +
+        'how fast the gateway itself serves one stream of this object, the ceiling of a server that relays it over one stream. ' +
+        'Berth\'s objects are encrypted (not the blob\'s bytes), so there is no Berth column.',
+    },
+    // Scaled out behind haproxy only (primary side): the same instance, one node vs all nodes, back to back.
+    {
+      id: 'manifest_rps_one_node',
+      title: `manifest GET req/s, wrk straight to node 0 (1 node serving; wrk -t${sizes.wrkThreads} -c${sizes.wrkConnections} -d${sizes.wrkSeconds}s)`,
+      unit: 'req/s',
+      better: 'higher',
+      primaryOnly: true,
+    },
+    { id: 'manifest_rps_all_nodes', title: 'manifest GET req/s, same wrk through haproxy (every node serving)', unit: 'req/s', better: 'higher', primaryOnly: true },
+    { id: 'cores_one_node', title: 'CPU cores used by Berth (nodes + haproxy), wrk straight to node 0', unit: 'cores', better: 'higher', primaryOnly: true },
+    { id: 'cores_all_nodes', title: 'CPU cores used by Berth (nodes + haproxy), wrk through haproxy', unit: 'cores', better: 'higher', primaryOnly: true },
+    { id: 'busy_one_node', title: 'machine CPU busy (all processes), wrk straight to node 0', unit: '%', better: 'lower', primaryOnly: true },
+    { id: 'busy_all_nodes', title: 'machine CPU busy (all processes), wrk through haproxy', unit: '%', better: 'lower', primaryOnly: true },
   ];
 }
+
+const GATEWAY_CPU_NOTE = 'User + system CPU of the Ceph RADOS Gateway\'s daemons (radosgw, OSD, monitor) over the same interval. ' +
+  'Both sides use the one gateway, so this is the storage work each server\'s way of using S3 causes (it is not in the server CPU row).';
 
 export interface RoundNames {
   round: number;
@@ -188,16 +225,36 @@ function serverCpuSeconds(server: RunningServer): number | undefined {
   }
   return total;
 }
+/** CPU seconds of the S3 gateway's daemons, when the server keeps its blobs there. */
+function storageCpuSeconds(server: RunningServer): number | undefined {
+  if (!server.storagePids) return undefined;
+  let total = 0;
+  for (const pid of server.storagePids) {
+    const s = readCpuSeconds(pid);
+    if (s === undefined) return undefined;
+    total += s;
+  }
+  return total;
+}
+const cpuDelta = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined ? b - a : NaN);
+
+/** Busy and total jiffies of the whole machine (first line of /proc/stat). */
+function machineJiffies(): { busy: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.slice(0, 8).reduce((a, b) => a + b, 0); // user nice system idle iowait irq softirq steal
+  return { busy: total - f[3]! - f[4]!, total };
+}
 const kib2mib = (kib: number) => kib / 1024;
 
 /**
  * `skopeo copy oci:… docker://…`. --preserve-digests keeps skopeo from gzip-compressing the
  * uncompressed tar layers, so the blob is streamed to the registry byte for byte.
  */
-async function push(ctx: StepContext, image: BuiltImage, repo: string, withRss: boolean): Promise<{ seconds: number; cpuSeconds: number; syncSeconds: number; rssMiB?: number; startMiB?: number }> {
+async function push(ctx: StepContext, image: BuiltImage, repo: string, withRss: boolean): Promise<{ seconds: number; cpuSeconds: number; gatewayCpuSeconds: number; syncSeconds: number; rssMiB?: number; startMiB?: number }> {
   const { server } = ctx;
   const sampler = withRss ? sampleRss(server.pid, 20) : undefined;
   const cpu0 = serverCpuSeconds(server);
+  const gw0 = storageCpuSeconds(server);
   const r = await run(SKOPEO, [
     'copy', '--quiet', '--preserve-digests', '--dest-tls-verify=false',
     ...server.client.skopeoPushArgs,
@@ -205,13 +262,15 @@ async function push(ctx: StepContext, image: BuiltImage, repo: string, withRss: 
   ], { timeoutMs: 600_000 });
   const peaks = sampler?.stop();
   const cpu1 = serverCpuSeconds(server);
+  const gw1 = storageCpuSeconds(server);
   if (r.code !== 0) throw new Error(`skopeo push to ${server.label} failed: ${r.stderr.trim().split('\n').slice(-5).join('\n')}`);
   if (!server.alive()) throw new Error(`${server.label} died during the push`);
   const syncSeconds = await fsyncTree(server.dataDir);
   await verifyPushed(ctx, image, repo);
   return {
     seconds: r.seconds,
-    cpuSeconds: cpu0 !== undefined && cpu1 !== undefined ? cpu1 - cpu0 : NaN,
+    cpuSeconds: cpuDelta(cpu0, cpu1),
+    gatewayCpuSeconds: cpuDelta(gw0, gw1),
     syncSeconds,
     rssMiB: peaks ? kib2mib(Math.max(peaks.hwmKiB, peaks.maxSampledRssKiB)) : undefined,
     startMiB: peaks ? kib2mib(peaks.startRssKiB) : undefined,
@@ -286,18 +345,32 @@ function headerObject(lines: string[]): Record<string, string> {
   return out;
 }
 
-async function curlBlob(ctx: StepContext, repo: string, digest: string, size: number): Promise<{ seconds: number; cpuSeconds: number }> {
+/** curl of a URL that must answer 200 with exactly `size` bytes; seconds. */
+async function curlSeconds(label: string, url: string, size: number, headers: string[] = []): Promise<number> {
+  const r = await runOk('curl', [
+    '-s', '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{time_total}',
+    ...headers.flatMap((h) => ['-H', h]),
+    url,
+  ], { timeoutMs: 300_000 });
+  const [code, got, seconds] = r.stdout.trim().split(' ');
+  if (code !== '200' || Number(got) !== size) throw new Error(`${label}: GET gave HTTP ${code}, ${got} bytes (expected 200, ${size})`);
+  return Number(seconds);
+}
+
+async function curlBlob(ctx: StepContext, repo: string, digest: string, size: number): Promise<{ seconds: number; cpuSeconds: number; gatewayCpuSeconds: number }> {
   const { server } = ctx;
   const cpu0 = serverCpuSeconds(server);
+  const gw0 = storageCpuSeconds(server);
   const r = await runOk('curl', [
     '-s', '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{time_total}',
     ...server.client.httpHeaders.flatMap((h) => ['-H', h]),
     `${server.baseUrl}/v2/${repo}/blobs/${digest}`,
   ], { timeoutMs: 300_000 });
   const cpu1 = serverCpuSeconds(server);
+  const gw1 = storageCpuSeconds(server);
   const [code, got, seconds] = r.stdout.trim().split(' ');
   if (code !== '200' || Number(got) !== size) throw new Error(`${server.label}: blob GET gave HTTP ${code}, ${got} bytes (expected 200, ${size})`);
-  return { seconds: Number(seconds), cpuSeconds: cpu0 !== undefined && cpu1 !== undefined ? cpu1 - cpu0 : NaN };
+  return { seconds: Number(seconds), cpuSeconds: cpuDelta(cpu0, cpu1), gatewayCpuSeconds: cpuDelta(gw0, gw1) };
 }
 
 /** A wrk latency (`850.00us`, `12.34ms`, `1.02s`, `1.50m`) in milliseconds. */
@@ -306,9 +379,9 @@ function wrkMillis(value: string, unit: string): number {
   return Number(value) * (factor[unit] ?? NaN);
 }
 
-async function wrkManifest(ctx: StepContext, repo: string): Promise<{ rps: number; p99ms: number }> {
+async function wrkManifest(ctx: StepContext, repo: string, baseUrl = ctx.server.baseUrl): Promise<{ rps: number; p99ms: number }> {
   const { server, sizes } = ctx;
-  const url = `${server.baseUrl}/v2/${repo}/manifests/${ctx.names.tag}`;
+  const url = `${baseUrl}/v2/${repo}/manifests/${ctx.names.tag}`;
   const check = await fetch(url, { headers: { ...headerObject(server.client.httpHeaders), Accept: OCI_MANIFEST } });
   await check.arrayBuffer();
   if (check.status !== 200 || !check.headers.get('content-type')?.startsWith(OCI_MANIFEST)) {
@@ -344,6 +417,7 @@ export const STEPS: Step[] = [
         cpu_push_big: [r.cpuSeconds],
         rss_push_big: [r.rssMiB!],
         rss_start: [r.startMiB!],
+        ...(ctx.server.storagePids ? { cpu_gw_push_big: [r.gatewayCpuSeconds] } : {}),
       };
     },
   },
@@ -353,7 +427,7 @@ export const STEPS: Step[] = [
     deps: [],
     async run(ctx) {
       const r = await push(ctx, ctx.images.small, ctx.names.smallRepo, false);
-      return { push_small: [r.seconds] };
+      return { push_small: [r.seconds], ...(ctx.server.storagePids ? { cpu_push_small: [r.cpuSeconds], cpu_gw_push_small: [r.gatewayCpuSeconds] } : {}) };
     },
   },
   {
@@ -380,7 +454,12 @@ export const STEPS: Step[] = [
     async run(ctx) {
       const layer = ctx.images.big.layers[0]!;
       const r = await curlBlob(ctx, ctx.names.bigRepo, layer.digest, layer.size);
-      return { blob_get: [r.seconds], cpu_blob_get: [r.cpuSeconds] };
+      const samples: Samples = { blob_get: [r.seconds], cpu_blob_get: [r.cpuSeconds] };
+      if (ctx.server.storagePids) samples.cpu_gw_blob_get = [r.gatewayCpuSeconds];
+      if (ctx.server.gatewayBlobUrl) {
+        samples.gateway_get = [await curlSeconds(`${ctx.server.label} (gateway)`, await ctx.server.gatewayBlobUrl(layer.digest), layer.size)];
+      }
+      return samples;
     },
   },
   {
@@ -402,6 +481,36 @@ export const STEPS: Step[] = [
       const started = process.hrtime.bigint();
       await Promise.all(Array.from({ length: PARALLEL_BLOB_GETS }, () => curlBlob(ctx, ctx.names.bigRepo, layer.digest, layer.size)));
       return { blob_get_parallel: [Number(process.hrtime.bigint() - started) / 1e9] };
+    },
+  },
+  {
+    id: 'manifest-get-nodes',
+    title: 'wrk manifest GET straight to one node, then through haproxy (scaled out behind haproxy only)',
+    deps: ['push-big'],
+    scaledOnly: true,
+    async run(ctx): Promise<Samples> {
+      const nodes = ctx.server.nodeBaseUrls;
+      if (!nodes || nodes.length < 2) return {}; // one process: nothing to compare (docker-registry, 1-node Berth)
+      const measureOne = async (baseUrl: string) => {
+        const cpu0 = serverCpuSeconds(ctx.server);
+        const m0 = machineJiffies();
+        const t0 = process.hrtime.bigint();
+        const r = await wrkManifest(ctx, ctx.names.bigRepo, baseUrl);
+        const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+        const m1 = machineJiffies();
+        const cpu1 = serverCpuSeconds(ctx.server);
+        return { rps: r.rps, cores: cpuDelta(cpu0, cpu1) / wall, busy: (100 * (m1.busy - m0.busy)) / (m1.total - m0.total) };
+      };
+      // Back to back on the same instance and data; which goes first flips each round.
+      const firstOne = ctx.names.round % 2 === 1;
+      const a = await measureOne(firstOne ? nodes[0]! : ctx.server.baseUrl);
+      const b = await measureOne(firstOne ? ctx.server.baseUrl : nodes[0]!);
+      const [one, all] = firstOne ? [a, b] : [b, a];
+      return {
+        manifest_rps_one_node: [one.rps], manifest_rps_all_nodes: [all.rps],
+        cores_one_node: [one.cores], cores_all_nodes: [all.cores],
+        busy_one_node: [one.busy], busy_all_nodes: [all.busy],
+      };
     },
   },
   {
@@ -437,6 +546,8 @@ export function formatValue(unit: MetricDef['unit'], v: number): string {
     case 'ms': return v < 10 ? `${v.toFixed(2)} ms` : `${v.toFixed(1)} ms`;
     case 'req/s': return `${Math.round(v).toLocaleString('en-US')} req/s`;
     case 'MiB': return `${v.toFixed(1)} MiB`;
+    case 'cores': return `${v.toFixed(2)} cores`;
+    case '%': return `${v.toFixed(0)} %`;
   }
 }
 

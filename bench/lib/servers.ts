@@ -66,6 +66,18 @@ export interface RunningServer {
    * instance; undefined for a single process (then `pid` alone). Peak-RSS sampling follows `pid` only.
    */
   pids?: number[];
+  /**
+   * The S3 gateway's daemons (radosgw, OSD, monitor) when the server keeps its blobs there: their CPU is counted
+   * separately (both sides of a scaled-out variant share the one gateway, so it is comparable between them).
+   */
+  storagePids?: number[];
+  /** A scaled-out Berth behind haproxy: each node's own `http://127.0.0.1:PORT` (clients normally use `baseUrl`). */
+  nodeBaseUrls?: string[];
+  /**
+   * docker-registry on S3: a presigned gateway URL of a blob's object in its bucket (plaintext, the blob's exact bytes),
+   * to measure what the gateway itself serves a single stream at — the ceiling of any server relaying from it.
+   */
+  gatewayBlobUrl?: (digest: string) => Promise<string>;
   port: number;
   /** `127.0.0.1:PORT`, as used in image references. */
   host: string;
@@ -182,7 +194,16 @@ export const DOCKER_REGISTRY_BIN = '/usr/bin/docker-registry';
  * descriptor cache, deletes enabled) minus its htpasswd auth and health check, with logging at
  * `warn` and the access log off (Berth runs at BERTH_LOG_LEVEL=warn too).
  */
-function registryConfig(dataDir: string, port: number, auth: AuthMode): string {
+/** docker-registry's S3 driver on the benchmark's gateway, in a bucket of its own (see dockerRegistryS3). */
+export interface RegistryS3Storage {
+  endpoint: string;
+  region: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  bucket: string;
+}
+
+function registryConfig(dataDir: string, port: number, auth: AuthMode, s3?: RegistryS3Storage): string {
   if (auth.type === 'token') throw new Error('docker-registry has no token mode here: use htpasswd');
   const authLines = auth.type === 'htpasswd'
     ? ['auth:', '  htpasswd:', '    realm: bench', `    path: ${JSON.stringify(path.join(dataDir, 'htpasswd'))}`]
@@ -196,8 +217,24 @@ function registryConfig(dataDir: string, port: number, auth: AuthMode): string {
     'storage:',
     '  cache:',
     '    blobdescriptor: inmemory',
-    '  filesystem:',
-    `    rootdirectory: ${JSON.stringify(path.join(dataDir, 'registry'))}`,
+    ...(s3
+      ? [
+        // The settings CLIENTS.md found to work against the Ceph gateway (no `encrypt: true`: the gateway refuses it).
+        // Path-style is what the driver does with a regionendpoint. The chunk size is the driver's default (10 MiB).
+        '  s3:',
+        `    accesskey: ${JSON.stringify(s3.accessKeyId)}`,
+        `    secretkey: ${JSON.stringify(s3.secretAccessKey)}`,
+        `    region: ${JSON.stringify(s3.region)}`,
+        `    regionendpoint: ${JSON.stringify(s3.endpoint)}`,
+        `    bucket: ${JSON.stringify(s3.bucket)}`,
+        '    secure: false',
+        '    v4auth: true',
+        // Blob GETs are served by the registry itself rather than answered with a 307 to a presigned gateway URL, as
+        // Berth does (its blobs are encrypted, so it cannot hand out gateway URLs): both sides carry the bytes.
+        '  redirect:',
+        '    disable: true',
+      ]
+      : ['  filesystem:', `    rootdirectory: ${JSON.stringify(path.join(dataDir, 'registry'))}`]),
     '  delete:',
     '    enabled: true',
     '  maintenance:',
@@ -212,28 +249,34 @@ function registryConfig(dataDir: string, port: number, auth: AuthMode): string {
   ].join('\n');
 }
 
+async function startRegistry(options: StartOptions, s3?: RegistryS3Storage): Promise<RunningServer> {
+  if (!existsSync(DOCKER_REGISTRY_BIN)) throw new Error(`${DOCKER_REGISTRY_BIN} not found: apt-get install -y docker-registry`);
+  await mkdir(options.dataDir, { recursive: true });
+  const port = await freePort();
+  const configFile = path.join(options.dataDir, 'config.yml');
+  await writeFile(configFile, registryConfig(options.dataDir, port, options.auth, s3));
+  let client = ANONYMOUS;
+  if (options.auth.type === 'htpasswd') {
+    const { username, password, bcryptCost } = options.auth;
+    const r = await run('htpasswd', ['-Bbn', '-C', String(bcryptCost), username, password]);
+    if (r.code !== 0) throw new Error(`htpasswd failed (apt-get install -y apache2-utils): ${r.stderr}`);
+    await writeFile(path.join(options.dataDir, 'htpasswd'), r.stdout);
+    client = basicAccess(username, password);
+  }
+  const env: NodeJS.ProcessEnv = { ...process.env, ...options.env };
+  // The AWS SDK in docker-registry panics at start (LoadCustomCABundleError) when AWS_CA_BUNDLE names a bundle it
+  // cannot use; it talks plain HTTP to the gateway anyway.
+  if (s3) delete env.AWS_CA_BUNDLE;
+  return spawnServer('registry', DOCKER_REGISTRY_BIN, ['serve', configFile], options, port, env, undefined, client);
+}
+
 export const dockerRegistry: ServerKind = {
   id: 'registry',
   displayName: 'docker-registry',
   async describe() {
     return `${await versionOf(DOCKER_REGISTRY_BIN, ['--version'])} (${DOCKER_REGISTRY_BIN} serve CONFIG, filesystem storage)`;
   },
-  async start(options) {
-    if (!existsSync(DOCKER_REGISTRY_BIN)) throw new Error(`${DOCKER_REGISTRY_BIN} not found: apt-get install -y docker-registry`);
-    await mkdir(options.dataDir, { recursive: true });
-    const port = await freePort();
-    const configFile = path.join(options.dataDir, 'config.yml');
-    await writeFile(configFile, registryConfig(options.dataDir, port, options.auth));
-    let client = ANONYMOUS;
-    if (options.auth.type === 'htpasswd') {
-      const { username, password, bcryptCost } = options.auth;
-      const r = await run('htpasswd', ['-Bbn', '-C', String(bcryptCost), username, password]);
-      if (r.code !== 0) throw new Error(`htpasswd failed (apt-get install -y apache2-utils): ${r.stderr}`);
-      await writeFile(path.join(options.dataDir, 'htpasswd'), r.stdout);
-      client = basicAccess(username, password);
-    }
-    return spawnServer('registry', DOCKER_REGISTRY_BIN, ['serve', configFile], options, port, { ...process.env, ...options.env }, undefined, client);
-  },
+  start: (options) => startRegistry(options),
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -379,7 +422,7 @@ export function berthScaled(repoRoot: string, launcher: BerthLauncher, nodes: nu
     id: 'berth',
     displayName: 'Berth',
     async describe() {
-      const haproxy = nodes > 1 ? `, behind ${await versionOf('haproxy', ['-v'])} (round robin)` : ', clients connect to the node directly';
+      const haproxy = nodes > 1 ? `, behind ${(await versionOf('haproxy', ['-v'])).replace(/ - https?:.*$/, '')} (round robin)` : ', clients connect to the node directly';
       const { ensureS3, POSTGRES_ADMIN_URL } = await helpers;
       const s3 = await ensureS3();
       return `${await single.describe()}; ${nodes} node(s) on PostgreSQL (${POSTGRES_ADMIN_URL.replace(/\/[^/]*$/, '')}, fresh database) ` +
@@ -389,7 +432,7 @@ export function berthScaled(repoRoot: string, launcher: BerthLauncher, nodes: nu
       if (options.auth.type !== 'none') throw new Error('the scaled-out Berth variants are anonymous only');
       if (nodes > 1 && !existsSync('/usr/sbin/haproxy')) throw new Error('haproxy not found: apt-get install -y haproxy');
       await mkdir(options.dataDir, { recursive: true });
-      const { s3Env, deleteS3Bucket, createPostgresDatabase, dropPostgresDatabase } = await helpers;
+      const { s3Env, deleteS3Bucket, createPostgresDatabase, dropPostgresDatabase, ensureS3 } = await helpers;
       const cleanups: Array<() => Promise<void>> = [];
       const cleanup = async () => {
         for (const c of cleanups.splice(0).reverse()) await c().catch((err: Error) => process.stderr.write(`[bench] cleanup: ${err.message}\n`));
@@ -432,12 +475,15 @@ export function berthScaled(repoRoot: string, launcher: BerthLauncher, nodes: nu
           front = balancer;
         }
         const all = balancer ? [...started, balancer] : started;
+        const storagePids = gatewayPids((await ensureS3()).dataDir);
         return {
           kind: 'berth',
           label: options.label,
           // Peak RSS follows node 0 (with haproxy it serves every third request).
           pid: started[0]!.pid,
           pids: all.map((p) => p.pid),
+          storagePids,
+          nodeBaseUrls: balancer ? started.map((n) => n.baseUrl) : undefined,
           port: front.port,
           host: front.host,
           baseUrl: front.baseUrl,
@@ -451,6 +497,69 @@ export function berthScaled(repoRoot: string, launcher: BerthLauncher, nodes: nu
         await cleanup();
         throw err;
       }
+    },
+  };
+}
+
+/** The pids of the gateway's daemons (radosgw, OSD, monitor), from the pid files start-s3.sh keeps in DATA_DIR/run. */
+function gatewayPids(dataDir: string): number[] | undefined {
+  const run = path.join(dataDir, 'run');
+  if (!existsSync(run)) return undefined;
+  const pids = readdirSync(run).filter((f) => f.endsWith('.pid'))
+    .map((f) => Number(readFileSync(path.join(run, f), 'utf8').trim()))
+    .filter((p) => Number.isInteger(p) && p > 0 && existsSync(`/proc/${p}`));
+  return pids.length ? pids : undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// docker-registry on S3: the peer of the scaled-out Berth
+
+/**
+ * docker-registry 2.8 with its own S3 storage driver on the same Ceph RADOS Gateway as the scaled-out Berth
+ * (benchHelpers: the benchmark's own gateway), in a fresh bucket per instance that stop() empties and deletes, as
+ * Berth's. Otherwise configured as `dockerRegistry` (in-memory blob descriptor cache, deletes on, warn logging, no
+ * access log), with redirects off so it serves blob bytes itself (see registryConfig).
+ */
+export function dockerRegistryS3(repoRoot: string): ServerKind {
+  const helpers = benchHelpers(repoRoot);
+  return {
+    id: 'registry',
+    displayName: 'docker-registry on S3',
+    async describe() {
+      const s3 = await (await helpers).ensureS3();
+      return `${await versionOf(DOCKER_REGISTRY_BIN, ['--version'])} (${DOCKER_REGISTRY_BIN} serve CONFIG, its S3 storage driver ` +
+        `on the same Ceph RADOS Gateway at ${s3.endpoint}, fresh bucket, v4auth, secure: false, default 10 MiB chunks, ` +
+        'redirect disabled: blob bytes go through the registry, as with Berth)';
+    },
+    async start(options) {
+      const { ensureS3, createS3Bucket, deleteS3Bucket } = await helpers;
+      const s3 = await ensureS3();
+      const bucket = await createS3Bucket('registry-bench');
+      let server: RunningServer;
+      try {
+        server = await startRegistry(options, { endpoint: s3.endpoint, region: s3.region, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, bucket });
+      } catch (err) {
+        await deleteS3Bucket(bucket).catch(() => {});
+        throw err;
+      }
+      const stopRegistry = server.stop;
+      const { GetObjectCommand } = await import('@aws-sdk/client-s3');
+      const { getSignedUrl } = await import('@aws-sdk/s3-request-presigner');
+      const client = await (await helpers).s3Client();
+      return {
+        ...server,
+        storagePids: gatewayPids(s3.dataDir),
+        // The driver's layout with no rootdirectory: docker/registry/v2/blobs/<algorithm>/<first two hex>/<hex>/data.
+        gatewayBlobUrl: (digest) => {
+          const [algorithm, hex] = digest.split(':') as [string, string];
+          const Key = `docker/registry/v2/blobs/${algorithm}/${hex.slice(0, 2)}/${hex}/data`;
+          return getSignedUrl(client, new GetObjectCommand({ Bucket: bucket, Key }), { expiresIn: 600 });
+        },
+        stop: async () => {
+          await stopRegistry();
+          await deleteS3Bucket(bucket).catch((err: Error) => process.stderr.write(`[bench] cleanup of bucket ${bucket}: ${err.message}\n`));
+        },
+      };
     },
   };
 }
