@@ -294,7 +294,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
         const started = performance.now();
         const { summary } = await importInto(f, zipOf(dump));
         t.diagnostic(`${kind}: re-import of ${dump}-all.zip (all unchanged) in ${((performance.now() - started) / 1000).toFixed(2)} s`);
-        assert.deepEqual(summary, { source: dump, added: 0, updated: 0, unchanged: expected.get(dump)!.entries, invalid: 0, pruned: 0, dbVersion: 3 });
+        assert.deepEqual({ ...summary, ecosystems: undefined }, { source: dump, format: 'osv', added: 0, updated: 0, unchanged: expected.get(dump)!.entries, invalid: 0, pruned: 0, dbVersion: 3, skipped: {}, ecosystems: undefined });
       }
       const status = await vulnDbStatus(f.conn.db);
       assert.equal(status.dbVersion, 3);
@@ -320,7 +320,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       if (work) await rm(work, { recursive: true, force: true });
     });
 
-    it('imports a directory of records recursively, skipping and reporting invalid ones', async () => {
+    it('imports a directory of records recursively, skipping and reporting invalid ones (and only the unusable entries of usable records)', async () => {
       const dir = path.join(work, 'Synthetic');
       await writeRecords(dir, {
         'SYN-1.json': record('SYN-1', 'PyPI', 'Foo_Bar'),
@@ -335,13 +335,15 @@ for (const kind of ['sqlite', 'postgres'] as const) {
         'LICENSE': 'CC-BY-4.0: synthetic attribution',
       });
       const { summary, invalid } = await importInto(f, dir);
-      assert.deepEqual(summary, { source: 'Synthetic', added: 4, updated: 0, unchanged: 0, invalid: 3, pruned: 0, dbVersion: 1 });
-      assert.deepEqual(invalid.map(([what]) => what).sort(), ['SYN-BAD', 'SYN-NOINTRO', 'broken.json']);
+      // SYN-NOINTRO's one entry has a range without "introduced": the entry is skipped and counted, the record kept.
+      assert.deepEqual(summary, { source: 'Synthetic', format: 'osv', added: 5, updated: 0, unchanged: 0, invalid: 2, pruned: 0, dbVersion: 1,
+        skipped: { 'OSV affected[] entries: invalid entry': 1 }, ecosystems: ['Go', 'PyPI', 'npm'] });
+      assert.deepEqual(invalid.map(([what]) => what).sort(), ['SYN-BAD', 'broken.json']);
       assert.match(invalid.find(([w]) => w === 'SYN-BAD')![1], /modified: Required/);
-      assert.match(invalid.find(([w]) => w === 'SYN-NOINTRO')![1], /needs an "introduced" event/);
       assert.match(invalid.find(([w]) => w === 'broken.json')![1], /not valid JSON/);
       const status = await vulnDbStatus(f.conn.db);
-      assert.deepEqual(status.sources.map((s) => [s.name, s.records, s.withdrawn, s.license]), [['Synthetic', 4, 1, 'CC-BY-4.0: synthetic attribution']]);
+      assert.deepEqual(status.sources.map((s) => [s.name, s.records, s.withdrawn, s.license, s.format]), [['Synthetic', 5, 1, 'CC-BY-4.0: synthetic attribution', 'osv']]);
+      assert.deepEqual(ids((await new DbVulnLookup(f.conn.db).recordsFor('Go', ['x'])).get('x')), []);
       assert.equal(status.sources[0]!.dataUpdatedAt, Date.parse('2024-05-02T00:00:00Z'));
 
       const lookup = new DbVulnLookup(f.conn.db);
@@ -353,14 +355,14 @@ for (const kind of ['sqlite', 'postgres'] as const) {
 
     it('re-import: unchanged records are skipped and the version stays', async () => {
       const { summary } = await importInto(f, path.join(work, 'Synthetic'));
-      assert.deepEqual({ ...summary }, { source: 'Synthetic', added: 0, updated: 0, unchanged: 4, invalid: 3, pruned: 0, dbVersion: 1 });
+      assert.deepEqual({ ...summary, skipped: undefined, ecosystems: undefined }, { source: 'Synthetic', format: 'osv', added: 0, updated: 0, unchanged: 5, invalid: 2, pruned: 0, dbVersion: 1, skipped: undefined, ecosystems: undefined });
     });
 
     it('a modified record replaces the stored one and its package rows', async () => {
       const dir = path.join(work, 'Synthetic');
       await writeRecords(dir, { 'SYN-1.json': record('SYN-1', 'PyPI', 'Foo.Baz', { modified: '2024-07-01T00:00:00Z' }, '2.0.0') });
       const { summary } = await importInto(f, dir);
-      assert.deepEqual({ added: summary.added, updated: summary.updated, unchanged: summary.unchanged, dbVersion: summary.dbVersion }, { added: 0, updated: 1, unchanged: 3, dbVersion: 2 });
+      assert.deepEqual({ added: summary.added, updated: summary.updated, unchanged: summary.unchanged, dbVersion: summary.dbVersion }, { added: 0, updated: 1, unchanged: 4, dbVersion: 2 });
       const lookup = new DbVulnLookup(f.conn.db);
       assert.deepEqual(ids((await lookup.recordsFor('PyPI', ['foo-bar'])).get('foo-bar')), []);
       const now = (await lookup.recordsFor('PyPI', ['foo-baz'])).get('foo-baz')!;
@@ -373,7 +375,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       const dir = path.join(work, 'Synthetic');
       await writeRecords(dir, { 'SYN-2.json': record('SYN-2', 'Go', 'example.com/mod', { aliases: ['CVE-2024-0002', 'GHSA-aaaa-bbbb-cccc'] }) });
       const { summary } = await importInto(f, dir);
-      assert.deepEqual({ updated: summary.updated, unchanged: summary.unchanged, dbVersion: summary.dbVersion }, { updated: 1, unchanged: 3, dbVersion: 3 });
+      assert.deepEqual({ updated: summary.updated, unchanged: summary.unchanged, dbVersion: summary.dbVersion }, { updated: 1, unchanged: 4, dbVersion: 3 });
       const found = await new DbVulnLookup(f.conn.db).recordsFor('Go', ['example.com/mod']);
       assert.deepEqual(found.get('example.com/mod')![0]!.aliases, ['CVE-2024-0002', 'GHSA-aaaa-bbbb-cccc']);
     });
@@ -385,7 +387,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       assert.equal(summary.updated, 1);
       assert.deepEqual(ids((await new DbVulnLookup(f.conn.db).recordsFor('npm', ['left-pad'])).get('left-pad')), []);
       const status = await vulnDbStatus(f.conn.db);
-      assert.deepEqual([status.sources[0]!.records, status.sources[0]!.withdrawn], [4, 2]);
+      assert.deepEqual([status.sources[0]!.records, status.sources[0]!.withdrawn], [5, 2]);
     });
 
     it('records gone from the dump stay unless pruning; pruning spares records another source or an invalid copy still has', async () => {
@@ -401,19 +403,20 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       await writeRecords(dir, { 'SYN-1.json': { ...record('SYN-1', 'PyPI', 'Foo.Baz'), modified: 'later' } });
 
       const kept = await importInto(f, dir);
-      assert.deepEqual({ ...kept.summary, source: undefined }, { source: undefined, added: 0, updated: 0, unchanged: 1, invalid: 4, pruned: 0, dbVersion: 4 });
-      assert.equal((await vulnDbStatus(f.conn.db)).sources.find((s) => s.name === 'Synthetic')!.records, 4);
+      assert.deepEqual({ ...kept.summary, source: undefined, format: undefined, skipped: undefined, ecosystems: undefined },
+        { source: undefined, format: undefined, added: 0, updated: 0, unchanged: 2, invalid: 3, pruned: 0, dbVersion: 4, skipped: undefined, ecosystems: undefined });
+      assert.equal((await vulnDbStatus(f.conn.db)).sources.find((s) => s.name === 'Synthetic')!.records, 5);
 
       const pruned = await importInto(f, dir, { prune: true });
       assert.deepEqual({ pruned: pruned.summary.pruned, dbVersion: pruned.summary.dbVersion }, { pruned: 2, dbVersion: 5 });
       const status = await vulnDbStatus(f.conn.db);
-      assert.deepEqual(status.sources.map((s) => [s.name, s.records]), [['Other', 1], ['Synthetic', 2]]);
-      assert.equal(status.records, 3); // SYN-1 (invalid this time, kept), SYN-2 (still in Other), SYN-4
+      assert.deepEqual(status.sources.map((s) => [s.name, s.records]), [['Other', 1], ['Synthetic', 3]]);
+      assert.equal(status.records, 4); // SYN-1 (invalid this time, kept), SYN-2 (still in Other), SYN-4, SYN-NOINTRO
       const lookup = new DbVulnLookup(f.conn.db);
       assert.deepEqual(ids((await lookup.recordsFor('Go', ['example.com/mod'])).get('example.com/mod')), ['SYN-2']);
       assert.deepEqual(ids((await lookup.recordsFor('PyPI', ['foo-baz'])).get('foo-baz')), ['SYN-1']);
       const rows = await f.conn.db.selectFrom('vuln_records' as any).select(['id', 'source'] as any).orderBy('id' as any).execute() as { id: string; source: string }[];
-      assert.deepEqual(rows.map((r) => [r.id, r.source]), [['SYN-1', 'Synthetic'], ['SYN-2', 'Other'], ['SYN-4', 'Synthetic']]);
+      assert.deepEqual(rows.map((r) => [r.id, r.source]), [['SYN-1', 'Synthetic'], ['SYN-2', 'Other'], ['SYN-4', 'Synthetic'], ['SYN-NOINTRO', 'Synthetic']]);
       // SYN-3's package rows went with it.
       const orphans = await f.conn.db.selectFrom('vuln_affected' as any).select('record_id' as any).where('record_id' as any, '=', 'SYN-3').execute();
       assert.deepEqual(orphans, []);
@@ -429,7 +432,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       }));
       await writeFile(path.join(work, 'Demo-LICENSE.txt'), 'Apache-2.0\n');
       const { summary, invalid } = await importInto(f, zip);
-      assert.deepEqual({ ...summary, dbVersion: 0 }, { source: 'Demo', added: 2, updated: 0, unchanged: 0, invalid: 1, pruned: 0, dbVersion: 0 });
+      assert.deepEqual({ ...summary, dbVersion: 0 }, { source: 'Demo', format: 'osv', added: 2, updated: 0, unchanged: 0, invalid: 1, pruned: 0, dbVersion: 0, skipped: {}, ecosystems: ['crates.io'] });
       assert.deepEqual(invalid.map(([w]) => w), ['DEMO-2']);
       const found = (await new DbVulnLookup(f.conn.db).recordsFor('crates.io', ['smallvec'])).get('smallvec')!;
       assert.deepEqual(found.map((r) => [r.id, r.affected![0]!.ranges![0]!.events[1]!.fixed]), [['DEMO-1', '1.0.0'], ['DEMO-2', '1.6.1']]);
@@ -515,8 +518,8 @@ describe('berth vulndb (command)', { skip: missing.includes('Go') ? 'missing Go-
     assert.equal(code, 0, stderr);
     const result = JSON.parse(stdout);
     const entries = expected.get('Go')?.entries ?? expectedOf('Go').entries;
-    assert.deepEqual(result.imports, [{ source: 'Go', added: entries, updated: 0, unchanged: 0, invalid: 0, pruned: 0, dbVersion: 1 }]);
-    assert.match(stderr, new RegExp(`^Go: ${entries} records from .*Go-all\\.zip in [\\d.]+ s — ${entries} added, 0 updated, 0 unchanged, 0 invalid; database version 1\\n$`, 'm'));
+    assert.deepEqual(result.imports, [{ source: 'Go', format: 'osv', added: entries, updated: 0, unchanged: 0, invalid: 0, pruned: 0, dbVersion: 1, skipped: {}, ecosystems: ['Go'] }]);
+    assert.match(stderr, new RegExp(`^Go: ${entries} records \\(osv\\) from .*Go-all\\.zip in [\\d.]+ s — ${entries} added, 0 updated, 0 unchanged, 0 invalid; database version 1\\n$`, 'm'));
 
     const status = JSON.parse((await berth('vulndb', 'status', '--json')).stdout);
     assert.equal(status.dbVersion, 1);
@@ -524,7 +527,8 @@ describe('berth vulndb (command)', { skip: missing.includes('Go') ? 'missing Go-
     assert.match(status.sources[0].importedAt, /^\d{4}-\d\d-\d\dT/);
     const table = (await berth('vulndb', 'status')).stdout;
     assert.match(table, /^vulnerability database version 1/);
-    assert.match(table, new RegExp(`^Go\\s+${entries}\\s+\\d+\\s+`, 'm'));
+    assert.match(table, new RegExp(`^Go\\s+osv\\s+${entries}\\s+\\d+\\s+`, 'm'));
+    assert.match(table, /^  covers Go$/m);
   });
 
   it('fails with a message that says what to do', async () => {

@@ -1,6 +1,8 @@
 /**
- * Imports OSV data into the vulnerability database: an OSV `all.zip` (read one entry at a time, never whole), or a
- * directory of `.json` (and `.yaml`) records. Imports are incremental and idempotent: a record whose content is
+ * Imports vulnerability data into the vulnerability database: an OSV `all.zip` (read one entry at a time, never
+ * whole), or a directory of `.json` (and `.yaml`) records; or the Alpine security database (secdb) as Alpine
+ * publishes it — `v3.10/main.json` … `edge/community.json`, zipped or in a directory — converted to OSV records
+ * (secdb.ts). The format is recognised by content (the first document read), or forced with `format`. Imports are incremental and idempotent: a record whose content is
  * unchanged is skipped, a changed one replaces its stored copy and its package rows, and records that vanished from
  * a source stay unless pruning is asked for. Writes go in transactions of a few hundred records, and `db_version`
  * moves once per import that changed something.
@@ -15,10 +17,18 @@ import { parse as parseYaml } from 'yaml';
 import yauzl from 'yauzl';
 import type { Dialect } from '../../metadata/dialect.ts';
 import type { Database } from '../../metadata/schema.ts';
-import { indexedName, validateOsvRecord } from './osv-schema.ts';
+import { indexedName, SKIPPED_ENTRY_KINDS, validateOsvRecord, type ValidOsvRecord } from './osv-schema.ts';
+import { isSecdbDocument, SecdbCollector } from './secdb.ts';
+import { recordCoverage, sourceCoverage } from './coverage.ts';
+
+/** The formats `berth vulndb import` reads. */
+export const VULN_FORMATS = ['osv', 'alpine-secdb'] as const;
+export type VulnFormat = (typeof VULN_FORMATS)[number];
 
 export interface ImportSummary {
   source: string;
+  /** The format read (recognised by content unless forced). */
+  format: VulnFormat;
   /** Records new to the database. */
   added: number;
   /** Records whose content changed (including ones that became withdrawn). */
@@ -31,6 +41,13 @@ export interface ImportSummary {
   pruned: number;
   /** `vuln_meta.db_version` after the import. */
   dbVersion: number;
+  /**
+   * Parts of kept records that could not be used and were left out, by reason: OSV `affected[]` entries without a
+   * package or with a wrong shape; secdb fix lists whose id is a placeholder. Never whole records.
+   */
+  skipped: Record<string, number>;
+  /** OSV ecosystems (with release) the source covers after the import, e.g. `Alpine:v3.10`, `Debian:12`. */
+  ecosystems: string[];
 }
 
 export interface ImportOptions {
@@ -46,6 +63,8 @@ export interface ImportOptions {
   onInvalid?(what: string, reason: string): void;
   /** Records per transaction (default 500). */
   batchSize?: number;
+  /** Read the input as this format instead of recognising it by content. */
+  format?: VulnFormat;
 }
 
 /** A problem with what the user asked to import (missing file, not an OSV dump): the message says what to do. */
@@ -69,6 +88,8 @@ const SOURCE_NAME = /^[A-Za-z0-9][A-Za-z0-9 ._:+-]{0,99}$/;
 interface Document {
   name: string;
   yaml: boolean;
+  /** Epoch ms the file (or zip entry) was last modified, when known: a secdb file's only date. */
+  modified?: number;
   bytes?: Buffer;
   error?: string;
 }
@@ -104,6 +125,7 @@ export async function importVulnData(db: Kysely<Database>, dialect: Dialect, inp
 
   const reader = kind === 'zip' ? await openZip(origin, inputPath) : await openDirectory(origin);
   const counts = { added: 0, updated: 0, unchanged: 0, invalid: 0, pruned: 0 };
+  const skipped: Record<string, number> = {};
   /** Valid records seen, id → digest (to spot duplicate ids within one dump). */
   const seen = new Map<string, string>();
   /** Ids the dump contains, valid or not: pruning spares a record that is merely invalid this time. */
@@ -113,6 +135,8 @@ export async function importVulnData(db: Kysely<Database>, dialect: Dialect, inp
   let newest: number | null = null;
   let batch: Prepared[] = [];
   let changed = false;
+  let format: VulnFormat | undefined = opts.format;
+  let secdb: SecdbCollector | undefined;
 
   const flush = async () => {
     if (batch.length === 0) return;
@@ -127,6 +151,22 @@ export async function importVulnData(db: Kysely<Database>, dialect: Dialect, inp
     counts.invalid++;
     opts.onInvalid?.(what, reason);
   };
+  const skip = (reason: string, n = 1) => {
+    skipped[reason] = (skipped[reason] ?? 0) + n;
+  };
+  const add = async (prepared: Prepared, time: number | null, docName: string) => {
+    present.add(prepared.id);
+    const earlier = seen.get(prepared.id);
+    if (earlier === undefined) {
+      seen.set(prepared.id, prepared.digest);
+      newest = latest(newest, time);
+      batch.push(prepared);
+      if (batch.length >= batchSize) await flush();
+    } else if (earlier !== prepared.digest) {
+      // Two different records under one id: which one is right cannot be known, so the first one stands.
+      invalid(prepared.id, `${docName}: a different record with this id appeared earlier in the same dump; kept the earlier one`);
+    }
+  };
 
   try {
     for await (const doc of reader.documents()) {
@@ -134,42 +174,63 @@ export async function importVulnData(db: Kysely<Database>, dialect: Dialect, inp
       done++;
       if (doc) {
         documents++;
-        const prepared = doc.error !== undefined ? { error: doc.error } : prepare(doc);
-        if ('error' in prepared) {
-          if (prepared.id) present.add(prepared.id);
-          invalid(prepared.id ?? doc.name, prepared.error);
+        let value: unknown;
+        let parseError: string | undefined = doc.error;
+        if (parseError === undefined) {
+          try {
+            const text = doc.bytes!.toString('utf8').replace(/^\uFEFF/, '');
+            value = doc.yaml ? parseYaml(text) : JSON.parse(text);
+          } catch (err) {
+            parseError = `${doc.name}: not valid ${doc.yaml ? 'YAML' : 'JSON'} (${(err as Error).message})`;
+          }
+        }
+        if (format === undefined && parseError === undefined) format = isSecdbDocument(value) ? 'alpine-secdb' : 'osv';
+        if (parseError !== undefined) {
+          invalid(doc.name, parseError);
+        } else if (format === 'alpine-secdb') {
+          secdb ??= new SecdbCollector();
+          const problem = secdb.add(doc.name, value, doc.modified ?? null);
+          if (problem) invalid(doc.name, problem);
         } else {
-          present.add(prepared.value.id);
-          const earlier = seen.get(prepared.value.id);
-          if (earlier === undefined) {
-            seen.set(prepared.value.id, prepared.value.digest);
-            newest = latest(newest, prepared.time);
-            batch.push(prepared.value);
-            if (batch.length >= batchSize) await flush();
-          } else if (earlier !== prepared.value.digest) {
-            // Two different records under one id: which one is right cannot be known, so the first one stands.
-            invalid(prepared.value.id, `${doc.name}: a different record with this id appeared earlier in the same dump; kept the earlier one`);
+          const prepared = prepare(value);
+          if ('error' in prepared) {
+            if (prepared.id) present.add(prepared.id);
+            invalid(prepared.id ?? doc.name, prepared.error);
+          } else {
+            for (const e of prepared.skipped) skip(`OSV affected[] entries: ${SKIPPED_ENTRY_KINDS[e.kind]}`);
+            await add(prepared.value, prepared.time, doc.name);
           }
         }
       }
       opts.onProgress?.(done, reader.total);
     }
+    if (secdb) {
+      // The secdb lists fixes per (branch, package); a record is a vulnerability: they are known once every file is read.
+      for (const [reason, n] of Object.entries(secdb.skipped)) skip(reason, n);
+      for (const { record, time } of secdb.records()) {
+        opts.signal?.throwIfAborted();
+        const prepared = prepareValid(record);
+        await add(prepared, time, record.id);
+      }
+    }
     await flush();
   } catch (err) {
     await reader.close().catch(() => {});
     // Batches already committed changed the data: move the version so scanners notice, even though the run stopped.
-    if (changed) await finish(db, { source, origin, license, newest, partial: true, changed }).catch(() => {});
+    if (changed) await finish(db, { source, origin, license, newest, partial: true, changed, format: format ?? 'osv' }).catch(() => {});
     throw err;
   }
   await reader.close();
 
   if (documents === 0) {
     throw new VulnImportError(kind === 'zip'
-      ? `${inputPath} holds no .json entries: it is not an OSV all.zip (those contain one <ID>.json file per record)`
+      ? `${inputPath} holds no .json entries: it is not an OSV all.zip (those contain one <ID>.json file per record) nor an Alpine secdb (v3.x/main.json …)`
       : `${inputPath} holds no .json or .yaml files: point at a directory of OSV records, or at an OSV all.zip`);
   }
   if (seen.size === 0) {
-    throw new VulnImportError(`none of the ${documents} records in ${inputPath} is a valid OSV record (see the reasons above): is this an OSV dump?`);
+    throw new VulnImportError(format === 'alpine-secdb'
+      ? `none of the ${documents} files in ${inputPath} holds a usable Alpine secdb fix (see the reasons above)`
+      : `none of the ${documents} records in ${inputPath} is a valid OSV record (see the reasons above): is this an OSV dump?`);
   }
 
   if (opts.prune) {
@@ -177,10 +238,12 @@ export async function importVulnData(db: Kysely<Database>, dialect: Dialect, inp
     counts.pruned = await prune(db, source, present);
     if (counts.pruned > 0) changed = true;
   }
-  const dbVersion = await finish(db, { source, origin, license, newest, partial: false, changed });
+  const fmt = format ?? 'osv';
+  const dbVersion = await finish(db, { source, origin, license, newest, partial: false, changed, format: fmt });
   // Freshly filled tables have no statistics yet; give the PostgreSQL planner some so lookups use the indexes.
   if (dialect === 'postgres' && counts.added > 1000) await sql`analyze vuln_affected`.execute(db).catch(() => {});
-  return { source, ...counts, dbVersion };
+  const ecosystems = (await sourceCoverage(db, source))?.ecosystems ?? [];
+  return { source, format: fmt, ...counts, dbVersion, skipped, ecosystems };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -292,7 +355,7 @@ async function openZip(origin: string, given: string): Promise<Reader> {
           } catch (err) {
             throw new VulnImportError(`${given} is damaged at ${name} (${(err as Error).message}): download the OSV all.zip again`);
           }
-          yield { name, yaml, bytes };
+          yield { name, yaml, bytes, modified: entry.getLastModDate().getTime() };
         }
       }
     },
@@ -317,7 +380,7 @@ async function openDirectory(origin: string): Promise<Reader> {
           yield { name, yaml, error: `the file is larger than ${MAX_RECORD_BYTES / 1048576} MiB` };
           continue;
         }
-        yield { name, yaml, bytes: await readFile(file) };
+        yield { name, yaml, bytes: await readFile(file), modified: info.mtimeMs };
       }
     },
     async close() {},
@@ -354,34 +417,28 @@ async function readAll(stream: Readable, limit: number): Promise<Buffer> {
 // ---------------------------------------------------------------------------------------------------------------
 // Parsing and validation.
 
-function prepare(doc: Document): { value: Prepared; time: number | null } | { error: string; id?: string } {
-  let value: unknown;
-  try {
-    const text = doc.bytes!.toString('utf8').replace(/^\uFEFF/, '');
-    value = doc.yaml ? parseYaml(text) : JSON.parse(text);
-  } catch (err) {
-    return { error: `${doc.name}: not valid ${doc.yaml ? 'YAML' : 'JSON'} (${(err as Error).message})` };
-  }
+function prepare(value: unknown): { value: Prepared; time: number | null; skipped: { kind: keyof typeof SKIPPED_ENTRY_KINDS }[] } | { error: string; id?: string } {
   const checked = validateOsvRecord(value);
   if (!checked.ok) return { error: checked.reason, id: checked.id };
   const record = checked.record;
+  return { value: prepareValid(record), time: latest(timeOf(record.modified), timeOf(record.published)), skipped: checked.skipped };
+}
+
+/** The stored form of a valid record: its JSON, content digest and the package rows it is found by. */
+function prepareValid(record: ValidOsvRecord): Prepared {
   const json = JSON.stringify(record);
   const packages = new Map<string, { ecosystem: string; name: string }>();
   for (const a of record.affected ?? []) {
-    if (!a.package) continue;
     const name = indexedName(a.package.ecosystem, a.package.name);
     packages.set(`${a.package.ecosystem}\u0000${name}`, { ecosystem: a.package.ecosystem, name });
   }
   return {
-    value: {
-      id: record.id,
-      modified: record.modified,
-      withdrawn: record.withdrawn !== undefined ? 1 : 0,
-      record: json,
-      digest: createHash('sha256').update(json).digest('hex'),
-      packages: [...packages.values()],
-    },
-    time: latest(timeOf(record.modified), timeOf(record.published)),
+    id: record.id,
+    modified: record.modified,
+    withdrawn: record.withdrawn !== undefined ? 1 : 0,
+    record: json,
+    digest: createHash('sha256').update(json).digest('hex'),
+    packages: [...packages.values()],
   };
 }
 
@@ -481,6 +538,7 @@ interface Finish {
   /** The import stopped early: keep the source's import date and data date as they were. */
   partial: boolean;
   changed: boolean;
+  format: VulnFormat;
 }
 
 /** Records the source's row and, when something changed, moves `db_version`; returns the version. */
@@ -504,6 +562,7 @@ async function finish(db: Kysely<Database>, f: Finish): Promise<number> {
       await trx.insertInto('vuln_sources').values({ name: f.source, ...row })
         .onConflict((oc) => oc.column('name').doUpdateSet(row)).execute();
     }
+    await recordCoverage(trx, f.source, f.format);
     if (f.changed) {
       await trx.updateTable('vuln_meta').set({ db_version: sql`db_version + 1`, updated_at: now }).where('id', '=', 1).execute();
     }

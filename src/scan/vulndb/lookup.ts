@@ -2,6 +2,7 @@
 import type { Kysely } from 'kysely';
 import type { OsvRecord, VulnLookup } from '../types.ts';
 import { indexedName } from './osv-schema.ts';
+import { allCoverage } from './coverage.ts';
 import type { Database } from '../../metadata/schema.ts';
 
 /** Names per `IN (…)` list. */
@@ -74,6 +75,10 @@ export interface VulnSourceStatus {
   withdrawn: number;
   /** Epoch ms of the newest `modified`/`published` time in the last import (ECR `vulnerabilitySourceUpdatedAt`). */
   dataUpdatedAt: number | null;
+  /** The format it was imported from (`osv`, `alpine-secdb`). */
+  format: string;
+  /** OSV ecosystems (with release) it has records for. */
+  ecosystems: string[];
 }
 
 export interface VulnDbStatus {
@@ -99,6 +104,7 @@ export async function vulnDbStatus(db: Kysely<Database>): Promise<VulnDbStatus> 
   const records = await db.selectFrom('vuln_records').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
   const packages = await db.selectFrom((eb) => eb.selectFrom('vuln_affected').select(['ecosystem', 'name']).distinct().as('p'))
     .select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
+  const coverage = new Map((await allCoverage(db)).map((c) => [c.name, c]));
   const updatedAt = Number(meta?.updated_at ?? 0);
   return {
     dbVersion: Number(meta?.db_version ?? 0),
@@ -114,6 +120,8 @@ export async function vulnDbStatus(db: Kysely<Database>): Promise<VulnDbStatus> 
         records: counts.get(s.name)?.records ?? 0,
         withdrawn: counts.get(s.name)?.withdrawn ?? 0,
         dataUpdatedAt: s.data_updated_at === null ? null : Number(s.data_updated_at),
+        format: coverage.get(s.name)?.format ?? 'osv',
+        ecosystems: coverage.get(s.name)?.allEcosystems ?? [],
       }))
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
   };

@@ -3,7 +3,12 @@
  * and kept, severity and reference types are free text, empty arrays may be `null` — and strict where a wrong
  * shape would make the matcher reach a wrong answer: ids and timestamps must look like ids and timestamps, every
  * range needs a known type, a non-empty list of single-key events and an `introduced` event, and `fixed` and
- * `last_affected` may not share a range. A record that fails is rejected whole; nothing is repaired or guessed.
+ * `last_affected` may not share a range. Nothing is repaired or guessed.
+ *
+ * What fails is rejected at the smallest unit that holds it: a record whose own fields are wrong is rejected whole,
+ * but an `affected[]` entry Berth cannot use — one with no package (osv.dev's Debian and CVE records carry the
+ * upstream repository's `GIT` ranges under an empty `package: {}`), or one whose own shape is wrong — is skipped and
+ * reported, and the record keeps its other entries: one unusable entry never costs the usable ones.
  */
 import { z } from 'zod/v3';
 
@@ -60,8 +65,7 @@ const range = z.object({
 const severity = z.object({ type: nonEmpty, score: z.string() }).passthrough();
 
 const affected = z.object({
-  // OSV lets an affected entry omit the package (a bare GIT range); such entries are kept but never indexed.
-  package: z.object({ ecosystem: nonEmpty, name: nonEmpty, purl: z.string().optional() }).passthrough().optional(),
+  package: z.object({ ecosystem: nonEmpty, name: nonEmpty, purl: z.string().optional() }).passthrough(),
   severity: listOrNull(severity),
   ranges: z.array(range).optional(),
   versions: z.array(z.string()).optional(),
@@ -82,27 +86,82 @@ export const osvRecordSchema = z.object({
   summary: z.string().optional(),
   details: z.string().optional(),
   severity: listOrNull(severity),
-  affected: listOrNull(affected),
+  // Each entry is checked on its own by validateOsvRecord (an unusable entry is skipped, not the record).
+  affected: listOrNull(z.unknown()),
   references: listOrNull(z.object({ type: z.string(), url: z.string() }).passthrough()),
   credits: z.array(z.object({ name: z.string() }).passthrough()).optional(),
   database_specific: freeObject.optional(),
 }).passthrough();
 
-export type ValidOsvRecord = z.output<typeof osvRecordSchema>;
+export type ValidOsvAffected = z.output<typeof affected>;
+type ParsedRecord = z.output<typeof osvRecordSchema>;
+export type ValidOsvRecord = { [K in keyof ParsedRecord as K extends 'affected' ? never : K]: ParsedRecord[K] } & { affected?: ValidOsvAffected[] };
+
+/** Why an `affected[]` entry was left out of a record that was kept. */
+export type SkippedEntryKind = 'no-package' | 'invalid';
+
+export interface SkippedEntry {
+  /** Position in the record's `affected[]` as written. */
+  index: number;
+  kind: SkippedEntryKind;
+  reason: string;
+}
+
+/** Human-readable names of the kinds, as import summaries show them. */
+export const SKIPPED_ENTRY_KINDS: Record<SkippedEntryKind, string> = {
+  'no-package': 'no package (e.g. upstream GIT ranges under an empty "package": {})',
+  invalid: 'invalid entry',
+};
 
 export type OsvValidation =
-  | { ok: true; record: ValidOsvRecord }
+  | { ok: true; record: ValidOsvRecord; skipped: SkippedEntry[] }
   | { ok: false; id?: string; reason: string };
 
-/** Validates one parsed JSON/YAML document as an OSV record; the reason names the first problems found. */
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** An entry's package names nothing: absent, null, `{}`, or without both an ecosystem and a name. */
+function noPackage(entry: Record<string, unknown>): boolean {
+  const p = entry.package;
+  if (p === undefined || p === null) return true;
+  if (!isObject(p)) return false;
+  const empty = (x: unknown) => x === undefined || x === null || x === '';
+  return empty(p.ecosystem) && empty(p.name);
+}
+
+function describeIssues(issues: z.ZodIssue[], prefix: (string | number)[]): string {
+  const listed = issues.slice(0, 3).map((i) => {
+    const at = [...prefix, ...i.path];
+    return `${at.length ? formatPath(at) : '(record)'}: ${i.message}`;
+  });
+  return listed.join('; ') + (issues.length > 3 ? ` (+${issues.length - 3} more)` : '');
+}
+
+/**
+ * Validates one parsed JSON/YAML document as an OSV record. A record-level problem rejects it (the reason names the
+ * first problems found); `affected[]` entries that cannot be used are left out of the returned record and listed in
+ * `skipped`.
+ */
 export function validateOsvRecord(value: unknown): OsvValidation {
   const result = osvRecordSchema.safeParse(value);
-  if (result.success) return { ok: true, record: result.data };
-  const raw = value !== null && typeof value === 'object' ? (value as Record<string, unknown>).id : undefined;
-  const id = typeof raw === 'string' && raw.length > 0 && raw.length <= 256 ? raw : undefined;
-  const issues = result.error.issues.slice(0, 3).map((i) => `${i.path.length ? formatPath(i.path) : '(record)'}: ${i.message}`);
-  const more = result.error.issues.length > 3 ? ` (+${result.error.issues.length - 3} more)` : '';
-  return { ok: false, id, reason: issues.join('; ') + more };
+  if (!result.success) {
+    const raw = isObject(value) ? value.id : undefined;
+    const id = typeof raw === 'string' && raw.length > 0 && raw.length <= 256 ? raw : undefined;
+    return { ok: false, id, reason: describeIssues(result.error.issues, []) };
+  }
+  const { affected: entries, ...rest } = result.data;
+  const skipped: SkippedEntry[] = [];
+  if (entries === undefined) return { ok: true, record: rest, skipped };
+  const kept: ValidOsvAffected[] = [];
+  entries.forEach((entry, index) => {
+    if (isObject(entry) && noPackage(entry)) {
+      skipped.push({ index, kind: 'no-package', reason: `affected[${index}]: no package` });
+      return;
+    }
+    const checked = affected.safeParse(entry);
+    if (checked.success) kept.push(checked.data);
+    else skipped.push({ index, kind: 'invalid', reason: describeIssues(checked.error.issues, ['affected', index]) });
+  });
+  return { ok: true, record: { ...rest, affected: kept }, skipped };
 }
 
 function formatPath(path: (string | number)[]): string {

@@ -30,6 +30,15 @@ function reasonOf(value: unknown): string {
   return (result as { reason: string }).reason;
 }
 
+/** The reasons an otherwise valid record's entries were skipped for (the record itself must be kept). */
+function skippedOf(value: unknown): string {
+  const result = validateOsvRecord(value);
+  assert.equal(result.ok, true, 'expected the record to be kept');
+  const skipped = (result as { skipped: { reason: string }[] }).skipped;
+  assert.equal(skipped.length, 1, `expected one skipped entry, got ${skipped.length}`);
+  return skipped[0]!.reason;
+}
+
 describe('OSV record validation', () => {
   it('accepts a minimal record (id and modified)', () => {
     const result = validateOsvRecord({ id: 'GHSA-aaaa-bbbb-cccc', modified: '2024-01-02T03:04:05.123456Z' });
@@ -71,11 +80,21 @@ describe('OSV record validation', () => {
         ],
         versions: ['2.9', '2.10'],
       }, {
-        // OSV allows an entry without a package (a bare GIT range).
+        // OSV allows an entry without a package (a bare GIT range); osv.dev's Debian export writes `package: {}`.
         ranges: [{ type: 'GIT', repo: 'https://example.org/r.git', events: [{ introduced: '0' }] }],
+      }, {
+        package: {},
+        ranges: [{ type: 'GIT', repo: 'https://example.org/r.git', events: [{ introduced: '0' }, { fixed: 'abc' }] }],
+        versions: ['v1.0'],
       }],
     };
-    assert.equal(validateOsvRecord(record).ok, true);
+    const result = validateOsvRecord(record);
+    assert.equal(result.ok, true);
+    if (result.ok) {
+      // Entries without a package cannot be matched: they are left out and counted, the record is kept.
+      assert.equal(result.record.affected?.length, 1);
+      assert.deepEqual(result.skipped.map((e) => [e.index, e.kind]), [[1, 'no-package'], [2, 'no-package']]);
+    }
   });
 
   it('rejects records without id or modified, or with malformed ones', () => {
@@ -90,41 +109,41 @@ describe('OSV record validation', () => {
     assert.match(reasonOf(null), /^\(record\): /);
   });
 
-  it('rejects ranges the matcher could not evaluate safely', () => {
+  it('skips (and keeps the record of) entries with ranges the matcher could not evaluate safely', () => {
     const withRange = (range: unknown) => {
       const r = goRecord();
       r.affected[0].ranges = [range];
       return r;
     };
-    assert.match(reasonOf(withRange({ type: 'SEMVER', events: [{ fixed: '1.0.0' }] })), /affected\[0\]\.ranges\[0\]\.events: a range needs an "introduced" event/);
-    assert.match(reasonOf(withRange({ type: 'SEMVER', events: [] })), /events: Array must contain at least 1/);
-    assert.match(reasonOf(withRange({ type: 'SEMVER' })), /events: Required/);
-    assert.match(reasonOf(withRange({ type: 'SEMVER', events: [{ introduced: '0', fixed: '1.0.0' }] })), /events\[0\]: an event needs exactly one of .* \(found introduced and fixed\)/);
-    assert.match(reasonOf(withRange({ type: 'SEMVER', events: [{ introduced: '0' }, {}] })), /events\[1\]: an event needs exactly one .* \(found none\)/);
-    assert.match(reasonOf(withRange({ type: 'SEMVER', events: [{ introduced: '0' }, { fixed: 100 }] })), /events\[1\]\.fixed: expected a non-empty version string/);
-    assert.match(reasonOf(withRange({ type: 'SEMVER', events: [{ introduced: '0' }, { fixed: '' }] })), /events\[1\]\.fixed: /);
-    assert.match(reasonOf(withRange({ type: 'SEMVER', events: ['introduced'] })), /events\[0\]: expected an event object/);
-    assert.match(reasonOf(withRange({ type: 'ECOSYSTEM', events: [{ introduced: '0' }, { fixed: '2' }, { last_affected: '1' }] })), /"fixed" and "last_affected" cannot be mixed/);
-    assert.match(reasonOf(withRange({ type: 'GIT', events: [{ introduced: '0' }] })), /ranges\[0\]\.repo: a GIT range needs "repo"/);
-    assert.match(reasonOf(withRange({ type: 'SEMVERISH', events: [{ introduced: '0' }] })), /ranges\[0\]\.type: Invalid enum value/);
+    assert.match(skippedOf(withRange({ type: 'SEMVER', events: [{ fixed: '1.0.0' }] })), /affected\[0\]\.ranges\[0\]\.events: a range needs an "introduced" event/);
+    assert.match(skippedOf(withRange({ type: 'SEMVER', events: [] })), /events: Array must contain at least 1/);
+    assert.match(skippedOf(withRange({ type: 'SEMVER' })), /events: Required/);
+    assert.match(skippedOf(withRange({ type: 'SEMVER', events: [{ introduced: '0', fixed: '1.0.0' }] })), /events\[0\]: an event needs exactly one of .* \(found introduced and fixed\)/);
+    assert.match(skippedOf(withRange({ type: 'SEMVER', events: [{ introduced: '0' }, {}] })), /events\[1\]: an event needs exactly one .* \(found none\)/);
+    assert.match(skippedOf(withRange({ type: 'SEMVER', events: [{ introduced: '0' }, { fixed: 100 }] })), /events\[1\]\.fixed: expected a non-empty version string/);
+    assert.match(skippedOf(withRange({ type: 'SEMVER', events: [{ introduced: '0' }, { fixed: '' }] })), /events\[1\]\.fixed: /);
+    assert.match(skippedOf(withRange({ type: 'SEMVER', events: ['introduced'] })), /events\[0\]: expected an event object/);
+    assert.match(skippedOf(withRange({ type: 'ECOSYSTEM', events: [{ introduced: '0' }, { fixed: '2' }, { last_affected: '1' }] })), /"fixed" and "last_affected" cannot be mixed/);
+    assert.match(skippedOf(withRange({ type: 'GIT', events: [{ introduced: '0' }] })), /ranges\[0\]\.repo: a GIT range needs "repo"/);
+    assert.match(skippedOf(withRange({ type: 'SEMVERISH', events: [{ introduced: '0' }] })), /ranges\[0\]\.type: Invalid enum value/);
   });
 
-  it('rejects malformed affected entries and free-form fields that are not objects', () => {
+  it('skips malformed affected entries; rejects records whose own fields are malformed', () => {
     const r1 = goRecord();
     r1.affected[0].package = { ecosystem: 'Go' };
-    assert.match(reasonOf(r1), /affected\[0\]\.package\.name: Required/);
+    assert.match(skippedOf(r1), /affected\[0\]\.package\.name: Required/);
     const r2 = goRecord();
     r2.affected[0].package.name = '';
-    assert.match(reasonOf(r2), /affected\[0\]\.package\.name: /);
+    assert.match(skippedOf(r2), /affected\[0\]\.package\.name: /);
     const r3 = goRecord();
     r3.affected = { package: { ecosystem: 'Go', name: 'x' } };
     assert.match(reasonOf(r3), /^affected: Expected array/);
     const r4 = goRecord();
     r4.affected[0].ecosystem_specific = ['imports'];
-    assert.match(reasonOf(r4), /affected\[0\]\.ecosystem_specific: expected an object/);
+    assert.match(skippedOf(r4), /affected\[0\]\.ecosystem_specific: expected an object/);
     const r5 = goRecord();
     r5.affected[0].versions = [1, 2];
-    assert.match(reasonOf(r5), /affected\[0\]\.versions\[0\]: Expected string/);
+    assert.match(skippedOf(r5), /affected\[0\]\.versions\[0\]: Expected string/);
     const r6 = goRecord();
     r6.severity = [{ type: 'CVSS_V3' }];
     assert.match(reasonOf(r6), /severity\[0\]\.score: Required/);
