@@ -5,10 +5,14 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import { Hash } from '@smithy/hash-node';
-import { HttpRequest } from '@smithy/protocol-http';
-import { SignatureV4 } from '@smithy/signature-v4';
 import { BerthError } from '../errors/catalog.ts';
+
+/**
+ * The SDK's signer (with @smithy/core, ~3–5 MiB of memory once loaded) is loaded at the first SigV4 request: a
+ * registry used only through the OCI API (Basic auth, tokens) never needs it.
+ */
+let signerModules: Promise<[typeof import('@smithy/hash-node'), typeof import('@smithy/protocol-http'), typeof import('@smithy/signature-v4')]> | undefined;
+const loadSigner = () => (signerModules ??= Promise.all([import('@smithy/hash-node'), import('@smithy/protocol-http'), import('@smithy/signature-v4')]));
 
 export const SIGV4_ALGORITHM = 'AWS4-HMAC-SHA256';
 /** AWS accepts requests whose timestamp is within 15 minutes of its clock. */
@@ -148,6 +152,7 @@ export async function verifySigV4(req: SigV4Input, options: VerifyOptions): Prom
   }
 
   // Rebuild the request from exactly the signed headers and let the SDK's signer compute the signature.
+  const [{ Hash }, { HttpRequest }, { SignatureV4 }] = await loadSigner();
   const url = new URL(req.url, 'http://signed.invalid');
   const query: Record<string, string | string[]> = {};
   for (const [k, v] of url.searchParams) {

@@ -107,6 +107,7 @@ export function registerPullThroughAdminCommands(admin: Command, common: (cmd: C
     .action(async (nameArg: string, opts: StoreOptions & { force?: boolean }) => {
       const name = secretName(nameArg);
       await withPullThrough(opts, async ({ secrets }) => {
+        if (!(await secrets.has(name))) throw new CliError(`no secret "${name}": list them with \`berth admin secret list\``);
         const users = await secrets.usedBy(name);
         if (users.length && !opts.force) {
           throw new CliError(`the secret "${name}" is used by the pull-through cache rule${users.length > 1 ? 's' : ''} ${users.join(', ')}: update or delete ${users.length > 1 ? 'them' : 'it'} first, or pass --force`);

@@ -1,7 +1,6 @@
 /** Loads configuration from a YAML file, BERTH_* environment variables and flags, then validates it. */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod/v3';
 import { configSchema, type Config } from './schema.ts';
 
@@ -106,6 +105,8 @@ export async function readConfigFile(file: string): Promise<Plain> {
     if (code === 'EISDIR') throw new ConfigError(`config file ${file} is a directory: give --config the path of a YAML file`);
     throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`);
   }
+  // The YAML parser is loaded only when there is a file to parse (most deployments configure by environment).
+  const { parse: parseYaml } = await import('yaml');
   let doc: unknown;
   try {
     doc = parseYaml(text);

@@ -67,6 +67,10 @@ export class UpstreamSecrets {
     return (await this.store.listSecrets()).map((r) => this.summary(r));
   }
 
+  async has(name: string): Promise<boolean> {
+    return (await this.store.findSecret(UpstreamSecrets.nameOf(name))) !== null;
+  }
+
   async delete(name: string): Promise<boolean> {
     return this.store.deleteSecret(UpstreamSecrets.nameOf(name));
   }

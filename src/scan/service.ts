@@ -16,13 +16,12 @@ import { isIndexMediaType } from '../oci/media-types.ts';
 import type { PushedManifest } from '../registry/service.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import { DEFAULT_SCANNING, effectiveScanning, type EffectiveScanning, type RegistryScanningConfiguration } from './config.ts';
-import { scanImage } from './inventory.ts';
-import { match } from './match.ts';
 import { ScanStore, type ScanResult } from './store.ts';
 import { sbom, type SbomDocument, type SbomFormat } from './sbom/index.ts';
 import type { Finding, Inventory } from './types.ts';
 import { BERTH_VERSION } from '../version.ts';
-import { dbVersion, DbVulnLookup } from './vulndb/lookup.ts';
+import type { DbVulnLookup } from './vulndb/lookup.ts';
+import type { Coverage } from './coverage.ts';
 
 const IMAGE_CONFIG_TYPES = new Set(['application/vnd.oci.image.config.v1+json', 'application/vnd.docker.container.image.v1+json']);
 const LAYER_TYPES = new Set([
@@ -60,7 +59,7 @@ interface Descriptor {
 
 export class ScanService {
   readonly store: ScanStore;
-  private readonly lookup: DbVulnLookup;
+  private lookup?: DbVulnLookup;
   private readonly worker = `scan-${randomUUID()}`;
   private running = 0;
   private wanted = false;
@@ -75,7 +74,6 @@ export class ScanService {
     private readonly options: ScanServiceOptions = { workers: 1, staleAfterMs: 30 * 60_000 },
   ) {
     this.store = new ScanStore(db);
-    this.lookup = new DbVulnLookup(db);
   }
 
   // ---- configuration
@@ -113,6 +111,7 @@ export class ScanService {
    * scanning: each image is matched at most once per data version). Returns how many were queued.
    */
   async rescanOutdated(): Promise<number> {
+    const { dbVersion } = await import('./vulndb/lookup.ts');
     const version = await dbVersion(this.db);
     let queued = 0;
     for (;;) {
@@ -186,9 +185,15 @@ export class ScanService {
     const { dbVersion: version, sourceUpdatedAt } = await this.dataVersion();
     const started = Date.now();
     try {
-      const { findings, inventory, unsupported } = await this.scanManifest(digest, 0);
+      const { findings, inventory, unsupported, coverage } = await this.scanManifest(digest, 0);
       this.log.info({ digest, findings: findings.length, ms: Date.now() - started, unsupported: unsupported ?? undefined }, 'image scanned');
       if (unsupported) return { status: 'UNSUPPORTED_IMAGE', description: unsupported, dbVersion: version, sourceUpdatedAt, findings: [], inventory };
+      if (coverage) {
+        // What the scan could check, and against which sources (coverage.ts): an image no source covers is not "clean".
+        const { describeCoverage } = await import('./coverage.ts');
+        const c = describeCoverage(coverage);
+        return { status: c.status, description: c.description, dbVersion: version, sourceUpdatedAt: c.sourceUpdatedAt ?? sourceUpdatedAt, findings: c.status === 'COMPLETE' ? findings : [], inventory, sources: coverage.sources };
+      }
       return { status: 'COMPLETE', description: SCAN_COMPLETE, dbVersion: version, sourceUpdatedAt, findings, inventory };
     } catch (err) {
       this.log.warn({ err, digest }, 'image scan failed');
@@ -228,7 +233,7 @@ export class ScanService {
     return sbom(format, { inventory, image: { repository, digest: target, tags: options.tags, platform }, findings, tool: { name: 'berth', version: BERTH_VERSION } });
   }
 
-  private async scanManifest(digest: string, depth: number, withFindings = true): Promise<{ findings: Finding[]; inventory: Inventory | null; unsupported: string | null }> {
+  private async scanManifest(digest: string, depth: number, withFindings = true): Promise<{ findings: Finding[]; inventory: Inventory | null; unsupported: string | null; coverage?: Coverage }> {
     const row = await this.meta.findManifestAnywhere(digest);
     if (!row) throw new Error(`manifest ${digest} is no longer stored`);
     const manifest = JSON.parse(row.content.toString('utf8')) as { config?: Descriptor; layers?: Descriptor[]; manifests?: Array<Descriptor & { platform?: { os?: string; architecture?: string } }> };
@@ -237,6 +242,7 @@ export class ScanService {
       if (depth > 0) return { findings: [], inventory: null, unsupported: 'an index inside an index is not scanned' };
       // Each platform image is an image in its own right: scan it (and record its own result), then report them together.
       const findings: Finding[] = [];
+      const coverages: Coverage[] = [];
       let scanned = 0;
       for (const child of manifest.manifests ?? []) {
         if (!(await this.meta.findManifestAnywhere(child.digest))) continue;
@@ -244,10 +250,12 @@ export class ScanService {
         if (part.unsupported) continue;
         scanned++;
         findings.push(...part.findings);
+        if (part.coverage) coverages.push(part.coverage);
         if (withFindings) await this.recordChild(child.digest, part);
       }
       if (scanned === 0) return { findings: [], inventory: null, unsupported: 'no platform image of this index has a supported operating system or package' };
-      return { findings: dedupe(findings), inventory: null, unsupported: null };
+      const { mergeCoverage } = await import('./coverage.ts');
+      return { findings: dedupe(findings), inventory: null, unsupported: null, coverage: coverages.length ? mergeCoverage(coverages) : undefined };
     }
 
     const notImage = unscannable(row.media_type, row.content);
@@ -260,17 +268,32 @@ export class ScanService {
       if (!LAYER_TYPES.has(type)) return { findings: [], inventory: null, unsupported: `layer ${layer.digest} has media type ${type}, not a file system layer` };
       layers.push(layer);
     }
+    // The scanner proper (layer walking, detectors, version comparison, matching) is loaded at the first scan: a
+    // registry that never scans does not carry it in memory.
+    const { scanImage } = await import('./inventory.ts');
     const inventory = await scanImage(layers.map((l) => ({ digest: l.digest, open: () => this.blobs.read(l.digest as Digest) })));
     if (!inventory.os && inventory.packages.length === 0) {
       return { findings: [], inventory, unsupported: 'no supported operating system or package was found in this image' };
     }
-    const findings = withFindings ? await match(inventory, this.lookup) : [];
-    return { findings, inventory, unsupported: null };
+    if (!withFindings) return { findings: [], inventory, unsupported: null };
+    const [{ match }, { DbVulnLookup }, { assessCoverage }, { allCoverage }] = await Promise.all([
+      import('./match.ts'), import('./vulndb/lookup.ts'), import('./coverage.ts'), import('./vulndb/coverage.ts'),
+    ]);
+    this.lookup ??= new DbVulnLookup(this.db);
+    const coverage = assessCoverage(inventory, await allCoverage(this.db));
+    const findings = await match(inventory, this.lookup);
+    return { findings, inventory, unsupported: null, coverage };
   }
 
   /** An index scan also leaves each platform image's own result, unless a scan of that image is queued or running. */
-  private async recordChild(digest: string, part: { findings: Finding[]; inventory: Inventory | null }): Promise<void> {
+  private async recordChild(digest: string, part: { findings: Finding[]; inventory: Inventory | null; coverage?: Coverage }): Promise<void> {
     const data = await this.dataVersion();
+    if (part.coverage) {
+      const { describeCoverage } = await import('./coverage.ts');
+      const c = describeCoverage(part.coverage);
+      await this.store.record(digest, { status: c.status, description: c.description, dbVersion: data.dbVersion, sourceUpdatedAt: c.sourceUpdatedAt ?? data.sourceUpdatedAt, findings: c.status === 'COMPLETE' ? part.findings : [], inventory: part.inventory });
+      return;
+    }
     await this.store.record(digest, { status: 'COMPLETE', description: SCAN_COMPLETE, ...data, findings: part.findings, inventory: part.inventory });
   }
 

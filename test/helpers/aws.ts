@@ -3,10 +3,25 @@
  * results, and expected service errors — by default as the server's administrator.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import type { BerthProcess } from './berth.ts';
-import { run, type RunResult } from './clients.ts';
+import { run, which, type RunResult } from './clients.ts';
 
 export const AWS = '/usr/bin/aws';
+
+/**
+ * An AWS CLI v1 on PATH (pip's `awscli`), or null: Debian's v2 (2.9.19) predates some ECR operations
+ * (UpdatePullThroughCacheRule, ValidatePullThroughCacheRule, the repository creation templates); a newer v1 knows them.
+ */
+export function awsCliV1(): string | null {
+  const bin = which('aws');
+  if (!bin || bin === AWS) return null;
+  try {
+    return /^aws-cli\/1\./.test(execFileSync(bin, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })) ? bin : null;
+  } catch {
+    return null;
+  }
+}
 
 export interface Credentials {
   accessKeyId: string;
@@ -30,7 +45,8 @@ export interface AwsCli {
   env(options?: AwsOptions): Record<string, string | undefined>;
 }
 
-export function awsCli(server: () => BerthProcess): AwsCli {
+/** The CLI `bin` (default: Debian's v2) against `server()`. */
+export function awsCli(server: () => BerthProcess, bin: string = AWS): AwsCli {
   const env = (options: AwsOptions = {}): Record<string, string | undefined> => {
     const creds = options.creds ?? server().root;
     return {
@@ -46,7 +62,7 @@ export function awsCli(server: () => BerthProcess): AwsCli {
     };
   };
   const aws = (args: readonly string[], options: AwsOptions = {}) =>
-    run(AWS, [...args, '--endpoint-url', server().url, '--region', 'us-east-1', '--output', 'json'], {
+    run(bin, [...args, '--endpoint-url', server().url, '--region', 'us-east-1', '--output', 'json'], {
       env: env(options), check: options.check ?? true, timeoutMs: 120_000,
     });
   return {
@@ -62,7 +78,9 @@ export function awsCli(server: () => BerthProcess): AwsCli {
     },
     async fails(args, code, operation, options = {}) {
       const r = await aws(args, { ...options, check: false });
-      assert.equal(r.code, 254, `${r.command} exits 254\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`);
+      // v2 exits 254 on a service error, v1 255.
+      const status = bin === AWS ? 254 : 255;
+      assert.equal(r.code, status, `${r.command} exits ${status}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`);
       const codeText = typeof code === 'string' ? code : code.source;
       assert.match(r.stderr, new RegExp(`An error occurred \\((${codeText})\\) when calling the ${operation} operation: \\S`), r.stderr);
       assert.equal(r.stdout, '', 'nothing on stdout');

@@ -88,7 +88,7 @@ export interface BerthProcess {
    */
   restart(options?: StartOptions): Promise<BerthProcess>;
   /** Runs a `berth` maintenance command on this server's data (same metadata backend). */
-  cli(args: string[], env?: Record<string, string>): Promise<CliResult>;
+  cli(args: string[], env?: Record<string, string>, input?: string): Promise<CliResult>;
 }
 
 export interface CliResult {
@@ -106,17 +106,18 @@ export function envWithoutBerth(): Record<string, string> {
 
 /**
  * Runs `berth …` (`node --import tsx src/main.ts`) from the repository root with exactly `env`, optionally as another
- * user, and resolves with its exit status and everything it printed once its output is closed.
+ * user or with `input` on its standard input, and resolves with its exit status and everything it printed once its output is closed.
  */
-export function runCli(args: string[], options: { env: Record<string, string>; uid?: number; gid?: number }): Promise<CliResult> {
+export function runCli(args: string[], options: { env: Record<string, string>; uid?: number; gid?: number; input?: string }): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', mainScript, ...args], {
-      cwd: repoRoot, env: options.env, stdio: ['ignore', 'pipe', 'pipe'], uid: options.uid, gid: options.gid,
+      cwd: repoRoot, env: options.env, stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], uid: options.uid, gid: options.gid,
     });
+    if (options.input !== undefined) child.stdin!.end(options.input);
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
     child.once('error', reject);
     child.once('close', (code) => resolve({ code, stdout, stderr }));
   });
@@ -261,13 +262,13 @@ export async function startBerth(options: StartOptions = {}): Promise<BerthProce
     restart(more: StartOptions = {}) {
       return startBerth({ ...options, ...more, env: { ...serverEnv, ...more.env }, dataDir, postgresUrl, metadata, bucket, owns: !options.dataDir || options.owns });
     },
-    cli(cliArgs: string[], extraEnv: Record<string, string> = {}) {
+    cli(cliArgs: string[], extraEnv: Record<string, string> = {}, input?: string) {
       // The server's own settings (storage, keys …) apply to maintenance commands on its data too.
       const cliEnv: Record<string, string> = { ...(process.env as Record<string, string>), ...serverEnv, BERTH_LOG_LEVEL: 'warn', ...extraEnv };
       delete cliEnv.BERTH_METADATA_DRIVER;
       delete cliEnv.BERTH_POSTGRES_URL;
       if (metadata === 'postgres') Object.assign(cliEnv, { BERTH_METADATA_DRIVER: 'postgres', BERTH_POSTGRES_URL: postgresUrl! });
-      return runCli([...cliArgs, '--data-dir', dataDir], { env: cliEnv });
+      return runCli([...cliArgs, '--data-dir', dataDir], { env: cliEnv, input });
     },
   };
   return proc;
