@@ -16,6 +16,7 @@ interface Options {
 interface ImportOptions extends Options {
   prune?: boolean;
   source?: string;
+  format?: string;
 }
 
 /** The importer (a zip reader, YAML, the OSV schema): loaded by the import command only, not by every `berth`. */
@@ -33,8 +34,12 @@ export function registerVulndbCommands(program: Command): void {
     .argument('<paths...>', 'OSV all.zip files (e.g. Go-all.zip) or directories of OSV .json records')
     .option('--prune', 'remove from each source the records its dump no longer contains')
     .option('--source <name>', 'source name to record the data under (default: from the file name, Go-all.zip → Go)')
+    .option('--format <format>', 'read the input as osv or alpine-secdb (default: recognised by content)')
     .action(async (paths: string[], opts: ImportOptions) => {
       const importer = await loadImporter();
+      if (opts.format !== undefined && !(importer.VULN_FORMATS as readonly string[]).includes(opts.format)) {
+        throw new CliError(`--format must be one of ${importer.VULN_FORMATS.join(', ')}`);
+      }
       await checkPaths(importer, paths, opts);
       await withStores(opts, async (stores) => {
         const abort = new AbortController();
@@ -54,6 +59,7 @@ export function registerVulndbCommands(program: Command): void {
               summary = await importer.importVulnData(stores.connection.db, stores.connection.dialect, p, {
                 source: opts.source,
                 prune: Boolean(opts.prune),
+                format: opts.format as ImportSummary['format'] | undefined,
                 signal: abort.signal,
                 onProgress: (done, total) => shown.update(done, total),
                 onInvalid: (what, reason) => {
@@ -68,7 +74,8 @@ export function registerVulndbCommands(program: Command): void {
             shown.end();
             if (listed > MAX_LISTED_INVALID) process.stderr.write(`(${listed - MAX_LISTED_INVALID} more invalid records not listed)\n`);
             const total = summary.added + summary.updated + summary.unchanged;
-            process.stderr.write(`${summary.source}: ${total} records from ${p} in ${seconds.toFixed(1)} s — ${summary.added} added, ${summary.updated} updated, ${summary.unchanged} unchanged, ${summary.invalid} invalid${opts.prune ? `, ${summary.pruned} pruned` : ''}; database version ${summary.dbVersion}\n`);
+            process.stderr.write(`${summary.source}: ${total} records (${summary.format}) from ${p} in ${seconds.toFixed(1)} s — ${summary.added} added, ${summary.updated} updated, ${summary.unchanged} unchanged, ${summary.invalid} invalid${opts.prune ? `, ${summary.pruned} pruned` : ''}; database version ${summary.dbVersion}\n`);
+            for (const [reason, n] of Object.entries(summary.skipped)) process.stderr.write(`  skipped ${n} × ${reason} (their records are kept)\n`);
             summaries.push(summary);
           }
         } finally {
@@ -100,14 +107,30 @@ export function registerVulndbCommands(program: Command): void {
           return;
         }
         process.stdout.write(`vulnerability database version ${status.dbVersion}, last changed ${iso(status.updatedAt) ?? 'never'}: ${status.records} records, ${status.packages} packages\n\n`);
-        const rows = [['SOURCE', 'RECORDS', 'WITHDRAWN', 'DATA UPDATED', 'IMPORTED', 'LICENCE'],
-          ...status.sources.map((s) => [s.name, String(s.records), String(s.withdrawn), iso(s.dataUpdatedAt) ?? '-', iso(s.importedAt) ?? '-',
+        const rows = [['SOURCE', 'FORMAT', 'RECORDS', 'WITHDRAWN', 'DATA UPDATED', 'IMPORTED', 'LICENCE'],
+          ...status.sources.map((s) => [s.name, s.format, String(s.records), String(s.withdrawn), iso(s.dataUpdatedAt) ?? '-', iso(s.importedAt) ?? '-',
             s.license ? s.license.split('\n')[0]!.trim().slice(0, 40) : '(none recorded)'])];
         const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
         for (const r of rows) process.stdout.write(`${r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')}\n`);
-        for (const s of status.sources) process.stdout.write(`\n${s.name}: from ${s.origin}\n`);
+        for (const s of status.sources) {
+          process.stdout.write(`\n${s.name}: from ${s.origin}\n`);
+          if (s.ecosystems.length > 0) process.stdout.write(`  covers ${summarizeEcosystems(s.ecosystems)}\n`);
+        }
       });
     });
+}
+
+/** `Alpine:v3.10, Alpine:v3.11, Debian:12` → `Alpine (v3.10, v3.11), Debian (12)`. */
+function summarizeEcosystems(ecosystems: string[]): string {
+  const groups = new Map<string, string[]>();
+  for (const e of ecosystems) {
+    const at = e.indexOf(':');
+    const base = at < 0 ? e : e.slice(0, at);
+    const list = groups.get(base) ?? [];
+    if (at >= 0) list.push(e.slice(at + 1));
+    groups.set(base, list);
+  }
+  return [...groups].map(([base, releases]) => (releases.length ? `${base} (${releases.join(', ')})` : base)).join(', ');
 }
 
 /** Catches what can be caught before the database is opened: missing paths and pruning that would be ambiguous. */
