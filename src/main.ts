@@ -3,7 +3,9 @@
 // First: memory settings must be in place before anything allocates — including the parsing of the modules below,
 // which is why they are imported dynamically (static imports are all parsed before memory.ts runs, and that alone
 // grew the young generation to 16 MiB: ~13 MiB more RSS at idle).
-import './memory.ts';
+import { startingUp, startupOver } from './memory.ts';
+
+startingUp();
 
 const [{ ConfigError }, { buildProgram }, { CliError }] = await Promise.all([
   import('./config/load.ts'),
@@ -11,7 +13,12 @@ const [{ ConfigError }, { buildProgram }, { CliError }] = await Promise.all([
   import('./cli/errors.ts'),
 ]);
 
-buildProgram().parseAsync(process.argv).catch((err: unknown) => {
+const program = buildProgram();
+// `serve` ends its start-up once listening; every other command does its work right away.
+program.hook('preAction', (_program, action) => {
+  if (action.name() !== 'serve') startupOver();
+});
+program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError || err instanceof CliError) {
     process.stderr.write(`berth: ${err.message}\n`);
     process.exit(2);

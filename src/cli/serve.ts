@@ -6,6 +6,7 @@ import type { Http2SecureServer } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { Server as TlsServer } from 'node:tls';
 import { buildApp } from '../app.ts';
+import { startupOver } from '../memory.ts';
 import { ConfigError, loadConfig, parseListen, type ConfigFlags } from '../config/load.ts';
 import { checkTlsMaterial, readTlsMaterial, reloadTlsMaterial, TlsMaterialError, trackTlsConnections, type TlsConnections } from '../http/tls.ts';
 import { createLogger, protectStdio } from '../logger.ts';
@@ -93,6 +94,7 @@ export async function serve(options: ServeOptions): Promise<void> {
     }
     throw err;
   }
+  startupOver();
   const addr = app.server.server.address() as AddressInfo;
   const shownHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   const url = `${tlsServer ? 'https' : 'http'}://${shownHost}:${addr.port}`;
