@@ -76,14 +76,17 @@ export class BlobStore implements UploadContext {
    * Writes a blob (or a range of it) to the destination `open()` returns. `open` is called only once the blob is
    * known to be readable, so a missing blob still fails with BLOB_UNKNOWN before anything is sent — and an encrypted
    * blob whose header or first frame fails authentication with BLOB_CORRUPT. A later frame that fails ends the
-   * transfer with an error (the destination is destroyed): bad bytes are never sent.
+   * transfer with an error (the destination is destroyed): bad bytes are never sent. `recordedSize`: the blob's size
+   * as the metadata records it, which spares asking storage for the object's length.
    */
-  async copyTo(digest: Digest, range: ByteRange | undefined, open: () => Writable, signal?: AbortSignal): Promise<void> {
+  async copyTo(digest: Digest, range: ByteRange | undefined, open: () => Writable, signal?: AbortSignal, recordedSize?: number): Promise<void> {
     const key = blobKey(digest);
     try {
       if (this.driver.openFile) {
         // A local file: opened once for the header, the size and the frames.
         if (await this.sealed.copyFromFile(digest, key, range, open, signal)) return;
+      } else if (recordedSize !== undefined) {
+        if (await this.sealed.copyFromObject(digest, key, recordedSize, range, open, signal)) return;
       } else {
         const sealed = await this.sealed.sealed(digest, key, signal);
         if (sealed) return await this.sealed.copyTo(key, sealed, range, open, signal);

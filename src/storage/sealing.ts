@@ -17,7 +17,7 @@ import { digestAlgorithm, newHash, type Digest } from '../oci/digest.ts';
 import type { BlobEncryption } from '../encryption/blobs.ts';
 import { serveDecrypted } from '../encryption/parallel.ts';
 import { readFrames, readFully } from '../encryption/read-frames.ts';
-import { BlobCorruptError, decryptStream, decryptUnfinished, DEFAULT_FRAME_SIZE, encodeHeader, encryptStream, FRAME_OVERHEAD, FrameSealer, hasMagic, HEADER_SIZE, parseHeader, planRange, TAG_SIZE, type BlobCipher, type BlobHeader } from '../encryption/format.ts';
+import { BlobCorruptError, decryptStream, decryptUnfinished, DEFAULT_FRAME_SIZE, encodeHeader, encryptStream, FRAME_OVERHEAD, FrameSealer, hasMagic, HEADER_SIZE, parseHeader, planRange, storedSize, TAG_SIZE, type BlobCipher, type BlobHeader } from '../encryption/format.ts';
 import { ObjectNotFoundError, type BlobDriver, type ByteRange } from './driver.ts';
 
 const FRAME = DEFAULT_FRAME_SIZE;
@@ -31,6 +31,14 @@ const PARALLEL_DECRYPT_MIN = 2 * 1024 * 1024;
  * their frames about 1 MiB at a time.
  */
 const WHOLE_READ = 1024 * 1024;
+/**
+ * Reads from drivers without `openFile` (S3) larger than a segment fetch segments of about this much plaintext (whole
+ * frames) with ranged reads, SEGMENT_DEPTH of them in flight while the one before is decrypted and sent: one stream
+ * read frame by frame waits on every round trip (bench/pull-path.ts on S3). Memory per transfer: the segments in
+ * flight plus the one being sent.
+ */
+const SEGMENT_BYTES = 2 * 1024 * 1024;
+const SEGMENT_DEPTH = 4;
 
 /** An upload's tail as its record keeps it: sealed, bound to the number of whole frames it follows. */
 export interface SealedTail {
@@ -142,6 +150,33 @@ export class SealedObjects {
   }
 
   /**
+   * `copyTo` for drivers without `openFile` (S3), for a blob whose plaintext size the metadata records: no request
+   * asks the object's length. The stored size follows from the recorded one and the header's frame size — an object
+   * of another length cannot pass, as the frame where the recorded size says the blob ends would not authenticate as
+   * its end. A blob whose sealed object fits WHOLE_READ at the default frame size is fetched whole with its header in
+   * one request and opened before anything is sent; a larger one reads its header, then its frames in segments
+   * fetched SEGMENT_DEPTH at a time. Resolves false, having sent nothing, when the blob has no data key or is a
+   * verified plaintext object (the caller serves it as it is).
+   */
+  async copyFromObject(digest: Digest, key: string, recordedSize: number, range: ByteRange | undefined, open: () => Writable, signal?: AbortSignal): Promise<boolean> {
+    if (!this.encryption) return false;
+    const cipher = await this.encryption.cipherForRead(digest);
+    if (!cipher) return false;
+    const expected = storedSize(recordedSize);
+    const whole = expected <= WHOLE_READ;
+    const head = await this.readBytes(key, { start: 0, end: (whole ? expected : HEADER_SIZE) - 1 }, signal);
+    const blob = await this.opened(digest, key, head, cipher, async () => (head[8] === 2 && head.readUInt32BE(12) !== FRAME ? storedSize(recordedSize, head.readUInt32BE(12)) : expected), signal);
+    if (!blob) return false;
+    const plan = planRange(blob.header, range);
+    if (whole && head.length === expected && blob.header.version === 2 && blob.header.frameSize === FRAME) {
+      await this.sendWhole(head.subarray(plan.stored.start, plan.stored.end + 1), blob, range, open, signal);
+    } else {
+      await this.writeFrames(this.segments(key, blob, range, signal), open, signal);
+    }
+    return true;
+  }
+
+  /**
    * The header and cipher of a blob with a data key, from the first bytes of its stored object (`objectSize`: the
    * object's length, which a version 2 header needs), or null for a plaintext object that provably is the blob.
    */
@@ -203,17 +238,7 @@ export class SealedObjects {
         return true;
       }
       if (whole) {
-        // Everything is in memory already (at most WHOLE_READ bytes): open every frame before anything is sent, then
-        // hand the plaintext to the destination in one go.
-        const plain: Buffer[] = [];
-        for await (const chunk of decryptStream([head.subarray(plan.stored.start, plan.stored.end + 1)], cipher, header, range)) plain.push(chunk);
-        const bytes = plain.reduce((n, c) => n + c.length, 0);
-        this.onIngest?.(bytes);
-        const dest = open();
-        const done = finished(dest, { signal });
-        if (plain.length === 1) dest.end(plain[0]);
-        else dest.end(Buffer.concat(plain, bytes));
-        await done;
+        await this.sendWhole(head.subarray(plan.stored.start, plan.stored.end + 1), blob, range, open, signal);
         return true;
       }
       const storedFrame = header.frameSize + (header.version === 1 ? TAG_SIZE : FRAME_OVERHEAD);
@@ -247,6 +272,65 @@ export class SealedObjects {
     await pipeline(Readable.from(rest(), { objectMode: false }), open(), { signal });
   }
 
+  /**
+   * Sends a range of a sealed object whose stored frames are all in memory (`stored`, at most WHOLE_READ bytes):
+   * every frame is opened before anything is sent, then the plaintext goes to the destination in one write.
+   */
+  private async sendWhole(stored: Buffer, { header, cipher }: SealedBlob, range: ByteRange | undefined, open: () => Writable, signal?: AbortSignal): Promise<void> {
+    const plain: Buffer[] = [];
+    for await (const chunk of decryptStream([stored], cipher, header, range)) plain.push(chunk);
+    const bytes = plain.reduce((n, c) => n + c.length, 0);
+    this.onIngest?.(bytes);
+    const dest = open();
+    const done = finished(dest, { signal });
+    if (plain.length === 1) dest.end(plain[0]);
+    else dest.end(Buffer.concat(plain, bytes));
+    await done;
+  }
+
+  /**
+   * The plaintext of a range of a sealed object, from segments of whole frames fetched with ranged reads,
+   * SEGMENT_DEPTH ahead of the one being decrypted; fetches still in flight are cancelled when the consumer stops.
+   */
+  private async *segments(key: string, { header, cipher }: SealedBlob, range: ByteRange | undefined, signal?: AbortSignal): AsyncGenerator<Buffer> {
+    const want = range ?? { start: 0, end: header.plaintextSize - 1 };
+    if (want.end < want.start) {
+      // An empty blob: only its end frame, checked.
+      yield* decryptStream([await this.readBytes(key, planRange(header).stored, signal)], cipher, header);
+      return;
+    }
+    const size = Math.max(1, Math.floor(SEGMENT_BYTES / header.frameSize)) * header.frameSize;
+    const first = Math.floor(want.start / size);
+    const parts = Array.from({ length: Math.floor(want.end / size) - first + 1 }, (_, i) => {
+      const j = first + i;
+      const part = { start: Math.max(want.start, j * size), end: Math.min(want.end, (j + 1) * size - 1) };
+      return { part, stored: planRange(header, part).stored };
+    });
+    const stop = new AbortController();
+    const linked = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
+    const inflight = new Map<number, Promise<Buffer>>();
+    const fetchAhead = (from: number): void => {
+      for (let i = from; i < Math.min(parts.length, from + SEGMENT_DEPTH); i++) {
+        if (inflight.has(i)) continue;
+        const p = this.readBytes(key, parts[i].stored, linked);
+        p.catch(() => {}); // awaited in turn; one that fails after the consumer stopped is of no interest
+        inflight.set(i, p);
+      }
+    };
+    try {
+      for (let i = 0; i < parts.length; i++) {
+        fetchAhead(i);
+        const stored = await inflight.get(i)!;
+        inflight.delete(i);
+        const expected = parts[i].stored.end - parts[i].stored.start + 1;
+        if (stored.length !== expected) throw new BlobCorruptError(`the stored object of ${cipher.label} is shorter than the frames its header describes`);
+        yield* decryptStream([stored], cipher, header, parts[i].part);
+      }
+    } finally {
+      stop.abort();
+    }
+  }
+
   /** Whether the stored object at `key` is sealed under `cipher`'s data key and every frame of it authenticates. */
   async authenticates(key: string, cipher: BlobCipher, signal?: AbortSignal): Promise<boolean> {
     try {
@@ -267,11 +351,25 @@ export class SealedObjects {
     return `${digestAlgorithm(digest)}:${hash.digest('hex')}` === digest;
   }
 
-  private async readHead(key: string, signal?: AbortSignal): Promise<Buffer> {
-    const stream = await this.driver.read(key, { range: { start: 0, end: HEADER_SIZE - 1 }, signal });
-    const parts: Buffer[] = [];
-    for await (const chunk of stream) parts.push(chunk as Buffer);
-    return Buffer.concat(parts);
+  private readHead(key: string, signal?: AbortSignal): Promise<Buffer> {
+    return this.readBytes(key, { start: 0, end: HEADER_SIZE - 1 }, signal);
+  }
+
+  /** The stored bytes of `range`, in one buffer (shorter when the object ends first). */
+  private async readBytes(key: string, range: ByteRange, signal?: AbortSignal): Promise<Buffer> {
+    const stream = await this.driver.read(key, { range, signal });
+    const out = Buffer.allocUnsafe(range.end - range.start + 1);
+    let filled = 0;
+    for await (const chunk of stream) {
+      const c = chunk as Buffer;
+      if (filled + c.length > out.length) {
+        stream.destroy();
+        throw new BlobCorruptError(`the storage answered more than the ${out.length} bytes asked of ${key}`);
+      }
+      c.copy(out, filled);
+      filled += c.length;
+    }
+    return out.subarray(0, filled);
   }
 
   /** The stored object's length (ObjectNotFoundError when it is gone). */
