@@ -211,9 +211,11 @@ async function measureVariant(
     .filter((m) => !variant.omitMetrics?.includes(m.id))
     .map((m) => {
       const min = variant.targets?.[m.id];
-      if (min === undefined) return m;
+      const max = variant.limits?.[m.id];
+      if (min === undefined && max === undefined) return m;
       // A target replaces the default one; a "no target" note would now be wrong.
-      return { ...m, target: { kind: 'ratio' as const, min }, note: m.note?.startsWith('No target') ? undefined : m.note };
+      const target = min !== undefined ? { kind: 'ratio' as const, min } : { kind: 'max' as const, max: max! };
+      return { ...m, target, note: m.note?.startsWith('No target') ? undefined : m.note };
     });
   const metric = (id: string) => metrics.find((m) => m.id === id)!;
 

@@ -42,6 +42,8 @@ export interface Variant {
    * is `manifestTarget`. Adding a target to a metric drops its "no target" note.
    */
   targets?: Record<string, number>;
+  /** Upper limits on Berth's own value (metric id → maximum, in the metric's unit), e.g. peak RSS in MiB. */
+  limits?: Record<string, number>;
   /** Sizes replacing the defaults of a full run (not of --quick). */
   sizes?: Partial<Sizes>;
   /** Steps left out unless named in --only (e.g. the dedicated 1 GiB push, which only measures peak RSS). */
@@ -71,6 +73,15 @@ const SCALED_TARGETS = {
   scaled: true,
 } satisfies Partial<Variant>;
 
+/**
+ * The embedded targets (SQLite + filesystem, encryption at rest on as shipped), from the issue on pull performance:
+ * paired ratios against docker-registry in the same run, and Berth's own memory.
+ */
+const EMBEDDED_TARGETS = {
+  targets: { blob_get: 1.0, cpu_blob_get: 0.7, pull_big: 1.0, pull_small: 1.1, push_big: 1.3, push_small: 1.3 },
+  limits: { rss_start: 60, rss_push_huge: 100 },
+} satisfies Partial<Variant>;
+
 export const VARIANTS: Variant[] = [
   {
     id: 'anonymous',
@@ -79,6 +90,7 @@ export const VARIANTS: Variant[] = [
     primary: { kind: 'berth', auth: NONE },
     baseline: { kind: 'registry', auth: NONE },
     manifestTarget: 4,
+    ...EMBEDDED_TARGETS,
   },
   {
     id: 'auth',
@@ -87,6 +99,7 @@ export const VARIANTS: Variant[] = [
     primary: { kind: 'berth', auth: { type: 'token', username: 'AKIABENCHROOT0000000', password: 'bench-secret-access-key-0123456789' } },
     baseline: { kind: 'registry', auth: { type: 'htpasswd', username: 'bench', password: 'bench-password', bcryptCost: 5 } },
     manifestTarget: 8,
+    ...EMBEDDED_TARGETS,
   },
   ...[1, 2].map((nodes): Variant => ({
     id: `scaled-${nodes}`,
