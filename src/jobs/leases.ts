@@ -10,7 +10,8 @@
  */
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
+import { sql } from '../metadata/kysely.ts';
 import type { Logger } from 'pino';
 import type { Database } from '../metadata/schema.ts';
 

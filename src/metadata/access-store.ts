@@ -3,7 +3,8 @@
  * access epoch — a counter bumped by every change here or to a repository policy, so that nodes may cache
  * authorization data and still see every change on their next request.
  */
-import { CompiledQuery, sql, type Kysely, type Transaction } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
+import { CompiledQuery, sql } from './kysely.ts';
 import type { Database } from './schema.ts';
 
 export interface UserRow {

@@ -2,7 +2,8 @@
  * What garbage collection asks of the metadata database. The database decides: a blob may be deleted only while
  * a transaction holds its row in state `deleting` and proves nothing references it.
  */
-import { sql, type ExpressionBuilder, type Kysely, type Transaction } from 'kysely';
+import type { ExpressionBuilder, Kysely, Transaction } from 'kysely';
+import { sql } from './kysely.ts';
 import type { Dialect } from './dialect.ts';
 import type { Database } from './schema.ts';
 

@@ -6,7 +6,8 @@
  * Contract: every method is atomic on its own; `transaction(fn)` groups several. Digests, names and tags passed
  * in are already validated. Nothing here knows about HTTP.
  */
-import { CompiledQuery, sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
+import type { Kysely, RawBuilder, Transaction } from 'kysely';
+import { CompiledQuery, sql } from './kysely.ts';
 import type { Dialect } from './dialect.ts';
 import { LifecycleStore } from './lifecycle-store.ts';
 import { GcStore } from './gc-store.ts';

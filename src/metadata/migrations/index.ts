@@ -6,7 +6,8 @@
  * (auto-increment keys, binary columns); everything else is shared. A migration sees the schema as it was when it
  * was written, not `schema.ts`, hence `Kysely<unknown>`: it builds DDL and writes rows with plain SQL.
  */
-import { sql, type Kysely, type Migration } from 'kysely';
+import type { Kysely, Migration } from 'kysely';
+import { sql } from '../kysely.ts';
 import type { Dialect } from '../dialect.ts';
 
 export function migrations(dialect: Dialect): Record<string, Migration> {
