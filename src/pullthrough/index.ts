@@ -25,13 +25,15 @@ export function createPullThrough(options: {
   identity: { accountId: string; region: string };
   checkEncryption?: EncryptionCheck;
   probe?: UpstreamProbe;
+  /** Transparent mirrors named by configuration: upstream host → rule prefix (see `PullThroughRules`). */
+  mirrors?: Record<string, string>;
 }): PullThrough {
   const store = new PullThroughStore(options.db);
   const secrets = new UpstreamSecrets(store, options.access.secretBox(UPSTREAM_SECRET_PURPOSE), options.identity);
   return {
     store,
     secrets,
-    rules: new PullThroughRules(store, secrets, options.identity, options.probe ?? defaultProbe),
+    rules: new PullThroughRules(store, secrets, options.identity, options.probe ?? defaultProbe, options.mirrors),
     templates: new RepositoryCreationTemplates(store, options.identity.accountId, options.checkEncryption),
   };
 }

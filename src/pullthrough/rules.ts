@@ -94,6 +94,11 @@ export class PullThroughRules {
     readonly secrets: UpstreamSecrets,
     readonly identity: { accountId: string; region: string },
     private readonly probe: UpstreamProbe,
+    /**
+     * Mirrors named by configuration: upstream host → rule prefix (e.g. `{ 'docker.io': 'docker-hub' }`). They take
+     * precedence over the rules' stored mirror flags (`setMirror`, `berth admin pull-through mirror`).
+     */
+    private readonly configuredMirrors: Record<string, string> = {},
   ) {}
 
   private notFound(prefix: string, registry = this.identity.accountId): BerthError {
@@ -229,6 +234,12 @@ export class PullThroughRules {
   /** For the transparent mirror: the rule marked as mirror for this upstream URL host (e.g. 'registry-1.docker.io' / 'docker.io'), or null. */
   async mirrorFor(upstreamHost: string): Promise<PullThroughRule | null> {
     const aliases = new Set(hostAliases(upstreamHost));
+    for (const [host, prefix] of Object.entries(this.configuredMirrors)) {
+      if (!hostAliases(host).some((h) => aliases.has(h))) continue;
+      const row = await this.store.findRule(normalizePrefix(prefix));
+      // A configured mirror whose rule does not exist (yet) serves nothing rather than falling back to a flag.
+      return row ? { ...toRule(row, this.identity.accountId), mirror: true } : null;
+    }
     for (const row of await this.store.mirrorRules()) {
       const rule = toRule(row, this.identity.accountId);
       if (hostAliases(this.upstreamOf(rule).host).some((h) => aliases.has(h))) return rule;

@@ -182,6 +182,15 @@ for (const kind of (defaultMetadataKind() === 'postgres' ? ['postgres'] : ['sqli
       await pt.rules.setMirror('hub2', false);
       assert.equal(await pt.rules.mirrorFor('docker.io'), null);
       await rejectsWith(pt.rules.setMirror('nope', true), 'PullThroughCacheRuleNotFoundException');
+
+      // Mirrors named by configuration win over the stored flags, by any name of the host.
+      const configured = createPullThrough({
+        db: conn.db, access: { secretBox: (purpose) => new SecretBox(new SecretBox(key).derive(purpose)) }, identity: { accountId: ACCOUNT, region: REGION },
+        mirrors: { 'docker.io': 'hub', 'quay.io': 'missing' },
+      });
+      const m = await configured.rules.mirrorFor('registry-1.docker.io');
+      assert.deepEqual([m?.ecrRepositoryPrefix, m?.mirror], ['hub', true]);
+      assert.equal(await configured.rules.mirrorFor('quay.io'), null, 'a configured rule that does not exist serves nothing');
     });
 
     it('lists rules in pages; enforces the rule quota', async () => {
