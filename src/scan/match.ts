@@ -75,6 +75,8 @@ export function osvEcosystemsFor(os: OsRelease | null): string[] {
       return r ? [`Ubuntu:${r}`, `Ubuntu:${r}:LTS`] : [];
     }
     case 'alpine': {
+      // The secdb branch: 3.10.2 → v3.10; edge images carry a pre-release version (3.21_alpha20240807).
+      if (/_(alpha|beta|pre|rc|git)/.test(os.versionId) || /\bedge\b/i.test(os.prettyName ?? '')) return ['Alpine:edge'];
       const r = /^(\d+)\.(\d+)/.exec(os.versionId.trim());
       return r ? [`Alpine:v${r[1]}.${r[2]}`] : [];
     }
@@ -198,7 +200,7 @@ export function findingName(record: OsvRecord): string {
   return embedded ? embedded[1] : record.id;
 }
 
-/** Link to the vendor tracker for Debian and Ubuntu, else to osv.dev. */
+/** Link to the vendor tracker for Debian, Ubuntu and Alpine (CVEs), else to osv.dev. */
 export function findingUri(ecosystem: string, name: string, advisoryId: string): string {
   const base = baseEcosystem(ecosystem);
   if (base === 'Debian') return `https://security-tracker.debian.org/tracker/${name}`;
@@ -207,6 +209,7 @@ export function findingUri(ecosystem: string, name: string, advisoryId: string):
       ? `https://ubuntu.com/security/${name}`
       : `https://ubuntu.com/security/notices/${advisoryId}`;
   }
+  if (base === 'Alpine' && CVE.test(name)) return `https://security.alpinelinux.org/vuln/${name}`;
   return `https://osv.dev/vulnerability/${advisoryId}`;
 }
 

@@ -28,6 +28,15 @@ export interface ScanResult {
   sourceUpdatedAt: number | null;
   findings: Finding[];
   inventory: Inventory | null;
+  /** The vulnerability sources the scan used (coverage.ts); shown by `berth scan`, summed up in `description`. */
+  sources?: UsedSourceSummary[];
+}
+
+export interface UsedSourceSummary {
+  name: string;
+  format: string;
+  updatedAt: number | null;
+  ecosystems: string[];
 }
 
 function record(row: Omit<ImageScansTable, 'findings' | 'inventory' | 'claimed_by'>): ScanRecord {
@@ -141,10 +150,13 @@ export class ScanStore {
     return Number(r.numUpdatedRows);
   }
 
-  /** Digests of finished scans matched against an older vulnerability database than `dbVersion`. */
+  /**
+   * Digests of finished scans matched against an older vulnerability database than `dbVersion` — unsupported ones
+   * included: new data may cover an OS that none did (an artifact is told apart again at once, without a layer read).
+   */
   async outdated(dbVersion: number, limit = 1000): Promise<string[]> {
     const rows = await this.db.selectFrom('image_scans').select('digest')
-      .where('status', 'in', ['COMPLETE', 'FAILED']).where('db_version', '<', dbVersion).orderBy('digest').limit(limit).execute();
+      .where('status', 'in', ['COMPLETE', 'FAILED', 'UNSUPPORTED_IMAGE']).where('db_version', '<', dbVersion).orderBy('digest').limit(limit).execute();
     return rows.map((r) => r.digest);
   }
 

@@ -207,7 +207,7 @@ describe('match: Ubuntu and Alpine', () => {
     const downgraded = [pkg('apk', 'musl', '1.1.22-r2', { sourceName: 'musl' }), pkg('apk', 'libcrypto1.1', '1.1.1d-r2', { sourceName: 'openssl' })];
     const findings = await match(inventory(alpine310, downgraded), new MemoryLookup(records));
     assert.deepEqual(findings.map(brief), ['CVE-2019-14697 musl@1.1.22-r2 fix=1.1.22-r3 UNDEFINED']);
-    assert.equal(findings[0].uri, 'https://osv.dev/vulnerability/ALPINE-CVE-2019-14697');
+    assert.equal(findings[0].uri, 'https://security.alpinelinux.org/vuln/CVE-2019-14697');
     const clean = [pkg('apk', 'musl', '1.1.22-r3', { sourceName: 'musl' })];
     assert.deepEqual(await match(inventory(alpine310, clean), new MemoryLookup(records)), []);
   });

@@ -46,7 +46,8 @@ function cvss(scores: CvssScore[], major: '2' | '3'): CvssScore | undefined {
 
 /**
  * A finding in ECR's basic shape: the four attributes clients know first (package_name, package_version, CVSS2_*),
- * then CVSS3_*, then Berth's own: the package type and path, the source package, and the fixed version.
+ * then CVSS3_*, then Berth's own: the package type and path, the source package, the fixed version (absent when there
+ * is no fix) and fix_available (YES, or NO for an open vulnerability).
  */
 export function ecrFinding(f: Finding): Record<string, unknown> {
   const v2 = cvss(f.cvss, '2');
@@ -62,6 +63,8 @@ export function ecrFinding(f: Finding): Record<string, unknown> {
     ...attribute('package_path', f.package.path),
     ...attribute('source_package', f.package.sourceName),
     ...attribute('fixed_version', f.fixedVersion),
+    // As ECR's enhanced findings' fixAvailable: NO for a vulnerability the distribution has not fixed (open).
+    ...attribute('fix_available', f.fixedVersion ? 'YES' : 'NO'),
     ...attribute('advisory_id', f.advisoryId !== f.name ? f.advisoryId : null),
   ];
   return { name: f.name, ...(f.description ? { description: f.description } : {}), uri: f.uri, severity: f.severity, attributes };
