@@ -22,6 +22,8 @@ interface Options {
   platform?: string;
   vulnerabilities?: boolean;
   output?: string;
+  ignoreUnfixed?: boolean;
+  attach?: boolean;
 }
 
 /** `repo:tag` or `repo@sha256:…` → the repository and the manifest digest it names. */
@@ -56,6 +58,7 @@ export function registerScanCommands(program: Command): void {
     .description('scan an image for vulnerabilities now and print its findings (the result is stored, as a background scan\'s would be)')
     .argument('<image>', 'repository:tag or repository@digest')
     .option('--json', 'print the findings as JSON')
+    .option('--ignore-unfixed', 'leave out open vulnerabilities (those with no fixed version yet); the stored result keeps them')
     .action(async (image: string, opts: Options) => {
       await withStores(opts, async (stores) => {
         const { repository, digest } = await resolveImage(stores.metadata, image);
@@ -63,16 +66,19 @@ export function registerScanCommands(program: Command): void {
         process.stderr.write(`scanning ${repository}@${digest} …\n`);
         const result = await scans.scan(digest);
         await scans.store.record(digest, result);
+        const shown = opts.ignoreUnfixed ? result.findings.filter((f) => f.fixedVersion !== null) : result.findings;
+        const hidden = result.findings.length - shown.length;
+        const sources = (result.sources ?? []).map((s) => ({ ...s, updatedAt: s.updatedAt === null ? null : new Date(s.updatedAt).toISOString() }));
         if (opts.json) {
-          process.stdout.write(`${JSON.stringify({ repository, digest, status: result.status, description: result.description, findings: result.findings }, null, 2)}\n`);
+          process.stdout.write(`${JSON.stringify({ repository, digest, status: result.status, description: result.description, sources, ...(opts.ignoreUnfixed ? { unfixedHidden: hidden } : {}), findings: shown }, null, 2)}\n`);
         } else {
-          for (const f of result.findings) {
+          for (const f of shown) {
             process.stdout.write(`${f.severity.padEnd(13)} ${f.name.padEnd(20)} ${f.package.name} ${f.package.version}${f.fixedVersion ? ` (fixed in ${f.fixedVersion})` : ' (no fix)'}\n`);
           }
         }
         const counts = new Map<string, number>();
-        for (const f of result.findings) counts.set(f.severity, (counts.get(f.severity) ?? 0) + 1);
-        process.stderr.write(`${result.status}: ${result.findings.length} findings${counts.size ? ` (${[...counts].map(([s, n]) => `${n} ${s}`).join(', ')})` : ''}${result.status === 'COMPLETE' ? '' : ` — ${result.description}`}\n`);
+        for (const f of shown) counts.set(f.severity, (counts.get(f.severity) ?? 0) + 1);
+        process.stderr.write(`${result.status}: ${shown.length} findings${counts.size ? ` (${[...counts].map(([s, n]) => `${n} ${s}`).join(', ')})` : ''}${hidden ? `, ${hidden} open ones without a fix not shown (--ignore-unfixed)` : ''} — ${result.description}\n`);
         if (result.dbVersion === 0) process.stderr.write('note: the vulnerability database is empty: import OSV data with berth vulndb import FILE.zip\n');
         if (result.status === 'FAILED') process.exitCode = 1;
       });
