@@ -458,6 +458,108 @@ async function tagExists(repo: string, tag: string): Promise<boolean> {
 /** A valid lifecycle policy (ECR requires at least 100 characters). */
 const LIFECYCLE_POLICY = JSON.stringify({ rules: [{ rulePriority: 1, description: 'expire untagged images after a day', selection: { tagStatus: 'untagged', countType: 'sinceImagePushed', countUnit: 'days', countNumber: 1 }, action: { type: 'expire' } }] });
 
+/** Pull-through cache rules and creation templates: registry-wide (`*`); a dead loopback port as the upstream. */
+const UPSTREAM = 'http://127.0.0.1:9';
+const ROLE = 'arn:aws:iam::000000000000:role/ecr-pull-through';
+
+async function pullThroughRule(prefix: string): Promise<Record<string, unknown> | null> {
+  const res = await ecr('DescribePullThroughCacheRules', { ecrRepositoryPrefixes: [prefix] }, ROOT_SIGNING());
+  return res.status === 200 ? res.json<{ pullThroughCacheRules: Array<Record<string, unknown>> }>().pullThroughCacheRules[0] : null;
+}
+
+async function creationTemplate(prefix: string): Promise<Record<string, unknown> | null> {
+  const res = await ecr('DescribeRepositoryCreationTemplates', { prefixes: [prefix] }, ROOT_SIGNING());
+  return res.status === 200 ? res.json<{ repositoryCreationTemplates: Array<Record<string, unknown>> }>().repositoryCreationTemplates[0] : null;
+}
+
+/** A rule made by the administrator for one call, removed after it whatever the outcome (rules have a quota). */
+async function scratchRule(): Promise<{ prefix: string; cleanup(): Promise<void> }> {
+  const prefix = `ptc-${next()}`;
+  await adminEcr('CreatePullThroughCacheRule', { ecrRepositoryPrefix: prefix, upstreamRegistryUrl: UPSTREAM });
+  return { prefix, cleanup: async () => { if (await pullThroughRule(prefix)) await adminEcr('DeletePullThroughCacheRule', { ecrRepositoryPrefix: prefix }); } };
+}
+
+async function scratchTemplate(): Promise<{ prefix: string; cleanup(): Promise<void> }> {
+  const prefix = `rct-${next()}`;
+  await adminEcr('CreateRepositoryCreationTemplate', { prefix, appliedFor: ['CREATE_ON_PUSH'], description: 'before' });
+  return { prefix, cleanup: async () => { if (await creationTemplate(prefix)) await adminEcr('DeleteRepositoryCreationTemplate', { prefix }); } };
+}
+
+const PULL_THROUGH_OPERATIONS: EcrOperation[] = [
+  {
+    op: 'CreatePullThroughCacheRule',
+    global: true,
+    build: async () => {
+      const prefix = `ptc-${next()}`;
+      const cleanup = async () => { if (await pullThroughRule(prefix)) await adminEcr('DeletePullThroughCacheRule', { ecrRepositoryPrefix: prefix }); };
+      return {
+        input: { ecrRepositoryPrefix: prefix, upstreamRegistryUrl: UPSTREAM }, target: null, restore: cleanup,
+        untouched: async () => ((await pullThroughRule(prefix)) ? (await cleanup(), `rule ${prefix} was created`) : null),
+      };
+    },
+  },
+  { op: 'DescribePullThroughCacheRules', global: true, build: async () => ({ input: {}, target: null }) },
+  {
+    op: 'UpdatePullThroughCacheRule',
+    global: true,
+    build: async () => {
+      const r = await scratchRule();
+      return {
+        input: { ecrRepositoryPrefix: r.prefix, customRoleArn: ROLE }, target: null, restore: r.cleanup,
+        untouched: async () => { const changed = (await pullThroughRule(r.prefix))?.customRoleArn; await r.cleanup(); return changed ? `rule ${r.prefix} was updated` : null; },
+      };
+    },
+  },
+  {
+    op: 'DeletePullThroughCacheRule',
+    global: true,
+    build: async () => {
+      const r = await scratchRule();
+      return { input: { ecrRepositoryPrefix: r.prefix }, target: null, untouched: async () => { const gone = !(await pullThroughRule(r.prefix)); await r.cleanup(); return gone ? `rule ${r.prefix} was deleted` : null; } };
+    },
+  },
+  {
+    op: 'ValidatePullThroughCacheRule',
+    global: true,
+    build: async () => {
+      const r = await scratchRule();
+      return { input: { ecrRepositoryPrefix: r.prefix }, target: null, restore: r.cleanup, untouched: async () => { await r.cleanup(); return null; } };
+    },
+  },
+  {
+    op: 'CreateRepositoryCreationTemplate',
+    global: true,
+    build: async () => {
+      const prefix = `rct-${next()}`;
+      const cleanup = async () => { if (await creationTemplate(prefix)) await adminEcr('DeleteRepositoryCreationTemplate', { prefix }); };
+      return {
+        input: { prefix, appliedFor: ['CREATE_ON_PUSH'] }, target: null, restore: cleanup,
+        untouched: async () => ((await creationTemplate(prefix)) ? (await cleanup(), `template ${prefix} was created`) : null),
+      };
+    },
+  },
+  { op: 'DescribeRepositoryCreationTemplates', global: true, build: async () => ({ input: {}, target: null }) },
+  {
+    op: 'UpdateRepositoryCreationTemplate',
+    global: true,
+    build: async () => {
+      const t = await scratchTemplate();
+      return {
+        input: { prefix: t.prefix, description: 'after' }, target: null, restore: t.cleanup,
+        untouched: async () => { const d = (await creationTemplate(t.prefix))?.description; await t.cleanup(); return d === 'before' ? null : `template ${t.prefix} was updated`; },
+      };
+    },
+  },
+  {
+    op: 'DeleteRepositoryCreationTemplate',
+    global: true,
+    build: async () => {
+      const t = await scratchTemplate();
+      return { input: { prefix: t.prefix }, target: null, untouched: async () => { const gone = !(await creationTemplate(t.prefix)); await t.cleanup(); return gone ? `template ${t.prefix} was deleted` : null; } };
+    },
+  },
+];
+
 const ECR_OPERATIONS: EcrOperation[] = [
   { op: 'PutLifecyclePolicy', build: async (r) => ({ input: { repositoryName: r, lifecyclePolicyText: LIFECYCLE_POLICY } }) },
   {
@@ -569,6 +671,7 @@ const ECR_OPERATIONS: EcrOperation[] = [
   { op: 'BatchGetRepositoryScanningConfiguration', build: async (r) => ({ input: { repositoryNames: [r] } }) },
   { op: 'GetRegistryScanningConfiguration', global: true, build: async () => ({ input: {}, target: null }) },
   { op: 'PutRegistryScanningConfiguration', global: true, build: async () => ({ input: { scanType: 'BASIC', rules: [] }, target: null }) },
+  ...PULL_THROUGH_OPERATIONS,
 ];
 
 // ---------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import type { RepositoryCreationTemplate } from '../../../pullthrough/templates.
 import { defineAction } from '../types.ts';
 import { decodeToken, encodeToken } from '../pagination.ts';
 import {
-  appliedFor, customRoleArn, exclusionFilters, list, maxResults, nextToken, repositoryPolicyText, resourceTags, tagMutability,
+  appliedFor, customRoleArn, exclusionFilters, maxResults, nextToken, repositoryPolicyText, resourceTags, tagMutability,
   templateDescription, templateEncryption, templateLifecyclePolicy, templatePrefix,
 } from '../shapes.ts';
 
@@ -53,7 +53,8 @@ export const createRepositoryCreationTemplate = defineAction({
 
 export const describeRepositoryCreationTemplates = defineAction({
   name: 'DescribeRepositoryCreationTemplates',
-  input: z.object({ prefixes: list(templatePrefix, 0, 100).optional().nullable(), nextToken, maxResults: maxResults() }),
+  // PrefixList has no bounds in the model (the body's own limit applies).
+  input: z.object({ prefixes: z.array(templatePrefix, { invalid_type_error: 'Member must be a list' }).optional().nullable(), nextToken, maxResults: maxResults() }),
   async handle(input, ctx) {
     if (input.prefixes?.length) {
       if (input.nextToken || input.maxResults) throw new BerthError('INVALID_PARAMETER', 'prefixes cannot be combined with nextToken or maxResults');
