@@ -10,8 +10,8 @@
  *   addresses (no Docker engine is started here; test/e2e/docker.test.ts and ecr-cli.test.ts drive a real one);
  * - `npx berth` is `node --import tsx src/main.ts` (this checkout's sources; `npx berth` runs them compiled from the
  *   repository's directory, and the session here runs in the server's directory instead);
- * - `curl` of the OSV dumps copies small dumps this test writes (no network), whose records match a package in the
- *   image, so the scan has a finding to show;
+ * - `curl` of the OSV dumps and of the Alpine secdb copies small dumps this test writes (no network), whose records
+ *   match a package in the image, so the scan has a finding to show;
  * - `aws` is the AWS CLI v2 at /usr/bin/aws with an empty configuration (the `aws` on PATH may be v1: the README's
  *   region variable is checked with v1 separately);
  * - what the README says is the user's own is made first: `app` and `myimage` (local images), `alpine.tar` (a
@@ -93,6 +93,7 @@ const isSetup = (b: Block) => b.text.split('\n').filter((l) => l.trim() !== '').
 const OSV: Record<string, { id: string; ecosystem: string; name: string; fixed: string }> = {
   Go: { id: 'GO-README-0001', ecosystem: 'Go', name: 'example.com/readme/demo', fixed: '1.2.0' },
   PyPI: { id: 'PYSEC-README-0001', ecosystem: 'PyPI', name: 'readme-demo', fixed: '1.1' },
+  Debian: { id: 'DEBIAN-README-0001', ecosystem: 'Debian:12', name: 'readme-demo', fixed: '1.1-1' },
 };
 
 describe('README: its commands run verbatim, in order, on a fresh start', { skip: gate.skip || (scaled && 'the README describes the embedded default (run by the embedded half of the suite)') }, () => {
@@ -137,6 +138,12 @@ describe('README: its commands run verbatim, in order, on a fresh start', { skip
       }));
       await writeFile(path.join(osv, `${eco}-all.zip`), zipOf({ [`${r.id}.json`]: await readFile(path.join(dir, `${r.id}.json`)) }));
     }
+    // The Alpine secdb files the README fetches, in Alpine's own shape.
+    await mkdir(path.join(osv, 'secdb', 'v3.20'), { recursive: true });
+    await writeFile(path.join(osv, 'secdb', 'v3.20', 'main.json'), JSON.stringify({
+      distroversion: 'v3.20', reponame: 'main', urlprefix: 'https://dl-cdn.alpinelinux.org/alpine', apkurl: '{{urlprefix}}/{{distroversion}}/{{reponame}}/{{arch}}/{{pkg.name}}-{{pkg.ver}}.apk', archs: ['x86_64'],
+      packages: [{ pkg: { name: 'readme-demo', secfixes: { '1.1-r0': ['CVE-2026-0001'] } } }],
+    }));
 
     // A fresh server with the defaults, in the directory the session runs in (its ./data is the README's).
     const serverEnv: Record<string, string> = {};
@@ -196,6 +203,7 @@ describe('README: its commands run verbatim, in order, on a fresh start', { skip
       'npx() { if [ "$1" != berth ]; then echo "README test: npx $1 is not berth" >&2; return 1; fi; shift; node --import "$README_TSX" "$README_BERTH" "$@"; }',
       'aws() { "$README_AWS" "$@"; }',
       'curl() { local out="" url=""; while [ $# -gt 0 ]; do case "$1" in -o|-*o) out="$2"; shift;; -*) ;; *) url="$1";; esac; shift; done',
+      '  case "$url" in https://secdb.alpinelinux.org/*) cp "$README_OSV/secdb/${url#https://secdb.alpinelinux.org/}" "$out"; return;; esac',
       '  local eco="${url#https://osv-vulnerabilities.storage.googleapis.com/}"; eco="${eco%/all.zip}"; cp "$README_OSV/$eco-all.zip" "$out"; }',
       'PS4="+ README: "',
       'set -x',
