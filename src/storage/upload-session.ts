@@ -2,8 +2,8 @@
  * An upload in progress, as one request sees it. A session is made for each request from the upload's record
  * (`BlobStore.upload`) and holds what the request learns, so nothing is asked of the driver twice:
  *
- * - the staged size, asked of the driver once, when first needed (on S3 every ask is a ListObjectsV2), then kept up
- *   to date from what the session itself writes;
+ * - the staged size, asked of the driver once, when first needed (on S3 every ask is a HEAD of the upload's state
+ *   object), then kept up to date from what the session itself writes;
  * - the running sha256 (`RunningHashes`, kept per upload by this process across requests): a single streamed upload
  *   is hashed once, as it arrives. It is trusted only when it has seen exactly the staged bytes; after a restart, or
  *   when the upload continued on another node, the staged bytes are re-read to verify instead;

@@ -1,7 +1,8 @@
 /**
  * What the upload path asks of a blob driver. `uploadPathSuite` runs the registry's upload operations — sealed at rest
  * and in plaintext — over a driver wrapped so that every call is counted, and holds the final PUT to one staging-size
- * ask (src/storage/upload-session.ts): on S3 each ask is a ListObjectsV2. Run by every driver's test file:
+ * ask (src/storage/upload-session.ts): on S3 each ask is a HEAD (it used to be a ListObjectsV2). Run by every driver's
+ * test file:
  *
  *   uploadPathSuite('filesystem', async () => ({ driver, cleanup }));
  *

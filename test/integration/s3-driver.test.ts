@@ -11,6 +11,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import {
+  AbortMultipartUploadCommand,
   CreateMultipartUploadCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
@@ -180,7 +181,7 @@ if (available.skip !== false) {
     const log = recordRequests(client);
     const driver = new S3Driver({ ...options(server, bucket), client });
     return { driver, requests: () => log.map((r) => r.command), cleanup: async () => { await driver.close(); client.destroy(); } };
-  }, { name: 'S3', finalPutWithBody: 3, finalPutWithoutBody: 2 });
+  }, { name: 'S3', finalPutWithBody: 0, finalPutWithoutBody: 0 });
 
   describe('S3Driver specifics', () => {
     let bucket: string;
@@ -195,22 +196,46 @@ if (available.skip !== false) {
       await driver?.close();
     });
 
-    it('keeps staging parts under _staging/<id>/<offset> beside a marker, and commits to the key', async () => {
+    it('keeps an upload as a state object holding the bytes under a part, and commits a small one with one PutObject', async () => {
+      const client = ownClient(server);
+      const log = recordRequests(client);
+      const d = new S3Driver({ ...options(server, bucket), client });
       const id = randomUUID();
-      await driver.createStaging(id);
-      assert.deepEqual(await bucketKeys(bucket, `_staging/${id}/`), [`_staging/${id}/.created`]);
-      await driver.appendStaging(id, 0, Readable.from([Buffer.from('hello ')]));
-      await driver.appendStaging(id, 6, Readable.from([Buffer.from('world')]));
+      await d.createStaging(id, { initial: Buffer.from('hello ') });
+      assert.deepEqual(await bucketKeys(bucket, `_staging/${id}/`), [`_staging/${id}/state`]);
+      await d.appendStaging(id, 6, Readable.from([Buffer.from('world')]));
       // An empty append writes nothing.
-      await driver.appendStaging(id, 11, Readable.from([]));
-      assert.deepEqual((await bucketKeys(bucket, `_staging/${id}/`)).sort(), [
-        `_staging/${id}/.created`, `_staging/${id}/0000000000000000`, `_staging/${id}/0000000000000006`,
-      ]);
-      assert.equal((await rawObject(bucket, `_staging/${id}/0000000000000006`)).toString(), 'world');
-      await driver.commitStaging(id, 'layout/key');
-      assert.equal((await rawObject(bucket, 'layout/key')).toString(), 'hello world');
+      await d.appendStaging(id, 11, Readable.from([]));
+      assert.deepEqual(await bucketKeys(bucket, `_staging/${id}/`), [`_staging/${id}/state`]);
+      assert.equal((await rawObject(bucket, `_staging/${id}/state`)).toString(), 'hello world');
+      log.length = 0;
+      await d.commitStaging(id, 'layout/key', { final: [Buffer.from('!')] });
+      // No listing, no GET (this process wrote the pending bytes), no copy: a HEAD, the PutObject, the delete.
+      assert.deepEqual(log.map((r) => r.command).sort(), ['DeleteObjectCommand', 'HeadObjectCommand', 'PutObjectCommand']);
+      assert.equal((await rawObject(bucket, 'layout/key')).toString(), 'hello world!');
       assert.deepEqual(await bucketKeys(bucket, '_staging/'), []);
-      await driver.delete('layout/key');
+      await d.delete('layout/key');
+      await d.close();
+      client.destroy();
+    });
+
+    it('streams whole parts of an append into a multipart upload as they arrive; the rest stays pending in the state', async () => {
+      const d = new S3Driver(options(server, bucket, { partSize: 5 * MiB }));
+      const data = randomBytes(11 * MiB + 5);
+      const id = await stageParts(d, [data.subarray(0, 3 * MiB), data.subarray(3 * MiB)]);
+      const keys = await bucketKeys(bucket, `_staging/${id}/`);
+      assert.deepEqual(keys, [`_staging/${id}/state`]);
+      const uploads = await (await s3Client()).send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: `_staging/${id}/` }));
+      assert.equal(uploads.Uploads?.length, 1, 'one open multipart upload');
+      assert.match(uploads.Uploads![0].Key!, new RegExp(`^_staging/${id}/data-[0-9a-f]{16}$`));
+      assert.equal((await rawObject(bucket, `_staging/${id}/state`)).length, MiB + 5, 'the bytes after the last whole part are pending');
+      assert.equal(await d.stagingSize(id), data.length);
+      await d.commitStaging(id, 'layout/big');
+      assert.ok((await rawObject(bucket, 'layout/big')).equals(data));
+      assert.deepEqual(await bucketKeys(bucket, `_staging/${id}/`), []);
+      assert.deepEqual((await (await s3Client()).send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: `_staging/${id}/` }))).Uploads ?? [], []);
+      await d.delete('layout/big');
+      await d.close();
     });
 
     it('puts everything under the prefix, adding the slash', async () => {
@@ -233,11 +258,11 @@ if (available.skip !== false) {
     });
 
     describe('commit paths', () => {
-      const cases: Array<{ name: string; parts: number[]; extra?: Partial<S3DriverOptions>; expect: { copy?: number; partCopy?: number; uploadPart?: boolean } }> = [
-        { name: 'one part: server-side CopyObject', parts: [3 * MiB + 17], expect: { copy: 1, partCopy: 0 } },
-        { name: 'parts of at least 5 MiB: multipart UploadPartCopy', parts: [6 * MiB, 5 * MiB + 1, 100], expect: { copy: 0, partCopy: 3 } },
-        { name: 'a small part before the last: streamed into a multipart upload', parts: [MiB, 3 * MiB, 9 * MiB], expect: { copy: 0, partCopy: 0, uploadPart: true } },
-        { name: 'one part above the CopyObject limit: UploadPartCopy ranges', parts: [25 * MiB + 3], extra: { maxCopyObjectBytes: 6 * MiB, copyPartBytes: 10 * MiB }, expect: { copy: 0, partCopy: 3 } },
+      const cases: Array<{ name: string; parts: number[]; final?: number; reread?: boolean; extra?: Partial<S3DriverOptions>; expect: { put?: number; copy?: number; partCopy?: number; uploadPart?: boolean } }> = [
+        { name: 'under a part: one PutObject to the key, no copy', parts: [MiB, 3 * MiB], final: 1000, expect: { put: 1, copy: 0, partCopy: 0 } },
+        { name: 'whole parts: the multipart upload completed and copied with CopyObject', parts: [3 * MiB + 17, 9 * MiB], final: 100, expect: { put: 0, copy: 1, partCopy: 0, uploadPart: true } },
+        { name: 'a data object completed by a re-read, and final bytes: UploadPartCopy and UploadPart', parts: [7 * MiB], final: 100, reread: true, expect: { put: 0, copy: 0, partCopy: 1, uploadPart: true } },
+        { name: 'above the CopyObject limit: UploadPartCopy ranges', parts: [25 * MiB + 3], extra: { maxCopyObjectBytes: 6 * MiB, copyPartBytes: 10 * MiB }, expect: { copy: 0, partCopy: 3 } },
       ];
       for (const c of cases) {
         it(c.name, async () => {
@@ -245,26 +270,46 @@ if (available.skip !== false) {
           const log = recordRequests(client);
           const d = new S3Driver({ ...options(server, bucket, c.extra), client });
           const parts = c.parts.map((n) => randomBytes(n));
-          const data = Buffer.concat(parts);
+          const final = c.final ? [randomBytes(c.final)] : undefined;
+          const data = Buffer.concat([...parts, ...(final ?? [])]);
           const id = await stageParts(d, parts);
-          assert.equal(await d.stagingSize(id), data.length);
+          assert.equal(await d.stagingSize(id), data.length - (c.final ?? 0));
+          if (c.reread) assert.ok((await readAll(await d.readStaging(id))).equals(Buffer.concat(parts)));
           log.length = 0;
           const key = `paths/${randomUUID()}`;
-          await d.commitStaging(id, key);
+          await d.commitStaging(id, key, { final });
           const count = (name: string) => log.filter((r) => r.command === name).length;
+          if (c.expect.put !== undefined) assert.equal(count('PutObjectCommand'), c.expect.put, 'PutObject calls');
           if (c.expect.copy !== undefined) assert.equal(count('CopyObjectCommand'), c.expect.copy, 'CopyObject calls');
           if (c.expect.partCopy !== undefined) assert.equal(count('UploadPartCopyCommand'), c.expect.partCopy, 'UploadPartCopy calls');
-          if (c.expect.uploadPart) assert.ok(count('UploadPartCommand') > 0, 'streamed through UploadPart');
+          if (c.expect.uploadPart) assert.ok(count('UploadPartCommand') > 0, 'the tail went in with UploadPart');
+          assert.equal(count('ListObjectsV2Command'), 0, 'no listing');
           assert.equal((await d.stat(key))?.size, data.length);
           assert.ok((await rawObject(bucket, key)).equals(data), 'bytes in the bucket equal the staged bytes');
           const mid = Math.floor(data.length / 2);
-          assert.ok((await readAll(await d.read(key, { range: { start: mid - 3, end: mid + MiB } }))).equals(data.subarray(mid - 3, mid + MiB + 1)));
+          assert.ok((await readAll(await d.read(key, { range: { start: mid - 3, end: mid + 100 } }))).equals(data.subarray(mid - 3, mid + 101)));
           assert.equal(await d.stagingSize(id), null);
+          assert.deepEqual(await bucketKeys(bucket, `_staging/${id}/`), []);
           await d.delete(key);
           await d.close();
           client.destroy();
         });
       }
+
+      it('an append after a re-read continues with the data object copied into a new multipart upload', async () => {
+        const d = new S3Driver(options(server, bucket));
+        const a = randomBytes(7 * MiB);
+        const b = randomBytes(8 * MiB + 3);
+        const id = await stageParts(d, [a]);
+        assert.ok((await readAll(await d.readStaging(id))).equals(a));
+        assert.equal(await d.appendStaging(id, a.length, Readable.from(chunksOf(b, 64 * 1024))), a.length + b.length);
+        assert.ok((await readAll(await d.readStaging(id))).equals(Buffer.concat([a, b])));
+        await d.commitStaging(id, 'paths/reread');
+        assert.ok((await rawObject(bucket, 'paths/reread')).equals(Buffer.concat([a, b])));
+        assert.deepEqual(await bucketKeys(bucket, `_staging/${id}/`), []);
+        await d.delete('paths/reread');
+        await d.close();
+      });
     });
 
     it('continues an upload started on another node and verifies it there (no shared state)', async () => {
@@ -341,7 +386,7 @@ if (available.skip !== false) {
       }
     });
 
-    it('leaves no multipart upload behind when a big append is aborted', async () => {
+    it('an aborted big append keeps its whole parts (a valid prefix), and deleteStaging leaves no multipart upload behind', async () => {
       const id = randomUUID();
       await driver.createStaging(id);
       const controller = new AbortController();
@@ -356,10 +401,13 @@ if (available.skip !== false) {
         }
       })());
       await assert.rejects(driver.appendStaging(id, 0, source, { signal: controller.signal }), (err: Error) => err.name === 'AbortError');
-      assert.equal(await driver.stagingSize(id), 0);
+      const size = (await driver.stagingSize(id))!;
+      assert.ok(size <= 20 * MiB, `${size} bytes kept`);
+      assert.ok((await readAll(await driver.readStaging(id))).length === size);
+      await driver.deleteStaging(id);
       const uploads = await (await s3Client()).send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: `_staging/${id}/` }));
       assert.deepEqual(uploads.Uploads ?? [], []);
-      await driver.deleteStaging(id);
+      assert.deepEqual(await bucketKeys(bucket, `_staging/${id}/`), []);
     });
 
     it('lists past one page of keys, never listing staging objects or directory markers', async () => {
@@ -389,17 +437,30 @@ if (available.skip !== false) {
       await d.close();
     });
 
-    it('takes the contiguous chain of parts when concurrent appends overlapped', async () => {
-      const d = new S3Driver(options(server, bucket, { prefix: `chain-${randomUUID()}` }));
-      const id = await stageParts(d, [Buffer.from('0123456789')]);
-      // What a losing concurrent append could leave: a part starting inside the previous one.
-      await (await s3Client()).send(new PutObjectCommand({ Bucket: bucket, Key: `${d.prefix}_staging/${id}/0000000000000005`, Body: 'zzzzzzzzzz' }));
-      assert.equal(await d.stagingSize(id), 10);
-      assert.equal(await d.appendStaging(id, 10, Readable.from([Buffer.from('ab')])), 12);
-      assert.equal((await readAll(await d.readStaging(id))).toString(), '0123456789ab');
+    it('an append whose source fails keeps what it received (whole parts and the rest, as on a file); the purge finds a multipart upload no state names', async () => {
+      const d = new S3Driver(options(server, bucket, { prefix: `cut-${randomUUID()}`, partSize: 5 * MiB }));
+      const first = randomBytes(6 * MiB);
+      const id = await stageParts(d, [first]);
+      // Continues the open multipart upload, then fails.
+      const cut = randomBytes(12 * MiB + 7);
+      const failing = Readable.from((async function* () {
+        yield* chunksOf(cut, 256 * 1024);
+        throw new Error('client went away');
+      })());
+      await assert.rejects(d.appendStaging(id, first.length, failing), /client went away/);
+      assert.equal(await d.stagingSize(id), first.length + cut.length);
+      const more = randomBytes(MiB);
+      assert.equal(await d.appendStaging(id, first.length + cut.length, Readable.from([more])), first.length + cut.length + MiB);
       await d.commitStaging(id, 'k');
-      assert.equal((await readAll(await d.read('k'))).toString(), '0123456789ab');
-      assert.deepEqual(await bucketKeys(bucket, `${d.prefix}_staging/`), []);
+      assert.ok((await readAll(await d.read('k'))).equals(Buffer.concat([first, cut, more])));
+      // A multipart upload of a staging id with no state (an append cut off by a crash before its first state).
+      const c = await s3Client();
+      const orphan = randomUUID();
+      const { UploadId } = await c.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: `${d.prefix}_staging/${orphan}/data-0123456789abcdef` }));
+      assert.deepEqual((await collect(d.listStaging())).map((s) => ({ id: s.id, size: s.size })), [{ id: orphan, size: 0 }]);
+      await d.deleteStaging(orphan);
+      assert.deepEqual(await collect(d.listStaging()), []);
+      await c.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: `${d.prefix}_staging/${orphan}/data-0123456789abcdef`, UploadId })).catch(() => {});
       await deletePrefix(bucket, d.prefix);
       await d.close();
     });
@@ -457,8 +518,10 @@ if (available.skip !== false) {
           const raw = await s3Client();
           const id = randomUUID();
           const single = randomUUID();
-          for (const k of [`_staging/${id}/.created`, `_staging/${single}/.created`]) await raw.send(new PutObjectCommand({ Bucket: bucket, Key: k, Body: '' }));
-          await raw.send(new PutObjectCommand({ Bucket: bucket, Key: `_staging/${single}/0000000000000000`, Body: 'one part' }));
+          await raw.send(new PutObjectCommand({ Bucket: bucket, Key: `_staging/${id}/state`, Body: '' }));
+          // An upload whose data is a completed object (committed with CopyObject).
+          await raw.send(new PutObjectCommand({ Bucket: bucket, Key: `_staging/${single}/data-0123456789abcdef`, Body: 'one part' }));
+          await raw.send(new PutObjectCommand({ Bucket: bucket, Key: `_staging/${single}/state`, Body: '', Metadata: { 'berth-data': 'data-0123456789abcdef', 'berth-data-bytes': '8' } }));
           await d.createStaging(randomUUID()).catch(() => {});
           let size = 0;
           size = await d.appendStaging(id, size, Readable.from([randomBytes(20 * MiB)])).catch(() => size);

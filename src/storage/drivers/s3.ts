@@ -3,42 +3,47 @@
  *
  * Layout inside the bucket, under the configured prefix:
  *   <prefix><key>                                     committed objects
- *   <prefix>_staging/<id>/.created                    empty marker written by createStaging
- *   <prefix>_staging/<id>/<offset, 16 digits>         one object per appendStaging call, holding the bytes
- *                                                     appended at that offset
+ *   <prefix>_staging/<id>/state                       an upload's state: its body is the upload's pending bytes
+ *                                                     (those not yet in a multipart part), its metadata names the
+ *                                                     data object below, its bytes and the open multipart upload
+ *   <prefix>_staging/<id>/data-<16 hex>               the upload's data: an open multipart upload of whole parts
+ *                                                     (`partSize`), or a completed object
  *
- * Nothing about an upload lives in the process: its size is the sum of its part objects (one List), so an upload
- * started on one node can be continued, verified and committed on any other. Each append streams into one new
- * part object through lib-storage's `Upload` (a PutObject for a small body, a multipart upload for a big one or one
- * of unknown length): memory per append is bounded by the part size times the upload concurrency (6 MiB parts, two
- * in flight: about 18 MiB), whatever the blob size. A part object appears only when its append completed, so an append that fails midway leaves the
- * staging object as it was before that append (a valid prefix of what the client sent); the client resumes from the
- * size it is told.
+ * An upload is `data` followed by the pending bytes. Nothing about it lives in the process: its size is one HEAD of
+ * the state object (no listing: on RGW a ListObjectsV2 costs as much as a small PUT several times over), so an upload
+ * started on one node can be continued, verified and committed on any other. An append streams its bytes into the
+ * multipart upload a whole part at a time as they arrive (opening the upload with the first whole part), at most
+ * `queueSize` parts in flight: memory per append is about partSize × (queueSize + 1) whatever the blob size. What is
+ * left under a part stays pending: it is the body of the new state object, written last — so an append that fails
+ * midway leaves the upload as it was (a valid prefix of what the client sent; parts it uploaded beyond the state's
+ * count are never completed), and a crash never shows half an append.
  *
  * Commit makes the final key appear atomically (S3 never shows a half-written object):
- * - no part: an empty PutObject;
- * - one part: a server-side CopyObject (multipart UploadPartCopy ranges above the 5 GiB CopyObject limit);
- * - several parts that S3 can concatenate server-side (every part but the last at least 5 MiB, the multipart
- *   minimum): one multipart upload whose parts are UploadPartCopy of the staging parts;
- * - several parts with a small one in the middle (chunked uploads with small chunks): the parts are streamed back
- *   through this process, concatenated, into a multipart `Upload` to the final key. This costs a download and an
- *   upload of the blob (and the node's bandwidth) instead of a server-side copy; it is the price of accepting
- *   chunks below S3's 5 MiB part minimum. Clients that push a blob in one request (docker, podman, skopeo,
- *   containerd) always take the single-part path.
+ * - no data object (the upload is smaller than a part: every small blob): one PutObject of the pending and final
+ *   bytes, straight to the key — no staging copy;
+ * - an open multipart upload: the pending and final bytes become its last part, it is completed into the data
+ *   object and that is copied to the key with CopyObject (RGW copies by reference, without moving the data: about
+ *   as fast for 200 MiB as for 100 KiB; UploadPartCopy ranges above the 5 GiB CopyObject limit);
+ * - a completed data object (see readStaging) and a tail: a multipart upload of UploadPartCopy ranges and the tail.
  * A server that cannot copy (Ceph Reef answers NotImplemented to CopyObject of an SSE-KMS encrypted source) gets the
- * next way down. Then the staging objects are deleted. A commit over an existing key replaces it with the same bytes.
+ * next way down, through this process at worst. Then the staging objects are deleted. A commit over an existing key
+ * replaces it with the same bytes.
  *
- * Concurrent appends to the same upload are not serialised across nodes: two appends at the same offset write the
- * same part key and the last one wins. The staging object's bytes are the longest chain of parts that starts at 0
- * and where each part begins where the previous ended; BlobStore's digest check at commit catches any mix-up.
+ * readStaging (re-hashing after a restart, or an upload continued on another node: rare) needs the bytes of the
+ * multipart upload, which S3 cannot read before completion, so it completes it into the data object first; a later
+ * append then copies that object server-side into a new multipart upload as its first parts.
+ *
+ * Concurrent appends to the same upload are not serialised across nodes: the last state written wins, and the
+ * digest check at commit catches any mix-up.
  *
  * Differences of Ceph RGW from AWS handled here: CompleteMultipartUpload on an upload that no longer exists answers
  * 500 InternalError (AWS: 404 NoSuchUpload), and ListParts on a completed or aborted upload answers NoSuchKey (AWS:
  * NoSuchUpload). A completion that fails that way is checked against the destination object: if an earlier attempt
  * did complete it (the reply was lost and the SDK retried), the commit succeeded.
  *
- * Incomplete multipart uploads left by a crash are invisible here and cost storage on AWS: give the bucket a
- * lifecycle rule that aborts incomplete multipart uploads after a day.
+ * Multipart uploads of appends cut off by a crash are found by listStaging (ListMultipartUploads) and aborted by the
+ * upload purge; a bucket lifecycle rule that aborts incomplete multipart uploads after a day is a good backstop on AWS.
+ * Staging left by the earlier layout (`_staging/<id>/<offset>` part objects) is not continued: the purge removes it.
  */
 import {
   AbortMultipartUploadCommand,
@@ -51,12 +56,15 @@ import {
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   ListPartsCommand,
   PutObjectCommand,
   S3Client,
+  UploadPartCommand,
   UploadPartCopyCommand,
   type BucketLocationConstraint,
+  type HeadObjectCommandOutput,
   type CompletedPart,
   type S3ClientConfig,
   type ServerSideEncryption,
@@ -64,11 +72,20 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { randomBytes } from 'node:crypto';
 import { addAbortSignal, Readable } from 'node:stream';
 import { ObjectNotFoundError, OffsetMismatchError, STAGING_DIR, validKey, validPrefix, validStagingId, type AppendOptions, type BlobDriver, type ByteRange, type CommitOptions, type CreateStagingOptions, type ReadOptions, type SignalOptions, type StagingInfo } from '../driver.ts';
 
-const MARKER = '.created';
-const OFFSET_DIGITS = 16;
+/** An upload's state object, under its staging directory. */
+const STATE = 'state';
+/** The state object's metadata (x-amz-meta-…). */
+const META_DATA = 'berth-data';
+const META_DATA_BYTES = 'berth-data-bytes';
+const META_UPLOAD = 'berth-upload-id';
+const META_PARTS = 'berth-parts';
+/** Pending bytes kept in memory after this process wrote them (a small blob's whole upload, usually). */
+const PENDING_CACHE_BYTES = 1024 * 1024;
+const PENDING_CACHE_ENTRIES = 256;
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 /** S3's smallest multipart part (all but the last). */
@@ -109,20 +126,21 @@ export interface S3DriverOptions {
   copyPartBytes?: number;
 }
 
-interface StagingPart {
+/** An upload as its state object describes it. */
+interface StagingState {
+  /** The state object's full key, ETag and last modification. */
   key: string;
-  offset: number;
-  size: number;
-  etag?: string;
-}
-
-interface StagingListing {
-  /** Every object under the staging id's prefix (marker, parts, anything else). */
-  keys: string[];
-  /** The contiguous chain of non-empty parts from offset 0, in order. */
-  chain: StagingPart[];
-  size: number;
+  etag: string;
   modifiedAt: Date;
+  /** Bytes held in the state object itself, after the data. */
+  pendingSize: number;
+  /** The data object's full key (an open multipart upload when `uploadId` is set), if there is data. */
+  data?: string;
+  dataBytes: number;
+  uploadId?: string;
+  /** Parts 1..parts of the open multipart upload hold the data. */
+  parts: number;
+  size: number;
 }
 
 /** One source range of a multipart copy. */
@@ -130,7 +148,6 @@ interface CopyRange {
   key: string;
   start: number;
   end: number;
-  etag?: string;
 }
 
 function normalizePrefix(prefix: string | undefined): string {
@@ -169,6 +186,85 @@ function isNotImplemented(err: unknown): boolean {
 
 function isAbort(err: unknown): boolean {
   return errorName(err) === 'AbortError';
+}
+
+/**
+ * Signs a command without hashing its body (`UNSIGNED-PAYLOAD`): the SDK would otherwise compute a SHA-256 of every
+ * part it uploads over plain HTTP just for the signature, while the CRC32 checksum it sends already protects the
+ * bytes. AWS S3 and Ceph RGW accept it.
+ */
+function unsignedPayload<C extends { middlewareStack: { add(middleware: unknown, options: { step: 'build'; name: string }): void } }>(command: C): C {
+  command.middlewareStack.add((next: (args: { request: unknown }) => Promise<unknown>) => async (args: { request: unknown }) => {
+    const request = args.request as { headers?: Record<string, string> };
+    if (request.headers) request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+    return next(args);
+  }, { step: 'build', name: 'berthUnsignedPayload' });
+  return command;
+}
+
+/**
+ * The chunks of a stream one by one, as they were pushed. (A stream's own async iterator calls `read()`, which
+ * concatenates everything buffered into a new Buffer: one more copy of every byte of an upload.) At most a few
+ * chunks are queued: the stream is paused until they are taken.
+ */
+function chunksOf(source: Readable): AsyncIterator<Buffer | string> {
+  const queue: Array<Buffer | string> = [];
+  let ended = false;
+  let failure: unknown = null;
+  let wake: (() => void) | null = null;
+  const notify = (): void => {
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+  const onData = (chunk: Buffer | string): void => {
+    queue.push(chunk);
+    if (queue.length >= 8) source.pause();
+    notify();
+  };
+  const onEnd = (): void => { ended = true; notify(); };
+  const onError = (err: unknown): void => { failure ??= err; notify(); };
+  const onClose = (): void => {
+    if (!ended) failure ??= Object.assign(new Error('premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+    notify();
+  };
+  const detach = (): void => {
+    source.off('data', onData);
+    source.off('end', onEnd);
+    source.off('error', onError);
+    source.off('close', onClose);
+    // An error after this is the caller's to see through the stream, never an uncaught 'error' event.
+    source.on('error', () => {});
+  };
+  source.on('data', onData);
+  source.on('end', onEnd);
+  source.on('error', onError);
+  source.on('close', onClose);
+  return {
+    async next(): Promise<IteratorResult<Buffer | string>> {
+      for (;;) {
+        if (queue.length > 0) {
+          const value = queue.shift()!;
+          if (queue.length < 2 && source.isPaused() && !ended) source.resume();
+          return { value, done: false };
+        }
+        if (failure !== null) {
+          detach();
+          throw failure;
+        }
+        if (ended) {
+          detach();
+          return { value: undefined, done: true };
+        }
+        await new Promise<void>((resolve) => { wake = resolve; });
+      }
+    },
+    async return(): Promise<IteratorResult<Buffer | string>> {
+      detach();
+      source.destroy();
+      return { value: undefined, done: true };
+    },
+  };
 }
 
 /** `a/b c` → `a/b%20c`: CopySource is URL-encoded, with the `/` separators kept. */
@@ -210,6 +306,8 @@ export class S3Driver implements BlobDriver {
   private readonly endpointLabel: string;
   private ready: Promise<void> | null = null;
   private copyObjectUnsupported = false;
+  /** Pending bytes this process wrote last, by state key, with the state object's ETag. */
+  private readonly pendingCache = new Map<string, { etag: string; bytes: Buffer }>();
   private uploadPartCopyUnsupported = false;
 
   constructor(options: S3DriverOptions) {
@@ -382,93 +480,294 @@ export class S3Driver implements BlobDriver {
     return `${this.stagingPrefix}${validStagingId(id)}/`;
   }
 
-  private partKey(id: string, offset: number): string {
-    return this.stagingDir(id) + String(offset).padStart(OFFSET_DIGITS, '0');
+  private stateKey(id: string): string {
+    return this.stagingDir(id) + STATE;
   }
 
-  /** Reads a staging id's objects and works out its bytes; null when nothing is stored under the id. */
-  private async listStagingObjects(id: string, signal?: AbortSignal): Promise<StagingListing | null> {
-    const dir = this.stagingDir(id);
+  /** An upload's state from its state object's HEAD (one small request, no listing); null when there is none. */
+  private async readState(id: string, signal?: AbortSignal): Promise<StagingState | null> {
+    const key = this.stateKey(id);
     await this.start();
-    const objects: _Object[] = [];
-    for await (const obj of this.listObjects(dir, signal)) objects.push(obj);
-    return objects.length === 0 ? null : summarize(dir, objects);
+    let head: HeadObjectCommandOutput;
+    try {
+      head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal: signal });
+    } catch (err) {
+      if (isNoSuchKey(err)) return null;
+      throw err;
+    }
+    const meta = head.Metadata ?? {};
+    const pendingSize = head.ContentLength ?? 0;
+    const data = meta[META_DATA] || undefined;
+    const dataBytes = data ? Number(meta[META_DATA_BYTES] ?? 0) : 0;
+    const uploadId = data ? meta[META_UPLOAD] || undefined : undefined;
+    const parts = uploadId ? Number(meta[META_PARTS] ?? 0) : 0;
+    if (!Number.isSafeInteger(dataBytes) || !Number.isSafeInteger(parts) || (data && !/^data-[0-9a-f]{16}$/.test(data))) {
+      throw new Error(`staging state ${key} is damaged: ${JSON.stringify(meta)}`);
+    }
+    return {
+      key,
+      etag: head.ETag ?? '',
+      modifiedAt: head.LastModified ?? new Date(0),
+      pendingSize,
+      data: data ? this.stagingDir(id) + data : undefined,
+      dataBytes,
+      uploadId,
+      parts,
+      size: dataBytes + pendingSize,
+    };
+  }
+
+  /**
+   * Replaces an upload's state object (one PutObject: atomic, so the upload is always the old state or the new one).
+   * `pending` is its body; the data object and multipart upload are its metadata.
+   */
+  private async writeState(id: string, pending: Buffer, data: { key?: string; bytes: number; uploadId?: string; parts: number }, signal?: AbortSignal, create = false): Promise<void> {
+    const key = this.stateKey(id);
+    const metadata: Record<string, string> = {};
+    if (data.key && data.bytes > 0) {
+      metadata[META_DATA] = data.key.slice(data.key.lastIndexOf('/') + 1);
+      metadata[META_DATA_BYTES] = String(data.bytes);
+      if (data.uploadId) {
+        metadata[META_UPLOAD] = data.uploadId;
+        metadata[META_PARTS] = String(data.parts);
+      }
+    }
+    const out = await this.client.send(new PutObjectCommand({
+      Bucket: this.bucket, Key: key, Body: pending, ContentLength: pending.length, ContentType: 'application/octet-stream', Metadata: metadata, ...this.sse,
+      // A new upload's state must not replace an existing one.
+      ...(create ? { IfNoneMatch: '*' } : {}),
+    }), { abortSignal: signal });
+    this.rememberPending(key, out.ETag, pending);
+  }
+
+  /** Keeps small pending bytes this process wrote, so the next request here needs no GET for them. */
+  private rememberPending(key: string, etag: string | undefined, pending: Buffer): void {
+    this.pendingCache.delete(key);
+    if (!etag || pending.length === 0 || pending.length > PENDING_CACHE_BYTES) return;
+    this.pendingCache.set(key, { etag, bytes: pending });
+    if (this.pendingCache.size > PENDING_CACHE_ENTRIES) this.pendingCache.delete(this.pendingCache.keys().next().value!);
+  }
+
+  /** The pending bytes of a state: from this process's cache when the state object is the one it wrote, else a GET. */
+  private async pendingOf(state: StagingState, signal?: AbortSignal): Promise<Buffer> {
+    if (state.pendingSize === 0) return Buffer.alloc(0);
+    const cached = this.pendingCache.get(state.key);
+    if (cached && cached.etag === state.etag && cached.bytes.length === state.pendingSize) return cached.bytes;
+    const body = await this.getBody(state.key, undefined, signal, () => new Error(`staging state ${state.key} vanished while being read (was the upload committed or cancelled meanwhile?)`));
+    const chunks: Buffer[] = [];
+    for await (const chunk of body) chunks.push(chunk as Buffer);
+    const bytes = Buffer.concat(chunks);
+    if (bytes.length !== state.pendingSize) throw new Error(`staging state ${state.key} changed while being read: ${bytes.length} bytes, ${state.pendingSize} expected`);
+    return bytes;
   }
 
   async createStaging(id: string, { signal, initial }: CreateStagingOptions = {}): Promise<void> {
-    const key = this.stagingDir(id) + MARKER;
     await this.start();
-    await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: Buffer.alloc(0), ...this.sse }), { abortSignal: signal });
-    if (initial && initial.length > 0) await this.appendStaging(id, 0, Readable.from([initial]), { signal });
+    try {
+      await this.writeState(id, initial ?? Buffer.alloc(0), { bytes: 0, parts: 0 }, signal, true);
+    } catch (err) {
+      if (httpStatus(err) === 412) throw new Error(`staging id ${id} exists already`, { cause: err });
+      throw err;
+    }
   }
 
   async stagingSize(id: string, { signal }: SignalOptions = {}): Promise<number | null> {
-    return (await this.listStagingObjects(id, signal))?.size ?? null;
+    return (await this.readState(id, signal))?.size ?? null;
   }
 
   async appendStaging(id: string, offset: number, source: Readable, { onData, signal }: AppendOptions = {}): Promise<number> {
-    const listing = await this.listStagingObjects(id, signal);
-    if (!listing) throw new ObjectNotFoundError(id);
-    if (listing.size !== offset) throw new OffsetMismatchError(offset, listing.size);
+    const state = await this.readState(id, signal);
+    if (!state) throw new ObjectNotFoundError(id);
+    if (state.size !== offset) throw new OffsetMismatchError(offset, state.size);
     if (signal) addAbortSignal(signal, source);
 
     // Wait for the first chunk: an empty append writes nothing.
-    const chunks = source[Symbol.asyncIterator]() as AsyncIterator<Buffer | string>;
-    let first: IteratorResult<Buffer | string>;
+    const chunks = chunksOf(source);
+    let step: IteratorResult<Buffer | string>;
     try {
-      first = await chunks.next();
+      step = await chunks.next();
     } catch (err) {
       source.destroy();
       throw err;
     }
-    if (first.done) return offset;
+    if (step.done) return offset;
+
+    const dir = this.stagingDir(id);
+    // The multipart upload the whole parts go to: the open one, or one made when the first whole part is ready.
+    let dataKey = state.uploadId ? state.data : undefined;
+    let uploadId = state.uploadId;
+    let parts = state.parts;
+    let created = false;
+    let flushed = 0;
+    let failure: unknown = null;
+    const inflight = new Set<Promise<void>>();
+    const openUpload = async (): Promise<void> => {
+      dataKey = `${dir}data-${randomBytes(8).toString('hex')}`;
+      const out = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: dataKey, ContentType: 'application/octet-stream', ...this.sse }), { abortSignal: signal });
+      uploadId = out.UploadId!;
+      created = true;
+      parts = 0;
+      // A completed data object (after a re-read on some node) becomes the first parts of the new upload, copied
+      // server-side; it is at least one whole part long, so every range is above S3's part minimum.
+      if (state.data && !state.uploadId) {
+        for (const r of this.splitRange(state.data, state.dataBytes)) {
+          const n = ++parts;
+          await this.client.send(new UploadPartCopyCommand({
+            Bucket: this.bucket, Key: dataKey, UploadId: uploadId, PartNumber: n,
+            CopySource: encodeCopySource(this.bucket, r.key), CopySourceRange: `bytes=${r.start}-${r.end}`,
+          }), { abortSignal: signal });
+        }
+      }
+    };
+    // Whether each part this append sent is stored, in order: after a failure, the parts up to the first that is
+    // not still count (the client's bytes, a valid prefix).
+    const stored: boolean[] = [];
+    let startPart: number | undefined;
+    // Part buffers are reused once their UploadPart is done: memory stays at (queueSize + 1) parts, and no new
+    // large buffer is allocated (and faulted in, and collected) per part.
+    const spare: Buffer[] = [];
+    // Parts whose UploadPart failed (or was aborted with the request), kept to be sent again after a failure.
+    const unsent = new Map<number, { n: number; bytes: Buffer }>();
+    const sendPart = async (bytes: Buffer): Promise<void> => {
+      if (failure !== null) throw failure;
+      if (!uploadId) await openUpload();
+      if (parts >= MAX_PARTS) throw new Error(`upload ${id} would need more than ${MAX_PARTS} parts of ${this.partSize} bytes`);
+      startPart ??= parts;
+      const n = ++parts;
+      const index = stored.push(false) - 1;
+      const sent: Promise<void> = this.client.send(unsignedPayload(new UploadPartCommand({
+        Bucket: this.bucket, Key: dataKey, UploadId: uploadId, PartNumber: n, Body: bytes, ContentLength: bytes.length,
+      })), { abortSignal: signal }).then(() => {
+        stored[index] = true;
+        spare.push(bytes);
+      }, (err: unknown) => {
+        failure ??= err;
+        unsent.set(index, { n, bytes });
+      }).finally(() => inflight.delete(sent));
+      inflight.add(sent);
+      while (inflight.size >= this.queueSize) await Promise.race(inflight);
+      if (failure !== null) throw failure;
+    };
 
     let received = 0;
     let ended = false;
-    const feed = async function* (): AsyncGenerator<Buffer> {
-      let step: IteratorResult<Buffer | string> = first;
-      try {
-        while (!step.done) {
-          const chunk = typeof step.value === 'string' ? Buffer.from(step.value) : step.value;
-          onData?.(chunk);
-          received += chunk.length;
-          yield chunk;
-          step = await chunks.next();
-        }
-        ended = true;
-      } finally {
-        // Stopped early (the upload failed): release the source.
-        if (!ended) await chunks.return?.();
-      }
+    const buffered: Buffer[] = [];
+    let bufferedBytes = 0;
+    // The state after this append: its first `whole` parts added to the data, then the pending bytes `rest`.
+    const record = async (whole: number, rest: Buffer, recordSignal?: AbortSignal): Promise<void> => {
+      const data = whole > 0
+        ? { key: dataKey, uploadId, parts: startPart! + whole, bytes: state.dataBytes + whole * this.partSize }
+        : { key: state.data, uploadId: state.uploadId, parts: state.parts, bytes: state.dataBytes };
+      await this.writeState(id, rest, data, recordSignal);
     };
-    const body = Readable.from(feed());
-    const key = this.partKey(id, offset);
-    const upload = new Upload({
-      client: this.client,
-      params: { Bucket: this.bucket, Key: key, Body: body, ContentType: 'application/octet-stream', ...this.sse },
-      partSize: this.partSize,
-      queueSize: this.queueSize,
-    });
     try {
-      await upload.done();
+      const pending = await this.pendingOf(state, signal);
+      if (pending.length > 0) {
+        buffered.push(pending);
+        bufferedBytes = pending.length;
+      }
+      while (!step.done) {
+        const chunk = typeof step.value === 'string' ? Buffer.from(step.value) : step.value;
+        onData?.(chunk);
+        received += chunk.length;
+        buffered.push(chunk);
+        bufferedBytes += chunk.length;
+        while (bufferedBytes >= this.partSize) {
+          // The first partSize bytes, copied into a part buffer; the rest stays in `buffered`.
+          const part = spare.pop() ?? Buffer.allocUnsafeSlow(this.partSize);
+          let fill = 0;
+          while (fill < this.partSize) {
+            const head = buffered[0];
+            const n = head.copy(part, fill, 0, Math.min(head.length, this.partSize - fill));
+            fill += n;
+            if (n === head.length) buffered.shift();
+            else buffered[0] = head.subarray(n);
+          }
+          bufferedBytes -= this.partSize;
+          await sendPart(part);
+        }
+        step = await chunks.next();
+      }
+      ended = true;
+      await Promise.all(inflight);
+      if (failure !== null) throw failure;
+      const rest = Buffer.concat(buffered, bufferedBytes);
+      // The new state makes the appended bytes part of the upload, all at once.
+      await record(stored.length, rest, signal);
     } catch (err) {
-      body.destroy();
-      // A completion whose reply was lost and whose retry Ceph refused with a 500 may still have stored the part.
-      if (ended && !isAbort(err) && (await this.sizeOf(key, signal).catch(() => null)) === received) return offset + received;
+      await Promise.allSettled([...inflight]);
+      if (!ended) {
+        await chunks.return?.().catch(() => {});
+        source.destroy();
+      }
+      // What reached this process stays, as on a file. A part whose upload failed or was cut off by the abort is
+      // sent again (S3 may hold part of it, or all of it: Ceph cannot complete an upload without every part it
+      // holds); then the parts up to the first that did not make it count, and — when they all did — the bytes
+      // after them.
+      for (const [index, part] of [...unsent].sort((a, b) => a[0] - b[0])) {
+        try {
+          await this.client.send(unsignedPayload(new UploadPartCommand({
+            Bucket: this.bucket, Key: dataKey, UploadId: uploadId, PartNumber: part.n, Body: part.bytes, ContentLength: part.bytes.length,
+          })));
+          stored[index] = true;
+        } catch {
+          break;
+        }
+      }
+      const whole = stored.indexOf(false) === -1 ? stored.length : stored.indexOf(false);
+      const kept = whole === stored.length ? Buffer.concat(buffered, bufferedBytes) : Buffer.alloc(0);
+      if (whole > 0 || kept.length > state.pendingSize) {
+        await record(whole, kept).catch(() => {});
+        if (whole > 0 && created && state.data && state.data !== dataKey) await this.deleteKeys([state.data]).catch(() => {});
+      } else if (created && uploadId) {
+        await this.abortMultipart(dataKey!, uploadId);
+      }
       throw err;
     }
-    if (!ended) throw new Error('the upload finished before its source did');
+    // The completed data object whose bytes were copied into the new upload is not referenced any more.
+    if (created && state.data && state.data !== dataKey) await this.deleteKeys([state.data]).catch(() => {});
     return offset + received;
   }
 
-  /** Writes `body` as the part after the staged bytes of `listing`, and adds it to the listing. */
-  private async appendPart(id: string, listing: StagingListing, body: Buffer, signal?: AbortSignal): Promise<void> {
-    if (body.length === 0) return;
-    const key = this.partKey(id, listing.size);
-    const out = await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: 'application/octet-stream', ...this.sse }), { abortSignal: signal });
-    listing.keys.push(key);
-    listing.chain.push({ key, offset: listing.size, size: body.length, etag: out.ETag });
-    listing.size += body.length;
+  /** Ranges of one object for UploadPartCopy: pieces of at most copyPartBytes, each at least 5 MiB when it is. */
+  private splitRange(key: string, size: number): CopyRange[] {
+    const ranges: CopyRange[] = [];
+    const pieces = Math.max(1, Math.ceil(size / this.copyPartBytes));
+    const each = Math.ceil(size / pieces);
+    for (let start = 0; start < size; start += each) ranges.push({ key, start, end: Math.min(size, start + each) - 1 });
+    return ranges;
+  }
+
+  /** The parts 1..count of a multipart upload, with their ETags (ListParts, page by page). */
+  private async listParts(key: string, uploadId: string, count: number, signal?: AbortSignal): Promise<CompletedPart[]> {
+    const found = new Map<number, string>();
+    let marker: string | undefined;
+    for (;;) {
+      const page = await this.client.send(new ListPartsCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumberMarker: marker }), { abortSignal: signal });
+      for (const p of page.Parts ?? []) if (p.PartNumber && p.PartNumber <= count && p.ETag) found.set(p.PartNumber, p.ETag);
+      if (!page.IsTruncated || !page.NextPartNumberMarker) break;
+      marker = page.NextPartNumberMarker;
+    }
+    const parts: CompletedPart[] = [];
+    for (let n = 1; n <= count; n++) {
+      const etag = found.get(n);
+      if (!etag) throw new Error(`part ${n} of the staged upload ${key} is missing (aborted by another process?)`);
+      parts.push({ PartNumber: n, ETag: etag });
+    }
+    return parts;
+  }
+
+  /** Completes an upload's open multipart upload into its data object (so it can be read), and records that. */
+  private async completeData(id: string, state: StagingState, signal?: AbortSignal): Promise<StagingState> {
+    const pending = await this.pendingOf(state, signal);
+    const parts = await this.listParts(state.data!, state.uploadId!, state.parts, signal).catch(async (err) => {
+      // Completed already by an earlier attempt whose state write was lost: the data object is there.
+      if (isUploadGone(err) && (await this.sizeOf(state.data!, signal)) === state.dataBytes) return null;
+      throw err;
+    });
+    if (parts) await this.completeMultipart(state.data!, state.uploadId!, parts, state.dataBytes, signal);
+    await this.writeState(id, pending, { key: state.data, bytes: state.dataBytes, parts: 0 }, signal);
+    return (await this.readState(id, signal)) ?? (() => { throw new ObjectNotFoundError(id); })();
   }
 
   /** Size of an object by its full key, or null. */
@@ -483,107 +782,112 @@ export class S3Driver implements BlobDriver {
   }
 
   async readStaging(id: string, { signal }: SignalOptions = {}): Promise<Readable> {
-    const listing = await this.listStagingObjects(id, signal);
-    if (!listing) throw new ObjectNotFoundError(id);
-    return this.concatenate(listing.chain, signal);
-  }
-
-  /** Streams parts one after another, each GetObject opened only when the previous one is drained. */
-  private concatenate(parts: StagingPart[], signal?: AbortSignal): Readable {
+    let state = await this.readState(id, signal);
+    if (!state) throw new ObjectNotFoundError(id);
+    // The parts of an open multipart upload cannot be read: complete it first (the rare path: a re-hash after a
+    // restart, or of an upload continued on another node).
+    if (state.uploadId) state = await this.completeData(id, state, signal);
+    const pending = await this.pendingOf(state, signal);
     const self = this;
+    const { data, dataBytes } = state;
     const gen = async function* (): AsyncGenerator<Buffer> {
-      for (const part of parts) {
-        const body = await self.getBody(part.key, undefined, signal, () => new Error(`staging part ${part.key} vanished while being read (was the upload committed or cancelled meanwhile?)`));
+      if (data && dataBytes > 0) {
+        const body = await self.getBody(data, undefined, signal, () => new Error(`staged data ${data} vanished while being read (was the upload committed or cancelled meanwhile?)`));
         let got = 0;
         for await (const chunk of body) {
           got += (chunk as Buffer).length;
           yield chunk as Buffer;
         }
-        if (got !== part.size) throw new Error(`staging part ${part.key} changed while being read: ${got} bytes, listed as ${part.size}`);
+        if (got !== dataBytes) throw new Error(`staged data ${data} changed while being read: ${got} bytes, ${dataBytes} expected`);
       }
+      if (pending.length > 0) yield pending;
     };
     return Readable.from(gen(), { objectMode: false, highWaterMark: MiB });
   }
 
   async commitStaging(id: string, key: string, { signal, final }: CommitOptions = {}): Promise<void> {
     const dest = this.objectKey(key);
-    const listing = await this.listStagingObjects(id, signal);
-    if (!listing) throw new ObjectNotFoundError(id);
-    // The final bytes (a frame and a tag or two: small) become one more part, added to the listing as written: the
-    // staging object is listed once per commit.
-    if (final?.length) await this.appendPart(id, listing, final.length === 1 ? final[0] : Buffer.concat(final), signal);
-    const parts = listing.chain;
-    if (parts.length === 0) {
-      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: dest, Body: Buffer.alloc(0), ContentType: 'application/octet-stream', ...this.sse }), { abortSignal: signal });
+    const state = await this.readState(id, signal);
+    if (!state) throw new ObjectNotFoundError(id);
+    const pending = await this.pendingOf(state, signal);
+    // The bytes after the data object: the pending ones and the final ones (the closing frames: small).
+    const tail = final?.length ? Buffer.concat([pending, ...final]) : pending;
+    const size = state.dataBytes + tail.length;
+    const data = state.dataBytes > 0 ? state.data : undefined;
+    if (!data) {
+      // A small upload: one PutObject of its bytes, straight to the key.
+      await this.client.send(unsignedPayload(new PutObjectCommand({ Bucket: this.bucket, Key: dest, Body: tail, ContentLength: tail.length, ContentType: 'application/octet-stream', ...this.sse })), { abortSignal: signal });
+    } else if (state.uploadId) {
+      // The open multipart upload gets the tail as its last part and is completed into the data object, which is
+      // then copied to the key (a copy that RGW makes without moving the data).
+      let count = state.parts;
+      if (tail.length > 0) {
+        count++;
+        await this.client.send(unsignedPayload(new UploadPartCommand({ Bucket: this.bucket, Key: data, UploadId: state.uploadId, PartNumber: count, Body: tail, ContentLength: tail.length })), { abortSignal: signal });
+      }
+      const parts = await this.listParts(data, state.uploadId, count, signal).catch(async (err) => {
+        if (isUploadGone(err) && (await this.sizeOf(data, signal)) === size) return null;
+        throw err;
+      });
+      if (parts) await this.completeMultipart(data, state.uploadId, parts, size, signal);
+      await this.copyWhole(data, dest, size, signal);
+    } else if (tail.length === 0) {
+      await this.copyWhole(data, dest, size, signal);
     } else {
-      await this.concatenateServerSide(parts, dest, listing.size, signal);
+      await this.copyWithTail(data, state.dataBytes, tail, dest, signal);
     }
-    await this.deleteKeys(listing.keys, signal);
+    this.pendingCache.delete(state.key);
+    await this.deleteKeys(data ? [state.key, data] : [state.key], signal);
   }
 
   /**
-   * Writes the parts' bytes to `dest` the cheapest way the server allows: CopyObject, else UploadPartCopy, else
-   * through this process. A server that answers NotImplemented to a copy (Ceph Reef cannot CopyObject an
-   * SSE-KMS encrypted source, though it can UploadPartCopy it) is remembered and not asked again.
+   * Copies a whole object to `dest` the cheapest way the server allows: CopyObject, else UploadPartCopy, else
+   * through this process. A server that answers NotImplemented to a copy (Ceph Reef cannot CopyObject an SSE-KMS
+   * encrypted source, though it can UploadPartCopy it) is remembered and not asked again.
    */
-  private async concatenateServerSide(parts: StagingPart[], dest: string, size: number, signal?: AbortSignal): Promise<void> {
-    if (parts.length === 1 && parts[0].size <= this.maxCopyObjectBytes && !this.copyObjectUnsupported) {
+  private async copyWhole(source: string, dest: string, size: number, signal?: AbortSignal): Promise<void> {
+    if (size <= this.maxCopyObjectBytes && !this.copyObjectUnsupported) {
       try {
-        await this.copyObject(parts[0], dest, signal);
+        await this.copyObject(source, dest, signal);
         return;
       } catch (err) {
         if (!isNotImplemented(err)) throw err;
         this.copyObjectUnsupported = true;
       }
     }
-    const ranges = this.uploadPartCopyUnsupported ? null : this.copyRanges(parts);
-    if (ranges) {
+    await this.copyWithTail(source, size, Buffer.alloc(0), dest, signal);
+  }
+
+  /** `dest` = the object `source` followed by `tail`: UploadPartCopy ranges and an UploadPart, else streamed. */
+  private async copyWithTail(source: string, size: number, tail: Buffer, dest: string, signal?: AbortSignal): Promise<void> {
+    const ranges = this.splitRange(source, size);
+    if (!this.uploadPartCopyUnsupported && size >= MIN_PART_BYTES && ranges.length + 1 <= MAX_PARTS) {
       try {
-        await this.multipartCopy(ranges, dest, size, signal);
+        await this.multipartCopy(ranges, dest, size + tail.length, tail, signal);
         return;
       } catch (err) {
         if (!isNotImplemented(err)) throw err;
         this.uploadPartCopyUnsupported = true;
       }
     }
-    await this.streamConcatenated(parts, dest, size, signal);
+    await this.streamInto(source, tail, dest, size + tail.length, signal);
   }
 
-  private async copyObject(part: StagingPart, dest: string, signal?: AbortSignal): Promise<void> {
+  private async copyObject(source: string, dest: string, signal?: AbortSignal): Promise<void> {
     try {
       await this.client.send(new CopyObjectCommand({
         Bucket: this.bucket,
         Key: dest,
-        CopySource: encodeCopySource(this.bucket, part.key),
-        // The part must still be the one that was listed.
-        ...(part.etag ? { CopySourceIfMatch: part.etag } : {}),
+        CopySource: encodeCopySource(this.bucket, source),
         ...this.sse,
       }), { abortSignal: signal });
     } catch (err) {
-      if (isNoSuchKey(err) || httpStatus(err) === 412) throw new Error(`staging part ${part.key} changed or vanished during commit (concurrent commit or cancel?)`, { cause: err });
+      if (isNoSuchKey(err) || httpStatus(err) === 412) throw new Error(`staged data ${source} vanished during commit (concurrent commit or cancel?)`, { cause: err });
       throw err;
     }
   }
 
-  /**
-   * How the parts can be concatenated server-side: one UploadPartCopy range per part (big parts split in ranges
-   * of at least 5 MiB), or null when S3 cannot (a part below 5 MiB that is not the last, or too many ranges).
-   */
-  private copyRanges(parts: StagingPart[]): CopyRange[] | null {
-    const ranges: CopyRange[] = [];
-    for (let i = 0; i < parts.length; i++) {
-      const part = parts[i];
-      if (i < parts.length - 1 && part.size < MIN_PART_BYTES) return null;
-      const pieces = Math.ceil(part.size / this.copyPartBytes);
-      const each = Math.ceil(part.size / pieces);
-      for (let start = 0; start < part.size; start += each) {
-        ranges.push({ key: part.key, start, end: Math.min(part.size, start + each) - 1, etag: part.etag });
-      }
-    }
-    return ranges.length <= MAX_PARTS ? ranges : null;
-  }
-
-  private async multipartCopy(ranges: CopyRange[], dest: string, size: number, signal?: AbortSignal): Promise<void> {
+  private async multipartCopy(ranges: CopyRange[], dest: string, size: number, tail: Buffer, signal?: AbortSignal): Promise<void> {
     const created = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: dest, ContentType: 'application/octet-stream', ...this.sse }), { abortSignal: signal });
     const uploadId = created.UploadId!;
     try {
@@ -596,14 +900,18 @@ export class S3Driver implements BlobDriver {
           PartNumber: i + 1,
           CopySource: encodeCopySource(this.bucket, r.key),
           CopySourceRange: `bytes=${r.start}-${r.end}`,
-          ...(r.etag ? { CopySourceIfMatch: r.etag } : {}),
         }), { abortSignal: signal });
         parts[i] = { PartNumber: i + 1, ETag: out.CopyPartResult?.ETag };
       });
+      if (tail.length > 0) {
+        const n = ranges.length + 1;
+        const out = await this.client.send(unsignedPayload(new UploadPartCommand({ Bucket: this.bucket, Key: dest, UploadId: uploadId, PartNumber: n, Body: tail, ContentLength: tail.length })), { abortSignal: signal });
+        parts.push({ PartNumber: n, ETag: out.ETag });
+      }
       await this.completeMultipart(dest, uploadId, parts, size, signal);
     } catch (err) {
       await this.abortMultipart(dest, uploadId);
-      if (isNoSuchKey(err) || httpStatus(err) === 412) throw new Error(`a staging part changed or vanished during commit to ${dest} (concurrent commit or cancel?)`, { cause: err });
+      if (isNoSuchKey(err) || httpStatus(err) === 412) throw new Error(`staged data changed or vanished during commit to ${dest} (concurrent commit or cancel?)`, { cause: err });
       throw err;
     }
   }
@@ -640,13 +948,17 @@ export class S3Driver implements BlobDriver {
     try {
       await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: dest, UploadId: uploadId }));
     } catch {
-      // Gone already, or S3 unreachable: a bucket lifecycle rule reaps incomplete uploads.
+      // Gone already, or S3 unreachable: the upload purge (listStaging) finds it again.
     }
   }
 
-  /** Streams the parts through this process into one multipart upload (parts below S3's minimum cannot be copied). */
-  private async streamConcatenated(parts: StagingPart[], dest: string, size: number, signal?: AbortSignal): Promise<void> {
-    const body = this.concatenate(parts, signal);
+  /** Streams `source` and then `tail` through this process into `dest` (a server that cannot copy). */
+  private async streamInto(source: string, tail: Buffer, dest: string, size: number, signal?: AbortSignal): Promise<void> {
+    const self = this;
+    const body = Readable.from((async function* () {
+      yield* (await self.getBody(source, undefined, signal, () => new Error(`staged data ${source} vanished during commit (concurrent commit or cancel?)`))) as AsyncIterable<Buffer>;
+      if (tail.length > 0) yield tail;
+    })(), { objectMode: false, highWaterMark: MiB });
     const upload = new Upload({
       client: this.client,
       params: { Bucket: this.bucket, Key: dest, Body: body, ContentType: 'application/octet-stream', ...this.sse },
@@ -663,13 +975,14 @@ export class S3Driver implements BlobDriver {
     }
   }
 
+  /** Deletes objects: a few one by one at once (DeleteObject answers without a body), more in DeleteObjects batches. */
   private async deleteKeys(keys: string[], signal?: AbortSignal): Promise<void> {
+    if (keys.length <= 4) {
+      await Promise.all(keys.map((Key) => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key }), { abortSignal: signal })));
+      return;
+    }
     for (let i = 0; i < keys.length; i += DELETE_BATCH) {
       const batch = keys.slice(i, i + DELETE_BATCH);
-      if (batch.length === 1) {
-        await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: batch[0] }), { abortSignal: signal });
-        continue;
-      }
       const out = await this.client.send(new DeleteObjectsCommand({
         Bucket: this.bucket,
         Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true },
@@ -679,65 +992,79 @@ export class S3Driver implements BlobDriver {
     }
   }
 
+  /** Open multipart uploads under a full key prefix (every staging id's, or one id's). */
+  private async *listUploads(fullPrefix: string, signal?: AbortSignal): AsyncIterable<{ key: string; uploadId: string; initiated: Date }> {
+    let keyMarker: string | undefined;
+    let idMarker: string | undefined;
+    do {
+      const page = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: fullPrefix, KeyMarker: keyMarker, UploadIdMarker: idMarker }), { abortSignal: signal });
+      for (const u of page.Uploads ?? []) if (u.Key && u.UploadId) yield { key: u.Key, uploadId: u.UploadId, initiated: u.Initiated ?? new Date(0) };
+      if (!page.IsTruncated) break;
+      keyMarker = page.NextKeyMarker;
+      idMarker = page.NextUploadIdMarker;
+    } while (keyMarker);
+  }
+
   async deleteStaging(id: string, { signal }: SignalOptions = {}): Promise<void> {
-    const listing = await this.listStagingObjects(id, signal);
-    if (listing) await this.deleteKeys(listing.keys, signal);
+    const dir = this.stagingDir(id);
+    await this.start();
+    this.pendingCache.delete(this.stateKey(id));
+    // Everything under the id: its multipart uploads (an append cut off by a crash may have left one that no state
+    // names) and its objects (state, data, and anything an earlier layout left).
+    for await (const u of this.listUploads(dir, signal)) await this.abortMultipart(u.key, u.uploadId);
+    const keys: string[] = [];
+    for await (const obj of this.listObjects(dir, signal)) keys.push(obj.Key!);
+    // The state last: while it exists the upload is still found (and purged) if this is cut off.
+    const state = this.stateKey(id);
+    await this.deleteKeys(keys.filter((k) => k !== state), signal);
+    if (keys.includes(state)) await this.deleteKeys([state], signal);
   }
 
   async *listStaging({ signal }: SignalOptions = {}): AsyncIterable<StagingInfo> {
     await this.start();
+    const idOf = (fullKey: string): string | null => {
+      const rest = fullKey.slice(this.stagingPrefix.length);
+      const slash = rest.indexOf('/');
+      if (slash <= 0) return null;
+      const id = rest.slice(0, slash);
+      return /^[A-Za-z0-9_-]{1,128}$/.test(id) ? id : null;
+    };
+    // Multipart uploads no state names (an append cut off by a crash) are staging too, so the purge reaches them.
+    const uploads = new Map<string, Date>();
+    for await (const u of this.listUploads(this.stagingPrefix, signal)) {
+      const id = idOf(u.key);
+      if (id && (uploads.get(id)?.getTime() ?? 0) < u.initiated.getTime()) uploads.set(id, u.initiated);
+    }
     // Keys come in order, and all keys of one id share the prefix `<id>/`, so each id's objects are adjacent.
     let currentId: string | null = null;
     let group: _Object[] = [];
-    const flush = (): StagingInfo | null => {
+    const flush = async (): Promise<StagingInfo | null> => {
       if (currentId === null) return null;
-      const s = summarize(`${this.stagingPrefix}${currentId}/`, group);
-      return { id: currentId, size: s.size, modifiedAt: s.modifiedAt };
+      const id = currentId;
+      let modified = Math.max(uploads.get(id)?.getTime() ?? 0, ...group.map((o) => o.LastModified?.getTime() ?? 0));
+      uploads.delete(id);
+      const hasState = group.some((o) => o.Key === `${this.stagingPrefix}${id}/${STATE}`);
+      const state = hasState ? await this.readState(id, signal) : null;
+      if (state) modified = Math.max(modified, state.modifiedAt.getTime());
+      return { id, size: state?.size ?? 0, modifiedAt: new Date(modified) };
     };
     for await (const obj of this.listObjects(this.stagingPrefix, signal)) {
-      const rest = obj.Key!.slice(this.stagingPrefix.length);
-      const slash = rest.indexOf('/');
-      if (slash <= 0) continue;
-      const id = rest.slice(0, slash);
-      if (!/^[A-Za-z0-9_-]{1,128}$/.test(id)) continue;
+      const id = idOf(obj.Key!);
+      if (!id) continue;
       if (id !== currentId) {
-        const done = flush();
+        const done = await flush();
         if (done) yield done;
         currentId = id;
         group = [];
       }
       group.push(obj);
     }
-    const last = flush();
+    const last = await flush();
     if (last) yield last;
+    for (const [id, initiated] of uploads) yield { id, size: 0, modifiedAt: initiated };
   }
 
   async close(): Promise<void> {
     if (this.ownsClient) this.client.destroy();
   }
-}
-
-/** Works out a staging object from the objects under its prefix `dir`. */
-function summarize(dir: string, objects: _Object[]): StagingListing {
-  const parts: StagingPart[] = [];
-  let modified = 0;
-  for (const obj of objects) {
-    modified = Math.max(modified, obj.LastModified?.getTime() ?? 0);
-    const name = obj.Key!.slice(dir.length);
-    if (!/^\d{16}$/.test(name)) continue;
-    const size = obj.Size ?? 0;
-    if (size > 0) parts.push({ key: obj.Key!, offset: Number(name), size, etag: obj.ETag });
-  }
-  parts.sort((a, b) => a.offset - b.offset);
-  // The bytes are the chain of parts from 0 where each starts where the previous ended; an overlapping part (two
-  // concurrent appends at one offset, different lengths) is skipped, and a gap ends the chain.
-  const chain: StagingPart[] = [];
-  let size = 0;
-  for (const part of parts) {
-    if (part.offset < size) continue;
-    if (part.offset > size) break;
-    chain.push(part);
-    size += part.size;
-  }
-  return { keys: objects.map((o) => o.Key!), chain, size, modifiedAt: new Date(modified) };
 }
