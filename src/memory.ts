@@ -7,10 +7,11 @@
  * rest): peak RSS of a 1 GiB push ~86 MiB instead of ~126 MiB, with the same CPU time; docs/benchmarks.md has
  * today's figures. Imported first by main.ts.
  *
- * Also: no optimizing compiler (Turbofan) during start-up. Start-up code (module evaluation, configuration parsing,
- * migrations, building the routes) runs once, and optimizing what gets hot in it only costs memory that stays: the
- * compiler's code pages, its zones on the background threads' malloc arenas, the optimized code. Measured: idle RSS
- * of `berth serve` ~77 -> ~66 MiB. main.ts calls `startingUp()` first thing; `startupOver()` turns the compiler back on
+ * Also: no optimizing compiler (Turbofan) and no baseline compiler (Sparkplug) during start-up. Start-up code
+ * (module evaluation, configuration parsing, migrations, building the routes) runs once, and compiling what gets hot
+ * in it only costs memory that stays: the compiler's code pages, its zones on the background threads' malloc arenas,
+ * the compiled code. Measured: idle RSS of `berth serve` ~77 -> ~68 MiB without Turbofan, ~1 MiB less again without
+ * Sparkplug. main.ts calls `startingUp()` first thing; `startupOver()` turns the compiler back on
  * (serve: once listening; other commands: before their action runs), and from then on hot code is optimized as usual.
  */
 import v8 from 'node:v8';
@@ -29,6 +30,7 @@ let optimizerPaused = false;
 export function startingUp(): void {
   optimizerPaused = true;
   v8.setFlagsFromString('--no-opt');
+  v8.setFlagsFromString('--no-sparkplug');
 }
 
 /** The end of start-up: from now on hot code is optimized (see above). */
@@ -36,6 +38,7 @@ export function startupOver(): void {
   if (!optimizerPaused) return;
   optimizerPaused = false;
   v8.setFlagsFromString('--opt');
+  v8.setFlagsFromString('--sparkplug');
 }
 
 /** Called for every chunk of upload written to storage. */
