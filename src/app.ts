@@ -22,6 +22,8 @@ import { BlobEncryption } from './encryption/blobs.ts';
 import { Keyring } from './encryption/keys.ts';
 import { JobLeases, JobRunner } from './jobs/leases.ts';
 import { createPullThrough, type PullThrough } from './pullthrough/index.ts';
+import { PullThroughCache, repositoryFactory } from './pullthrough/cache.ts';
+import { PullThroughCacheStore } from './pullthrough/cache-store.ts';
 import { BlobStore } from './storage/blob-store.ts';
 import type { BlobDriver } from './storage/driver.ts';
 import { blobRedirector, openBlobDriver } from './storage/drivers/index.ts';
@@ -109,8 +111,12 @@ export async function buildApp(config: Config, log: Logger): Promise<App> {
   const images = new EcrImages(stores.metadata, ecr, registry, scans);
   registry.onPush((event) => scans.onPush(event));
   const pullThrough = createPullThrough({ db: stores.connection.db, access, identity: ecr.identity, checkEncryption: (type, kmsKey) => registry.checkEncryptionSettings(type, kmsKey) });
+  // The pull path of the pull-through cache: misses in repositories a rule serves are fetched from the upstream.
+  const cache = new PullThroughCache(stores.metadata, registry, new PullThroughCacheStore(stores.connection.db), pullThrough.rules, pullThrough.templates,
+    repositoryFactory(ecr, lifecycle), { ...config.pullThrough, maxManifestBytes: config.registry.maxManifestBytes }, log.child({ module: 'pull-through' }));
+  registry.useUpstream(cache);
   const leases = new JobLeases(stores.connection.db);
-  const server = buildServer({ log, registry, access, meta: stores.metadata, ecr, images, lifecycle, scans, pullThrough: pullThrough.rules, templates: pullThrough.templates, registryHost: config.ecr.registryHost, maxManifestBytes: config.registry.maxManifestBytes, redirectBlobs: blobRedirector(config, stores.blobs), tls: config.tls, metrics: config.metrics, leases, blobs: stores.blobs });
+  const server = buildServer({ log, registry, access, meta: stores.metadata, ecr, images, lifecycle, scans, pullThrough: pullThrough.rules, templates: pullThrough.templates, registryHost: config.ecr.registryHost, maxManifestBytes: config.registry.maxManifestBytes, redirectBlobs: blobRedirector(config, stores.blobs), tls: config.tls, metrics: config.metrics, leases, pullThroughMetrics: cache.metrics, blobs: stores.blobs });
   const timers: NodeJS.Timeout[] = [];
   // Background jobs run on one node at a time, whichever wins the job's lease in the database.
   const jobs = new JobRunner(leases, { leaseMs: config.jobs.leaseSeconds * 1000, log: log.child({ module: 'jobs' }) });

@@ -100,6 +100,12 @@ export const errorCatalog = {
   TEMPLATE_NOT_FOUND: { status: 404, oci: 'NAME_UNKNOWN', ecr: 'TemplateNotFoundException', message: 'repository creation template not found' },
   // A service quota (pull through cache rules or creation templates per registry).
   LIMIT_EXCEEDED: { status: 400, oci: 'DENIED', ecr: 'LimitExceededException', message: 'a service quota was exceeded' },
+  // The pull-through cache's pull path (pullthrough/cache.ts): content never cached that the upstream could not give.
+  // 502: the failure is the upstream's, as a gateway reports it; the message names the upstream and its answer.
+  UPSTREAM_UNAVAILABLE: { status: 502, oci: 'UNAVAILABLE', ecr: 'UnableToGetUpstreamImageException', message: 'the upstream registry could not be reached or refused the request' },
+  UPSTREAM_LAYER_UNAVAILABLE: { status: 502, oci: 'UNAVAILABLE', ecr: 'UnableToGetUpstreamLayerException', message: 'the upstream registry could not provide the layer' },
+  // The upstream said 429: the client should back off too.
+  UPSTREAM_THROTTLED: { status: 429, oci: 'TOOMANYREQUESTS', ecr: 'ThrottlingException', ecrStatus: 429, message: 'the upstream registry is throttling requests' },
   INTERNAL: { status: 500, oci: 'UNKNOWN', ecr: 'ServerException', ecrStatus: 500, message: 'internal server error' },
 } as const satisfies Record<string, ErrorDefinition>;
 

@@ -56,6 +56,8 @@ export interface ServerOptions {
   metrics?: { enabled: boolean };
   /** Background jobs' leases: the job gauges of /metrics. */
   leases?: JobLeases;
+  /** The pull-through cache's per-rule figures for /metrics. */
+  pullThroughMetrics?: { render(out: string[]): void };
   /** Blob storage: the readiness stat. */
   blobs?: BlobStore;
 }
@@ -300,7 +302,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     server.requestTimeout = 0;
     server.keepAliveTimeout = 65_000;
   }
-  const metrics = options.metrics?.enabled === false ? undefined : new HttpMetrics({ meta: options.meta, scans: options.scans.store, jobs: options.leases }, options.log.child({ module: 'metrics' }));
+  const metrics = options.metrics?.enabled === false ? undefined : new HttpMetrics({ meta: options.meta, scans: options.scans.store, jobs: options.leases, pullThrough: options.pullThroughMetrics }, options.log.child({ module: 'metrics' }));
   instrument(app, metrics);
   exactMediaTypes(app);
   app.removeAllContentTypeParsers();

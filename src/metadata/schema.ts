@@ -303,6 +303,20 @@ export interface RepositoryCreationTemplatesTable {
   updated_at: number;
 }
 
+/** When a cached tag was last checked against its upstream (`pullthrough/cache.ts`). */
+export interface PullThroughTagsTable {
+  repository_id: number;
+  tag: string;
+  validated_at: number;
+}
+
+/** A node fetching `key` (a blob or manifest) from an upstream; the others wait for it (`pullthrough/cache.ts`). */
+export interface PullThroughFetchesTable {
+  key: string;
+  holder: string;
+  expires_at: number;
+}
+
 export interface Database {
   repositories: RepositoriesTable;
   blobs: BlobsTable;
@@ -331,4 +345,6 @@ export interface Database {
   pull_through_rules: PullThroughRulesTable;
   upstream_secrets: UpstreamSecretsTable;
   repository_creation_templates: RepositoryCreationTemplatesTable;
+  pull_through_tags: PullThroughTagsTable;
+  pull_through_fetches: PullThroughFetchesTable;
 }

@@ -52,8 +52,40 @@ export interface ListResult {
 
 export interface BlobRead {
   size: number;
+  /** Streamed from an upstream as it is stored (pull-through cache): not in storage yet, so never redirected. */
+  fresh?: boolean;
   range?: ByteRange;
   copyTo(open: () => Writable, signal?: AbortSignal): Promise<void>;
+}
+
+/** What a pull may need from the pull-through cache: authorization to import from the upstream. */
+export interface PullContext {
+  /**
+   * Authorizes the caller for `action` on `repository` (throws when denied): the pull-through cache asks before it
+   * imports (`ecr:BatchImportUpstreamImage`, and `ecr:CreateRepository` for a new repository) and before it serves a
+   * transparent mirror's repository. Absent: allowed (access control off).
+   */
+  authorize?: (action: string, repository: string) => Promise<void>;
+  /** The upstream a mirror request names (`?ns=docker.io`, containerd's mirrors). */
+  namespace?: string;
+}
+
+/** A manifest as a pull serves it; `upstreamStatus` says when a cached copy stood in for an upstream that failed. */
+export type ServedManifest = ManifestRow & { upstreamStatus?: string };
+
+/**
+ * The pull-through cache as the registry sees it (pullthrough/cache.ts implements it; the registry does not import
+ * it). Asked only for repositories a rule serves: each method answers null when no rule matches the name.
+ */
+export interface UpstreamSource {
+  /** A tag (stored or not: a stored tag is revalidated when due) or a digest the repository does not hold. */
+  manifest(name: RepositoryName, reference: Reference, stored: ManifestRow | null, pull: PullContext): Promise<ServedManifest | null>;
+  /** A blob the repository does not hold: fetched from the upstream (or linked, when stored for another repository). */
+  openBlob(name: RepositoryName, digest: Digest, range: { start?: number; end?: number; suffix?: number } | undefined, pull: PullContext): Promise<BlobRead | null>;
+  /** A HEAD of a blob the repository does not hold: imported first. */
+  statBlob(name: RepositoryName, digest: Digest, pull: PullContext): Promise<{ size: number } | null>;
+  /** Why a push to `name` is refused (a repository a rule serves), or null. */
+  refusesPush(name: RepositoryName): Promise<string | null>;
 }
 
 const UPLOAD_ID = /^[0-9a-f-]{36}$/;
@@ -64,12 +96,26 @@ export class RegistryService {
 
   private readonly pushListeners: Array<(event: PushedManifest) => void> = [];
 
+  /** The pull-through cache, when wired (`useUpstream`). */
+  private upstream: UpstreamSource | null = null;
+
   constructor(
     private readonly meta: MetadataStore,
     private readonly blobs: BlobStore,
     private readonly options: RegistryOptions,
     private readonly log: Logger,
   ) {}
+
+  /** Wires the pull-through cache: misses in repositories its rules serve are fetched from their upstreams. */
+  useUpstream(source: UpstreamSource): void {
+    this.upstream = source;
+  }
+
+  /** Refuses a push to a repository a pull-through cache rule serves (unless the configuration allows it). */
+  private async checkPush(name: RepositoryName): Promise<void> {
+    const refused = this.upstream ? await this.upstream.refusesPush(name) : null;
+    if (refused) throw new BerthError('DENIED', refused);
+  }
 
   /** Calls `listener` after every stored manifest (scan on push, events). It must not throw or block. */
   onPush(listener: (event: PushedManifest) => void): void {
@@ -109,8 +155,13 @@ export class RegistryService {
    * The existence check a push makes before deciding not to upload a blob. It also refreshes the blob's touch time,
    * so garbage collection spares it while the push goes on to reference it.
    */
-  async checkBlob(name: RepositoryName, digest: Digest): Promise<{ size: number }> {
-    const blob = await this.statBlob(name, digest);
+  async checkBlob(name: RepositoryName, digest: Digest, pull: PullContext = {}): Promise<{ size: number }> {
+    const found = await this.meta.findRepositoryBlobByName(name, digest);
+    if (!found && this.upstream) {
+      const imported = await this.upstream.statBlob(name, digest, pull);
+      if (imported) return imported;
+    }
+    const blob = found ? { size: Number(found.size) } : await this.statBlob(name, digest);
     await this.meta.touchBlob(digest, Date.now(), this.options.touchIntervalMs ?? 60_000);
     return blob;
   }
@@ -119,14 +170,20 @@ export class RegistryService {
    * Prepares a blob read: checks the repository may reach it and resolves the range. `copyTo` then sends the bytes
    * (calling `open` for the destination only once the blob is known to be readable).
    */
-  async openBlob(name: RepositoryName, digest: Digest, range?: { start?: number; end?: number; suffix?: number }): Promise<BlobRead> {
-    const { size } = await this.statBlob(name, digest);
+  async openBlob(name: RepositoryName, digest: Digest, range?: { start?: number; end?: number; suffix?: number }, pull: PullContext = {}): Promise<BlobRead> {
+    const found = await this.meta.findRepositoryBlobByName(name, digest);
+    if (!found && this.upstream) {
+      const fetched = await this.upstream.openBlob(name, digest, range, pull);
+      if (fetched) return fetched;
+    }
+    if (!found) throw new BerthError('BLOB_UNKNOWN', `blob ${digest} not found in ${name}`);
+    const size = Number(found.size);
     let r: ByteRange | undefined;
     if (range) {
       r = resolveRange(range, size);
       if (!r) throw new BerthError('RANGE_INVALID', `range not satisfiable for a blob of ${size} bytes`, { size }, { 'Content-Range': `bytes */${size}` });
     }
-    return { size, range: r, copyTo: (open, signal) => this.blobs.copyTo(digest, r, open, signal) };
+    return { size, range: r, copyTo: (open, signal) => this.blobs.copyTo(digest, r, open, signal, size) };
   }
 
   async deleteBlob(name: RepositoryName, digest: Digest): Promise<void> {
@@ -138,6 +195,7 @@ export class RegistryService {
   // ---- uploads
 
   async startUpload(name: RepositoryName): Promise<{ id: string }> {
+    await this.checkPush(name);
     const repo = await this.repositoryForPush(name);
     const id = randomUUID();
     // Encrypted at rest: the upload is sealed as it arrives, under a data key of its own (src/storage/sealing.ts).
@@ -162,7 +220,16 @@ export class RegistryService {
     }
     if (!blob) return null;
     if (!(await this.blobs.stat(digest))) return null;
+    await this.checkPush(name);
     const repo = await this.repositoryForPush(name);
+    return (await this.linkStoredBlob(repo, digest)) ? blob : null;
+  }
+
+  /**
+   * Links a blob the registry already stores into `repo` (a mount, or the pull-through cache finding a layer another
+   * repository holds): false when it cannot be (collected meanwhile, or no key we hold unwraps its data key).
+   */
+  async linkStoredBlob(repo: RepositoryRow, digest: Digest): Promise<boolean> {
     const encryption = this.blobs.encryption;
     const target = encryption ? await encryption.target(repo) : null;
     // Only a still-live blob is mounted; one that GC took meanwhile makes the client upload it instead.
@@ -173,7 +240,41 @@ export class RegistryService {
       await tx.linkBlob(repo.id, digest);
       return true;
     });
-    return mounted ? blob : null;
+    return mounted;
+  }
+
+  /**
+   * Stores a blob that arrives in one stream (the pull-through cache importing a layer from its upstream) through the
+   * same path as a push — staged (sealed as it streams when the repository is encrypted), hashed, verified against
+   * `digest`, published, linked into `repo` — without the push checks: a repository a rule serves takes no pushes
+   * but does take its imports. DIGEST_INVALID stores nothing.
+   */
+  async importBlob(repo: RepositoryRow, digest: Digest, body: Readable, signal?: AbortSignal): Promise<{ size: number }> {
+    const id = randomUUID();
+    const encryption = this.blobs.encryption;
+    const target = encryption ? await encryption.target(repo) : undefined;
+    await checkSpace(this.blobs.driver);
+    const { seal } = await this.blobs.startUpload(id, target);
+    await this.meta.createUpload(id, repo.id, seal);
+    try {
+      const record = await this.meta.findUpload(id);
+      const session = await this.blobs.upload(id, record ?? undefined);
+      await session.append(body, { signal });
+      const size = await session.verify(digest, signal);
+      if (!target) await this.meta.reserveBlob(digest, size);
+      await session.publish(digest, { signal, target, reserve: target ? size : undefined });
+      await this.meta.transaction(async (tx) => {
+        await tx.recordBlob(repo.id, digest, size);
+        await tx.deleteUpload(id);
+      });
+      this.log.debug({ repository: repo.name, digest, size }, 'blob imported');
+      return { size };
+    } catch (err) {
+      body.destroy();
+      await this.blobs.cancel(id).catch(() => {});
+      await this.meta.deleteUpload(id).catch(() => {});
+      throw err;
+    }
   }
 
   /** The upload `id` of repository `name`, and a storage session on it for this request (from the upload's record). */
@@ -304,7 +405,7 @@ export class RegistryService {
    * top: an image already stored under that digest (and tag) is ImageAlreadyExistsException, and missing layers and
    * missing child images are reported apart, with ECR's messages.
    */
-  async putManifest(name: RepositoryName, reference: Reference, content: Buffer, contentType: string | undefined, ecr?: { registryId: string }): Promise<{ digest: Digest; subject: Digest | null; mediaType: string }> {
+  async putManifest(name: RepositoryName, reference: Reference, content: Buffer, contentType: string | undefined, ecr?: { registryId: string }, options: { imported?: boolean } = {}): Promise<{ digest: Digest; subject: Digest | null; mediaType: string }> {
     if (content.length > this.options.maxManifestBytes) {
       throw new BerthError('MANIFEST_TOO_LARGE', `manifest is ${content.length} bytes; the limit is ${this.options.maxManifestBytes}`);
     }
@@ -314,7 +415,11 @@ export class RegistryService {
       throw new BerthError('DIGEST_INVALID', `manifest content has digest ${digest}, not ${reference.digest}`);
     }
     const parsed = parseManifest(content, contentType);
-    const repo = await this.repositoryForPush(name);
+    // Imported from a pull-through cache's upstream: never refused as a push, and stored before its layers and
+    // children, which are fetched when first pulled.
+    const imported = options.imported === true;
+    if (!imported) await this.checkPush(name);
+    const repo = imported ? await this.repository(name) : await this.repositoryForPush(name);
     await this.meta.transaction(async (tx) => {
       if ('tag' in reference && isTagImmutable(repo, reference.tag)) {
         const current = await tx.findTag(repo.id, reference.tag);
@@ -331,10 +436,10 @@ export class RegistryService {
       if (ecr && missingBlobs.length) throw ecrError('LAYERS_NOT_FOUND', { repository: name, registry: ecr.registryId, digests: missingBlobs });
       if (ecr && missingManifests.length) throw ecrError('REFERENCED_IMAGES_NOT_FOUND', { repository: name, registry: ecr.registryId, digests: missingManifests });
       const missing = [...missingBlobs, ...missingManifests];
-      if (missing.length > 0) {
+      if (missing.length > 0 && !imported) {
         throw new BerthError('MANIFEST_BLOB_UNKNOWN', `manifest references ${missing.length === 1 ? 'a blob or manifest' : `${missing.length} blobs or manifests`} not in ${name}: ${missing.slice(0, 5).join(', ')}`, missing.map((d) => ({ digest: d })));
       }
-      checkStoredSizes(parsed, storedSizes);
+      if (!imported) checkStoredSizes(parsed, storedSizes);
       await tx.putManifest(repo.id, {
         digest,
         mediaType: parsed.mediaType,
@@ -354,8 +459,10 @@ export class RegistryService {
     return { digest, subject: parsed.subject, mediaType: parsed.mediaType };
   }
 
-  async getManifest(name: RepositoryName, reference: Reference, accepted: string[]): Promise<ManifestRow> {
-    const row = await this.meta.findManifestByReference(name, reference);
+  async getManifest(name: RepositoryName, reference: Reference, accepted: string[], pull: PullContext = {}): Promise<ServedManifest> {
+    let row: ServedManifest | null = await this.meta.findManifestByReference(name, reference);
+    // A pull-through cache: a miss is fetched, a cached tag revalidated when due.
+    if (this.upstream && (!row || 'tag' in reference)) row = (await this.upstream.manifest(name, reference, row, pull)) ?? row;
     if (!row) {
       if (!(await this.meta.findRepository(name))) throw new BerthError('NAME_UNKNOWN', `repository ${name} not found`);
       const what = 'tag' in reference ? `tag ${reference.tag}` : reference.digest;

@@ -7,7 +7,7 @@ import type { OciContext } from './context.ts';
 export async function headBlob(ctx: OciContext, name: string, digestText: string): Promise<void> {
   const repo = parseRepositoryName(name);
   const digest = parseDigest(digestText);
-  const { size } = await ctx.registry.checkBlob(repo, digest);
+  const { size } = await ctx.registry.checkBlob(repo, digest, ctx.pull);
   ctx.reply.code(200).headers({
     'content-type': 'application/octet-stream',
     'content-length': String(size),
@@ -23,8 +23,8 @@ export async function getBlob(ctx: OciContext, name: string, digestText: string)
   const range = parseRangeHeader(ctx.request.headers.range);
   // Checks first that the repository may reach the blob and that a range is satisfiable: a redirect is only a
   // different way of sending bytes the caller may read.
-  const blob = await ctx.registry.openBlob(repo, digest, range);
-  if (ctx.redirectBlobs) {
+  const blob = await ctx.registry.openBlob(repo, digest, range, ctx.pull);
+  if (ctx.redirectBlobs && !blob.fresh) {
     const location = await ctx.redirectBlobs(digest);
     if (location) {
       // 307 keeps the method; the client sends its Range header again to the new location.

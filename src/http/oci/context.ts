@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingMessage } from 'node:http';
-import type { RegistryService } from '../../registry/service.ts';
+import type { PullContext, RegistryService } from '../../registry/service.ts';
 
 /** What every /v2 handler gets: the parsed URL, the raw body stream, the domain service. */
 export interface OciContext {
@@ -12,6 +12,8 @@ export interface OciContext {
   /** Aborted when the client goes away, so storage work stops with it. */
   signal: AbortSignal;
   maxManifestBytes: number;
+  /** What a pull may need from a pull-through cache: the caller's authorization for imports, a mirror's `ns`. */
+  pull: PullContext;
   /** Filters the catalog to repositories the caller may describe (absent when auth is off). */
   canSee?: (name: string) => Promise<boolean>;
   /**

@@ -28,13 +28,15 @@ function existingReference(reference: string): Reference {
 export async function getManifest(ctx: OciContext, name: string, reference: string, head: boolean): Promise<void> {
   const repo = parseRepositoryName(name);
   const ref = existingReference(reference);
-  const row = await ctx.registry.getManifest(repo, ref, acceptedMediaTypes(ctx.request.headers.accept));
+  const row = await ctx.registry.getManifest(repo, ref, acceptedMediaTypes(ctx.request.headers.accept), ctx.pull);
   ctx.reply.code(200).headers({
     'content-type': row.media_type,
     'content-length': String(row.size),
     'docker-content-digest': row.digest,
     etag: `"${row.digest}"`,
   });
+  // A pull-through cache served its copy because the upstream failed.
+  if (row.upstreamStatus) ctx.reply.header('berth-upstream-status', row.upstreamStatus);
   if (head) ctx.reply.send();
   else ctx.reply.send(row.content);
 }

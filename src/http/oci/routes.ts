@@ -99,8 +99,13 @@ export function registerOciRoutes(app: FastifyInstance, options: OciRouteOptions
       }
     }
     let controller: AbortController | undefined;
+    const ns = url.searchParams.get('ns');
+    const pull: OciContext['pull'] = {
+      authorize: access.enabled ? (action: string, repository: string) => access.authorize(principal, action, repository, { sourceIp: request.ip, secureTransport: request.protocol === 'https' }) : undefined,
+      namespace: ns && /^[A-Za-z0-9.-]+(:\d+)?$/.test(ns) ? ns.toLowerCase() : undefined,
+    };
     const ctx: OciContext = {
-      request, reply, url, body: request.raw, registry: options.registry, maxManifestBytes: options.maxManifestBytes, redirectBlobs: options.redirectBlobs,
+      request, reply, url, body: request.raw, registry: options.registry, maxManifestBytes: options.maxManifestBytes, redirectBlobs: options.redirectBlobs, pull,
       canSee: access.enabled ? (name: string) => access.isAllowed(principal, 'ecr:DescribeRepositories', name, { sourceIp: request.ip, secureTransport: request.protocol === 'https' }) : undefined,
       // Made on first use (only the upload paths need it): the response closing before it finished means the
       // client went away, so the storage work stops with it.

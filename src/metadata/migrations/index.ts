@@ -345,5 +345,22 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0012_pull_through_cache': {
+      // The pull-through cache's pull path (pullthrough/cache.ts): when each cached tag was last checked against its
+      // upstream, and the leases that make one node fetch a blob or manifest while the others wait for it.
+      async up(db: Kysely<unknown>) {
+        await db.schema.createTable('pull_through_tags')
+          .addColumn('repository_id', 'integer', (c) => c.notNull().references('repositories.id').onDelete('cascade'))
+          .addColumn('tag', 'text', (c) => c.notNull())
+          .addColumn('validated_at', bigint, (c) => c.notNull())
+          .addPrimaryKeyConstraint('pull_through_tags_pk', ['repository_id', 'tag'])
+          .execute();
+        await db.schema.createTable('pull_through_fetches')
+          .addColumn('key', 'text', (c) => c.primaryKey())
+          .addColumn('holder', 'text', (c) => c.notNull())
+          .addColumn('expires_at', bigint, (c) => c.notNull())
+          .execute();
+      },
+    },
   };
 }
