@@ -337,5 +337,27 @@ export async function match(inventory: Inventory, lookup: VulnLookup): Promise<F
       }
     }
   }
-  return [...groups.values()].map(merge).sort(compareFindings);
+  const findings = [...groups.values()].map(merge);
+  await fillSeverities(findings, lookup);
+  return findings.sort(compareFindings);
+}
+
+/**
+ * Findings whose data gave no severity take one from an imported severity source (a CVSS map), if it has the finding's
+ * name: the highest-version vector's rating, as for an advisory's own CVSS. Nothing is invented: without one they stay
+ * UNDEFINED.
+ */
+async function fillSeverities(findings: Finding[], lookup: VulnLookup): Promise<void> {
+  const undefinedOnes = findings.filter((f) => f.severity === 'UNDEFINED');
+  if (undefinedOnes.length === 0 || !lookup.severitiesFor) return;
+  const known = await lookup.severitiesFor(undefinedOnes.map((f) => f.name));
+  for (const f of undefinedOnes) {
+    const imported = known.get(f.name);
+    if (!imported) continue;
+    const { severity, cvss } = severityOf({ id: f.name, modified: '', severity: imported.severity });
+    if (severity === 'UNDEFINED') continue;
+    f.severity = severity;
+    for (const c of cvss) if (!f.cvss.some((x) => x.vector === c.vector)) f.cvss.push(c);
+    f.severitySource = imported.source;
+  }
 }

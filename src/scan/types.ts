@@ -99,6 +99,11 @@ export interface OsvRecord {
  */
 export interface VulnLookup {
   recordsFor(ecosystem: string, names: string[]): Promise<Map<string, OsvRecord[]>>;
+  /**
+   * Severities an imported severity source (a CVSS map) gives for these finding names (CVE ids …); asked only for
+   * findings whose own data has none. Names without one are absent.
+   */
+  severitiesFor?(names: string[]): Promise<Map<string, { source: string; severity: OsvSeverity[] }>>;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -127,4 +132,6 @@ export interface Finding {
   ecosystem: string;
   /** The version the advisory says fixes it, or null when unfixed. */
   fixedVersion: string | null;
+  /** Set when the severity came from an imported severity source (its name), not from the advisory itself. */
+  severitySource?: string;
 }

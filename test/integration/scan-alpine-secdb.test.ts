@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -186,6 +186,29 @@ describe('Alpine images against the real Alpine secdb', { skip: alpineGate ?? fa
       assert.match(c.description, new RegExp(`^The scan was completed successfully\\. Vulnerability sources: alpine-secdb \\(alpine-secdb, data of \\d{4}-\\d\\d-\\d\\d\\) for Alpine:v${tag.replace('.', '\\.')}\\.$`));
     });
   }
+
+  it('a severity source (a CVSS map) fills the severity of findings whose data has none, and only those', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'berth-cvss-'));
+    try {
+      const file = path.join(dir, 'nvd-cvss.csv');
+      await writeFile(file, '# CVE → CVSS\nid,vector\nCVE-2020-1967,CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H\nCVE-2020-28928\tAV:L/AC:L/Au:N/C:N/I:N/A:P\nnot a mapping\n');
+      const imported = await importVulnData(db.conn.db, db.conn.dialect, file);
+      assert.deepEqual([imported.source, imported.format, imported.added, imported.invalid, imported.ecosystems], ['nvd-cvss', 'cvss-map', 2, 1, []]);
+      const archive = await readDockerArchive(path.join(IMAGES, 'alpine-3.10.docker-archive.tar.gz'));
+      const inventory = await scanImage(archive.layers.map((l) => imageLayer(l)));
+      const findings = await match(inventory, new DbVulnLookup(db.conn.db));
+      const ssl = findings.find((f) => f.name === 'CVE-2020-1967' && f.package.name === 'libssl1.1')!;
+      assert.deepEqual([ssl.severity, ssl.severitySource, ssl.cvss.map((c) => c.baseScore)], ['HIGH', 'nvd-cvss', [7.5]]);
+      const attrs = Object.fromEntries((ecrFinding(ssl).attributes as { key: string; value: string }[]).map((a) => [a.key, a.value]));
+      assert.deepEqual([attrs.CVSS3_SCORE, attrs.severity_source], ['7.5', 'nvd-cvss']);
+      assert.equal(findings.find((f) => f.name === 'CVE-2020-28928' && f.package.name === 'musl')?.severity, 'LOW');
+      assert.ok(findings.filter((f) => !['CVE-2020-1967', 'CVE-2020-28928'].includes(f.name)).every((f) => f.severity === 'UNDEFINED' && !f.severitySource));
+      // Sorted most severe first.
+      assert.equal(findings[0]!.severity, 'HIGH');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 
   it('an image of an OS no imported source covers is UNSUPPORTED_IMAGE, saying so; one covered in part says what was not checked', async () => {
     const ubuntu = await scanImage([imageLayer(await buildLayer([

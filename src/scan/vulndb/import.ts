@@ -21,9 +21,12 @@ import type { Database } from '../../metadata/schema.ts';
 import { indexedName, SKIPPED_ENTRY_KINDS, validateOsvRecord, type ValidOsvRecord } from './osv-schema.ts';
 import { isSecdbDocument, SecdbCollector } from './secdb.ts';
 import { recordCoverage, sourceCoverage } from './coverage.ts';
+import { cvssLine, looksLikeCvssMap } from './cvss-map.ts';
+import { createInterface } from 'node:readline';
+import { createReadStream } from 'node:fs';
 
 /** The formats `berth vulndb import` reads. */
-export const VULN_FORMATS = ['osv', 'alpine-secdb'] as const;
+export const VULN_FORMATS = ['osv', 'alpine-secdb', 'cvss-map'] as const;
 export type VulnFormat = (typeof VULN_FORMATS)[number];
 
 export interface ImportSummary {
@@ -124,7 +127,7 @@ export async function importVulnData(db: Kysely<Database>, dialect: Dialect, inp
   const license = await findLicense(origin, kind, source);
   const batchSize = Math.max(1, Math.min(opts.batchSize ?? 500, 5000));
 
-  const reader = kind === 'zip' ? await openZip(origin, inputPath) : await openDirectory(origin);
+  const reader = kind === 'zip' ? await openZip(origin, inputPath) : kind === 'lines' ? openLines(origin) : await openDirectory(origin);
   const counts = { added: 0, updated: 0, unchanged: 0, invalid: 0, pruned: 0 };
   const skipped: Record<string, number> = {};
   /** Valid records seen, id → digest (to spot duplicate ids within one dump). */
@@ -136,7 +139,14 @@ export async function importVulnData(db: Kysely<Database>, dialect: Dialect, inp
   let newest: number | null = null;
   let batch: Prepared[] = [];
   let changed = false;
-  let format: VulnFormat | undefined = opts.format;
+  if ((kind === 'lines') !== (opts.format === undefined ? kind === 'lines' : opts.format === 'cvss-map')) {
+    await reader.close();
+    throw new VulnImportError(kind === 'lines'
+      ? `${inputPath} is a CVSS map (lines of "<id>,<vector>"), not ${opts.format} data`
+      : `${inputPath} is not a CVSS map: give a text file of lines "<id>,<CVSS vector>"`);
+  }
+  let format: VulnFormat | undefined = kind === 'lines' ? 'cvss-map' : opts.format;
+  const fileDate = new Date((await stat(origin)).mtimeMs).toISOString();
   let secdb: SecdbCollector | undefined;
 
   const flush = async () => {
@@ -177,6 +187,14 @@ export async function importVulnData(db: Kysely<Database>, dialect: Dialect, inp
         documents++;
         let value: unknown;
         let parseError: string | undefined = doc.error;
+        if (format === 'cvss-map') {
+          const line = cvssLine(doc.bytes!.toString('utf8'), fileDate);
+          if (line === null) documents--;
+          else if ('error' in line) invalid(doc.name, line.error);
+          else await add(prepareValid(line.record), Date.parse(fileDate), doc.name);
+          opts.onProgress?.(done, reader.total || undefined);
+          continue;
+        }
         if (parseError === undefined) {
           try {
             const text = doc.bytes!.toString('utf8').replace(/^\uFEFF/, '');
@@ -203,7 +221,7 @@ export async function importVulnData(db: Kysely<Database>, dialect: Dialect, inp
           }
         }
       }
-      opts.onProgress?.(done, reader.total);
+      opts.onProgress?.(done, reader.total || undefined);
     }
     if (secdb) {
       // The secdb lists fixes per (branch, package); a record is a vulnerability: they are known once every file is read.
@@ -250,7 +268,8 @@ export async function importVulnData(db: Kysely<Database>, dialect: Dialect, inp
 // ---------------------------------------------------------------------------------------------------------------
 // What the path is, and what it is called.
 
-type Kind = 'zip' | 'dir';
+/** A zip, a directory, or a text file of one mapping per line (a CVSS map). */
+type Kind = 'zip' | 'dir' | 'lines';
 
 async function detect(origin: string, given: string): Promise<Kind> {
   let info;
@@ -273,6 +292,8 @@ async function detect(origin: string, given: string): Promise<Kind> {
   }
   // Local file header, or the end-of-central-directory record of an empty archive.
   if (head.readUInt32LE(0) === 0x04034b50 || head.readUInt32LE(0) === 0x06054b50) return 'zip';
+  const text = await readFile(origin, { encoding: 'utf8', flag: 'r' }).then((t) => t.slice(0, 4096)).catch(() => '');
+  if (looksLikeCvssMap(text)) return 'lines';
   if (/\.(json|ya?ml)$/i.test(origin)) {
     throw new VulnImportError(`${given} is a single record: import the directory that holds it (${path.dirname(given)}), or the all.zip it came from`);
   }
@@ -282,6 +303,7 @@ async function detect(origin: string, given: string): Promise<Kind> {
 /** `Go-all.zip` → `Go`; `PyPI/all.zip` → `PyPI`; `osv-AlmaLinux.zip` → `osv-AlmaLinux`; a directory → its name. */
 export function defaultSourceName(origin: string, kind: Kind): string {
   if (kind === 'dir') return path.basename(origin);
+  if (kind === 'lines') return path.basename(origin).replace(/\.(csv|tsv|txt)$/i, '');
   const stem = path.basename(origin).replace(/\.zip$/i, '');
   if (/^all$/i.test(stem)) return path.basename(path.dirname(origin));
   return stem.replace(/[-_.]all$/i, '');
@@ -362,6 +384,24 @@ async function openZip(origin: string, given: string): Promise<Reader> {
     },
     async close() {
       if (zip.isOpen) zip.close();
+    },
+  };
+}
+
+/** A text file, one document per line, streamed (the number of lines is not known up front). */
+function openLines(origin: string): Reader {
+  const stream = createReadStream(origin);
+  return {
+    total: 0,
+    async *documents() {
+      let n = 0;
+      for await (const line of createInterface({ input: stream, crlfDelay: Infinity })) {
+        n++;
+        yield { name: `line ${n}`, yaml: false, bytes: Buffer.from(line) };
+      }
+    },
+    async close() {
+      stream.destroy();
     },
   };
 }

@@ -1,6 +1,7 @@
 /** Reading the vulnerability database: the scanner's lookups, the version scans are keyed on, and the status report. */
 import type { Kysely } from 'kysely';
-import type { OsvRecord, VulnLookup } from '../types.ts';
+import type { OsvRecord, OsvSeverity, VulnLookup } from '../types.ts';
+import { CVSS_RECORD_PREFIX } from './cvss-map.ts';
 import { indexedName } from './osv-schema.ts';
 import { allCoverage } from './coverage.ts';
 import type { Database } from '../../metadata/schema.ts';
@@ -49,6 +50,30 @@ export class DbVulnLookup implements VulnLookup {
     for (const list of result.values()) list.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     return result;
   }
+
+  severitiesFor(names: string[]): Promise<Map<string, ImportedSeverity>> {
+    return severitiesFor(this.db, names);
+  }
+}
+
+export interface ImportedSeverity {
+  source: string;
+  severity: OsvSeverity[];
+}
+
+/** Severities from imported CVSS maps (vulndb/cvss-map.ts), by finding name. */
+export async function severitiesFor(db: Kysely<Database>, names: string[]): Promise<Map<string, ImportedSeverity>> {
+  const out = new Map<string, ImportedSeverity>();
+  const unique = [...new Set(names)];
+  for (let i = 0; i < unique.length; i += NAMES_PER_QUERY) {
+    const ids = unique.slice(i, i + NAMES_PER_QUERY).map((n) => `${CVSS_RECORD_PREFIX}${n}`);
+    const rows = await db.selectFrom('vuln_records').select(['id', 'source', 'record']).where('id', 'in', ids).where('withdrawn', '=', 0).execute();
+    for (const row of rows) {
+      const record = JSON.parse(row.record) as OsvRecord;
+      if (record.severity?.length) out.set(row.id.slice(CVSS_RECORD_PREFIX.length), { source: row.source, severity: record.severity });
+    }
+  }
+  return out;
 }
 
 function toContract(json: string): OsvRecord {

@@ -65,6 +65,8 @@ export function ecrFinding(f: Finding): Record<string, unknown> {
     ...attribute('fixed_version', f.fixedVersion),
     // As ECR's enhanced findings' fixAvailable: NO for a vulnerability the distribution has not fixed (open).
     ...attribute('fix_available', f.fixedVersion ? 'YES' : 'NO'),
+    // The severity came from an imported severity source (a CVSS map), not from the advisory.
+    ...attribute('severity_source', f.severitySource),
     ...attribute('advisory_id', f.advisoryId !== f.name ? f.advisoryId : null),
   ];
   return { name: f.name, ...(f.description ? { description: f.description } : {}), uri: f.uri, severity: f.severity, attributes };
