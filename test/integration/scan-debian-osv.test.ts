@@ -59,6 +59,7 @@ cmp = apt_pkg.version_compare
 want = json.loads(sys.argv[2])
 out = {s: {} for s in want}
 listed = {s: [] for s in want}
+urgency = {}
 z = zipfile.ZipFile(sys.argv[1])
 total = 0; nopkg = 0
 for n in z.namelist():
@@ -71,6 +72,8 @@ for n in z.namelist():
         if p.get('ecosystem') != 'Debian:12' or p['name'] not in want: continue
         v = want[p['name']]
         listed[p['name']].append(r['id'])
+        u = (a.get('ecosystem_specific') or {}).get('urgency')
+        if u: urgency[r['id']] = u
         hit = v in (a.get('versions') or []); is_open = False
         for rg in a.get('ranges') or []:
             if rg['type'] != 'ECOSYSTEM': continue
@@ -81,7 +84,7 @@ for n in z.namelist():
             inside = any(i == '0' or cmp(i, v) <= 0 for i in intro) and all(cmp(v, f) < 0 for f in fixed)
             if inside: hit = True; is_open = is_open or not fixed
         if hit: out[p['name']][r['id']] = is_open
-print(json.dumps({'total': total, 'nopkg': nopkg, 'records': out, 'listed': listed}))
+print(json.dumps({'total': total, 'nopkg': nopkg, 'records': out, 'listed': listed, 'urgency': urgency}))
 `;
 
 const debianGate = !existsSync(DEBIAN) ? `missing ${DEBIAN}` : scanFixtureGate('debianImage').reason;
@@ -130,7 +133,7 @@ describe('a debootstrap\'ed Debian 12 against the real Debian-12.zip (osv.dev)',
       .filter((s) => sources.has(s));
     assert.ok(sample.length >= 10, `sample ${sample.join(', ')}`);
     const { stdout } = await run('/usr/bin/python3', ['-c', EXPECT_PY, DEBIAN, JSON.stringify(Object.fromEntries(sample.map((s) => [s, sources.get(s)!])))], { maxBuffer: 64 << 20 });
-    const oracle = JSON.parse(stdout) as { total: number; nopkg: number; records: Record<string, Record<string, boolean>>; listed: Record<string, string[]> };
+    const oracle = JSON.parse(stdout) as { total: number; nopkg: number; records: Record<string, Record<string, boolean>>; listed: Record<string, string[]>; urgency: Record<string, string> };
     assert.equal(oracle.nopkg, Object.values(summary.skipped)[0], 'the skipped entries are the ones without a package');
 
     let open = 0;
@@ -151,6 +154,17 @@ describe('a debootstrap\'ed Debian 12 against the real Debian-12.zip (osv.dev)',
       open += Object.values(want).filter(Boolean).length;
     }
     assert.ok(open > 0, 'the sample holds open vulnerabilities');
+
+    // Severity: the Debian Security Team's urgency, as the vendor severity (unimportant → INFORMATIONAL …).
+    const URGENCY: Record<string, string> = { unimportant: 'INFORMATIONAL', low: 'LOW', medium: 'MEDIUM', high: 'HIGH' };
+    let rated = 0;
+    for (const f of findings) {
+      const u = oracle.urgency[f.advisoryId];
+      if (!u || !URGENCY[u] || f.aliases.some((a) => a in oracle.urgency)) continue;
+      assert.equal(f.severity, URGENCY[u], `${f.advisoryId} (${f.package.name}): urgency ${u}`);
+      rated++;
+    }
+    assert.ok(rated > 0, 'the sample has findings with a Debian urgency');
     const openFinding = findings.find((f) => f.fixedVersion === null)!;
     const attrs = Object.fromEntries((ecrFinding(openFinding).attributes as { key: string; value: string }[]).map((a) => [a.key, a.value]));
     assert.equal(attrs.fixed_version, undefined);
