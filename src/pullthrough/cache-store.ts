@@ -22,6 +22,29 @@ export class PullThroughCacheStore {
   }
 
   /**
+   * The image manifests of the repository that reference `blob` and now have every blob they reference linked in it
+   * (an import is complete once its last layer is fetched).
+   */
+  async completedBy(repositoryId: number, blob: string): Promise<Array<{ digest: string; media_type: string }>> {
+    const candidates = await this.db.selectFrom('manifest_references as r')
+      .innerJoin('manifests as m', (j) => j.onRef('m.repository_id', '=', 'r.repository_id').onRef('m.digest', '=', 'r.manifest_digest'))
+      .select(['m.digest', 'm.media_type'])
+      .where('r.repository_id', '=', repositoryId).where('r.target_digest', '=', blob).where('r.kind', '=', 'blob')
+      .execute();
+    const out: Array<{ digest: string; media_type: string }> = [];
+    for (const c of candidates) {
+      const missing = await this.db.selectFrom('manifest_references as r')
+        .leftJoin('repository_blobs as b', (j) => j.onRef('b.repository_id', '=', 'r.repository_id').onRef('b.digest', '=', 'r.target_digest'))
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('r.repository_id', '=', repositoryId).where('r.manifest_digest', '=', c.digest).where('r.kind', '=', 'blob')
+        .where('b.digest', 'is', null)
+        .executeTakeFirstOrThrow();
+      if (Number(missing.n) === 0) out.push(c);
+    }
+    return out;
+  }
+
+  /**
    * Takes the fetch lease of `key` for `holder` until `now + ttlMs` when nobody holds it (or the holder's lease ran
    * out: that node died or stalled). True when this node should fetch.
    */

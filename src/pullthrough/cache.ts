@@ -427,7 +427,9 @@ export class PullThroughCache implements UpstreamSource {
   private async link(repo: RepositoryRow, digest: Digest): Promise<boolean> {
     if (await this.meta.findRepositoryBlob(repo.id, digest)) return true;
     if (!(await this.meta.findBlob(digest))) return false;
-    return this.registry.linkStoredBlob(repo, digest);
+    const linked = await this.registry.linkStoredBlob(repo, digest);
+    if (linked) await this.imported(repo, digest);
+    return linked;
   }
 
   /** Fetches and stores a whole blob (no client streaming), once across the cluster. */
@@ -473,6 +475,18 @@ export class PullThroughCache implements UpstreamSource {
     } catch (err) {
       throw this.importFailure(err, digest);
     }
+    await this.imported(repo, digest);
+  }
+
+  /** After a blob import: the images it completed are announced (scan on push runs on complete images only). */
+  private async imported(repo: RepositoryRow, digest: Digest): Promise<void> {
+    try {
+      for (const m of await this.store.completedBy(repo.id, digest)) {
+        this.registry.announce({ repository: repo, digest: m.digest as Digest, mediaType: m.media_type, tag: null });
+      }
+    } catch (err) {
+      this.log.warn({ err, repository: repo.name, digest }, 'could not announce the images a cached blob completed');
+    }
   }
 
   private importFailure(err: unknown, digest: Digest): unknown {
@@ -512,6 +526,7 @@ export class PullThroughCache implements UpstreamSource {
       }
       toStore.end();
       await stored;
+      await this.imported(repo, digest);
     } catch (err) {
       abort.abort(err);
       toStore.destroy();

@@ -117,6 +117,11 @@ export class RegistryService {
     if (refused) throw new BerthError('DENIED', refused);
   }
 
+  /** Tells the push listeners about a stored image (the pull-through cache, once an import's layers are all in). */
+  announce(event: PushedManifest): void {
+    for (const listener of this.pushListeners) listener(event);
+  }
+
   /** Calls `listener` after every stored manifest (scan on push, events). It must not throw or block. */
   onPush(listener: (event: PushedManifest) => void): void {
     this.pushListeners.push(listener);
@@ -420,6 +425,7 @@ export class RegistryService {
     const imported = options.imported === true;
     if (!imported) await this.checkPush(name);
     const repo = imported ? await this.repository(name) : await this.repositoryForPush(name);
+    let complete = true;
     await this.meta.transaction(async (tx) => {
       if ('tag' in reference && isTagImmutable(repo, reference.tag)) {
         const current = await tx.findTag(repo.id, reference.tag);
@@ -436,6 +442,7 @@ export class RegistryService {
       if (ecr && missingBlobs.length) throw ecrError('LAYERS_NOT_FOUND', { repository: name, registry: ecr.registryId, digests: missingBlobs });
       if (ecr && missingManifests.length) throw ecrError('REFERENCED_IMAGES_NOT_FOUND', { repository: name, registry: ecr.registryId, digests: missingManifests });
       const missing = [...missingBlobs, ...missingManifests];
+      complete = missing.length === 0;
       if (missing.length > 0 && !imported) {
         throw new BerthError('MANIFEST_BLOB_UNKNOWN', `manifest references ${missing.length === 1 ? 'a blob or manifest' : `${missing.length} blobs or manifests`} not in ${name}: ${missing.slice(0, 5).join(', ')}`, missing.map((d) => ({ digest: d })));
       }
@@ -455,7 +462,9 @@ export class RegistryService {
     });
     this.log.debug({ repository: name, digest, reference }, 'manifest stored');
     const event: PushedManifest = { repository: repo, digest, mediaType: parsed.mediaType, tag: 'tag' in reference ? reference.tag : null };
-    for (const listener of this.pushListeners) listener(event);
+    // An import whose layers are still upstream is announced once they are all stored (`announce`): a scan on push
+    // needs them.
+    if (complete) this.announce(event);
     return { digest, subject: parsed.subject, mediaType: parsed.mediaType };
   }
 

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { CreatePullThroughCacheRuleCommand, CreateRepositoryCommand, ECRClient, DescribeImagesCommand, CreateRepositoryCreationTemplateCommand, DescribeRepositoriesCommand } from '@aws-sdk/client-ecr';
+import { PutRegistryScanningConfigurationCommand, CreatePullThroughCacheRuleCommand, CreateRepositoryCommand, ECRClient, DescribeImagesCommand, CreateRepositoryCreationTemplateCommand, DescribeRepositoriesCommand } from '@aws-sdk/client-ecr';
 import { startBerth, type BerthProcess } from '../helpers/berth.ts';
 import { createContainersEnv, makeTempDir, needRoot, OciLayoutWriter, removeTree, requireClients, type ContainersEnv, type LayoutImage } from '../helpers/clients.ts';
 import { startUpstreamRegistry, type UpstreamRegistry } from '../helpers/upstream-registry.ts';
@@ -106,6 +106,8 @@ describe('e2e: pull-through cache', { skip: gate.skip }, () => {
     await ecr.send(new CreatePullThroughCacheRuleCommand({ ecrRepositoryPrefix: 'token', upstreamRegistryUrl: token.url, credentialArn: tokenArn }));
     await ecr.send(new CreatePullThroughCacheRuleCommand({ ecrRepositoryPrefix: 'ecr', upstreamRegistryUrl: ecrUpstream.url, upstreamRegistry: 'ecr', credentialArn: ecrArn }));
     await ecr.send(new CreatePullThroughCacheRuleCommand({ ecrRepositoryPrefix: 'plain', upstreamRegistryUrl: plain.url }));
+    // Scan on push for the `ecr` rule's repositories: a cached image is scanned once its layers are all in.
+    await ecr.send(new PutRegistryScanningConfigurationCommand({ scanType: 'BASIC', rules: [{ scanFrequency: 'SCAN_ON_PUSH', repositoryFilters: [{ filter: 'ecr/*', filterType: 'WILDCARD' }] }] }));
     // The cached repositories of the `basic` rule are created immutable and with a resource tag.
     await ecr.send(new CreateRepositoryCreationTemplateCommand({ prefix: 'basic', appliedFor: ['PULL_THROUGH_CACHE'], imageTagMutability: 'IMMUTABLE', resourceTags: [{ Key: 'cache', Value: 'basic' }] }));
   });
@@ -149,6 +151,16 @@ describe('e2e: pull-through cache', { skip: gate.skip }, () => {
     await cenv.skopeo(['copy', '--src-tls-verify=false', '--src-creds', creds(), `docker://${berth.host}/ecr/prod/app:v1`, `oci:${out}:v1`]);
     const index = JSON.parse(await readFile(path.join(out, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> };
     assert.equal(index.manifests[0].digest, images.ecr.manifest.digest);
+    // Scanned on push like any image, after its last layer arrived (a scan of missing layers would fail).
+    let status: string | undefined;
+    const done = ['COMPLETE', 'UNSUPPORTED_IMAGE', 'FAILED'];
+    for (let i = 0; i < 100 && !done.includes(status ?? ''); i++) {
+      const d = await ecr.send(new DescribeImagesCommand({ repositoryName: 'ecr/prod/app', imageIds: [{ imageDigest: images.ecr.manifest.digest }] }));
+      status = d.imageDetails?.[0].imageScanStatus?.status;
+      if (!done.includes(status ?? '')) await new Promise((r) => setTimeout(r, 200));
+    }
+    // The test image's layers are random files (no OS to scan): UNSUPPORTED_IMAGE, as for the same image pushed.
+    assert.ok(status === 'COMPLETE' || status === 'UNSUPPORTED_IMAGE', `scan status ${status}`);
   });
 
   it('a multi-arch index is cached whole; its platform manifests and layers are fetched on first use', async () => {

@@ -27,7 +27,9 @@ export type Fault =
   /** Blob GETs send half their bytes, then the connection is cut. */
   | { kind: 'cut' }
   /** Blob GETs send other bytes than the digest names (same length). */
-  | { kind: 'corrupt' };
+  | { kind: 'corrupt' }
+  /** Every request is forwarded after this delay (so concurrent fetches overlap). */
+  | { kind: 'slow'; delayMs: number };
 
 export interface RecordedRequest {
   method: string;
@@ -209,7 +211,10 @@ export async function startUpstreamRegistry(options: { auth?: UpstreamAuthMode; 
       res.writeHead(fault.status, headers).end(JSON.stringify({ errors: [{ code: fault.status === 429 ? 'TOOMANYREQUESTS' : 'UNKNOWN', message: `injected fault ${fault.status}` }] }));
       return;
     }
-    const isBlobGet = req.method === 'GET' && /\/blobs\/sha256:/.test(entry.path);
+    const isBlobGet = req.method === 'GET' && /\/blobs\/sha256:/.test(entry.path) && (fault?.kind === 'cut' || fault?.kind === 'corrupt');
+    const delay = fault?.kind === 'slow' ? fault.delayMs : 0;
+    req.pause();
+    const forward = () => {
     const upstream = http.request(`${backend}${entry.path}`, { method: req.method, headers: { ...req.headers, host: `127.0.0.1:${registryPort}` } }, (ures) => {
       entry.status = ures.statusCode ?? 0;
       res.writeHead(ures.statusCode ?? 502, ures.headers);
@@ -238,6 +243,9 @@ export async function startUpstreamRegistry(options: { auth?: UpstreamAuthMode; 
     });
     upstream.on('error', () => res.destroy());
     req.pipe(upstream);
+    req.resume();
+    };
+    setTimeout(forward, delay);
   });
   proxy.on('connection', (s: Socket) => {
     sockets.add(s);
