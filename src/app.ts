@@ -107,7 +107,8 @@ export async function buildApp(config: Config, log: Logger): Promise<App> {
   const registry = new RegistryService(stores.metadata, stores.blobs, { ...config.registry, touchIntervalMs: touchIntervalFor(config.gc.graceSeconds) }, log.child({ module: 'registry' }));
   const ecr = new EcrDomain(stores.metadata, { accountId: config.ecr.accountId, region: config.ecr.region }, (type, kmsKey) => registry.checkEncryptionSettings(type, kmsKey));
   const lifecycle = new LifecycleService(stores.metadata, log.child({ module: 'lifecycle' }), config.ecr.accountId);
-  const scans = new ScanService(stores.metadata, stores.blobs, stores.connection.db, log.child({ module: 'scan' }), { workers: config.scan.workers, staleAfterMs: 30 * 60_000 });
+  const scans = new ScanService(stores.metadata, stores.blobs, stores.connection.db, log.child({ module: 'scan' }), { workers: config.scan.workers, staleAfterMs: 30 * 60_000, attachSbom: config.scan.attachSbom });
+  scans.useRegistry(registry);
   const images = new EcrImages(stores.metadata, ecr, registry, scans);
   registry.onPush((event) => scans.onPush(event));
   const pullThrough = createPullThrough({ db: stores.connection.db, access, identity: ecr.identity, checkEncryption: (type, kmsKey) => registry.checkEncryptionSettings(type, kmsKey) });

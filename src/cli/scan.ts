@@ -10,6 +10,7 @@ import { isDigest } from '../oci/digest.ts';
 import { isRepositoryName, isTag } from '../oci/names.ts';
 import { SBOM_FORMATS, type SbomFormat } from '../scan/sbom/index.ts';
 import { ScanService } from '../scan/service.ts';
+import { RegistryService } from '../registry/service.ts';
 import type { Stores } from '../app.ts';
 import { CliError } from './errors.ts';
 import { storeOptions, withStores } from './stores.ts';
@@ -91,11 +92,22 @@ export function registerScanCommands(program: Command): void {
     .option('--platform <os/arch>', 'for a multi-platform image: which platform (default: the first)')
     .option('--vulnerabilities', 'include the findings of the image\'s last scan')
     .option('-o, --output <file>', 'write to a file instead of standard output')
+    .option('--attach', 'attach the CycloneDX SBOM to the image in its repository as an OCI referrer (artifactType application/vnd.cyclonedx+json), replacing the one attached before; prints the referrer\'s digest')
     .action(async (image: string, opts: Options) => {
       const format = opts.format as SbomFormat;
       if (!SBOM_FORMATS.includes(format)) throw new CliError(`--format must be one of ${SBOM_FORMATS.join(', ')}`);
-      await withStores(opts, async (stores) => {
+      if (opts.attach && format !== 'cyclonedx') throw new CliError('--attach attaches the CycloneDX SBOM: leave out --format or give --format cyclonedx');
+      await withStores(opts, async (stores, config) => {
         const { repository, digest, tag } = await resolveImage(stores.metadata, image);
+        if (opts.attach) {
+          const scans = service(stores);
+          scans.useRegistry(new RegistryService(stores.metadata, stores.blobs, config.registry, createLogger({ log: { level: 'warn' } })));
+          const [attached] = await scans.attachSboms(digest, [repository]);
+          if (!attached) throw new CliError(`${image} is not stored in ${repository}`);
+          process.stderr.write(`attached the CycloneDX SBOM of ${repository}@${digest} as referrer ${attached.digest}${attached.replaced.length ? ` (replacing ${attached.replaced.join(', ')})` : ''}\n`);
+          process.stdout.write(`${attached.digest}\n`);
+          return;
+        }
         const doc = await service(stores).sbomOf(repository, digest, format, { platform: opts.platform, withFindings: Boolean(opts.vulnerabilities), tags: tag ? [tag] : undefined });
         const text = `${JSON.stringify(doc.document, null, 2)}\n`;
         if (opts.output) {

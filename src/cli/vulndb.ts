@@ -34,7 +34,7 @@ export function registerVulndbCommands(program: Command): void {
     .argument('<paths...>', 'OSV all.zip files (e.g. Go-all.zip) or directories of OSV .json records')
     .option('--prune', 'remove from each source the records its dump no longer contains')
     .option('--source <name>', 'source name to record the data under (default: from the file name, Go-all.zip → Go)')
-    .option('--format <format>', 'read the input as osv or alpine-secdb (default: recognised by content)')
+    .option('--format <format>', 'read the input as osv, alpine-secdb or cvss-map (default: recognised by content)')
     .action(async (paths: string[], opts: ImportOptions) => {
       const importer = await loadImporter();
       if (opts.format !== undefined && !(importer.VULN_FORMATS as readonly string[]).includes(opts.format)) {

@@ -65,6 +65,7 @@ export const ENV_VARS: Record<string, { path: string[]; type: 'string' | 'number
   BERTH_LIFECYCLE_INTERVAL_SECONDS: { path: ['lifecycle', 'intervalSeconds'], type: 'number' },
   BERTH_SCAN_WORKERS: { path: ['scan', 'workers'], type: 'number' },
   BERTH_SCAN_INTERVAL_SECONDS: { path: ['scan', 'intervalSeconds'], type: 'number' },
+  BERTH_SCAN_ATTACH_SBOM: { path: ['scan', 'attachSbom'], type: 'boolean' },
   BERTH_AUTH_ENABLED: { path: ['auth', 'enabled'], type: 'boolean' },
   BERTH_SECRET_KEY: { path: ['auth', 'secretKey'], type: 'string' },
   BERTH_ROOT_ACCESS_KEY_ID: { path: ['auth', 'rootAccessKeyId'], type: 'string' },

@@ -117,7 +117,9 @@ export const configSchema = z.object({
     workers: z.number().int().min(0).max(64).default(1),
     /** How often a node looks for queued scans, scans abandoned by a dead node, and images to rescan after new vulnerability data (0: never). */
     intervalSeconds: z.number().int().min(0).default(60),
-  }).strict().default({ workers: 1, intervalSeconds: 60 }),
+    /** After each complete scan, attach the image's CycloneDX SBOM to it as an OCI referrer (what `berth sbom --attach` does). */
+    attachSbom: z.boolean().default(false),
+  }).strict().default({ workers: 1, intervalSeconds: 60, attachSbom: false }),
   tls: z.object({
     /** PEM certificate chain and key; with both set, Berth serves HTTPS (HTTP/1.1 and HTTP/2 via ALPN). SIGHUP reloads them. */
     cert: z.string().optional(),

@@ -102,10 +102,15 @@ export class LifecycleService {
     return { policyText: row.policy_text, status: row.status, createdAt: row.created_at, results: JSON.parse(row.results) as PreviewResult[] };
   }
 
-  /** The repository's images as the evaluator sees them (index children flagged: never expired on their own). */
+  /**
+   * The repository's images as the evaluator sees them. Index children are flagged — never expired on their own — and
+   * so are referrers whose subject is in the repository (an attached SBOM, a signature): they go with their subject.
+   */
   async snapshot(repositoryId: number): Promise<LifecycleImage[]> {
     const images = await this.meta.listImages(repositoryId);
     const children = new Set<string>();
+    const present = new Set(images.map((i) => i.digest));
+    for (const i of images) if (i.subject && present.has(i.subject)) children.add(i.digest);
     for (const i of images) for (const c of await this.meta.manifestChildren(repositoryId, i.digest)) children.add(c);
     return images.map((i) => ({ digest: i.digest, tags: i.tags, pushedAt: i.pushed_at, lastPulledAt: i.last_pulled_at, isIndexChild: children.has(i.digest) }));
   }

@@ -11,10 +11,14 @@
  * - With `expectTags` (lifecycle: the snapshot it judged), the image is deleted only while it still carries exactly
  *   those tags; otherwise the outcome is `changed` and nothing is touched.
  *
+ * - Referrers belong to their subject: deleting an image deletes the SBOMs Berth attached to it, and lifecycle expiry
+ *   deletes every referrer with it.
+ *
  * Everything happens in one transaction; `andThen` runs in it after the deletion (a lifecycle run records the
  * expiration there), so the change and its record commit together.
  */
 import type { MetadataStore } from '../metadata/store.ts';
+import { ATTACHED_ANNOTATION } from '../scan/sbom/referrer.ts';
 
 export type ImageTarget = { digest: string } | { tag: string };
 
@@ -58,6 +62,7 @@ async function untag(tx: MetadataStore, repositoryId: number, tag: string, optio
     const remaining = await tx.imageTags(repositoryId, digest);
     if (remaining !== null && remaining.length === 0 && (await tx.manifestParents(repositoryId, digest)).length === 0) {
       imageDeleted = await tx.deleteManifest(repositoryId, digest);
+      if (imageDeleted) await deleteReferrers(tx, repositoryId, digest, false);
     }
   }
   return { outcome: 'deleted', digest, tags: [tag], imageDeleted };
@@ -70,5 +75,19 @@ async function deleteByDigest(tx: MetadataStore, repositoryId: number, digest: s
   if (parents.length > 0) return { outcome: 'referenced', digest, parents };
   if (options.expectTags && options.expectTags.join('\0') !== tags.join('\0')) return { outcome: 'changed', digest };
   if (!(await tx.deleteManifest(repositoryId, digest))) return { outcome: 'not-found' };
+  await deleteReferrers(tx, repositoryId, digest, options.expectTags !== undefined);
   return { outcome: 'deleted', digest, tags, imageDeleted: true };
+}
+
+/**
+ * Referrers belong to their subject: the SBOMs Berth attached (scan/sbom/referrer.ts) go with the image, and so does
+ * every referrer when lifecycle expires it (as ECR's lifecycle does). Referrers of referrers follow, a few levels down.
+ */
+async function deleteReferrers(tx: MetadataStore, repositoryId: number, subject: string, all: boolean, depth = 0): Promise<void> {
+  if (depth > 3) return;
+  for (const r of await tx.listReferrers(repositoryId, subject)) {
+    const ours = r.annotations ? (JSON.parse(r.annotations) as Record<string, string>)[ATTACHED_ANNOTATION] === 'true' : false;
+    if (!all && !ours) continue;
+    if (await tx.deleteManifest(repositoryId, r.digest)) await deleteReferrers(tx, repositoryId, r.digest, all, depth + 1);
+  }
 }

@@ -22,6 +22,7 @@ import type { Finding, Inventory } from './types.ts';
 import { BERTH_VERSION } from '../version.ts';
 import type { DbVulnLookup } from './vulndb/lookup.ts';
 import type { Coverage } from './coverage.ts';
+import type { ReferrerRegistry } from './sbom/referrer.ts';
 
 const IMAGE_CONFIG_TYPES = new Set(['application/vnd.oci.image.config.v1+json', 'application/vnd.docker.container.image.v1+json']);
 const LAYER_TYPES = new Set([
@@ -49,6 +50,8 @@ export interface ScanServiceOptions {
   workers: number;
   /** A scan running longer than this is presumed dead (its node crashed) and queued again. */
   staleAfterMs: number;
+  /** After a complete scan, attach the image's CycloneDX SBOM as an OCI referrer in each repository holding it. */
+  attachSbom?: boolean;
 }
 
 interface Descriptor {
@@ -65,6 +68,7 @@ export class ScanService {
   private wanted = false;
   private closed = false;
   private idle: Array<() => void> = [];
+  private referrers?: ReferrerRegistry;
 
   constructor(
     private readonly meta: MetadataStore,
@@ -74,6 +78,11 @@ export class ScanService {
     private readonly options: ScanServiceOptions = { workers: 1, staleAfterMs: 30 * 60_000 },
   ) {
     this.store = new ScanStore(db);
+  }
+
+  /** The registry SBOMs are pushed through as referrers (set by the composition root; the CLI passes its own). */
+  useRegistry(registry: ReferrerRegistry): void {
+    this.referrers = registry;
   }
 
   // ---- configuration
@@ -163,7 +172,13 @@ export class ScanService {
         return;
       }
       const result = await this.scan(digest);
-      await this.store.finish(digest, this.worker, result).catch((err) => this.log.error({ err, digest }, 'could not store a scan result'));
+      const stored = await this.store.finish(digest, this.worker, result).catch((err) => {
+        this.log.error({ err, digest }, 'could not store a scan result');
+        return false;
+      });
+      if (stored && result.status === 'COMPLETE' && result.inventory && this.options.attachSbom && this.referrers) {
+        await this.attachSboms(digest).catch((err) => this.log.warn({ err, digest }, 'could not attach the SBOM as a referrer'));
+      }
     }
   }
 
@@ -231,6 +246,23 @@ export class ScanService {
     const inventory = await this.inventoryOf(target);
     const findings = options.withFindings ? await this.store.findings(target) : undefined;
     return sbom(format, { inventory, image: { repository, digest: target, tags: options.tags, platform }, findings, tool: { name: 'berth', version: BERTH_VERSION } });
+  }
+
+  /**
+   * Attaches the image's CycloneDX SBOM as a referrer of `digest` in `repositories` (by default every repository that
+   * holds the image), replacing the one Berth attached before. Returns the referrer manifests written.
+   */
+  async attachSboms(digest: string, repositories?: string[]): Promise<Array<{ repository: string; digest: string; replaced: string[] }>> {
+    if (!this.referrers) throw new Error('no registry to push the SBOM through');
+    const { attachSbom } = await import('./sbom/referrer.ts');
+    const holders = await this.store.holders(digest);
+    const out = [];
+    for (const h of holders) {
+      if (repositories && !repositories.includes(h.repository)) continue;
+      const doc = await this.sbomOf(h.repository, digest, 'cyclonedx', { withFindings: false });
+      out.push(await attachSbom(this.referrers, h.repository, { digest, mediaType: h.mediaType, size: h.size }, doc.document));
+    }
+    return out;
   }
 
   private async scanManifest(digest: string, depth: number, withFindings = true): Promise<{ findings: Finding[]; inventory: Inventory | null; unsupported: string | null; coverage?: Coverage }> {

@@ -166,6 +166,13 @@ export class ScanStore {
     return new Map(rows.map((r) => [r.status, Number(r.n)]));
   }
 
+  /** The repositories that hold the manifest `digest`, with its media type and size there. */
+  async holders(digest: string): Promise<Array<{ repository: string; mediaType: string; size: number }>> {
+    const rows = await this.db.selectFrom('manifests as m').innerJoin('repositories as r', 'r.id', 'm.repository_id')
+      .select(['r.name', 'm.media_type', 'm.size']).where('m.digest', '=', digest).orderBy('r.name').execute();
+    return rows.map((r) => ({ repository: r.name, mediaType: r.media_type, size: Number(r.size) }));
+  }
+
   async forget(digest: string): Promise<void> {
     await this.db.deleteFrom('image_scans').where('digest', '=', digest).execute();
   }

@@ -11,12 +11,14 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { AWS, awsCli } from '../helpers/aws.ts';
 import { repoRoot, startBerth, type BerthProcess } from '../helpers/berth.ts';
-import { createContainersEnv, requireClients, type ContainersEnv } from '../helpers/clients.ts';
+import { createContainersEnv, requireClients, run, trixieTool, type ContainersEnv } from '../helpers/clients.ts';
 import { alpineImages, scanFixtureGate, type AlpineImageExpect, type ImageFixture } from '../helpers/scan-fixtures.ts';
 
 const SECDB = path.resolve(process.env.BERTH_TEST_VULNDATA ?? path.resolve(repoRoot, '../shared/vulndata'), 'alpine-secdb.zip');
 
-const gate = requireClients([AWS, 'skopeo'], () => (existsSync(SECDB) ? scanFixtureGate('alpineImages').reason : `missing ${SECDB}`));
+const ORAS = trixieTool('oras');
+
+const gate = requireClients([AWS, 'skopeo', ORAS], () => (existsSync(SECDB) ? scanFixtureGate('alpineImages').reason : `missing ${SECDB}`));
 
 interface Finding {
   name: string;
@@ -39,7 +41,8 @@ describe('e2e: Alpine images against the Alpine secdb, through the AWS CLI', { s
 
   before(async () => {
     alpine = (await alpineImages())['3.10'];
-    server = await startBerth({ auth: true });
+    // Every complete scan attaches the image's SBOM as a referrer (scan.attachSbom).
+    server = await startBerth({ auth: true, env: { BERTH_SCAN_ATTACH_SBOM: 'true' } });
     cenv = await createContainersEnv({ storageDriver: 'vfs' });
   }, { timeout: 600_000 });
 
@@ -94,5 +97,37 @@ describe('e2e: Alpine images against the Alpine secdb, through the AWS CLI', { s
     assert.deepEqual(ssl.attributes.slice(0, 2).map((x) => x.key), ['package_name', 'package_version']);
     assert.ok(result.findings.some((f) => f.name === 'CVE-2020-28928' && attrs(f).package_name === 'musl'));
     assert.ok(!result.findings.some((f) => f.name === 'CVE-2019-14697'), 'musl 1.1.22-r3 has the CVE-2019-14697 fix');
+  });
+
+  test('the SBOM as an OCI referrer: attached after the scan (scan.attachSbom) and by berth sbom --attach, found by oras discover; it goes with its image', { timeout: 300_000 }, async () => {
+    const creds = ['--plain-http', '--no-tty', '-u', server!.root.accessKeyId, '-p', server!.root.secretAccessKey];
+    const discover = async (): Promise<Array<{ digest: string; artifactType?: string; annotations?: Record<string, string> }>> => {
+      const r = await run(ORAS, ['discover', ...creds, '--format', 'json', '--artifact-type', 'application/vnd.cyclonedx+json', `${server!.host}/distro/alpine:3.10`], { timeoutMs: 120_000 });
+      const out = JSON.parse(r.stdout) as { manifests?: Array<{ digest: string; artifactType?: string; annotations?: Record<string, string> }>; referrers?: Array<{ digest: string; artifactType?: string }> };
+      return out.manifests ?? out.referrers ?? [];
+    };
+    // The scan that completed above attached one on its own.
+    const auto = await discover();
+    assert.equal(auto.length, 1, JSON.stringify(auto));
+    assert.equal(auto[0]!.artifactType, 'application/vnd.cyclonedx+json');
+
+    const attached = await server!.cli(['sbom', 'distro/alpine:3.10', '--attach']);
+    assert.equal(attached.code, 0, attached.stderr);
+    const digest = attached.stdout.trim();
+    assert.match(attached.stderr, /replacing sha256:/);
+    const found = await discover();
+    assert.deepEqual(found.map((m) => m.digest), [digest], 'the new SBOM replaced the earlier one');
+
+    const manifest = JSON.parse((await run(ORAS, ['manifest', 'fetch', ...creds, `${server!.host}/distro/alpine@${digest}`], { timeoutMs: 120_000 })).stdout) as { subject: { digest: string }; layers: Array<{ digest: string; mediaType: string }> };
+    const image = JSON.parse((await run(ORAS, ['manifest', 'fetch', ...creds, '--descriptor', `${server!.host}/distro/alpine:3.10`], { timeoutMs: 120_000 })).stdout) as { digest: string };
+    assert.equal(manifest.subject.digest, image.digest);
+    const sbom = JSON.parse((await run(ORAS, ['blob', 'fetch', ...creds, '--output', '-', `${server!.host}/distro/alpine@${manifest.layers[0]!.digest}`], { timeoutMs: 120_000 })).stdout) as { bomFormat: string; components: Array<{ name: string }> };
+    assert.equal(sbom.bomFormat, 'CycloneDX');
+    assert.ok(sbom.components.some((c) => c.name === 'musl'));
+
+    // Deleting the image deletes its SBOM: the repository is empty afterwards.
+    await cli.json(['ecr', 'batch-delete-image', '--repository-name', 'distro/alpine', '--image-ids', 'imageTag=3.10']);
+    const left = await cli.json<{ imageIds: unknown[] }>(['ecr', 'list-images', '--repository-name', 'distro/alpine']);
+    assert.deepEqual(left.imageIds, []);
   });
 });

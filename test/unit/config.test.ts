@@ -35,7 +35,7 @@ describe('resolveConfig', () => {
       ecr: { accountId: '000000000000', region: 'us-east-1', extraRegions: [] },
       gc: { intervalSeconds: 3600, graceSeconds: 3600 },
       lifecycle: { intervalSeconds: 3600 },
-      scan: { workers: 1, intervalSeconds: 60 },
+      scan: { workers: 1, intervalSeconds: 60, attachSbom: false },
       tls: {},
       encryption: {},
       metrics: { enabled: true },
