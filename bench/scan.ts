@@ -18,7 +18,11 @@
  * and the C tool (gzip -dc, zstd -dc) on the same blob, to show where the time goes. Writes docs/benchmarks-scan.md
  * (docs/benchmarks.md links to it).
  *
- *   npm run bench:scan -- [--rounds N] [--skip-postgres] [--layer-mib N] [--postgres-url URL] [--out FILE] [--no-write]
+ * 4. the real distro data (issue 15): importing Debian-12.zip and alpine-secdb.zip into a fresh SQLite and PostgreSQL
+ *    database (time, peak RSS, RSS sampled through the run), the Debian image scanned against Debian-12.zip, and the
+ *    zstd layer walk against the gzip one (zstd now goes through the fastest decoder available).
+ *
+ *   npm run bench:scan -- [--rounds N] [--skip-postgres] [--skip-distro] [--layer-mib N] [--postgres-url URL] [--out FILE] [--no-write]
  */
 import { spawn } from 'node:child_process';
 import { createCipheriv, createHash, randomBytes, type Hash } from 'node:crypto';
@@ -106,6 +110,8 @@ interface ImportSpec {
   dbFile?: string;
   databaseUrl?: string;
   dumps: string[];
+  /** Sample the RSS every 250 ms while importing (flat memory: the samples show whether it grows with the dump). */
+  sampleRss?: boolean;
 }
 
 interface ScanResult {
@@ -129,7 +135,9 @@ interface ScanResult {
 
 interface ImportResult {
   backend: Backend;
-  dumps: { source: string; seconds: number; added: number; updated: number; unchanged: number; invalid: number }[];
+  dumps: { source: string; seconds: number; added: number; updated: number; unchanged: number; invalid: number; skipped?: number; format?: string }[];
+  /** RSS samples during the import (with sampleRss): first quarter vs last quarter says whether memory grows. */
+  rssSamples?: number[];
   cpuSeconds: number;
   rssBeforeBytes: number;
   peakBytes: number;
@@ -230,12 +238,16 @@ async function importChild(spec: ImportSpec): Promise<ImportResult> {
   const rssBeforeBytes = process.memoryUsage().rss;
   const cpu0 = process.cpuUsage();
   const dumps: ImportResult['dumps'] = [];
+  const rssSamples: number[] = [];
+  const sampler = spec.sampleRss ? setInterval(() => rssSamples.push(process.memoryUsage().rss), 250) : undefined;
   for (const file of spec.dumps) {
     const t = performance.now();
     const s = await importVulnData(conn.db, conn.dialect, file);
-    dumps.push({ source: s.source, seconds: (performance.now() - t) / 1000, added: s.added, updated: s.updated, unchanged: s.unchanged, invalid: s.invalid });
+    dumps.push({ source: s.source, seconds: (performance.now() - t) / 1000, added: s.added, updated: s.updated, unchanged: s.unchanged, invalid: s.invalid,
+      skipped: Object.values(s.skipped).reduce((n, x) => n + x, 0), format: s.format });
   }
-  const result: ImportResult = { backend: spec.backend, dumps, cpuSeconds: cpuSeconds(cpu0), rssBeforeBytes, peakBytes: vmHwmBytes(), peakIsRunOnly };
+  if (sampler) clearInterval(sampler);
+  const result: ImportResult = { backend: spec.backend, dumps, ...(spec.sampleRss ? { rssSamples } : {}), cpuSeconds: cpuSeconds(cpu0), rssBeforeBytes, peakBytes: vmHwmBytes(), peakIsRunOnly };
   await conn.db.destroy();
   return result;
 }
@@ -303,6 +315,23 @@ interface ScanDb {
   dbFile: string;
   sources: { source: string; records: number }[];
   seconds: number;
+}
+
+/** A SQLite vulnerability DB holding only the real Debian-12.zip (the distro scan matches the Debian image against it). */
+async function buildDistroDb(): Promise<ScanDb> {
+  const { migrate } = await import('../src/metadata/connect.ts');
+  const { importVulnData } = await import('../src/scan/vulndb/import.ts');
+  const dir = await mkdtemp(path.join(tmpdir(), 'berth-bench-distro-db-'));
+  const dbFile = path.join(dir, 'berth.db');
+  const t = performance.now();
+  const conn = await openConnection('sqlite', { dbFile, dataDir: dir });
+  try {
+    await migrate(conn);
+    const s = await importVulnData(conn.db, conn.dialect, path.join(VULNDATA, 'Debian-12.zip'));
+    return { dir, dbFile, sources: [{ source: s.source, records: s.added + s.updated + s.unchanged }], seconds: (performance.now() - t) / 1000 };
+  } finally {
+    await conn.db.destroy();
+  }
 }
 
 async function buildScanDb(osvDir: string): Promise<ScanDb> {
@@ -881,6 +910,58 @@ interface ImportCase {
   again: ImportResult[];
 }
 
+/** Issue 15: the real distro data — imports, the Debian image scanned against Debian-12.zip, zstd against gzip. */
+interface DistroBench {
+  /** Per backend, each round: Debian-12.zip then alpine-secdb.zip into a fresh database. */
+  imports: { backend: Backend; runs: ImportResult[] }[];
+  db: ScanDb;
+  /** `full` scans of the Debian image v1 against the Debian-12.zip DB. */
+  scans: ScanResult[];
+  zstdDecoder: string;
+}
+
+const DISTRO_TARGET = { debianImportSeconds: 60, scanSeconds: 2, scanRssBytes: 150 * MiB, zstdOverGzip: 2 };
+
+function renderDistro(ctx: Context): string[] {
+  const d = ctx.distro;
+  if (!d) return ['## Real distro data (issue 15)', '', `Not measured: ${ctx.skippedPostgres ?? 'missing data'}.`, ''];
+  const lines = ['## Real distro data (issue 15)', '',
+    `Targets: import of Debian-12.zip ≤ ${DISTRO_TARGET.debianImportSeconds} s with flat memory; the Debian 12 image scanned against it ≤ ${DISTRO_TARGET.scanSeconds} s and ≤ ${fmtMiB(DISTRO_TARGET.scanRssBytes)} peak RSS; a zstd layer walk within ${DISTRO_TARGET.zstdOverGzip}× of the gzip one (zstd decoder here: ${d.zstdDecoder}).`, '',
+    '| import (fresh database) | backend | time (median, min–max) | records | skipped entries | peak RSS (median) | RSS first → last quarter of the run | target |',
+    '|---|---|---|---|---|---|---|---|'];
+  for (const imp of d.imports) {
+    for (const [i, name] of ['Debian-12.zip', 'alpine-secdb.zip'].entries()) {
+      const times = imp.runs.map((r) => r.dumps[i]!.seconds);
+      const last = imp.runs.at(-1)!.dumps[i]!;
+      const quarter = (r: ImportResult) => {
+        const xs = r.rssSamples ?? [];
+        const q = Math.max(1, Math.floor(xs.length / 4));
+        return xs.length ? `${fmtMiB(median(xs.slice(0, q)))} → ${fmtMiB(median(xs.slice(-q)))}` : '–';
+      };
+      const target = i === 0 ? (median(times) <= DISTRO_TARGET.debianImportSeconds ? `≤ ${DISTRO_TARGET.debianImportSeconds} s: met` : `≤ ${DISTRO_TARGET.debianImportSeconds} s: **missed**`) : '–';
+      lines.push(`| ${name} | ${imp.backend} | ${secs(times)} | ${fmtInt(last.added + last.updated + last.unchanged)} (${last.invalid} invalid) | ${fmtInt(last.skipped ?? 0)} | ${i === 0 ? mibs(imp.runs.map((r) => r.peakBytes)) : '(same process)'} | ${i === 0 ? quarter(imp.runs.at(-1)!) : ''} | ${target} |`);
+    }
+  }
+  lines.push('');
+  const walk = d.scans.map((r) => r.walkSeconds + r.matchSeconds);
+  const peak = d.scans.map((r) => r.peakBytes);
+  const s0 = d.scans[0];
+  lines.push('| Debian 12 image (v1) against Debian-12.zip | walk + match (median, min–max) | match alone | peak RSS | packages | findings | target |', '|---|---|---|---|---|---|---|');
+  lines.push(`| ${ctx.debian.buildInfo} | ${secs(walk)} | ${secs(d.scans.map((r) => r.matchSeconds))} | ${mibs(peak)} | ${s0?.packages ?? 0} | ${s0?.findings ?? 0} | ${median(walk) <= DISTRO_TARGET.scanSeconds && median(peak) <= DISTRO_TARGET.scanRssBytes ? 'met' : '**missed**'} |`, '');
+  lines.push('| layer walk (tar + extractors, no match) | gzip | zstd | zstd / gzip | target |', '|---|---|---|---|---|');
+  const pairs: [string, string, string][] = [['Debian v1 (63 MB rootfs)', 'debian-v1', 'debian-v1-zstd'], ['synthetic', 'synthetic-gzip', 'synthetic-zstd']];
+  for (const [label, g, z] of pairs) {
+    const gc = ctx.cases.find((c) => c.id === g);
+    const zc = ctx.cases.find((c) => c.id === z);
+    if (!gc || !zc) continue;
+    const gt = median(gc.runs.tar.map((r) => r.walkSeconds));
+    const zt = median(zc.runs.tar.map((r) => r.walkSeconds));
+    lines.push(`| ${label} | ${sec(gt)} | ${sec(zt)} | ${(zt / gt).toFixed(2)}× | ≤ ${DISTRO_TARGET.zstdOverGzip}×: ${zt / gt <= DISTRO_TARGET.zstdOverGzip ? 'met' : '**missed**'} |`);
+  }
+  lines.push('');
+  return lines;
+}
+
 interface Context {
   command: string;
   rounds: number;
@@ -893,6 +974,7 @@ interface Context {
   synthetic: SyntheticLayer;
   cases: LayerCase[];
   imports: ImportCase[];
+  distro: DistroBench | null;
   skippedPostgres: string | null;
   startedAt: Date;
   finishedAt: Date;
@@ -1180,6 +1262,7 @@ async function render(ctx: Context): Promise<string> {
     'npm run bench:scan -- --postgres-url postgres://postgres@127.0.0.1:5432/postgres --out /tmp/scan.md',
     '```',
     '',
+    ...renderDistro(ctx),
     'Needs root and debootstrap for the Debian image the first time (then cached in `.cache/scan-fixtures/`), the `zstd` CLI, and the OSV dumps in ' +
       `\`${VULNDATA}\` (override with BERTH_BENCH_VULNDATA). The synthetic layer is cached in \`.cache/bench-scan/\` (${fmtMB(s.blobs.gzip.size + s.blobs.none.size + s.blobs.zstd.size)}).`,
     '',
@@ -1220,6 +1303,7 @@ async function main(): Promise<void> {
       'layer-mib': { type: 'string', default: '500' },
       'postgres-url': { type: 'string', default: process.env.BERTH_BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
       'skip-postgres': { type: 'boolean', default: false },
+      'skip-distro': { type: 'boolean', default: false },
       out: { type: 'string' },
       'no-write': { type: 'boolean', default: false },
     },
@@ -1282,6 +1366,16 @@ async function main(): Promise<void> {
       runs: { inflate: [], digest: [], tar: [], full: [] }, native: [],
     });
   }
+  const distroFiles = ['Debian-12.zip', 'alpine-secdb.zip'].map((f) => path.join(VULNDATA, f));
+  let distro: DistroBench | null = null;
+  if (distroFiles.every((f) => existsSync(f)) && !values['skip-distro']) {
+    log('vulnerability DB of the real Debian-12.zip for the distro scan');
+    const { zstdDecoder } = await import('../src/scan/layers/decompress.ts');
+    distro = { imports: [{ backend: 'sqlite', runs: [] }, ...(skippedPostgres ? [] : [{ backend: 'postgres' as const, runs: [] }])], db: await buildDistroDb(), scans: [], zstdDecoder: zstdDecoder() };
+    log(`distro DB ready in ${distro.db.seconds.toFixed(1)} s`);
+  } else {
+    log(`distro data skipped: ${values['skip-distro'] ? '--skip-distro' : `missing ${distroFiles.join(' or ')}`}`);
+  }
   const imports: ImportCase[] = [{ backend: 'sqlite', first: [], again: [] }];
   if (!skippedPostgres) imports.push({ backend: 'postgres', first: [], again: [] });
   const dumps = DUMPS.map((d) => path.join(VULNDATA, `${d}-all.zip`));
@@ -1303,6 +1397,21 @@ async function main(): Promise<void> {
         c.native.push(native);
         log(`  ${c.label} [${native.command} > /dev/null]: ${native.seconds.toFixed(2)} s, cpu ${native.cpuSeconds.toFixed(2)} s`);
       }
+      if (distro) {
+        const v1 = cases.find((c) => c.id === 'debian-v1')!;
+        noteLoad();
+        const r = await runChild<ScanResult>({ kind: 'scan', mode: 'full', layers: v1.layers, dbFile: distro.db.dbFile });
+        distro.scans.push(r);
+        log(`  Debian v1 against Debian-12.zip: walk ${r.walkSeconds.toFixed(2)} s + match ${r.matchSeconds.toFixed(2)} s, ${r.findings} findings, peak RSS ${fmtMiB(r.peakBytes)}`);
+        for (const imp of distro.imports) {
+          await withFreshDatabase(imp.backend, values['postgres-url'], async (where) => {
+            noteLoad();
+            const res = await runChild<ImportResult>({ kind: 'import', backend: imp.backend, ...where, dumps: distroFiles, sampleRss: true });
+            imp.runs.push(res);
+            log(`  distro import into ${imp.backend}: ${res.dumps.map((x) => `${x.source} ${x.seconds.toFixed(2)} s (+${x.added}, ${x.skipped ?? 0} entries skipped)`).join(', ')}; peak RSS ${fmtMiB(res.peakBytes)}`);
+          });
+        }
+      }
       for (const imp of imports) {
         await withFreshDatabase(imp.backend, values['postgres-url'], async (where) => {
           for (const which of ['first', 'again'] as const) {
@@ -1317,6 +1426,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await rm(scanDb.dir, { recursive: true, force: true });
+    if (distro) await rm(distro.db.dir, { recursive: true, force: true });
   }
 
   const uptimeEnd = await uptime();
@@ -1324,7 +1434,7 @@ async function main(): Promise<void> {
   const args = process.argv.slice(2).filter((a) => a !== '--no-write');
   const markdown = await render({
     command: `npm run bench:scan${args.length ? ` -- ${args.join(' ')}` : ''}`,
-    rounds, uptimeStart, uptimeEnd, loads, baseline, debian: { buildInfo: deb.buildInfo, osvRecords: deb.osvRecords }, scanDb, synthetic, cases, imports,
+    rounds, uptimeStart, uptimeEnd, loads, baseline, debian: { buildInfo: deb.buildInfo, osvRecords: deb.osvRecords }, scanDb, synthetic, cases, imports, distro,
     skippedPostgres, startedAt, finishedAt: new Date(), zstdVersion: (await commandOutput('zstd', ['--version'])).replace(/^\*+\s*|\s*\*+$/g, '').replace(/, by .*$/, ''),
   });
   process.stdout.write(markdown);
