@@ -143,10 +143,10 @@ export class PullThroughCache implements UpstreamSource {
    * Where `name` is cached and by which rule: the rule matching it, or the mirror rule of the upstream the client
    * names (`?ns=`; Docker Hub when none) for a name that is no repository here. Null: not a pull-through pull.
    */
-  private async resolve(name: RepositoryName, pull: PullContext, stored: boolean): Promise<Target | null> {
+  private async resolve(name: RepositoryName, pull: PullContext, stored: boolean, defaultMirror = true): Promise<Target | null> {
     const direct = await this.match(name);
     if (direct) return { local: name, match: direct };
-    if (stored) return null;
+    if (stored || (!defaultMirror && pull.namespace === undefined)) return null;
     const host = pull.namespace ?? 'docker.io';
     const mirror = await this.cached(this.mirrors, host, () => this.rules.mirrorFor(host));
     if (!mirror || mirror.ecrRepositoryPrefix === 'ROOT') return null;
@@ -307,7 +307,6 @@ export class PullThroughCache implements UpstreamSource {
   private async importManifest(local: RepositoryName, match: CacheRuleMatch, reference: Reference, stored: ManifestRow | null, pull: PullContext): Promise<ServedManifest> {
     const counters = this.metrics.rule(match.rule.ecrRepositoryPrefix);
     await pull.authorize?.('ecr:BatchImportUpstreamImage', local);
-    const repo = await this.repository(local, pull);
     const ref = 'tag' in reference ? reference.tag : reference.digest;
     let got;
     try {
@@ -323,6 +322,8 @@ export class PullThroughCache implements UpstreamSource {
     }
     counters.misses++;
     counters.bytes += got.content.length;
+    // Created once the upstream has shown it has the content: a pull of a name it does not know creates nothing.
+    const repo = await this.repository(local, pull);
     await this.registry.putManifest(local, 'tag' in reference ? reference : { digest: got.digest }, got.content, got.mediaType || undefined, undefined, { imported: true });
     if ('tag' in reference) await this.store.markValidated(repo.id, reference.tag);
     const row = await this.meta.findManifestByReference(local, { digest: got.digest });
@@ -353,7 +354,8 @@ export class PullThroughCache implements UpstreamSource {
   // ---- blobs
 
   async statBlob(name: RepositoryName, digest: Digest, pull: PullContext): Promise<{ size: number } | null> {
-    const target = await this.resolve(name, pull, false);
+    // A blob HEAD is how a push checks for a layer: it reaches the Docker Hub mirror only when the client asks (?ns=).
+    const target = await this.resolve(name, pull, false, false);
     if (!target) return null;
     if (target.local !== name) await pull.authorize?.('ecr:BatchCheckLayerAvailability', target.local);
     if (await this.blobReady(target, digest)) return this.registry.statBlob(target.local, digest);
@@ -374,8 +376,7 @@ export class PullThroughCache implements UpstreamSource {
     }
     const counters = this.metrics.rule(match.rule.ecrRepositoryPrefix);
     await pull.authorize?.('ecr:BatchImportUpstreamImage', local);
-    const repo = await this.repository(local, pull);
-    return this.once<BlobRead>(`blob:${digest}`, async () => ((await this.link(repo, digest)) ? this.registry.openBlob(local, digest) : null), async (release) => {
+    return this.once<BlobRead>(`blob:${digest}`, async () => ((await this.linkByName(local, digest)) ? this.registry.openBlob(local, digest) : null), async (release) => {
       let upstream: UpstreamBlob | null;
       try {
         upstream = await this.timed(counters, () => this.client(match).getBlob(match.upstreamRepository, digest));
@@ -389,6 +390,14 @@ export class PullThroughCache implements UpstreamSource {
         throw new BerthError('BLOB_UNKNOWN', `blob ${digest} not found in ${match.upstreamRepository} at the upstream ${this.client(match).host}`);
       }
       counters.misses++;
+      let repo: RepositoryRow;
+      try {
+        repo = await this.repository(local, pull);
+      } catch (err) {
+        upstream.body.destroy();
+        await release();
+        throw err;
+      }
       if (upstream.size === null) {
         // No length to announce to the client: store it first, then serve it.
         try {
@@ -423,6 +432,12 @@ export class PullThroughCache implements UpstreamSource {
     return true;
   }
 
+  /** `link` for a repository known by name (false when the repository does not exist yet). */
+  private async linkByName(local: RepositoryName, digest: Digest): Promise<boolean> {
+    const repo = await this.meta.findRepository(local);
+    return repo ? this.link(repo, digest) : false;
+  }
+
   /** Links a blob the registry stores for another repository; false when it is not stored. */
   private async link(repo: RepositoryRow, digest: Digest): Promise<boolean> {
     if (await this.meta.findRepositoryBlob(repo.id, digest)) return true;
@@ -437,8 +452,7 @@ export class PullThroughCache implements UpstreamSource {
     const { local, match } = target;
     const counters = this.metrics.rule(match.rule.ecrRepositoryPrefix);
     await pull.authorize?.('ecr:BatchImportUpstreamImage', local);
-    const repo = await this.repository(local, pull);
-    await this.once<true>(`blob:${digest}`, async () => ((await this.link(repo, digest)) ? true : null), async (release) => {
+    await this.once<true>(`blob:${digest}`, async () => ((await this.linkByName(local, digest)) ? true : null), async (release) => {
       try {
         let upstream: UpstreamBlob | null;
         try {
@@ -449,6 +463,11 @@ export class PullThroughCache implements UpstreamSource {
         }
         if (!upstream) throw new BerthError('BLOB_UNKNOWN', `blob ${digest} not found in ${match.upstreamRepository} at the upstream ${this.client(match).host}`);
         counters.misses++;
+        const body = upstream.body;
+        const repo = await this.repository(local, pull).catch((err: unknown) => {
+          body.destroy();
+          throw err;
+        });
         await this.storeWhole(repo, digest, upstream, counters);
         return true;
       } finally {

@@ -221,6 +221,15 @@ describe('e2e: pull-through cache', { skip: gate.skip }, () => {
     assert.equal(blobGets(plain, layer.digest), before + 1, 'the corrupt copy was not kept: fetched again');
   });
 
+  it('a name the upstream does not have is a clear 404 and creates no repository', async () => {
+    const res = await v2('GET', 'plain/no/such/manifests/v1');
+    assert.equal(res.status, 404);
+    const body = await res.json() as { errors: Array<{ code: string; message: string }> };
+    assert.equal(body.errors[0].code, 'MANIFEST_UNKNOWN');
+    assert.match(body.errors[0].message, new RegExp(`not found in no/such at the upstream ${plain.host.replace(/\./g, '\\.')}`));
+    await assert.rejects(ecr.send(new DescribeRepositoriesCommand({ repositoryNames: ['plain/no/such'] })), /RepositoryNotFoundException|does not exist/);
+  });
+
   it('tags are revalidated with HEAD at most once per interval, and follow the upstream when it moves', async () => {
     const heads = () => plain.count('HEAD', '/manifests/v1');
     await v2('GET', 'plain/faults/app/manifests/v1');
