@@ -212,6 +212,13 @@ describe('e2e: pull-through cache', { skip: gate.skip }, () => {
       assert.equal(failed.status, 502);
       const body = await failed.json() as { errors: Array<{ code: string; message: string }> };
       assert.match(body.errors[0].message, new RegExp(`upstream ${plain.host.replace(/\./g, '\\.')} answered 500`));
+      // A throttling upstream is passed on as 429, so the client backs off too.
+      plain.fault = { kind: 'status', status: 429, retryAfter: 60 };
+      const throttled = await v2('GET', `plain/faults/app/blobs/${layer.digest}`);
+      assert.equal(throttled.status, 429);
+      const why = await throttled.json() as { errors: Array<{ code: string; message: string }> };
+      assert.equal(why.errors[0].code, 'TOOMANYREQUESTS');
+      assert.match(why.errors[0].message, /answered 429: TOOMANYREQUESTS injected fault 429, retry after 60/);
     } finally {
       plain.fault = null;
     }
