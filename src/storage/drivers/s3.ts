@@ -83,9 +83,12 @@ const META_DATA = 'berth-data';
 const META_DATA_BYTES = 'berth-data-bytes';
 const META_UPLOAD = 'berth-upload-id';
 const META_PARTS = 'berth-parts';
-/** Pending bytes kept in memory after this process wrote them (a small blob's whole upload, usually). */
-const PENDING_CACHE_BYTES = 1024 * 1024;
-const PENDING_CACHE_ENTRIES = 256;
+/**
+ * Pending bytes kept in memory after this process wrote them, so its next request on the upload needs no GET (a
+ * sealed upload's header, usually): entries up to 1 MiB, 16 MiB in all, the oldest dropped first.
+ */
+const PENDING_CACHE_ENTRY_BYTES = 1024 * 1024;
+const PENDING_CACHE_BYTES = 16 * 1024 * 1024;
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 /** S3's smallest multipart part (all but the last). */
@@ -308,6 +311,7 @@ export class S3Driver implements BlobDriver {
   private copyObjectUnsupported = false;
   /** Pending bytes this process wrote last, by state key, with the state object's ETag. */
   private readonly pendingCache = new Map<string, { etag: string; bytes: Buffer }>();
+  private pendingCacheBytes = 0;
   private uploadPartCopyUnsupported = false;
 
   constructor(options: S3DriverOptions) {
@@ -542,10 +546,18 @@ export class S3Driver implements BlobDriver {
 
   /** Keeps small pending bytes this process wrote, so the next request here needs no GET for them. */
   private rememberPending(key: string, etag: string | undefined, pending: Buffer): void {
-    this.pendingCache.delete(key);
-    if (!etag || pending.length === 0 || pending.length > PENDING_CACHE_BYTES) return;
+    this.forgetPending(key);
+    if (!etag || pending.length === 0 || pending.length > PENDING_CACHE_ENTRY_BYTES) return;
     this.pendingCache.set(key, { etag, bytes: pending });
-    if (this.pendingCache.size > PENDING_CACHE_ENTRIES) this.pendingCache.delete(this.pendingCache.keys().next().value!);
+    this.pendingCacheBytes += pending.length;
+    while (this.pendingCacheBytes > PENDING_CACHE_BYTES) this.forgetPending(this.pendingCache.keys().next().value!);
+  }
+
+  private forgetPending(key: string): void {
+    const entry = this.pendingCache.get(key);
+    if (!entry) return;
+    this.pendingCache.delete(key);
+    this.pendingCacheBytes -= entry.bytes.length;
   }
 
   /** The pending bytes of a state: from this process's cache when the state object is the one it wrote, else a GET. */
@@ -836,7 +848,7 @@ export class S3Driver implements BlobDriver {
     } else {
       await this.copyWithTail(data, state.dataBytes, tail, dest, signal);
     }
-    this.pendingCache.delete(state.key);
+    this.forgetPending(state.key);
     await this.deleteKeys(data ? [state.key, data] : [state.key], signal);
   }
 
@@ -1008,7 +1020,7 @@ export class S3Driver implements BlobDriver {
   async deleteStaging(id: string, { signal }: SignalOptions = {}): Promise<void> {
     const dir = this.stagingDir(id);
     await this.start();
-    this.pendingCache.delete(this.stateKey(id));
+    this.forgetPending(this.stateKey(id));
     // Everything under the id: its multipart uploads (an append cut off by a crash may have left one that no state
     // names) and its objects (state, data, and anything an earlier layout left).
     for await (const u of this.listUploads(dir, signal)) await this.abortMultipart(u.key, u.uploadId);
