@@ -309,6 +309,7 @@ export class S3Driver implements BlobDriver {
   private readonly endpointLabel: string;
   private ready: Promise<void> | null = null;
   private copyObjectUnsupported = false;
+  private conditionalPutUnsupported = false;
   /** Pending bytes this process wrote last, by state key, with the state object's ETag. */
   private readonly pendingCache = new Map<string, { etag: string; bytes: Buffer }>();
   private pendingCacheBytes = 0;
@@ -576,10 +577,13 @@ export class S3Driver implements BlobDriver {
   async createStaging(id: string, { signal, initial }: CreateStagingOptions = {}): Promise<void> {
     await this.start();
     try {
-      await this.writeState(id, initial ?? Buffer.alloc(0), { bytes: 0, parts: 0 }, signal, true);
+      await this.writeState(id, initial ?? Buffer.alloc(0), { bytes: 0, parts: 0 }, signal, !this.conditionalPutUnsupported);
     } catch (err) {
       if (httpStatus(err) === 412) throw new Error(`staging id ${id} exists already`, { cause: err });
-      throw err;
+      if (!isNotImplemented(err) || this.conditionalPutUnsupported) throw err;
+      // A server without conditional writes: ids are random UUIDs, so a plain PUT is what earlier releases did.
+      this.conditionalPutUnsupported = true;
+      await this.writeState(id, initial ?? Buffer.alloc(0), { bytes: 0, parts: 0 }, signal);
     }
   }
 
