@@ -13,6 +13,7 @@ import { resolveConfig } from '../../src/config/load.ts';
 import { connect, migrate, type Connection } from '../../src/metadata/connect.ts';
 import { MetadataStore, type NewManifest } from '../../src/metadata/store.ts';
 import { deleteImage } from '../../src/registry/images.ts';
+import { ATTACHED_ANNOTATION } from '../../src/scan/sbom/referrer.ts';
 import { createPostgresDatabase, defaultMetadataKind, dropPostgresDatabase, type MetadataKind } from '../helpers/berth.ts';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -77,6 +78,28 @@ for (const kind of (defaultMetadataKind() === 'postgres' ? ['postgres'] : ['sqli
       assert.deepEqual(await store.imageTags(repo, digest), ['2']);
       assert.deepEqual(await deleteImage(store, repo, { tag: '2' }, { lastTag: 'delete-image' }), { outcome: 'deleted', digest, tags: ['2'], imageDeleted: true });
       assert.equal(await store.imageTags(repo, digest), null);
+    });
+
+    it('referrers belong to their subject: the SBOMs Berth attached go with it; lifecycle expiry takes every referrer', async () => {
+      const ours = { [ATTACHED_ANNOTATION]: 'true' };
+      const image = await push('img', ['1']);
+      const sbom = await push('sbom', [], { subject: image, artifactType: 'application/vnd.cyclonedx+json', annotations: ours });
+      const signature = await push('sig', [], { subject: image, artifactType: 'application/vnd.dev.cosign.artifact.sig.v1+json' });
+      const onSbom = await push('sbom-sig', [], { subject: sbom, artifactType: 'application/vnd.dev.cosign.artifact.sig.v1+json', annotations: ours });
+      // An API delete: Berth's SBOM (and what Berth attached to it) goes, another client's signature stays.
+      assert.equal((await deleteImage(store, repo, { digest: image }, { lastTag: 'delete-image' })).outcome, 'deleted');
+      assert.equal(await store.imageTags(repo, sbom), null);
+      assert.equal(await store.imageTags(repo, onSbom), null);
+      assert.deepEqual(await store.imageTags(repo, signature), []);
+      // Lifecycle expiry (expectTags): every referrer goes with the image; by tag with ECR rules too, for ours.
+      const image2 = await push('img2', ['2']);
+      const sig2 = await push('sig2', [], { subject: image2, artifactType: 'application/vnd.dev.cosign.artifact.sig.v1+json' });
+      assert.equal((await deleteImage(store, repo, { digest: image2 }, { lastTag: 'delete-image', expectTags: ['2'] })).outcome, 'deleted');
+      assert.equal(await store.imageTags(repo, sig2), null);
+      const image3 = await push('img3', ['3']);
+      const sbom3 = await push('sbom3', [], { subject: image3, artifactType: 'application/vnd.cyclonedx+json', annotations: ours });
+      assert.deepEqual(await deleteImage(store, repo, { tag: '3' }, { lastTag: 'delete-image' }), { outcome: 'deleted', digest: image3, tags: ['3'], imageDeleted: true });
+      assert.equal(await store.imageTags(repo, sbom3), null);
     });
 
     it('by tag with OCI rules: the manifest stays, untagged and reachable by digest', async () => {
