@@ -149,6 +149,7 @@ export async function buildApp(config: Config, log: Logger): Promise<App> {
     async close() {
       for (const t of timers) clearInterval(t);
       await jobs.stop();
+      cache.close();
       await server.close();
       await scans.close();
       await stores.close();

@@ -51,6 +51,7 @@ export const ENV_VARS: Record<string, { path: string[]; type: 'string' | 'number
   BERTH_JOB_LEASE_SECONDS: { path: ['jobs', 'leaseSeconds'], type: 'number' },
   BERTH_PULL_THROUGH_TAG_REVALIDATE_SECONDS: { path: ['pullThrough', 'tagRevalidateSeconds'], type: 'number' },
   BERTH_PULL_THROUGH_ALLOW_PUSH: { path: ['pullThrough', 'allowPush'], type: 'boolean' },
+  BERTH_PULL_THROUGH_COMPLETE_IMAGES_AFTER_SECONDS: { path: ['pullThrough', 'completeImagesAfterSeconds'], type: 'number' },
   BERTH_PULL_THROUGH_UPSTREAM_TIMEOUT_SECONDS: { path: ['pullThrough', 'upstreamTimeoutSeconds'], type: 'number' },
   BERTH_METADATA_DRIVER: { path: ['metadata', 'driver'], type: 'string' },
   BERTH_SQLITE_PATH: { path: ['metadata', 'path'], type: 'string' },

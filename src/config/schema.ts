@@ -137,11 +137,13 @@ export const configSchema = z.object({
   pullThrough: z.object({
     /** A cached tag is checked against its upstream (one HEAD) at most this often; digests never are. ECR: 24 hours. */
     tagRevalidateSeconds: z.number().int().min(0).default(24 * 3600),
+    /** An imported image's blobs no client fetched within this many seconds are fetched in the background (0: never). */
+    completeImagesAfterSeconds: z.number().int().min(0).default(30),
     /** Accept pushes to repositories a pull-through cache rule serves (ECR refuses them). */
     allowPush: z.boolean().default(false),
     /** Connecting to an upstream and receiving its response headers; a blob body idle this long is cut too. */
     upstreamTimeoutSeconds: z.number().int().min(1).max(600).default(30),
-  }).strict().default({ tagRevalidateSeconds: 24 * 3600, allowPush: false, upstreamTimeoutSeconds: 30 }),
+  }).strict().default({ tagRevalidateSeconds: 24 * 3600, completeImagesAfterSeconds: 30, allowPush: false, upstreamTimeoutSeconds: 30 }),
   metrics: z.object({
     /** Serve Prometheus metrics at /metrics. */
     enabled: z.boolean().default(true),

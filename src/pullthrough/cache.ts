@@ -29,6 +29,7 @@ import { PassThrough, Transform, type Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import { BerthError, isBerthError } from '../errors/catalog.ts';
 import type { Digest } from '../oci/digest.ts';
+import { parseManifest } from '../oci/manifest.ts';
 import type { RepositoryName } from '../oci/names.ts';
 import type { ManifestRow, MetadataStore, RepositoryRow } from '../metadata/store.ts';
 import type { BlobRead, PullContext, Reference, RegistryService, ServedManifest, UpstreamSource } from '../registry/service.ts';
@@ -68,6 +69,12 @@ export function repositoryFactory(ecr: Pick<EcrDomain, 'createRepository' | 'set
 
 export interface PullThroughCacheOptions {
   tagRevalidateSeconds: number;
+  /**
+   * An imported image's blobs that no client fetched within this many seconds (a client that had some layers
+   * already skips them) are fetched in the background, so the cache holds the whole image — for the upstream's
+   * outages, scanning and scrub. 0: never.
+   */
+  completeImagesAfterSeconds: number;
   allowPush: boolean;
   upstreamTimeoutSeconds: number;
   maxManifestBytes: number;
@@ -110,6 +117,9 @@ export class PullThroughCache implements UpstreamSource {
   private readonly clients = new Map<string, UpstreamClient>();
   /** Fetches in progress on this node, by key (`blob:<digest>`, `manifest:<repo>@<reference>`). */
   private readonly inflight = new Map<string, Promise<unknown>>();
+  /** Images waiting for their background completion (`completeImagesAfterSeconds`). */
+  private readonly completions = new Set<NodeJS.Timeout>();
+  private closed = false;
 
   constructor(
     private readonly meta: MetadataStore,
@@ -330,7 +340,45 @@ export class PullThroughCache implements UpstreamSource {
     if (!row) throw new BerthError('INTERNAL', `the imported manifest ${got.digest} is not in ${local}`);
     await this.notePull(row, Date.now());
     this.log.info({ repository: local, reference: ref, digest: got.digest, upstream: this.client(match).host }, 'manifest imported from upstream');
+    this.scheduleCompletion({ local, match }, got.content, got.mediaType || undefined);
     return row;
+  }
+
+  /**
+   * Fetches, after `completeImagesAfterSeconds`, the blobs of an imported image manifest that no client has pulled
+   * (clients skip layers they have). The delay lets the pulls under way stream their layers first; the fetches are
+   * the usual ones (once across the cluster), one blob at a time.
+   */
+  private scheduleCompletion(target: Target, content: Buffer, mediaType: string | undefined): void {
+    const delay = this.options.completeImagesAfterSeconds;
+    if (delay <= 0 || this.closed) return;
+    let blobs: Digest[];
+    try {
+      const parsed = parseManifest(content, mediaType);
+      if (parsed.manifests.length > 0) return;
+      blobs = parsed.blobs;
+    } catch {
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.completions.delete(timer);
+      void (async () => {
+        for (const digest of blobs) {
+          if (this.closed) return;
+          if (await this.meta.findRepositoryBlobByName(target.local, digest)) continue;
+          await this.importWhole(target, digest, {});
+        }
+      })().catch((err: unknown) => this.log.warn({ repository: target.local, err: err instanceof Error ? err.message : String(err) }, 'could not complete a cached image in the background'));
+    }, delay * 1000);
+    timer.unref();
+    this.completions.add(timer);
+  }
+
+  /** Stops scheduling background completions (the server is closing). */
+  close(): void {
+    this.closed = true;
+    for (const t of this.completions) clearTimeout(t);
+    this.completions.clear();
   }
 
   /** lastRecordedPullTime of a cached image, refreshed at most hourly (ECR: at least daily). */

@@ -87,7 +87,9 @@ describe('e2e: pull-through cache', { skip: gate.skip }, () => {
     images = await makeImages(path.join(work, 'layout'));
     [basic, token, plain] = await Promise.all([startUpstreamRegistry({ auth: 'htpasswd' }), startUpstreamRegistry({ auth: 'token' }), startUpstreamRegistry()]);
     ecrUpstream = await startBerth({ auth: true });
-    berth = await startBerth({ auth: true, env: { BERTH_PULL_THROUGH_TAG_REVALIDATE_SECONDS: '2' } });
+    // Background completion of images off: the upstream's log must show only what the clients asked for
+    // (test/integration/pull-through-complete.test.ts covers it).
+    berth = await startBerth({ auth: true, env: { BERTH_PULL_THROUGH_TAG_REVALIDATE_SECONDS: '2', BERTH_PULL_THROUGH_COMPLETE_IMAGES_AFTER_SECONDS: '0' } });
     await pushTo(basic, 'team/app', 'v1', `${basic.username}:${basic.password}`);
     await pushTo(basic, 'team/app', 'multi', `${basic.username}:${basic.password}`);
     await pushTo(token, 'team/app', 'tok', `${token.username}:${token.password}`, 'v1');

@@ -39,7 +39,7 @@ describe('resolveConfig', () => {
       tls: {},
       encryption: {},
       metrics: { enabled: true },
-      pullThrough: { tagRevalidateSeconds: 86400, allowPush: false, upstreamTimeoutSeconds: 30 },
+      pullThrough: { tagRevalidateSeconds: 86400, completeImagesAfterSeconds: 30, allowPush: false, upstreamTimeoutSeconds: 30 },
       jobs: { leaseSeconds: 30 },
       // With auth on (the default), repositories are created explicitly, as in ECR.
       registry: { createRepositoryOnPush: false, maxManifestBytes: 4 * 1024 * 1024, uploadExpirySeconds: 24 * 3600 },
