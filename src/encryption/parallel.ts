@@ -5,7 +5,7 @@
  * them and copy the plaintext into slots of memory shared with this thread, which only writes the slots to the socket,
  * in order, and hands each one back once the socket has taken it. The range is cut into segments of whole frames (one
  * slot each) dealt out to the lanes in turn — lane k of n takes segments k, k+n, … — so with two workers the AES work
- * of one transfer runs on two cores. Nothing is allocated per chunk on this thread, the slots bound the memory per
+ * of one transfer runs on two cores (on machines with the cores to spare, see lanesAllowed). Nothing is allocated per chunk on this thread, the slots bound the memory per
  * transfer (4 × 1 MiB), and the socket's pace throttles the workers.
  *
  * The workers start with the first large encrypted pull (an idle server, or one that only takes pushes, never pays
@@ -44,10 +44,18 @@ export type FromWorker =
 /** Plaintext slots per transfer: enough to keep the socket and the workers busy (at least two per lane). */
 const SLOTS = 4;
 /**
- * Decryption workers: two where the machine has the cores. One lane per worker; a transfer of a single segment uses
- * one. More than two did not help on the machines measured (the socket writes on the main thread set the pace).
+ * Decryption lanes (one worker each): two on machines with four CPUs or more, where the AES work of a transfer can
+ * have cores of its own; one on smaller ones. On the 2-vCPU machine this was built on, two lanes measured the same as
+ * one (7-round A/B runs of bench/pull-path.ts: 1.21× slower in one, 1.05× faster in the next) — the client and the
+ * main thread's socket writes need the other core — and cost a second worker's heap (about 20 MiB while pulls run).
+ * Two lanes on bigger machines are not measured here. A transfer of a single segment uses one lane.
  */
-const LANES = Math.max(1, Math.min(2, availableParallelism()));
+let lanesAllowed = availableParallelism() >= 4 ? 2 : 1;
+
+/** How many lanes transfers may use from now on (tests exercise two lanes on any machine). */
+export function setDecryptLanes(lanes: 1 | 2): void {
+  lanesAllowed = lanes;
+}
 /**
  * Bytes a slot holds: whole frames (a slot boundary never splits one), as many as fit in 1 MiB, at least one. Each
  * slot is one message each way between the threads and one socket write: four 256 KiB frames per slot instead of one
@@ -137,7 +145,7 @@ export function serveDecrypted(fd: number, cipher: BlobCipher, header: BlobHeade
   const want = range ?? { start: 0, end: header.plaintextSize - 1 };
   const segment = slotSize(header.frameSize);
   const segments = Math.floor(want.end / segment) - Math.floor(want.start / segment) + 1;
-  const lanes = Math.min(LANES, segments);
+  const lanes = Math.min(lanesAllowed, segments);
   const perLane = Math.max(2, Math.floor(SLOTS / lanes));
   const slots = new SharedArrayBuffer(lanes * perLane * segment);
   return new Promise<void>((resolve, reject) => {

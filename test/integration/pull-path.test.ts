@@ -16,6 +16,7 @@ import pino from 'pino';
 import { openStores, type Stores } from '../../src/app.ts';
 import { resolveConfig } from '../../src/config/load.ts';
 import { BlobCorruptError, MAGIC } from '../../src/encryption/format.ts';
+import { setDecryptLanes } from '../../src/encryption/parallel.ts';
 import type { Digest } from '../../src/oci/digest.ts';
 import type { RepositoryName } from '../../src/oci/names.ts';
 import { RegistryService } from '../../src/registry/service.ts';
@@ -93,9 +94,13 @@ describe('pull path of sealed blobs over the filesystem driver', () => {
     assert.deepEqual(Object.fromEntries(calls), { openFile: 1 });
   });
 
-  // Below 1 MiB stored: read whole; up to 2 MiB: frame by frame inline; from 2 MiB: on the worker, 1 MiB slots.
-  for (const size of [0, 1, FRAME - 1, FRAME, FRAME + 1, 4 * FRAME - 100, 5 * FRAME + 7, 8 * FRAME, 8 * FRAME + 1, 13 * FRAME + 5]) {
-    it(`${size} bytes: the whole blob and ranges (first and last bytes, across frames and slots, in the last frame)`, async () => {
+  // Below 1 MiB stored: read whole; up to 2 MiB: frame by frame inline; from 2 MiB: on the workers, 1 MiB segments,
+  // with one lane and with two (the lanes' count depends on the machine's CPUs: both are run here).
+  const cases = [0, 1, FRAME - 1, FRAME, FRAME + 1, 4 * FRAME - 100, 5 * FRAME + 7, 8 * FRAME, 8 * FRAME + 1, 13 * FRAME + 5].map((size): { size: number; lanes: 1 | 2 } => ({ size, lanes: 1 }));
+  cases.push(...[8 * FRAME + 1, 12 * FRAME, 13 * FRAME + 5, 21 * FRAME + 77].map((size) => ({ size, lanes: 2 as const })));
+  for (const { size, lanes } of cases) {
+    it(`${size} bytes${lanes === 2 ? ', two decryption lanes' : ''}: the whole blob and ranges (first and last bytes, across frames and slots, in the last frame)`, async () => {
+      setDecryptLanes(lanes);
       const data = randomBytes(size);
       const digest = await push(data);
       calls.clear();
@@ -139,7 +144,8 @@ describe('pull path of sealed blobs over the filesystem driver', () => {
   });
 
   it('tampering: a small blob fails before anything is sent, wherever the damage is; a larger one fails by the first frame it reaches', async () => {
-    for (const size of [100 * KiB, 3 * FRAME + 5, 6 * FRAME + 1000, 12 * FRAME + 1000]) {
+    for (const [size, lanes] of [[100 * KiB, 1], [3 * FRAME + 5, 1], [6 * FRAME + 1000, 1], [12 * FRAME + 1000, 1], [12 * FRAME + 1000, 2]] as const) {
+      setDecryptLanes(lanes);
       const data = randomBytes(size);
       const digest = await push(data);
       const file = path.join(root, blobKey(digest));
