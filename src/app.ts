@@ -111,7 +111,7 @@ export async function buildApp(config: Config, log: Logger): Promise<App> {
   scans.useRegistry(registry);
   const images = new EcrImages(stores.metadata, ecr, registry, scans);
   registry.onPush((event) => scans.onPush(event));
-  const pullThrough = createPullThrough({ db: stores.connection.db, access, identity: ecr.identity, checkEncryption: (type, kmsKey) => registry.checkEncryptionSettings(type, kmsKey) });
+  const pullThrough = createPullThrough({ db: stores.connection.db, access, identity: ecr.identity, mirrors: config.pullThrough.mirrors, checkEncryption: (type, kmsKey) => registry.checkEncryptionSettings(type, kmsKey) });
   // The pull path of the pull-through cache: misses in repositories a rule serves are fetched from the upstream.
   const cache = new PullThroughCache(stores.metadata, registry, new PullThroughCacheStore(stores.connection.db), pullThrough.rules, pullThrough.templates,
     repositoryFactory(ecr, lifecycle), { ...config.pullThrough, maxManifestBytes: config.registry.maxManifestBytes }, log.child({ module: 'pull-through' }));

@@ -20,7 +20,7 @@ function print(value: unknown): void {
 async function withPullThrough<T>(opts: StoreOptions, fn: (pt: PullThrough) => Promise<T>): Promise<T> {
   return withStores(opts, async (stores, config) => {
     const access = await createAccessService(config, stores, createLogger({ log: { level: 'warn' } }));
-    const pt = createPullThrough({ db: stores.connection.db, access, identity: { accountId: config.ecr.accountId, region: config.ecr.region } });
+    const pt = createPullThrough({ db: stores.connection.db, access, identity: { accountId: config.ecr.accountId, region: config.ecr.region }, mirrors: config.pullThrough.mirrors });
     try {
       return await fn(pt);
     } catch (err) {

@@ -53,6 +53,7 @@ export const ENV_VARS: Record<string, { path: string[]; type: 'string' | 'number
   BERTH_PULL_THROUGH_ALLOW_PUSH: { path: ['pullThrough', 'allowPush'], type: 'boolean' },
   BERTH_PULL_THROUGH_COMPLETE_IMAGES_AFTER_SECONDS: { path: ['pullThrough', 'completeImagesAfterSeconds'], type: 'number' },
   BERTH_PULL_THROUGH_UPSTREAM_TIMEOUT_SECONDS: { path: ['pullThrough', 'upstreamTimeoutSeconds'], type: 'number' },
+  BERTH_PULL_THROUGH_MIRRORS: { path: ['pullThrough', 'mirrors'], type: 'string' },
   BERTH_METADATA_DRIVER: { path: ['metadata', 'driver'], type: 'string' },
   BERTH_SQLITE_PATH: { path: ['metadata', 'path'], type: 'string' },
   BERTH_POSTGRES_URL: { path: ['metadata', 'connectionString'], type: 'string' },

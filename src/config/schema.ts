@@ -65,6 +65,17 @@ export const metadataSchema = z.discriminatedUnion('driver', [
   }).strict(),
 ]);
 
+/** `docker.io=hub,ghcr.io=gh` (BERTH_PULL_THROUGH_MIRRORS) → `{ 'docker.io': 'hub', 'ghcr.io': 'gh' }`. */
+function parseMirrorList(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const entry of text.split(',').map((e) => e.trim()).filter(Boolean)) {
+    const eq = entry.indexOf('=');
+    if (eq < 0) out[entry] = '';
+    else out[entry.slice(0, eq).trim()] = entry.slice(eq + 1).trim();
+  }
+  return out;
+}
+
 export const configSchema = z.object({
   listen: listen.default('0.0.0.0:5000'),
   dataDir: z.string().min(1).default('./data'),
@@ -143,7 +154,16 @@ export const configSchema = z.object({
     allowPush: z.boolean().default(false),
     /** Connecting to an upstream and receiving its response headers; a blob body idle this long is cut too. */
     upstreamTimeoutSeconds: z.number().int().min(1).max(600).default(30),
-  }).strict().default({ tagRevalidateSeconds: 24 * 3600, completeImagesAfterSeconds: 30, allowPush: false, upstreamTimeoutSeconds: 30 }),
+    /**
+     * Transparent mirrors by configuration: upstream host → rule prefix (`{docker.io: hub}`), whatever the rule's own
+     * upstream URL — so a rule caching a private copy of Docker Hub serves Docker's `registry-mirrors` and containerd's
+     * `?ns=docker.io`. Takes precedence over `berth admin pull-through mirror`. Environment: `docker.io=hub,ghcr.io=gh`.
+     */
+    mirrors: z.preprocess(
+      (v) => (typeof v === 'string' ? parseMirrorList(v) : v),
+      z.record(z.string().min(1), z.string().min(1, 'give the rule prefix as HOST=PREFIX')),
+    ).default({}),
+  }).strict().default({ tagRevalidateSeconds: 24 * 3600, completeImagesAfterSeconds: 30, allowPush: false, upstreamTimeoutSeconds: 30, mirrors: {} }),
   metrics: z.object({
     /** Serve Prometheus metrics at /metrics. */
     enabled: z.boolean().default(true),

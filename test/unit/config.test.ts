@@ -39,7 +39,7 @@ describe('resolveConfig', () => {
       tls: {},
       encryption: {},
       metrics: { enabled: true },
-      pullThrough: { tagRevalidateSeconds: 86400, completeImagesAfterSeconds: 30, allowPush: false, upstreamTimeoutSeconds: 30 },
+      pullThrough: { tagRevalidateSeconds: 86400, completeImagesAfterSeconds: 30, allowPush: false, upstreamTimeoutSeconds: 30, mirrors: {} },
       jobs: { leaseSeconds: 30 },
       // With auth on (the default), repositories are created explicitly, as in ECR.
       registry: { createRepositoryOnPush: false, maxManifestBytes: 4 * 1024 * 1024, uploadExpirySeconds: 24 * 3600 },
@@ -254,6 +254,7 @@ describe('resolveConfig', () => {
       if (name === 'BERTH_MAX_MANIFEST_BYTES') env[name] = '4096';
       if (name === 'BERTH_SCAN_WORKERS') env[name] = '2';
       if (name === 'BERTH_STORAGE_MIN_FREE_BYTES') env[name] = '1GiB';
+      if (name === 'BERTH_PULL_THROUGH_MIRRORS') env[name] = 'docker.io=hub';
       if (name === 'BERTH_ROOT_ACCESS_KEY_ID' || name === 'BERTH_ROOT_SECRET_ACCESS_KEY') Object.assign(env, { BERTH_ROOT_ACCESS_KEY_ID: 'AKIAEXAMPLEEXAMPLE12', BERTH_ROOT_SECRET_ACCESS_KEY: 'secretsecretsecret' });
       if (name === 'BERTH_ACCOUNT_ID') env[name] = '123456789012';
       if (name === 'BERTH_REGION') env[name] = 'eu-west-1';
@@ -264,6 +265,14 @@ describe('resolveConfig', () => {
       if (name === 'BERTH_TLS_CERT' || name === 'BERTH_TLS_KEY') Object.assign(env, { BERTH_TLS_CERT: '/c.pem', BERTH_TLS_KEY: '/k.pem' });
       assert.doesNotThrow(() => resolveConfig({}, env, {}), name);
     }
+  });
+});
+
+describe('pullThrough.mirrors', () => {
+  it('reads HOST=PREFIX pairs from BERTH_PULL_THROUGH_MIRRORS and a mapping from the file', () => {
+    assert.deepEqual(resolveConfig({}, { BERTH_PULL_THROUGH_MIRRORS: 'docker.io=hub, ghcr.io=gh' }, {}).pullThrough.mirrors, { 'docker.io': 'hub', 'ghcr.io': 'gh' });
+    assert.deepEqual(resolveConfig({ pullThrough: { mirrors: { 'docker.io': 'hub' } } }, {}, {}).pullThrough.mirrors, { 'docker.io': 'hub' });
+    assert.throws(() => resolveConfig({}, { BERTH_PULL_THROUGH_MIRRORS: 'docker.io' }, {}), /pullThrough\.mirrors.*HOST=PREFIX/s);
   });
 });
 
