@@ -125,19 +125,38 @@ const MISSED_WHY: Record<string, string> = {
     'docker-registry writes plaintext and leaves flushing to the kernel. The server CPU row shows what that costs in this ' +
     'run: SHA-256 and AES-GCM over every byte are work docker-registry does not do (it hashes too, but does not seal), and ' +
     'on two cores the client (skopeo hashing and sending) and the server share the machine, so every CPU second the ' +
-    'server spends is wall time. Hashing and sealing in a worker thread would move that CPU, not remove it; a machine with ' +
-    'more cores (not measured here), or leaving encryption at rest to an already encrypted disk, should.',
+    'server spends is wall time. A CPU profile of the push (docs/architecture.md, "Where the time of a pull goes") has ' +
+    'the hash and the cipher as the two largest items after the socket. Hashing and sealing in a worker thread would ' +
+    'move that CPU, not remove it; a machine with more cores (not measured here), or leaving encryption at rest to an ' +
+    'already encrypted disk, should.',
   push_small:
     'Per blob, encryption at rest adds a data key (random, wrapped), a sealed tail kept with the upload between its ' +
     'chunk and its final PUT, and the closing frames; round trips are already folded (docs/architecture.md, "Where it ' +
     'happens"). The ratio moves by ±0.1 from run to run on this shared machine (compare the reports of earlier runs); ' +
     'SQLite commit syncs were measured not to matter (synchronous=NORMAL gave the same time).',
   blob_get:
-    'Berth decrypts and authenticates every 256 KiB frame before sending it; docker-registry sends plaintext from the page ' +
-    'cache with sendfile. Decryption runs on a worker thread in parallel with the socket writes, which roughly halved the ' +
-    'time, but on two cores the AES-GCM work, the copy out of the decipher and the client compete for the same CPUs. Only ' +
-    'not decrypting would close it: serving AES256 repositories from storage-level encryption (an encrypted disk or S3 ' +
-    'SSE) instead of Berth\'s own frames, which is a deployment choice, not a default we take.',
+    'Berth decrypts and authenticates every frame before sending it; docker-registry sends plaintext from the page cache ' +
+    'with sendfile. The CPU row is the reason: per 500 MiB, the decryption worker spends about half its time in ' +
+    'AES-GCM (`decipher.update`) and the rest reading and copying, and the main thread writes the socket ' +
+    '(docs/architecture.md, "Where the time of a pull goes", a CPU profile per thread). On two cores that work, the ' +
+    'client and docker-registry-sized socket writes cannot all overlap; a second decryption lane measured no faster ' +
+    'here (it is used from four CPUs up). Only not decrypting would close it on this machine: serving AES256 ' +
+    'repositories from storage-level encryption (an encrypted disk or S3 SSE) instead of Berth\'s own frames, which is ' +
+    'a deployment choice, not a default we take.',
+  cpu_blob_get:
+    'docker-registry\'s CPU per GET is sendfile\'s copy into the socket; Berth\'s adds AES-GCM over every byte (about ' +
+    'half the decryption worker\'s time), the positioned reads and the copy of the plaintext into the shared slots ' +
+    '(docs/architecture.md, "Where the time of a pull goes"). Node\'s decipher cannot decrypt in place or into a given ' +
+    'buffer, so the copy stays; larger frames were measured not to decrypt faster per byte. 0.7× would need the ' +
+    'AES-GCM alone to cost less than docker-registry\'s whole GET, which it does not at the rates measured here.',
+  pull_big:
+    'skopeo pulls the layer over one connection and hashes it as it writes it to disk, so its time follows the blob ' +
+    'GET\'s (see that row) plus the client\'s own work, which is the same for both servers.',
+  rss_start:
+    'About 37 MiB of an idle Berth is the node binary\'s own pages (a bare `node -e ""` is 39 MiB RSS here), about ' +
+    '18 MiB V8 heap (Kysely, Fastify, zod, pino, commander and Berth\'s code), the rest malloc and SQLite. What is not ' +
+    'needed at start-up already loads lazily and start-up runs without the optimizing compilers (docs/architecture.md, ' +
+    'what loads when); the rest would take fewer or lighter dependencies, or a smaller runtime.',
 };
 
 const statusText = (s: MetricSummary['status']) =>
