@@ -704,7 +704,7 @@ export function dockerUnavailable(): string | null {
  * Starts a private dockerd with its own data-root, exec-root, pidfile and socket, without bridge
  * networking or iptables (containers need `--network none`), and waits until `docker info` works.
  */
-export async function startDockerd(options: { readyTimeoutMs?: number } = {}): Promise<DockerEngine> {
+export async function startDockerd(options: { readyTimeoutMs?: number; /** more dockerd flags, e.g. --registry-mirror URL */ extraArgs?: readonly string[] } = {}): Promise<DockerEngine> {
   // A short path: unix socket paths are limited to 108 bytes.
   const dir = await mkdtemp(path.join('/tmp', 'berth-dockerd-'));
   const sock = path.join(dir, 'docker.sock');
@@ -723,6 +723,7 @@ export async function startDockerd(options: { readyTimeoutMs?: number } = {}): P
     // Should a system containerd be running, dockerd would share it: keep this engine's objects apart.
     '--containerd-namespace', `${path.basename(dir)}`,
     '--containerd-plugins-namespace', `${path.basename(dir)}-plugins`,
+    ...(options.extraArgs ?? []),
   ];
   const child = spawn('dockerd', args, { stdio: ['ignore', 'pipe', 'pipe'], env: mergeEnv(env) });
   let out = '';
