@@ -862,7 +862,8 @@ export async function startDistribution(): Promise<RegistryUnderTest> {
   return { host: `127.0.0.1:${port}`, url, kind: 'distribution', output: () => out, dispose };
 }
 
-async function freePort(): Promise<number> {
+/** A free loopback TCP port (bound and released). */
+export async function freePort(): Promise<number> {
   const net = await import('node:net');
   return new Promise((resolve, reject) => {
     const srv = net.createServer();

@@ -17,12 +17,18 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { chmod, copyFile, cp, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, cp, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { createGunzip, createGzip, gunzipSync } from 'node:zlib';
 import yauzl from 'yauzl';
+import { tmpdir } from 'node:os';
+import { resolveConfig } from '../../src/config/load.ts';
+import { connect, migrate, type Connection } from '../../src/metadata/connect.ts';
+import { assessCoverage, describeCoverage } from '../../src/scan/coverage.ts';
+import type { Inventory } from '../../src/scan/types.ts';
+import { allCoverage } from '../../src/scan/vulndb/coverage.ts';
 import { MT, mountsUnder, removeTree, run, sha256, which, type Descriptor } from './clients.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -1645,4 +1651,21 @@ async function buildLang(out: string): Promise<LangImageExpect> {
     npm: { packages: npmPackages },
     osPackages,
   };
+}
+
+/** Where the shared real vulnerability data and images are (`../shared/vulndata`, `../shared/images`). */
+export const VULNDATA_DIR = process.env.BERTH_TEST_VULNDATA ?? path.resolve(REPO_ROOT, '../shared/vulndata');
+
+/** A fresh, migrated SQLite metadata database in a temporary directory (removed by dispose). */
+export async function openScanDb(): Promise<{ conn: Connection; dispose(): Promise<void> }> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'berth-distro-'));
+  const config = resolveConfig({ dataDir: dir, metadata: { driver: 'sqlite', path: path.join(dir, 'berth.db') } }, {}, {});
+  const conn = await connect(config);
+  await migrate(conn);
+  return { conn, async dispose() { await conn.db.destroy(); await rm(dir, { recursive: true, force: true }); } };
+}
+
+/** How the vulnerability data imported into `conn` covers an image's inventory, as a scan describes it. */
+export async function coverageOf(conn: Connection, inventory: Inventory): Promise<ReturnType<typeof describeCoverage>> {
+  return describeCoverage(assessCoverage(inventory, await allCoverage(conn.db)));
 }

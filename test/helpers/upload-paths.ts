@@ -13,7 +13,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { openStores, type Stores } from '../../src/app.ts';
@@ -54,7 +54,22 @@ export function counting(driver: BlobDriver): { driver: BlobDriver; calls: Map<s
   return { driver: wrapped, calls };
 }
 
-const digestOf = (b: Buffer): Digest => `sha256:${createHash('sha256').update(b).digest('hex')}` as Digest;
+export const digestOf = (b: Buffer): Digest => `sha256:${createHash('sha256').update(b).digest('hex')}` as Digest;
+
+/** A destination that collects what is written, and whether it was ever opened. */
+export function sink(): { open: () => Writable; opened: () => boolean; body: () => Buffer } {
+  const parts: Buffer[] = [];
+  let opened = false;
+  return {
+    open: () => {
+      opened = true;
+      return new Writable({ write(chunk: Buffer, _enc, cb) { parts.push(Buffer.from(chunk)); cb(); } });
+    },
+    opened: () => opened,
+    body: () => Buffer.concat(parts),
+  };
+}
+
 
 async function readAll(stream: Readable): Promise<Buffer> {
   const parts: Buffer[] = [];

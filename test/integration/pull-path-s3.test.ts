@@ -6,11 +6,11 @@
  * that was tampered with, cut short or replaced by one of another length never passes.
  */
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Readable, Writable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import pino from 'pino';
@@ -23,26 +23,13 @@ import { RegistryService } from '../../src/registry/service.ts';
 import { BlobStore, blobKey } from '../../src/storage/blob-store.ts';
 import { S3Driver } from '../../src/storage/drivers/s3.ts';
 import { createS3Bucket, deleteS3Bucket, releaseS3, s3Client, s3Server } from '../helpers/s3.ts';
-import { counting } from '../helpers/upload-paths.ts';
+import { counting, digestOf, sink } from '../helpers/upload-paths.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const FRAME = 256 * KiB;
 const SEGMENT = 2 * MiB;
-const digestOf = (b: Buffer): Digest => `sha256:${createHash('sha256').update(b).digest('hex')}` as Digest;
 
-function sink(): { open: () => Writable; opened: () => boolean; body: () => Buffer } {
-  const parts: Buffer[] = [];
-  let opened = false;
-  return {
-    open: () => {
-      opened = true;
-      return new Writable({ write(chunk: Buffer, _enc, cb) { parts.push(Buffer.from(chunk)); cb(); } });
-    },
-    opened: () => opened,
-    body: () => Buffer.concat(parts),
-  };
-}
 
 const gateway = await s3Server();
 

@@ -6,11 +6,11 @@
  * before anything is sent when it is in what is read first.
  */
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Readable, Writable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { openStores, type Stores } from '../../src/app.ts';
@@ -22,26 +22,12 @@ import type { RepositoryName } from '../../src/oci/names.ts';
 import { RegistryService } from '../../src/registry/service.ts';
 import { BlobStore, blobKey } from '../../src/storage/blob-store.ts';
 import { FilesystemDriver } from '../../src/storage/drivers/filesystem.ts';
-import { counting } from '../helpers/upload-paths.ts';
+import { counting, digestOf, sink } from '../helpers/upload-paths.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const FRAME = 256 * KiB;
-const digestOf = (b: Buffer): Digest => `sha256:${createHash('sha256').update(b).digest('hex')}` as Digest;
 
-/** A destination that collects what is written, and whether it was ever opened. */
-function sink(): { open: () => Writable; opened: () => boolean; body: () => Buffer } {
-  const parts: Buffer[] = [];
-  let opened = false;
-  return {
-    open: () => {
-      opened = true;
-      return new Writable({ write(chunk: Buffer, _enc, cb) { parts.push(Buffer.from(chunk)); cb(); } });
-    },
-    opened: () => opened,
-    body: () => Buffer.concat(parts),
-  };
-}
 
 describe('pull path of sealed blobs over the filesystem driver', () => {
   let dir: string;

@@ -14,36 +14,19 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
-import { resolveConfig } from '../../src/config/load.ts';
-import { connect, migrate, type Connection } from '../../src/metadata/connect.ts';
-import { assessCoverage, describeCoverage } from '../../src/scan/coverage.ts';
 import { scanImage } from '../../src/scan/inventory.ts';
 import { match } from '../../src/scan/match.ts';
-import type { Inventory } from '../../src/scan/types.ts';
-import { allCoverage } from '../../src/scan/vulndb/coverage.ts';
 import { importVulnData, type ImportSummary } from '../../src/scan/vulndb/import.ts';
 import { DbVulnLookup, vulnDbStatus } from '../../src/scan/vulndb/lookup.ts';
 import { ecrFinding } from '../../src/http/ecr/actions/scanning.ts';
-import { repoRoot } from '../helpers/berth.ts';
-import { alpineImages, scanFixtureGate, type ApkPackage } from '../helpers/scan-fixtures.ts';
+import { alpineImages, coverageOf, openScanDb, scanFixtureGate, VULNDATA_DIR, type ApkPackage } from '../helpers/scan-fixtures.ts';
 import { buildLayer, imageLayer, readDockerArchive } from '../helpers/scan-layers.ts';
 
 const run = promisify(execFile);
-const DATA = process.env.BERTH_TEST_VULNDATA ?? path.resolve(repoRoot, '../shared/vulndata');
+const DATA = VULNDATA_DIR;
 const SECDB = path.join(DATA, 'alpine-secdb.zip');
 const IMAGES = path.resolve(DATA, '../images');
 
-async function openDb(): Promise<{ conn: Connection; dispose(): Promise<void> }> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'berth-distro-'));
-  const config = resolveConfig({ dataDir: dir, metadata: { driver: 'sqlite', path: path.join(dir, 'berth.db') } }, {}, {});
-  const conn = await connect(config);
-  await migrate(conn);
-  return { conn, async dispose() { await conn.db.destroy(); await rm(dir, { recursive: true, force: true }); } };
-}
-
-async function coverageOf(conn: Connection, inventory: Inventory) {
-  return describeCoverage(assessCoverage(inventory, await allCoverage(conn.db)));
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // apk version order, the test's own (apk-tools' rules: numbers, a letter, _suffixes, -rN), for the expected sets.
@@ -97,10 +80,10 @@ function apkCompare(a: string, b: string): number {
 const alpineGate = !existsSync(SECDB) ? `missing ${SECDB}` : scanFixtureGate('alpineImages').reason;
 
 describe('Alpine images against the real Alpine secdb', { skip: alpineGate ?? false, timeout: 300_000 }, () => {
-  let db: Awaited<ReturnType<typeof openDb>>;
+  let db: Awaited<ReturnType<typeof openScanDb>>;
   let summary: ImportSummary;
   before(async () => {
-    db = await openDb();
+    db = await openScanDb();
     summary = await importVulnData(db.conn.db, db.conn.dialect, SECDB);
   });
   after(async () => db?.dispose());

@@ -8,41 +8,24 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
-import { resolveConfig } from '../../src/config/load.ts';
-import { connect, migrate, type Connection } from '../../src/metadata/connect.ts';
-import { assessCoverage, describeCoverage } from '../../src/scan/coverage.ts';
 import { scanImage } from '../../src/scan/inventory.ts';
 import { match } from '../../src/scan/match.ts';
 import type { Finding, Inventory } from '../../src/scan/types.ts';
-import { allCoverage } from '../../src/scan/vulndb/coverage.ts';
 import { importVulnData, type ImportSummary } from '../../src/scan/vulndb/import.ts';
 import { DbVulnLookup, vulnDbStatus } from '../../src/scan/vulndb/lookup.ts';
 import { ecrFinding } from '../../src/http/ecr/actions/scanning.ts';
-import { repoRoot } from '../helpers/berth.ts';
 import { layoutRef } from '../helpers/clients.ts';
-import { debianImage, scanFixtureGate } from '../helpers/scan-fixtures.ts';
+import { coverageOf, debianImage, openScanDb, scanFixtureGate, VULNDATA_DIR } from '../helpers/scan-fixtures.ts';
 import { imageLayer } from '../helpers/scan-layers.ts';
 
 const run = promisify(execFile);
-const DATA = process.env.BERTH_TEST_VULNDATA ?? path.resolve(repoRoot, '../shared/vulndata');
+const DATA = VULNDATA_DIR;
 const DEBIAN = path.join(DATA, 'Debian-12.zip');
 
-async function openDb(): Promise<{ conn: Connection; dispose(): Promise<void> }> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'berth-distro-'));
-  const config = resolveConfig({ dataDir: dir, metadata: { driver: 'sqlite', path: path.join(dir, 'berth.db') } }, {}, {});
-  const conn = await connect(config);
-  await migrate(conn);
-  return { conn, async dispose() { await conn.db.destroy(); await rm(dir, { recursive: true, force: true }); } };
-}
-
-async function coverageOf(conn: Connection, inventory: Inventory) {
-  return describeCoverage(assessCoverage(inventory, await allCoverage(conn.db)));
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Debian 12
@@ -90,11 +73,11 @@ print(json.dumps({'total': total, 'nopkg': nopkg, 'records': out, 'listed': list
 const debianGate = !existsSync(DEBIAN) ? `missing ${DEBIAN}` : scanFixtureGate('debianImage').reason;
 
 describe('a debootstrap\'ed Debian 12 against the real Debian-12.zip (osv.dev)', { skip: debianGate ?? false, timeout: 600_000 }, () => {
-  let db: Awaited<ReturnType<typeof openDb>>;
+  let db: Awaited<ReturnType<typeof openScanDb>>;
   let summary: ImportSummary;
   let importSeconds = 0;
   before(async () => {
-    db = await openDb();
+    db = await openScanDb();
     const started = performance.now();
     summary = await importVulnData(db.conn.db, db.conn.dialect, DEBIAN);
     importSeconds = (performance.now() - started) / 1000;
