@@ -31,14 +31,6 @@ const PARALLEL_DECRYPT_MIN = 2 * 1024 * 1024;
  * their frames about 1 MiB at a time.
  */
 const WHOLE_READ = 1024 * 1024;
-/**
- * Reads from drivers without `openFile` (S3) larger than a segment fetch segments of about this much plaintext (whole
- * frames) with ranged reads, SEGMENT_DEPTH of them in flight while the one before is decrypted and sent: one stream
- * read frame by frame waits on every round trip (bench/pull-path.ts on S3). Memory per transfer: the segments in
- * flight plus the one being sent.
- */
-const SEGMENT_BYTES = 2 * 1024 * 1024;
-const SEGMENT_DEPTH = 4;
 
 /** An upload's tail as its record keeps it: sealed, bound to the number of whole frames it follows. */
 export interface SealedTail {
@@ -154,9 +146,9 @@ export class SealedObjects {
    * asks the object's length. The stored size follows from the recorded one and the header's frame size — an object
    * of another length cannot pass, as the frame where the recorded size says the blob ends would not authenticate as
    * its end. A blob whose sealed object fits WHOLE_READ at the default frame size is fetched whole with its header in
-   * one request and opened before anything is sent; a larger one reads its header, then its frames in segments
-   * fetched SEGMENT_DEPTH at a time. Resolves false, having sent nothing, when the blob has no data key or is a
-   * verified plaintext object (the caller serves it as it is).
+   * one request and opened before anything is sent; a larger one reads its header, then streams its frames with one
+   * ranged read (`copyTo`). Resolves false, having sent nothing, when the blob has no data key or is a verified
+   * plaintext object (the caller serves it as it is).
    */
   async copyFromObject(digest: Digest, key: string, recordedSize: number, range: ByteRange | undefined, open: () => Writable, signal?: AbortSignal): Promise<boolean> {
     if (!this.encryption) return false;
@@ -171,7 +163,7 @@ export class SealedObjects {
     if (whole && head.length === expected && blob.header.version === 2 && blob.header.frameSize === FRAME) {
       await this.sendWhole(head.subarray(plan.stored.start, plan.stored.end + 1), blob, range, open, signal);
     } else {
-      await this.writeFrames(this.segments(key, blob, range, signal), open, signal);
+      await this.copyTo(key, blob, range, open, signal);
     }
     return true;
   }
@@ -288,49 +280,6 @@ export class SealedObjects {
     await done;
   }
 
-  /**
-   * The plaintext of a range of a sealed object, from segments of whole frames fetched with ranged reads,
-   * SEGMENT_DEPTH ahead of the one being decrypted; fetches still in flight are cancelled when the consumer stops.
-   */
-  private async *segments(key: string, { header, cipher }: SealedBlob, range: ByteRange | undefined, signal?: AbortSignal): AsyncGenerator<Buffer> {
-    const want = range ?? { start: 0, end: header.plaintextSize - 1 };
-    if (want.end < want.start) {
-      // An empty blob: only its end frame, checked.
-      yield* decryptStream([await this.readBytes(key, planRange(header).stored, signal)], cipher, header);
-      return;
-    }
-    const size = Math.max(1, Math.floor(SEGMENT_BYTES / header.frameSize)) * header.frameSize;
-    const first = Math.floor(want.start / size);
-    const parts = Array.from({ length: Math.floor(want.end / size) - first + 1 }, (_, i) => {
-      const j = first + i;
-      const part = { start: Math.max(want.start, j * size), end: Math.min(want.end, (j + 1) * size - 1) };
-      return { part, stored: planRange(header, part).stored };
-    });
-    const stop = new AbortController();
-    const linked = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
-    const inflight = new Map<number, Promise<Buffer>>();
-    const fetchAhead = (from: number): void => {
-      for (let i = from; i < Math.min(parts.length, from + SEGMENT_DEPTH); i++) {
-        if (inflight.has(i)) continue;
-        const p = this.readBytes(key, parts[i].stored, linked);
-        p.catch(() => {}); // awaited in turn; one that fails after the consumer stopped is of no interest
-        inflight.set(i, p);
-      }
-    };
-    try {
-      for (let i = 0; i < parts.length; i++) {
-        fetchAhead(i);
-        const stored = await inflight.get(i)!;
-        inflight.delete(i);
-        const expected = parts[i].stored.end - parts[i].stored.start + 1;
-        if (stored.length !== expected) throw new BlobCorruptError(`the stored object of ${cipher.label} is shorter than the frames its header describes`);
-        yield* decryptStream([stored], cipher, header, parts[i].part);
-      }
-    } finally {
-      stop.abort();
-    }
-  }
-
   /** Whether the stored object at `key` is sealed under `cipher`'s data key and every frame of it authenticates. */
   async authenticates(key: string, cipher: BlobCipher, signal?: AbortSignal): Promise<boolean> {
     try {
@@ -357,8 +306,8 @@ export class SealedObjects {
 
   /** The stored bytes of `range`, in one buffer (shorter when the object ends first). */
   private async readBytes(key: string, range: ByteRange, signal?: AbortSignal): Promise<Buffer> {
-    const stream = await this.driver.read(key, { range, signal });
     const out = Buffer.allocUnsafe(range.end - range.start + 1);
+    const stream = await this.driver.read(key, { range, signal });
     let filled = 0;
     for await (const chunk of stream) {
       const c = chunk as Buffer;
