@@ -268,6 +268,11 @@ export const REPORT_LINKS = {
     '',
     'See [benchmarks-scan.md](benchmarks-scan.md) (`npm run bench:scan`).',
   ],
+  'benchmarks-pull-through.md': [
+    '## Pull-through cache: first and second pulls, concurrent first pulls, memory',
+    '',
+    'See [benchmarks-pull-through.md](benchmarks-pull-through.md) (`npm run bench:pull-through`).',
+  ],
   'benchmarks-scaled.md': [
     '## Scaled out: PostgreSQL + S3, 1 node and 2 nodes behind haproxy, vs docker-registry on S3',
     '',
