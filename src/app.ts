@@ -21,6 +21,7 @@ import { ScanService } from './scan/service.ts';
 import { BlobEncryption } from './encryption/blobs.ts';
 import { Keyring } from './encryption/keys.ts';
 import { JobLeases, JobRunner } from './jobs/leases.ts';
+import { createDeliverer, createWebhooks } from './events/index.ts';
 import { createPullThrough, type PullThrough } from './pullthrough/index.ts';
 import { PullThroughCache, repositoryFactory } from './pullthrough/cache.ts';
 import { PullThroughCacheStore } from './pullthrough/cache-store.ts';
@@ -117,7 +118,8 @@ export async function buildApp(config: Config, log: Logger): Promise<App> {
     repositoryFactory(ecr, lifecycle), { ...config.pullThrough, maxManifestBytes: config.registry.maxManifestBytes }, log.child({ module: 'pull-through' }));
   registry.useUpstream(cache);
   const leases = new JobLeases(stores.connection.db);
-  const server = buildServer({ log, registry, access, meta: stores.metadata, ecr, images, lifecycle, scans, pullThrough: pullThrough.rules, templates: pullThrough.templates, registryHost: config.ecr.registryHost, maxManifestBytes: config.registry.maxManifestBytes, redirectBlobs: blobRedirector(config, stores.blobs), tls: config.tls, metrics: config.metrics, leases, pullThroughMetrics: cache.metrics, blobs: stores.blobs });
+  const webhooks = createWebhooks(stores.connection.db, access);
+  const server = buildServer({ webhooks, log, registry, access, meta: stores.metadata, ecr, images, lifecycle, scans, pullThrough: pullThrough.rules, templates: pullThrough.templates, registryHost: config.ecr.registryHost, maxManifestBytes: config.registry.maxManifestBytes, redirectBlobs: blobRedirector(config, stores.blobs), tls: config.tls, metrics: config.metrics, leases, pullThroughMetrics: cache.metrics, blobs: stores.blobs });
   const timers: NodeJS.Timeout[] = [];
   // Background jobs run on one node at a time, whichever wins the job's lease in the database.
   const jobs = new JobRunner(leases, { leaseMs: config.jobs.leaseSeconds * 1000, log: log.child({ module: 'jobs' }) });
@@ -136,6 +138,9 @@ export async function buildApp(config: Config, log: Logger): Promise<App> {
     timers.push(poll);
   }
   scans.kick();
+  // Webhooks: the node holding the delivery lease sends what the outbox queued (events/delivery.ts).
+  const deliverer = createDeliverer(stores.connection.db, stores.connection.dialect, webhooks, leases, config, jobs.node, log.child({ module: 'webhooks' }));
+  deliverer.start();
   return {
     config,
     server,
@@ -149,6 +154,7 @@ export async function buildApp(config: Config, log: Logger): Promise<App> {
     async close() {
       for (const t of timers) clearInterval(t);
       await jobs.stop();
+      await deliverer.stop();
       cache.close();
       await server.close();
       await scans.close();

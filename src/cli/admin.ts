@@ -12,6 +12,7 @@ import { createLogger } from '../logger.ts';
 import type { AccessStore } from '../metadata/access-store.ts';
 import { CliError } from './errors.ts';
 import { registerPullThroughAdminCommands } from './pull-through.ts';
+import { registerWebhookAdminCommands } from './webhook.ts';
 
 
 interface Common {
@@ -40,7 +41,7 @@ async function userByName(store: AccessStore, name: string) {
 const common = storeOptions;
 
 export function registerAdminCommands(program: Command): void {
-  const admin = program.command('admin').description('manage users, access keys, policies, upstream secrets and pull-through rules');
+  const admin = program.command('admin').description('manage users, access keys, policies, upstream secrets, pull-through rules and webhooks');
 
   const user = admin.command('user').description('IAM-style users');
   common(user.command('create').argument('<name>').option('--admin', 'may do everything, like the root user')
@@ -134,4 +135,5 @@ export function registerAdminCommands(program: Command): void {
   });
 
   registerPullThroughAdminCommands(admin, common);
+  registerWebhookAdminCommands(admin, common);
 }

@@ -168,6 +168,20 @@ export const configSchema = z.object({
     /** Serve Prometheus metrics at /metrics. */
     enabled: z.boolean().default(true),
   }).strict().default({ enabled: true }),
+  webhooks: z.object({
+    /** How often the node holding the delivery lease looks for due webhook deliveries. */
+    pollMilliseconds: z.number().int().min(10).max(60_000).default(1000),
+    /** A receiver that has not answered within this many seconds has failed the attempt. */
+    timeoutSeconds: z.number().positive().max(300).default(10),
+    /** Deliveries in flight at once (each to another subscription or repository). */
+    concurrency: z.number().int().min(1).max(256).default(8),
+    /** The first retry waits about this long; each later one twice as long (50–100 % of it, at random). */
+    retryBaseSeconds: z.number().positive().default(10),
+    /** The longest wait between two attempts. */
+    retryMaxSeconds: z.number().positive().default(3600),
+    /** Attempts stop this long after the event (the delivery is then parked as failed). ≥ 24 hours by default. */
+    giveUpAfterSeconds: z.number().positive().default(24 * 3600 + 3600),
+  }).strict().default({ pollMilliseconds: 1000, timeoutSeconds: 10, concurrency: 8, retryBaseSeconds: 10, retryMaxSeconds: 3600, giveUpAfterSeconds: 25 * 3600 }),
   jobs: z.object({
     /** A node holding a job lease renews it this often; others take it over once it is 3 renewals late. */
     leaseSeconds: z.number().int().min(1).max(3600).default(30),

@@ -106,6 +106,9 @@ export const errorCatalog = {
   UPSTREAM_LAYER_UNAVAILABLE: { status: 502, oci: 'UNAVAILABLE', ecr: 'UnableToGetUpstreamLayerException', message: 'the upstream registry could not provide the layer' },
   // The upstream said 429: the client should back off too.
   UPSTREAM_THROTTLED: { status: 429, oci: 'TOOMANYREQUESTS', ecr: 'ThrottlingException', ecrStatus: 429, message: 'the upstream registry is throttling requests' },
+  // Webhook subscriptions and their deliveries (events/, /berth/api/v1/webhooks).
+  WEBHOOK_NOT_FOUND: { status: 404, oci: 'NAME_UNKNOWN', ecr: 'ValidationException', message: 'webhook subscription not found' },
+  WEBHOOK_DELIVERY_NOT_FOUND: { status: 404, oci: 'NAME_UNKNOWN', ecr: 'ValidationException', message: 'webhook delivery not found' },
   INTERNAL: { status: 500, oci: 'UNKNOWN', ecr: 'ServerException', ecrStatus: 500, message: 'internal server error' },
 } as const satisfies Record<string, ErrorDefinition>;
 

@@ -14,6 +14,7 @@ import type { EcrImages } from '../registry/ecr-images.ts';
 import type { LifecycleService } from '../lifecycle/service.ts';
 import type { ScanService } from '../scan/service.ts';
 import type { JobLeases } from '../jobs/leases.ts';
+import type { WebhookService } from '../events/webhooks.ts';
 import type { PullThroughRules } from '../pullthrough/rules.ts';
 import type { RepositoryCreationTemplates } from '../pullthrough/templates.ts';
 import type { RegistryService } from '../registry/service.ts';
@@ -60,6 +61,8 @@ export interface ServerOptions {
   pullThroughMetrics?: { render(out: string[]): void };
   /** Blob storage: the readiness stat. */
   blobs?: BlobStore;
+  /** Webhook subscriptions (/berth/api/v1/webhooks). */
+  webhooks?: WebhookService;
 }
 
 // ---- byte counting
@@ -340,7 +343,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
 
   registerOciRoutes(app, { registry: options.registry, access: options.access, maxManifestBytes: options.maxManifestBytes, redirectBlobs: options.redirectBlobs });
   registerEcrRoutes(app, { access: options.access, registry: options.registry, ecr: options.ecr, images: options.images, lifecycle: options.lifecycle, scans: options.scans, pullThrough: options.pullThrough, templates: options.templates, registryHost: options.registryHost, log: options.log.child({ module: 'ecr' }) });
-  registerBerthRoutes(app, { access: options.access, meta: options.meta, scans: options.scans });
+  registerBerthRoutes(app, { access: options.access, meta: options.meta, scans: options.scans, webhooks: options.webhooks });
   registerHealthRoutes(app, { meta: options.meta, blobs: options.blobs, metrics });
   return app;
 }

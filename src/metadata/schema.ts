@@ -317,6 +317,51 @@ export interface PullThroughFetchesTable {
   expires_at: number;
 }
 
+/** The event outbox (events/outbox-store.ts). */
+export interface EventsTable {
+  seq: Generated<number>;
+  id: string;
+  detail_type: string;
+  repository: string;
+  /** The event's `detail`, JSON. */
+  detail: string;
+  created_at: number;
+}
+
+export interface EventCursorsTable {
+  consumer: string;
+  last_seq: number;
+  updated_at: number;
+}
+
+export interface WebhookSubscriptionsTable {
+  id: string;
+  url: string;
+  /** JSON array of detail types (empty: all). */
+  event_types: string;
+  repository_filter: string;
+  /** Sealed with the server key. */
+  secret: string;
+  created_at: number;
+}
+
+export type DeliveryStatus = 'pending' | 'delivered' | 'failed';
+
+export interface WebhookDeliveriesTable {
+  id: Generated<number>;
+  subscription_id: string;
+  event_seq: number;
+  repository: string;
+  status: DeliveryStatus;
+  attempts: number;
+  next_attempt_at: number;
+  last_error: string | null;
+  last_status_code: number | null;
+  latency_ms: number | null;
+  created_at: number;
+  finished_at: number | null;
+}
+
 export interface Database {
   repositories: RepositoriesTable;
   blobs: BlobsTable;
@@ -347,4 +392,8 @@ export interface Database {
   repository_creation_templates: RepositoryCreationTemplatesTable;
   pull_through_tags: PullThroughTagsTable;
   pull_through_fetches: PullThroughFetchesTable;
+  events: EventsTable;
+  event_cursors: EventCursorsTable;
+  webhook_subscriptions: WebhookSubscriptionsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
 }

@@ -12,6 +12,7 @@ import type { Dialect } from './dialect.ts';
 import { LifecycleStore } from './lifecycle-store.ts';
 import { GcStore } from './gc-store.ts';
 import { BlobKeyStore } from './key-store.ts';
+import { OutboxStore } from '../events/outbox-store.ts';
 import type { KeyTarget } from '../encryption/keys.ts';
 import type { Selectable } from 'kysely';
 import type { Database, ManifestsTable, RepositoriesTable, UploadsTable } from './schema.ts';
@@ -98,6 +99,8 @@ export class MetadataStore {
   readonly gc: GcStore;
   /** Wrapped data keys of encrypted blobs, in the same transaction as this store. */
   readonly keys: BlobKeyStore;
+  /** The event outbox (events/): a change's events are appended in its transaction. */
+  readonly events: OutboxStore;
 
   /** Byte-order comparison of a text expression on both dialects (PostgreSQL's default collation may differ). */
   private bytes(expr: RawBuilder<unknown>): RawBuilder<string> {
@@ -110,6 +113,7 @@ export class MetadataStore {
     this.lifecycle = new LifecycleStore(db);
     this.gc = new GcStore(db, dialect);
     this.keys = new BlobKeyStore(db, dialect);
+    this.events = new OutboxStore(db, dialect);
   }
 
   /** Manifest bytes (and annotations) as callers see them: opened when sealed. */

@@ -334,7 +334,7 @@ export class PullThroughCache implements UpstreamSource {
     counters.bytes += got.content.length;
     // Created once the upstream has shown it has the content: a pull of a name it does not know creates nothing.
     const repo = await this.repository(local, pull);
-    await this.registry.putManifest(local, 'tag' in reference ? reference : { digest: got.digest }, got.content, got.mediaType || undefined, undefined, { imported: true });
+    await this.registry.putManifest(local, 'tag' in reference ? reference : { digest: got.digest }, got.content, got.mediaType || undefined, undefined, { imported: { rulePrefix: match.rule.ecrRepositoryPrefix, upstreamUrl: match.rule.upstreamRegistryUrl } });
     if ('tag' in reference) await this.store.markValidated(repo.id, reference.tag);
     const row = await this.meta.findManifestByReference(local, { digest: got.digest });
     if (!row) throw new BerthError('INTERNAL', `the imported manifest ${got.digest} is not in ${local}`);

@@ -178,6 +178,8 @@ export class EcrDomain {
   async deleteRepository(repo: RepositoryRow, force: boolean): Promise<void> {
     await this.meta.transaction(async (tx) => {
       if (!force && (await tx.countManifests(repo.id)) > 0) throw ecrError('REPOSITORY_NOT_EMPTY', { repository: repo.name, registry: this.identity.accountId });
+      // A forced delete is a DELETE event per image (and per tag), in its transaction.
+      for (const image of await tx.listImages(repo.id)) await tx.events.imageDeleted({ repositoryId: repo.id, digest: image.digest, tags: image.tags, referrer: image.subject !== null });
       await tx.deleteRepository(repo.id);
     });
   }

@@ -49,7 +49,10 @@ export type DeleteImageResult =
 export async function deleteImage(meta: MetadataStore, repositoryId: number, target: ImageTarget, options: DeleteImageOptions): Promise<DeleteImageResult> {
   return meta.transaction(async (tx) => {
     const result = 'tag' in target ? await untag(tx, repositoryId, target.tag, options) : await deleteByDigest(tx, repositoryId, target.digest, options);
-    if (result.outcome === 'deleted') await options.andThen?.(tx, result);
+    if (result.outcome === 'deleted') {
+      await tx.events.imageDeleted({ repositoryId, digest: result.digest, tags: result.tags });
+      await options.andThen?.(tx, result);
+    }
     return result;
   });
 }
@@ -88,6 +91,9 @@ async function deleteReferrers(tx: MetadataStore, repositoryId: number, subject:
   for (const r of await tx.listReferrers(repositoryId, subject)) {
     const ours = r.annotations ? (JSON.parse(r.annotations) as Record<string, string>)[ATTACHED_ANNOTATION] === 'true' : false;
     if (!all && !ours) continue;
-    if (await tx.deleteManifest(repositoryId, r.digest)) await deleteReferrers(tx, repositoryId, r.digest, all, depth + 1);
+    if (await tx.deleteManifest(repositoryId, r.digest)) {
+      await tx.events.imageDeleted({ repositoryId, digest: r.digest, tags: [], referrer: true });
+      await deleteReferrers(tx, repositoryId, r.digest, all, depth + 1);
+    }
   }
 }

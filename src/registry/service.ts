@@ -410,7 +410,7 @@ export class RegistryService {
    * top: an image already stored under that digest (and tag) is ImageAlreadyExistsException, and missing layers and
    * missing child images are reported apart, with ECR's messages.
    */
-  async putManifest(name: RepositoryName, reference: Reference, content: Buffer, contentType: string | undefined, ecr?: { registryId: string }, options: { imported?: boolean } = {}): Promise<{ digest: Digest; subject: Digest | null; mediaType: string }> {
+  async putManifest(name: RepositoryName, reference: Reference, content: Buffer, contentType: string | undefined, ecr?: { registryId: string }, options: { imported?: boolean | { rulePrefix: string; upstreamUrl: string } } = {}): Promise<{ digest: Digest; subject: Digest | null; mediaType: string }> {
     if (content.length > this.options.maxManifestBytes) {
       throw new BerthError('MANIFEST_TOO_LARGE', `manifest is ${content.length} bytes; the limit is ${this.options.maxManifestBytes}`);
     }
@@ -422,7 +422,7 @@ export class RegistryService {
     const parsed = parseManifest(content, contentType);
     // Imported from a pull-through cache's upstream: never refused as a push, and stored before its layers and
     // children, which are fetched when first pulled.
-    const imported = options.imported === true;
+    const imported = options.imported !== undefined && options.imported !== false;
     if (!imported) await this.checkPush(name);
     const repo = imported ? await this.repository(name) : await this.repositoryForPush(name);
     let complete = true;
@@ -459,6 +459,14 @@ export class RegistryService {
         blobs: parsed.blobs,
         manifests: parsed.manifests,
       }, 'tag' in reference ? reference.tag : null);
+      // The push's event commits with it (events/outbox-store.ts); an import is the pull-through cache's.
+      if (typeof options.imported === 'object') {
+        await tx.events.append([{ detailType: 'ECR Pull Through Cache Action', repository: name, detail: {
+          'rule-version': '1', 'sync-status': 'SUCCESS', 'ecr-repository-prefix': options.imported.rulePrefix, 'repository-name': name,
+          'upstream-registry-url': options.imported.upstreamUrl, ...('tag' in reference ? { 'image-tag': reference.tag } : {}), 'image-digest': digest } }]);
+      } else {
+        await tx.events.imagePushed({ repository: name, digest, tag: 'tag' in reference ? reference.tag : null, mediaType: parsed.mediaType, artifactType: parsed.artifactType, referrer: parsed.subject !== null });
+      }
     });
     this.log.debug({ repository: name, digest, reference }, 'manifest stored');
     const event: PushedManifest = { repository: repo, digest, mediaType: parsed.mediaType, tag: 'tag' in reference ? reference.tag : null };

@@ -77,7 +77,7 @@ export class ScanService {
     private readonly log: Logger,
     private readonly options: ScanServiceOptions = { workers: 1, staleAfterMs: 30 * 60_000 },
   ) {
-    this.store = new ScanStore(db);
+    this.store = new ScanStore(db, meta.dialect);
   }
 
   /** The registry SBOMs are pushed through as referrers (set by the composition root; the CLI passes its own). */

@@ -4,6 +4,8 @@
  * (`PENDING` → `IN_PROGRESS` → a final status), claimed with a conditional update so several nodes can share it.
  */
 import type { Kysely } from 'kysely';
+import type { Dialect } from '../metadata/dialect.ts';
+import { OutboxStore } from '../events/outbox-store.ts';
 import type { Database, ImageScansTable, ScanState } from '../metadata/schema.ts';
 import type { Finding, Inventory, Severity } from './types.ts';
 
@@ -76,7 +78,7 @@ function resultColumns(result: ScanResult, now: number) {
 const SUMMARY = ['digest', 'status', 'description', 'requested_at', 'started_at', 'completed_at', 'db_version', 'source_updated_at', 'severity_counts'] as const;
 
 export class ScanStore {
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(private readonly db: Kysely<Database>, private readonly dialect: Dialect) {}
 
   async get(digest: string): Promise<ScanRecord | null> {
     const row = await this.db.selectFrom('image_scans').select(SUMMARY).where('digest', '=', digest).executeTakeFirst();
@@ -131,16 +133,24 @@ export class ScanStore {
 
   /** Stores a finished scan, unless the row was requeued or taken over meanwhile (then the newer request wins). */
   async finish(digest: string, worker: string, result: ScanResult, now = Date.now()): Promise<boolean> {
-    const r = await this.db.updateTable('image_scans').set(resultColumns(result, now))
-      .where('digest', '=', digest).where('status', '=', 'IN_PROGRESS').where('claimed_by', '=', worker).executeTakeFirst();
-    return Number(r.numUpdatedRows) > 0;
+    return this.db.transaction().execute(async (trx) => {
+      const r = await trx.updateTable('image_scans').set(resultColumns(result, now))
+        .where('digest', '=', digest).where('status', '=', 'IN_PROGRESS').where('claimed_by', '=', worker).executeTakeFirst();
+      const stored = Number(r.numUpdatedRows) > 0;
+      // The scan's `ECR Image Scan` events commit with its result.
+      if (stored) await new OutboxStore(trx, this.dialect).scanCompleted({ digest, status: result.status, severities: result.findings.map((f) => f.severity) }, now);
+      return stored;
+    });
   }
 
   /** Stores a result computed outside the queue (a platform image scanned with its index), unless a scan of it is queued or running. */
   async record(digest: string, result: ScanResult, now = Date.now()): Promise<void> {
     const columns = resultColumns(result, now);
-    await this.db.insertInto('image_scans').values({ digest, requested_at: now, started_at: now, ...columns })
-      .onConflict((oc) => oc.column('digest').doUpdateSet(columns).where('image_scans.status', 'not in', ['PENDING', 'IN_PROGRESS'])).execute();
+    await this.db.transaction().execute(async (trx) => {
+      const r = await trx.insertInto('image_scans').values({ digest, requested_at: now, started_at: now, ...columns })
+        .onConflict((oc) => oc.column('digest').doUpdateSet(columns).where('image_scans.status', 'not in', ['PENDING', 'IN_PROGRESS'])).executeTakeFirst();
+      if (Number(r.numInsertedOrUpdatedRows ?? 0) > 0) await new OutboxStore(trx, this.dialect).scanCompleted({ digest, status: result.status, severities: result.findings.map((f) => f.severity) }, now);
+    });
   }
 
   /** Scans a worker started and never finished (it died, or stalled past `before`) go back to the queue. */

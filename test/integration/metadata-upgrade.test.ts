@@ -130,7 +130,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
         assert.equal(gc.runs, 1);
         assert.equal(await leases.acquire('gc', 'node-b', 1000, 60_000), true);
 
-        const scans = new ScanStore(conn.db);
+        const scans = new ScanStore(conn.db, conn.dialect);
         assert.equal((await scans.get(SCANNED))?.status, 'PENDING');
         assert.deepEqual(await scans.setting('registry'), { scanType: 'BASIC', rules: [] });
         assert.equal(await scans.claim('worker'), SCANNED);

@@ -12,6 +12,8 @@ import { isDigest } from '../../oci/digest.ts';
 import { isRepositoryName, isTag } from '../../oci/names.ts';
 import { SBOM_FORMATS, type SbomFormat } from '../../scan/sbom/index.ts';
 import type { ScanService } from '../../scan/service.ts';
+import type { WebhookService } from '../../events/webhooks.ts';
+import { registerWebhookRoutes } from './webhooks.ts';
 
 export const API_PREFIX = '/berth/api/v1';
 
@@ -19,6 +21,8 @@ export interface BerthRouteOptions {
   access: AccessService;
   meta: MetadataStore;
   scans: ScanService;
+  /** Webhook subscriptions (routes: ./webhooks.ts). */
+  webhooks?: WebhookService;
 }
 
 /** The caller, or anonymous when access control is off. */
@@ -31,10 +35,10 @@ async function caller(access: AccessService, request: FastifyRequest): Promise<P
 }
 
 /** Registry-wide figures are for administrators (and for everyone when access control is off). */
-async function requireAdmin(access: AccessService, request: FastifyRequest): Promise<void> {
+async function requireAdmin(access: AccessService, request: FastifyRequest, what = 'read registry-wide storage figures'): Promise<void> {
   const principal = await caller(access, request);
   if (access.enabled && !(principal.kind === 'user' && principal.admin)) {
-    throw new BerthError('DENIED', 'only administrators may read registry-wide storage figures');
+    throw new BerthError('DENIED', `only administrators may ${what}`);
   }
 }
 
@@ -75,4 +79,6 @@ export function registerBerthRoutes(app: FastifyInstance, options: BerthRouteOpt
     if (!Number.isInteger(runs) || runs < 0 || runs > 1000) throw new BerthError('INVALID_PARAMETER', 'runs must be a whole number from 0 to 1000');
     reply.header('content-type', 'application/json').send(JSON.stringify(await storageReport(options.meta, runs)));
   });
+
+  if (options.webhooks) registerWebhookRoutes(app, API_PREFIX, options.webhooks, (request) => requireAdmin(options.access, request, 'manage webhooks'));
 }

@@ -362,5 +362,56 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0013_events': {
+      // The event outbox (events/): one row per change, written in the change's transaction; `seq` orders them
+      // (per repository, in commit order: see OutboxStore.append). Webhook subscriptions and their deliveries — one
+      // row per (subscription, event), the queue the delivery loop works through. `event_cursors`: how far each
+      // other consumer of the outbox (audit trail, replication) has read.
+      async up(db: Kysely<unknown>) {
+        let events = db.schema.createTable('events');
+        events = dialect === 'postgres'
+          ? events.addColumn('seq', 'bigserial', (c) => c.primaryKey())
+          : events.addColumn('seq', 'integer', (c) => c.primaryKey().autoIncrement());
+        await events
+          .addColumn('id', 'text', (c) => c.notNull().unique())
+          .addColumn('detail_type', 'text', (c) => c.notNull())
+          .addColumn('repository', 'text', (c) => c.notNull())
+          .addColumn('detail', 'text', (c) => c.notNull())
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          .execute();
+        await db.schema.createTable('event_cursors')
+          .addColumn('consumer', 'text', (c) => c.primaryKey())
+          .addColumn('last_seq', bigint, (c) => c.notNull())
+          .addColumn('updated_at', bigint, (c) => c.notNull())
+          .execute();
+        await db.schema.createTable('webhook_subscriptions')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('url', 'text', (c) => c.notNull())
+          .addColumn('event_types', 'text', (c) => c.notNull())
+          .addColumn('repository_filter', 'text', (c) => c.notNull())
+          .addColumn('secret', 'text', (c) => c.notNull())
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          .execute();
+        let deliveries = db.schema.createTable('webhook_deliveries');
+        deliveries = dialect === 'postgres'
+          ? deliveries.addColumn('id', 'bigserial', (c) => c.primaryKey())
+          : deliveries.addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement());
+        await deliveries
+          .addColumn('subscription_id', 'text', (c) => c.notNull().references('webhook_subscriptions.id').onDelete('cascade'))
+          .addColumn('event_seq', bigint, (c) => c.notNull())
+          .addColumn('repository', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('next_attempt_at', bigint, (c) => c.notNull())
+          .addColumn('last_error', 'text')
+          .addColumn('last_status_code', 'integer')
+          .addColumn('latency_ms', 'integer')
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          .addColumn('finished_at', bigint)
+          .execute();
+        await db.schema.createIndex('webhook_deliveries_queue').on('webhook_deliveries').columns(['status', 'subscription_id', 'repository', 'id']).execute();
+        await db.schema.createIndex('webhook_deliveries_log').on('webhook_deliveries').columns(['subscription_id', 'id']).execute();
+      },
+    },
   };
 }

@@ -1,0 +1,138 @@
+/**
+ * The webhook delivery loop. Every node runs it; one node at a time delivers — the holder of the `webhook-delivery`
+ * lease in `job_leases`, renewed on every tick and taken over by another node once it lapses (a node killed
+ * mid-delivery leaves its deliveries pending, and the next holder sends them: at least once). Each tick takes the
+ * due head of every (subscription, repository) queue (WebhookStore.due) and sends them, at most `concurrency` at a
+ * time, each bounded by `timeoutMs`. Pushes only insert rows; nothing here runs on a request's path.
+ *
+ * Retries: after a failure (a non-2xx answer, a refused or cut connection, no answer within the timeout) the next
+ * attempt is after `backoffMs(attempts)` — base × 2^(attempts−1) capped at `maxBackoffMs`, 50–100 % of it at random —
+ * until `giveUpAfterMs` after the event; the next failure after that parks the delivery as `failed`.
+ */
+import type { Logger } from 'pino';
+import type { JobLeases } from '../jobs/leases.ts';
+import type { OutboxStore } from './outbox-store.ts';
+import { backoffMs, DELIVERY_ID_HEADER, EVENT_ID_HEADER, sign, SIGNATURE_HEADER } from './signature.ts';
+import { renderEvent, type EventIdentity } from './types.ts';
+import type { DeliveryRow, SubscriptionRow, WebhookStore } from './webhook-store.ts';
+import type { WebhookService } from './webhooks.ts';
+
+export const DELIVERY_LEASE = 'webhook-delivery';
+
+export interface DeliveryOptions {
+  pollMs: number;
+  timeoutMs: number;
+  concurrency: number;
+  baseBackoffMs: number;
+  maxBackoffMs: number;
+  giveUpAfterMs: number;
+  /** The lease lasts this long without renewal. */
+  leaseMs: number;
+  identity: EventIdentity;
+  node: string;
+  now?: () => number;
+}
+
+export class WebhookDeliverer {
+  private timer: NodeJS.Timeout | null = null;
+  private busy: Promise<void> | null = null;
+  private leader = false;
+  private stopped = false;
+  private readonly now: () => number;
+
+  constructor(private readonly store: WebhookStore, private readonly outbox: OutboxStore, private readonly webhooks: WebhookService,
+    private readonly leases: JobLeases, private readonly options: DeliveryOptions, private readonly log: Logger) {
+    this.now = options.now ?? Date.now;
+  }
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => void this.tick(), this.options.pollMs);
+    this.timer.unref();
+  }
+
+  /** Runs one round now unless one is under way (whose end it waits for). */
+  async tick(): Promise<void> {
+    if (this.busy || this.stopped) return this.busy ?? undefined;
+    this.busy = this.round().catch((err) => this.log.error({ err }, 'webhook delivery round failed')).finally(() => { this.busy = null; });
+    return this.busy;
+  }
+
+  private async round(): Promise<void> {
+    const now = this.now();
+    this.leader = this.leader
+      ? await this.leases.renew(DELIVERY_LEASE, this.options.node, this.options.leaseMs, now)
+      : await this.leases.acquire(DELIVERY_LEASE, this.options.node, this.options.leaseMs, 0, now);
+    if (!this.leader) return;
+    const limit = this.options.concurrency * 4;
+    for (let rounds = 0; rounds < 50 && !this.stopped; rounds++) {
+      const due = await this.store.due(this.now(), limit);
+      if (due.length === 0) return;
+      const subs = new Map((await this.store.list()).map((s) => [s.id, s]));
+      let next = 0;
+      const worker = async () => {
+        while (next < due.length && !this.stopped) {
+          const d = due[next++];
+          const sub = subs.get(d.subscription_id);
+          if (sub) await this.deliver(d, sub);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(this.options.concurrency, due.length) }, worker));
+      await this.leases.renew(DELIVERY_LEASE, this.options.node, this.options.leaseMs, this.now());
+      if (due.length < limit) return;
+    }
+  }
+
+  private async deliver(d: DeliveryRow, sub: SubscriptionRow): Promise<void> {
+    const event = await this.outbox.findBySeq(Number(d.event_seq));
+    const attempts = d.attempts + 1;
+    const started = this.now();
+    if (!event) {
+      await this.store.attemptFailed(Number(d.id), attempts, 'the event is no longer in the outbox', null, 0, null, started);
+      return;
+    }
+    const body = JSON.stringify(renderEvent(event, this.options.identity));
+    let status: number | null = null;
+    let error: string | null = null;
+    const t0 = performance.now();
+    try {
+      const res = await fetch(sub.url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': 'Berth-Webhooks/1',
+          [EVENT_ID_HEADER]: event.id,
+          [DELIVERY_ID_HEADER]: String(d.id),
+          [SIGNATURE_HEADER]: sign(this.webhooks.secretOf(sub), body, Math.floor(Date.now() / 1000)),
+        },
+        body,
+        signal: AbortSignal.timeout(this.options.timeoutMs),
+        redirect: 'manual',
+      });
+      status = res.status;
+      await res.body?.cancel().catch(() => undefined);
+      if (status < 200 || status > 299) error = `the receiver answered ${status}`;
+    } catch (err) {
+      const e = err as Error & { cause?: { code?: string } };
+      error = e.name === 'TimeoutError' ? `no answer within ${this.options.timeoutMs} ms` : `${e.message}${e.cause?.code ? ` (${e.cause.code})` : ''}`;
+    }
+    const latency = Math.round(performance.now() - t0);
+    const now = this.now();
+    if (error === null) {
+      await this.store.delivered(Number(d.id), attempts, status!, latency, now);
+      return;
+    }
+    const retryAt = now + backoffMs(attempts, { baseMs: this.options.baseBackoffMs, maxMs: this.options.maxBackoffMs });
+    const giveUp = now - Number(d.created_at) >= this.options.giveUpAfterMs;
+    this.log.warn({ subscription: sub.id, delivery: Number(d.id), attempts, error, parked: giveUp }, 'webhook delivery failed');
+    await this.store.attemptFailed(Number(d.id), attempts, error, status, latency, giveUp ? null : retryAt, now);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.busy;
+    if (this.leader) await this.leases.finish(DELIVERY_LEASE, this.options.node, { status: 'ok' }).catch(() => undefined);
+  }
+}
