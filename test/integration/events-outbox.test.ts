@@ -256,6 +256,16 @@ for (const kind of (defaultMetadataKind() === 'postgres' ? ['postgres'] : ['sqli
       assert.equal(row.lastError, 'no answer within 300 ms');
     });
 
+    it('a slow receiver is waited for (within the timeout) and its latency logged', async () => {
+      const sub = await webhooks.create({ url: receiver.url, secret: SECRET });
+      await push('team/app', 'a', 'v1');
+      receiver.mode = { kind: 'slow', ms: 300 };
+      await deliverer({ timeoutMs: 2000 }).tick();
+      const [row] = await webhooks.deliveries(sub.id);
+      assert.equal(row.status, 'delivered');
+      assert.ok(row.latencyMs! >= 290, `latency ${row.latencyMs} ms`);
+    });
+
     it('two nodes on one database deliver each event once', async () => {
       await webhooks.create({ url: receiver.url, secret: SECRET });
       const a = deliverer({}, 'node-a');
