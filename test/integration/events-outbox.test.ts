@@ -21,6 +21,8 @@ import { JobLeases } from '../../src/jobs/leases.ts';
 import { connect, migrate, type Connection } from '../../src/metadata/connect.ts';
 import { MetadataStore, type NewManifest } from '../../src/metadata/store.ts';
 import { deleteImage } from '../../src/registry/images.ts';
+import { LifecycleService } from '../../src/lifecycle/service.ts';
+import { EcrDomain } from '../../src/registry/ecr.ts';
 import { ScanStore } from '../../src/scan/store.ts';
 import { ATTACHED_ANNOTATION } from '../../src/scan/sbom/referrer.ts';
 import type { Finding } from '../../src/scan/types.ts';
@@ -160,6 +162,31 @@ for (const kind of (defaultMetadataKind() === 'postgres' ? ['postgres'] : ['sqli
       // A stale worker's result is not stored, and has no event.
       assert.equal(await scans.finish(d1, 'w1', { status: 'FAILED', description: 'late', dbVersion: 1, sourceUpdatedAt: null, findings: [], inventory: null }), false);
       assert.equal((await meta.events.readAfter(mark, 10)).length, 2);
+    });
+
+    it('a lifecycle expiry is a DELETE per expired image, committed with the expiration', async () => {
+      const old = await push('team/app', 'old', null);
+      await push('team/app', 'new', 'keep');
+      const repo = (await meta.findRepository('team/app'))!;
+      const lifecycle = new LifecycleService(meta, log, '123456789012');
+      const policy = JSON.stringify({ rules: [{ rulePriority: 1, selection: { tagStatus: 'untagged', countType: 'sinceImagePushed', countUnit: 'days', countNumber: 1 }, action: { type: 'expire' } }] });
+      await lifecycle.putPolicy(repo, policy);
+      const mark = (await meta.events.readAfter(0, 100)).at(-1)!.seq;
+      await lifecycle.run((await meta.findRepository('team/app'))!, 'test', false, Date.now() + 2 * 86_400_000);
+      const events = await meta.events.readAfter(mark, 10);
+      assert.deepEqual(events.map((e) => e.detail), [{ 'action-type': 'DELETE', result: 'SUCCESS', 'repository-name': 'team/app', 'image-digest': old }]);
+    });
+
+    it('a forced DeleteRepository is a DELETE per image and tag; a refused one has none', async () => {
+      const a = await push('team/gone', 'a', 'v1');
+      const b = await push('team/gone', 'b', null);
+      const ecr = new EcrDomain(meta, { accountId: '123456789012', region: 'eu-west-1' }, async () => undefined);
+      const mark = (await meta.events.readAfter(0, 100)).at(-1)!.seq;
+      await assert.rejects(ecr.deleteRepository((await meta.findRepository('team/gone'))!, false), /still contains images|RepositoryNotEmpty|cannot be deleted/i);
+      assert.deepEqual(await meta.events.readAfter(mark, 10), []);
+      await ecr.deleteRepository((await meta.findRepository('team/gone'))!, true);
+      const events = await meta.events.readAfter(mark, 10);
+      assert.deepEqual(new Set(events.map((e) => `${e.detail['image-digest']}:${e.detail['image-tag'] ?? ''}`)), new Set([`${a}:v1`, `${b}:`]));
     });
 
     it('delivers signed, ECR-shaped events and logs each delivery', async () => {
