@@ -14,7 +14,9 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
-import { run, which } from '../helpers/clients.ts';
+import { CreatePullThroughCacheRuleCommand, ECRClient } from '@aws-sdk/client-ecr';
+import { createContainersEnv, requireClients, run, which } from '../helpers/clients.ts';
+import { startUpstreamRegistry, type UpstreamRegistry } from '../helpers/upstream-registry.ts';
 import { createPostgresDatabase, dropPostgresDatabase, startBerth, type BerthProcess } from '../helpers/berth.ts';
 import { sharedStorageEnv } from '../helpers/storage.ts';
 import { sha256 } from '../helpers/oci.ts';
@@ -74,6 +76,14 @@ describe('events through a running server', () => {
   let receiver: WebhookReceiver;
   let sub: { id: string; secret: string };
   let work: string;
+  let tarFile: string | undefined;
+  const alpineTar = async () => {
+    if (!tarFile) {
+      tarFile = path.join(work, 'alpine.tar');
+      await pipeline(createReadStream(ARCHIVE), createGunzip(), createWriteStream(tarFile));
+    }
+    return tarFile;
+  };
 
   before(async () => {
     work = await mkdtemp(path.join(tmpdir(), 'berth-events-'));
@@ -101,8 +111,7 @@ describe('events through a running server', () => {
 
   it('a skopeo push delivers a signed ECR Image Action PUSH; an OCI delete a DELETE', { skip: which('skopeo') ? false : 'skopeo not installed' }, async () => {
     const target = `docker://${berth.host}/events/alpine:3.10`;
-    const tar = path.join(work, 'alpine.tar');
-    await pipeline(createReadStream(ARCHIVE), createGunzip(), createWriteStream(tar));
+    const tar = await alpineTar();
     await run('skopeo', ['copy', '--insecure-policy', '--dest-tls-verify=false', '--format', 'oci', `docker-archive:${tar}`, target], { timeoutMs: 120_000 });
     const [push] = await receiver.waitFor(1);
     assert.equal(push.signatureValid, true);
@@ -120,6 +129,24 @@ describe('events through a running server', () => {
     const [, deleted] = await receiver.waitFor(2);
     assert.deepEqual(deleted.event.detail, { 'action-type': 'DELETE', result: 'SUCCESS', 'repository-name': 'events/alpine', 'image-digest': digest, 'image-tag': '3.10' });
     assert.notEqual(deleted.eventId, push.eventId);
+  });
+
+  it('a podman push delivers its PUSH event', { skip: which('podman') ? false : 'podman not installed' }, async () => {
+    const cenv = await createContainersEnv({ insecureRegistries: [berth.host], storageDriver: 'vfs' });
+    try {
+      const loaded = await cenv.podman(['load', '-i', await alpineTar()], { timeoutMs: 120_000 });
+      const image = /Loaded image(?:\(s\))?: (\S+)/.exec(loaded.stdout)![1];
+      const before = receiver.received.length;
+      await cenv.podman(['push', '--tls-verify=false', image, `${berth.host}/events/podman:1`], { timeoutMs: 120_000 });
+      const got = (await receiver.waitFor(before + 1)).slice(before);
+      assert.equal(got.length, 1);
+      assert.equal(got[0].signatureValid, true);
+      assert.equal(got[0].event.detail['action-type'], 'PUSH');
+      assert.equal(got[0].event.detail['repository-name'], 'events/podman');
+      assert.equal(got[0].event.detail['image-tag'], '1');
+    } finally {
+      await cenv.dispose();
+    }
   });
 
   it('the delivery log through the API and the CLI; redelivery on request', async () => {
@@ -214,5 +241,42 @@ describe('two nodes on one PostgreSQL database', () => {
       const tags = receiver.received.filter((x) => x.event.detail['repository-name'] === `two/r${r}`).map((x) => Number(String(x.event.detail['image-tag']).slice(1)));
       assert.deepEqual(tags, [...tags].sort((p, q) => p - q), `two/r${r} in push order`);
     }
+  });
+});
+
+describe('a pull-through import', { skip: requireClients(['docker-registry']).skip }, () => {
+  let berth: BerthProcess;
+  let upstream: UpstreamRegistry;
+  let receiver: WebhookReceiver;
+
+  before(async () => {
+    receiver = await new WebhookReceiver(SECRET).start();
+    upstream = await startUpstreamRegistry();
+    await upstream.direct.pushImage('team/cached', 'v1', { layers: 1, layerSize: 1000 });
+    berth = await startBerth({ env: { ...ENV, BERTH_PULL_THROUGH_COMPLETE_IMAGES_AFTER_SECONDS: '0' } });
+    const ecr = new ECRClient({ endpoint: berth.url, region: 'us-east-1', credentials: berth.root });
+    await ecr.send(new CreatePullThroughCacheRuleCommand({ ecrRepositoryPrefix: 'up', upstreamRegistryUrl: upstream.url }));
+    ecr.destroy();
+  });
+  after(async () => {
+    await berth?.dispose();
+    await upstream?.dispose();
+    await receiver?.close();
+  });
+
+  it('is an ECR Pull Through Cache Action, not a push', async () => {
+    assert.equal((await api(berth.url, 'POST', '/webhooks', { url: receiver.url, secret: SECRET, repositoryFilter: 'up/*' })).status, 201);
+    const m = await fetch(`${berth.url}/v2/up/team/cached/manifests/v1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' } });
+    assert.equal(m.status, 200);
+    const digest = m.headers.get('docker-content-digest');
+    const [got] = await receiver.waitFor(1);
+    assert.equal(got.signatureValid, true);
+    assert.equal(got.event['detail-type'], 'ECR Pull Through Cache Action');
+    assert.deepEqual(got.event.resources, ['arn:aws:ecr:eu-central-1:123456789012:repository/up/team/cached']);
+    const { 'upstream-registry-url': url, ...rest } = got.event.detail as Record<string, string>;
+    assert.ok(url && upstream.url.includes(url.replace(/^https?:\/\//, '')), `upstream-registry-url ${url}`);
+    assert.deepEqual(rest, { 'rule-version': '1', 'sync-status': 'SUCCESS', 'ecr-repository-prefix': 'up', 'repository-name': 'up/team/cached', 'image-tag': 'v1', 'image-digest': digest });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(receiver.received.length, 1, 'no PUSH event besides');
   });
 });
