@@ -38,6 +38,8 @@ export class WebhookDeliverer {
   private busy: Promise<void> | null = null;
   private leader = false;
   private stopped = false;
+  /** Aborts the deliveries in flight when the node stops (they stay pending and are sent again). */
+  private readonly halt = new AbortController();
   private readonly now: () => number;
 
   constructor(private readonly store: WebhookStore, private readonly outbox: OutboxStore, private readonly webhooks: WebhookService,
@@ -106,13 +108,15 @@ export class WebhookDeliverer {
           [SIGNATURE_HEADER]: sign(this.webhooks.secretOf(sub), body, Math.floor(Date.now() / 1000)),
         },
         body,
-        signal: AbortSignal.timeout(this.options.timeoutMs),
+        signal: AbortSignal.any([AbortSignal.timeout(this.options.timeoutMs), this.halt.signal]),
         redirect: 'manual',
       });
       status = res.status;
       await res.body?.cancel().catch(() => undefined);
       if (status < 200 || status > 299) error = `the receiver answered ${status}`;
     } catch (err) {
+      // Cut short by this node's shutdown: not the receiver's failure; the delivery stays pending as it was.
+      if (this.halt.signal.aborted) return;
       const e = err as Error & { cause?: { code?: string } };
       error = e.name === 'TimeoutError' ? `no answer within ${this.options.timeoutMs} ms` : `${e.message}${e.cause?.code ? ` (${e.cause.code})` : ''}`;
     }
@@ -130,6 +134,7 @@ export class WebhookDeliverer {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.halt.abort();
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     await this.busy;

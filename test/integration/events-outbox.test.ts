@@ -33,6 +33,14 @@ const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const SECRET = 'a-webhook-secret-for-tests';
 const log = pino({ level: 'silent' });
 
+async function until(condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 function manifest(seed: string, extra: Partial<NewManifest> = {}): NewManifest {
   const content = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, seed }));
   return {
@@ -291,6 +299,22 @@ for (const kind of (defaultMetadataKind() === 'postgres' ? ['postgres'] : ['sqli
       const [row] = await webhooks.deliveries(sub.id);
       assert.equal(row.status, 'delivered');
       assert.ok(row.latencyMs! >= 290, `latency ${row.latencyMs} ms`);
+    });
+
+    it('stopping a node cuts its deliveries short without counting an attempt', async () => {
+      const sub = await webhooks.create({ url: receiver.url, secret: SECRET });
+      await push('team/app', 'a', 'v1');
+      receiver.mode = { kind: 'hang' };
+      const d = deliverer({ timeoutMs: 60_000 });
+      const round = d.tick();
+      await until(() => receiver.requests === 1);
+      const t0 = Date.now();
+      await d.stop();
+      await round;
+      assert.ok(Date.now() - t0 < 5000, 'stop does not wait for the receiver');
+      const [row] = await webhooks.deliveries(sub.id);
+      assert.equal(row.status, 'pending');
+      assert.equal(row.attempts, 0);
     });
 
     it('two nodes on one database deliver each event once', async () => {
