@@ -139,6 +139,8 @@ export async function buildApp(config: Config, log: Logger): Promise<App> {
   }
   scans.kick();
   // Webhooks: the node holding the delivery lease sends what the outbox queued (events/delivery.ts).
+  // Retention of the outbox and the delivery log (events/outbox-store.ts: prune).
+  jobs.every('events-prune', 3600, () => stores.metadata.events.prune(Date.now() - config.events.retainDays * 86_400_000));
   const deliverer = createDeliverer(stores.connection.db, stores.connection.dialect, webhooks, leases, config, jobs.node, log.child({ module: 'webhooks' }));
   deliverer.start();
   return {

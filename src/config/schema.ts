@@ -168,6 +168,10 @@ export const configSchema = z.object({
     /** Serve Prometheus metrics at /metrics. */
     enabled: z.boolean().default(true),
   }).strict().default({ enabled: true }),
+  events: z.object({
+    /** Events and finished webhook deliveries older than this are removed (once every consumer has read them). */
+    retainDays: z.number().positive().default(30),
+  }).strict().default({ retainDays: 30 }),
   webhooks: z.object({
     /** How often the node holding the delivery lease looks for due webhook deliveries. */
     pollMilliseconds: z.number().int().min(10).max(60_000).default(1000),

@@ -108,6 +108,21 @@ export class OutboxStore {
     return row ? toStored(row) : null;
   }
 
+  /**
+   * Retention: removes finished webhook deliveries older than `before`, then events older than `before` that no
+   * delivery still refers to and every named consumer (`event_cursors`) has read past. Returns what went.
+   */
+  async prune(before: number): Promise<{ deliveries: number; events: number }> {
+    const d = await this.db.deleteFrom('webhook_deliveries').where('status', 'in', ['delivered', 'failed'])
+      .where((eb) => eb(eb.fn.coalesce('finished_at', 'created_at'), '<', before)).executeTakeFirst();
+    const cursor = await this.db.selectFrom('event_cursors').select((eb) => eb.fn.min('last_seq').as('m')).executeTakeFirst();
+    let q = this.db.deleteFrom('events').where('created_at', '<', before)
+      .where((eb) => eb.not(eb.exists(eb.selectFrom('webhook_deliveries as w').select('w.id').whereRef('w.event_seq', '=', 'events.seq'))));
+    if (cursor?.m !== null && cursor?.m !== undefined) q = q.where('seq', '<=', Number(cursor.m));
+    const e = await q.executeTakeFirst();
+    return { deliveries: Number(d.numDeletedRows), events: Number(e.numDeletedRows) };
+  }
+
   /** Where consumer `name` has read up to (0: nothing yet). */
   async cursor(name: string): Promise<number> {
     const row = await this.db.selectFrom('event_cursors').select('last_seq').where('consumer', '=', name).executeTakeFirst();

@@ -334,6 +334,24 @@ for (const kind of (defaultMetadataKind() === 'postgres' ? ['postgres'] : ['sqli
       assert.deepEqual(new Set(receiver.received.map((r) => r.event.detail['image-digest'])), digests);
     });
 
+    it('retention: finished deliveries and the events nothing needs any more go; pending ones and unread ones stay', async () => {
+      const sub = await webhooks.create({ url: receiver.url, secret: SECRET, repositoryFilter: 'team/*' });
+      await push('team/a', 'delivered', 'v1');
+      await deliverer().tick();
+      receiver.mode = { kind: 'fail' };
+      await push('team/b', 'pending', 'v1');
+      await deliverer({}, 'node-b').tick();
+      await push('other/x', 'unread', 'v1');
+      const [, b] = await meta.events.readAfter(0, 100);
+      await meta.events.advance('audit', b.seq);
+      const pruned = await meta.events.prune(Date.now() + 1000);
+      // Left: team/b's event (its delivery is pending) and other/x's (the audit consumer has not read it).
+      assert.deepEqual(pruned, { deliveries: 1, events: 1 });
+      assert.deepEqual((await meta.events.readAfter(0, 100)).map((e) => e.repository), ['team/b', 'other/x']);
+      assert.deepEqual((await webhooks.deliveries(sub.id)).map((d) => d.status), ['pending']);
+      assert.deepEqual(await meta.events.prune(Date.now() - 60_000), { deliveries: 0, events: 0 }, 'nothing younger than the limit');
+    });
+
     it('subscriptions are validated; deleting one removes its log', async () => {
       await assert.rejects(webhooks.create({ url: 'ftp://example.com/' }), /http/);
       await assert.rejects(webhooks.create({ url: receiver.url, eventTypes: ['ECR Nonsense'] }), /unknown event type/);
