@@ -10,6 +10,8 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { resolveConfig } from '../../src/config/load.ts';
+import { connect, migrate, type Connection } from '../../src/metadata/connect.ts';
 import { deleteS3Bucket, s3Env } from './s3.ts';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -135,6 +137,22 @@ export async function createPostgresDatabase(): Promise<string> {
   const url = new URL(POSTGRES_ADMIN_URL);
   url.pathname = `/${name}`;
   return url.toString();
+}
+
+/**
+ * A fresh, migrated metadata database of `kind` for a test: SQLite in a new temporary directory, or a new PostgreSQL
+ * database (with a temporary directory too). The caller destroys `conn`, drops `databaseUrl` and removes `dir`.
+ */
+export async function openTestDatabase(kind: MetadataKind, label: string, poolSize = 3): Promise<{ dir: string; databaseUrl: string | undefined; conn: Connection }> {
+  const dir = await mkdtemp(path.join(tmpdir(), label));
+  const databaseUrl = kind === 'postgres' ? await createPostgresDatabase() : undefined;
+  const config = resolveConfig({
+    dataDir: dir,
+    metadata: kind === 'postgres' ? { driver: 'postgres', connectionString: databaseUrl, poolSize } : { driver: 'sqlite', path: path.join(dir, 'berth.db') },
+  }, {}, {});
+  const conn = await connect(config);
+  await migrate(conn);
+  return { dir, databaseUrl, conn };
 }
 
 export async function dropPostgresDatabase(databaseUrl: string): Promise<void> {

@@ -6,19 +6,16 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { rm } from 'node:fs/promises';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import pino from 'pino';
 import { SecretBox } from '../../src/auth/secrets.ts';
-import { resolveConfig } from '../../src/config/load.ts';
 import { WebhookDeliverer, type DeliveryOptions } from '../../src/events/delivery.ts';
 import { OutboxStore } from '../../src/events/outbox-store.ts';
 import { WebhookStore } from '../../src/events/webhook-store.ts';
 import { WebhookService } from '../../src/events/webhooks.ts';
 import { JobLeases } from '../../src/jobs/leases.ts';
-import { connect, migrate, type Connection } from '../../src/metadata/connect.ts';
+import type { Connection } from '../../src/metadata/connect.ts';
 import { MetadataStore, type NewManifest } from '../../src/metadata/store.ts';
 import { deleteImage } from '../../src/registry/images.ts';
 import { LifecycleService } from '../../src/lifecycle/service.ts';
@@ -26,7 +23,7 @@ import { EcrDomain } from '../../src/registry/ecr.ts';
 import { ScanStore } from '../../src/scan/store.ts';
 import { ATTACHED_ANNOTATION } from '../../src/scan/sbom/referrer.ts';
 import type { Finding } from '../../src/scan/types.ts';
-import { createPostgresDatabase, defaultMetadataKind, dropPostgresDatabase, type MetadataKind } from '../helpers/berth.ts';
+import { defaultMetadataKind, dropPostgresDatabase, openTestDatabase, type MetadataKind } from '../helpers/berth.ts';
 import { WebhookReceiver } from '../helpers/webhook-receiver.ts';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -63,14 +60,7 @@ for (const kind of (defaultMetadataKind() === 'postgres' ? ['postgres'] : ['sqli
     const deliverers: WebhookDeliverer[] = [];
 
     beforeEach(async () => {
-      dir = await mkdtemp(path.join(tmpdir(), 'berth-events-'));
-      if (kind === 'postgres') databaseUrl = await createPostgresDatabase();
-      const config = resolveConfig({
-        dataDir: dir,
-        metadata: kind === 'postgres' ? { driver: 'postgres', connectionString: databaseUrl, poolSize: 4 } : { driver: 'sqlite', path: path.join(dir, 'berth.db') },
-      }, {}, {});
-      conn = await connect(config);
-      await migrate(conn);
+      ({ dir, databaseUrl, conn } = await openTestDatabase(kind, 'berth-events-', 4));
       meta = new MetadataStore(conn.db, conn.dialect);
       store = new WebhookStore(conn.db);
       webhooks = new WebhookService(store, new SecretBox(randomBytes(32)));

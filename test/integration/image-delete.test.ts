@@ -5,16 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { rm } from 'node:fs/promises';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { resolveConfig } from '../../src/config/load.ts';
-import { connect, migrate, type Connection } from '../../src/metadata/connect.ts';
+import type { Connection } from '../../src/metadata/connect.ts';
 import { MetadataStore, type NewManifest } from '../../src/metadata/store.ts';
 import { deleteImage } from '../../src/registry/images.ts';
 import { ATTACHED_ANNOTATION } from '../../src/scan/sbom/referrer.ts';
-import { createPostgresDatabase, defaultMetadataKind, dropPostgresDatabase, type MetadataKind } from '../helpers/berth.ts';
+import { defaultMetadataKind, dropPostgresDatabase, openTestDatabase, type MetadataKind } from '../helpers/berth.ts';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
@@ -38,14 +35,7 @@ for (const kind of (defaultMetadataKind() === 'postgres' ? ['postgres'] : ['sqli
     let repo: number;
 
     beforeEach(async () => {
-      dir = await mkdtemp(path.join(tmpdir(), 'berth-delete-'));
-      if (kind === 'postgres') databaseUrl = await createPostgresDatabase();
-      const config = resolveConfig({
-        dataDir: dir,
-        metadata: kind === 'postgres' ? { driver: 'postgres', connectionString: databaseUrl, poolSize: 3 } : { driver: 'sqlite', path: path.join(dir, 'berth.db') },
-      }, {}, {});
-      conn = await connect(config);
-      await migrate(conn);
+      ({ dir, databaseUrl, conn } = await openTestDatabase(kind, 'berth-delete-', 3));
       store = new MetadataStore(conn.db, conn.dialect);
       repo = (await store.ensureRepository('team/app')).id;
     });

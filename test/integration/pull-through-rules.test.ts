@@ -7,21 +7,18 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { SecretBox } from '../../src/auth/secrets.ts';
-import { resolveConfig } from '../../src/config/load.ts';
 import { BerthError } from '../../src/errors/catalog.ts';
-import { connect, migrate, type Connection } from '../../src/metadata/connect.ts';
+import type { Connection } from '../../src/metadata/connect.ts';
 import { createPullThrough, type PullThrough } from '../../src/pullthrough/index.ts';
 import { defaultProbe } from '../../src/pullthrough/probe.ts';
 import { parseUpstream } from '../../src/pullthrough/registries.ts';
 import type { UpstreamProbe } from '../../src/pullthrough/rules.ts';
-import { createPostgresDatabase, defaultMetadataKind, dropPostgresDatabase, type MetadataKind } from '../helpers/berth.ts';
+import { defaultMetadataKind, dropPostgresDatabase, openTestDatabase, type MetadataKind } from '../helpers/berth.ts';
 
 const ACCOUNT = '123456789012';
 const REGION = 'us-east-1';
@@ -60,14 +57,7 @@ for (const kind of (defaultMetadataKind() === 'postgres' ? ['postgres'] : ['sqli
     });
 
     beforeEach(async () => {
-      dir = await mkdtemp(path.join(tmpdir(), 'berth-ptc-'));
-      if (kind === 'postgres') databaseUrl = await createPostgresDatabase();
-      const config = resolveConfig({
-        dataDir: dir,
-        metadata: kind === 'postgres' ? { driver: 'postgres', connectionString: databaseUrl, poolSize: 3 } : { driver: 'sqlite', path: path.join(dir, 'berth.db') },
-      }, {}, {});
-      conn = await connect(config);
-      await migrate(conn);
+      ({ dir, databaseUrl, conn } = await openTestDatabase(kind, 'berth-ptc-', 3));
       probes = [];
       probeAnswer = { ok: true };
       pt = open();
