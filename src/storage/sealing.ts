@@ -157,7 +157,8 @@ export class SealedObjects {
     const expected = storedSize(recordedSize);
     const whole = expected <= WHOLE_READ;
     const head = await this.readBytes(key, { start: 0, end: (whole ? expected : HEADER_SIZE) - 1 }, signal);
-    const blob = await this.opened(digest, key, head, cipher, async () => (head[8] === 2 && head.readUInt32BE(12) !== FRAME ? storedSize(recordedSize, head.readUInt32BE(12)) : expected), signal);
+    // Asked only of a version 2 header: its frame size and the recorded size give the object's length.
+    const blob = await this.opened(digest, key, head, cipher, async () => storedSize(recordedSize, head.readUInt32BE(12)), signal);
     if (!blob) return false;
     const plan = planRange(blob.header, range);
     if (whole && head.length === expected && blob.header.version === 2 && blob.header.frameSize === FRAME) {
