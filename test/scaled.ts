@@ -1,7 +1,8 @@
 /**
  * The scaled-out run of the suite: PostgreSQL metadata and S3 blob storage (a real Ceph RADOS Gateway, started by
  * .ci/start-s3.sh), every test file of the embedded run except the unit tests (pure functions: no server, no
- * database, nothing the backend can change). Starts the gateway once for all files (configured by
+ * database, nothing the backend can change) and the browser tests of the web console (test/browser: they drive the
+ * console's pages, whose data paths the other suites already run scaled out). Starts the gateway once for all files (configured by
  * test/helpers/s3.ts, with its test KMS key), runs `node --test`, then frees the gateway's space and stops it.
  *
  *   npm run test:scaled [-- files…]
@@ -18,7 +19,8 @@ function testFiles(dir: string): string[] {
   });
 }
 
-const files = process.argv.slice(2).length > 0 ? process.argv.slice(2) : testFiles('test').filter((f) => !f.startsWith(path.join('test', 'unit') + path.sep)).sort();
+const embeddedOnly = ['unit', 'browser'];
+const files = process.argv.slice(2).length > 0 ? process.argv.slice(2) : testFiles('test').filter((f) => !embeddedOnly.some((dir) => f.startsWith(path.join('test', dir) + path.sep))).sort();
 const server = await ensureS3();
 process.stderr.write(`S3: ${server.endpoint}${server.startedHere ? ` (started in ${server.startSeconds.toFixed(0)} s)` : ' (already running)'}\n`);
 const code = await new Promise<number>((resolve) => {
