@@ -12,6 +12,7 @@ import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { sql } from '../metadata/kysely.ts';
+import { relaxedWrite } from '../metadata/relaxed.ts';
 import type { Logger } from 'pino';
 import type { Database } from '../metadata/schema.ts';
 
@@ -37,34 +38,36 @@ export class JobLeases {
    * this node should run the job.
    */
   async acquire(name: string, holder: string, ttlMs: number, intervalMs: number, now = Date.now()): Promise<boolean> {
-    await this.db.insertInto('job_leases').values({ name, holder: null, expires_at: 0, last_started_at: null, last_finished_at: null, last_status: null, last_error: null, last_holder: null, runs: 0 })
-      .onConflict((oc) => oc.column('name').doNothing()).execute();
-    const r = await this.db.updateTable('job_leases')
-      .set({ holder, expires_at: now + ttlMs, last_started_at: now, last_holder: holder, last_status: 'running', last_error: null, runs: sql`runs + 1` })
-      .where('name', '=', name)
-      .where('expires_at', '<', now)
-      .where((eb) => eb.or([
-        eb('last_started_at', 'is', null),
-        eb('last_started_at', '<=', now - intervalMs),
-        eb('last_finished_at', 'is', null),
-        eb('last_finished_at', '<', eb.ref('last_started_at')),
-      ]))
-      .executeTakeFirst();
-    return Number(r.numUpdatedRows) > 0;
+    return relaxedWrite(this.db, async (db) => {
+      await db.insertInto('job_leases').values({ name, holder: null, expires_at: 0, last_started_at: null, last_finished_at: null, last_status: null, last_error: null, last_holder: null, runs: 0 })
+        .onConflict((oc) => oc.column('name').doNothing()).execute();
+      const r = await db.updateTable('job_leases')
+        .set({ holder, expires_at: now + ttlMs, last_started_at: now, last_holder: holder, last_status: 'running', last_error: null, runs: sql`runs + 1` })
+        .where('name', '=', name)
+        .where('expires_at', '<', now)
+        .where((eb) => eb.or([
+          eb('last_started_at', 'is', null),
+          eb('last_started_at', '<=', now - intervalMs),
+          eb('last_finished_at', 'is', null),
+          eb('last_finished_at', '<', eb.ref('last_started_at')),
+        ]))
+        .executeTakeFirst();
+      return Number(r.numUpdatedRows) > 0;
+    });
   }
 
   /** Extends a held lease; false when another node has taken it over (this node stalled past the expiry). */
   async renew(name: string, holder: string, ttlMs: number, now = Date.now()): Promise<boolean> {
-    const r = await this.db.updateTable('job_leases').set({ expires_at: now + ttlMs })
-      .where('name', '=', name).where('holder', '=', holder).executeTakeFirst();
+    const r = await relaxedWrite(this.db, (db) => db.updateTable('job_leases').set({ expires_at: now + ttlMs })
+      .where('name', '=', name).where('holder', '=', holder).executeTakeFirst());
     return Number(r.numUpdatedRows) > 0;
   }
 
   /** Records the end of a run and lets the lease go. */
   async finish(name: string, holder: string, outcome: { status: 'ok' | 'failed'; error?: string }, now = Date.now()): Promise<void> {
-    await this.db.updateTable('job_leases')
+    await relaxedWrite(this.db, (db) => db.updateTable('job_leases')
       .set({ holder: null, expires_at: 0, last_finished_at: now, last_status: outcome.status, last_error: outcome.error?.slice(0, 2000) ?? null })
-      .where('name', '=', name).where('holder', '=', holder).execute();
+      .where('name', '=', name).where('holder', '=', holder).execute());
   }
 
   async list(now = Date.now()): Promise<JobState[]> {

@@ -9,6 +9,6 @@ import type * as KyselyModule from 'kysely';
 
 const kysely = createRequire(import.meta.url)('kysely') as typeof KyselyModule;
 
-export const { sql, CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteDialect, SqliteDriver } = kysely;
+export const { sql, CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteAdapter, SqliteDialect, SqliteDriver } = kysely;
 /** The class's instance type, under the same name as the value above (as `import { Kysely } from 'kysely'` gives). */
 export type Kysely<DB> = KyselyModule.Kysely<DB>;

@@ -8,6 +8,7 @@
  */
 import type { Kysely, RawBuilder, Transaction } from 'kysely';
 import { CompiledQuery, sql } from './kysely.ts';
+import { relaxedWrite } from './relaxed.ts';
 import type { Dialect } from './dialect.ts';
 import { LifecycleStore } from './lifecycle-store.ts';
 import { GcStore } from './gc-store.ts';
@@ -294,8 +295,9 @@ export class MetadataStore {
     return rows.map((r) => r.manifest_digest);
   }
 
+  /** A relaxed write (metadata/relaxed.ts): a pull time lost in a power cut is recorded again at the next pull. */
   async recordPull(repositoryId: number, digest: string, now = Date.now()): Promise<void> {
-    await this.db.updateTable('manifests').set({ last_pulled_at: now }).where('repository_id', '=', repositoryId).where('digest', '=', digest).execute();
+    await relaxedWrite<Database, unknown>(this.db, (db) => db.updateTable('manifests').set({ last_pulled_at: now }).where('repository_id', '=', repositoryId).where('digest', '=', digest).execute());
   }
 
   // ---- blobs

@@ -5,6 +5,7 @@
  */
 import type { Kysely } from 'kysely';
 import type { Database } from '../metadata/schema.ts';
+import { relaxedWrite } from '../metadata/relaxed.ts';
 
 export class PullThroughCacheStore {
   constructor(private readonly db: Kysely<Database>) {}
@@ -49,15 +50,18 @@ export class PullThroughCacheStore {
    * out: that node died or stalled). True when this node should fetch.
    */
   async acquire(key: string, holder: string, ttlMs: number, now = Date.now()): Promise<boolean> {
-    await this.db.insertInto('pull_through_fetches').values({ key, holder: '', expires_at: 0 })
-      .onConflict((oc) => oc.column('key').doNothing()).execute();
-    const r = await this.db.updateTable('pull_through_fetches').set({ holder, expires_at: now + ttlMs })
-      .where('key', '=', key).where('expires_at', '<', now).executeTakeFirst();
-    return Number(r.numUpdatedRows) > 0;
+    // Fetch markers are relaxed writes (metadata/relaxed.ts): a marker lost in a power cut only means a fetch anew.
+    return relaxedWrite(this.db, async (db) => {
+      await db.insertInto('pull_through_fetches').values({ key, holder: '', expires_at: 0 })
+        .onConflict((oc) => oc.column('key').doNothing()).execute();
+      const r = await db.updateTable('pull_through_fetches').set({ holder, expires_at: now + ttlMs })
+        .where('key', '=', key).where('expires_at', '<', now).executeTakeFirst();
+      return Number(r.numUpdatedRows) > 0;
+    });
   }
 
   async renew(key: string, holder: string, ttlMs: number, now = Date.now()): Promise<void> {
-    await this.db.updateTable('pull_through_fetches').set({ expires_at: now + ttlMs }).where('key', '=', key).where('holder', '=', holder).execute();
+    await relaxedWrite(this.db, (db) => db.updateTable('pull_through_fetches').set({ expires_at: now + ttlMs }).where('key', '=', key).where('holder', '=', holder).execute());
   }
 
   /** Whether someone holds the lease now. */
@@ -67,6 +71,6 @@ export class PullThroughCacheStore {
   }
 
   async release(key: string, holder: string): Promise<void> {
-    await this.db.deleteFrom('pull_through_fetches').where('key', '=', key).where('holder', '=', holder).execute();
+    await relaxedWrite(this.db, (db) => db.deleteFrom('pull_through_fetches').where('key', '=', key).where('holder', '=', holder).execute());
   }
 }

@@ -13,6 +13,8 @@ import pino from 'pino';
 import { resolveConfig } from '../../src/config/load.ts';
 import { JobLeases, JobRunner } from '../../src/jobs/leases.ts';
 import { connect, migrate } from '../../src/metadata/connect.ts';
+import { sql } from '../../src/metadata/kysely.ts';
+import { relaxedWrite } from '../../src/metadata/relaxed.ts';
 import type { Database } from '../../src/metadata/schema.ts';
 import { createPostgresDatabase, dropPostgresDatabase, startBerth } from '../helpers/berth.ts';
 
@@ -86,6 +88,28 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       // After expiry another node takes it over at once, although the interval has not passed.
       assert.equal(await leases.acquire('gc', 'b', 30_000, 3_600_000, t0 + 31_000), true);
       assert.equal(await leases.renew('gc', 'dead-node', 30_000, t0 + 32_000), false, 'the dead node, were it to come back, has lost the lease');
+    });
+
+    it('lease writes commit without waiting for the disk, and every other commit still does', async () => {
+      // Relaxed inside the write (metadata/relaxed.ts): SQLite synchronous NORMAL (1), PostgreSQL synchronous_commit off.
+      const setting = async (q: Kysely<Database>) => kind === 'sqlite'
+        ? Number((await sql<{ synchronous: number }>`pragma synchronous`.execute(q)).rows[0].synchronous)
+        : (await sql<{ synchronous_commit: string }>`show synchronous_commit`.execute(q)).rows[0].synchronous_commit;
+      const durable = await setting(db);
+      assert.equal(durable, kind === 'sqlite' ? 2 : 'on');
+      const inside = await relaxedWrite(db, async (q) => {
+        await q.updateTable('job_leases').set({ expires_at: 1 }).where('name', '=', 'none').execute();
+        return setting(q);
+      });
+      assert.equal(inside, kind === 'sqlite' ? 1 : 'off');
+      assert.equal(await setting(db), durable, 'back to durable commits after the relaxed write');
+      // A failing relaxed write restores it too, and queries queued meanwhile never run relaxed.
+      const queued = setting(db);
+      await assert.rejects(relaxedWrite(db, async (q) => { await sql`select * from no_such_table`.execute(q); }));
+      assert.equal(await queued, durable);
+      assert.equal(await setting(db), durable);
+      // Inside a transaction the write is part of it (and as durable).
+      assert.equal(await db.transaction().execute((trx) => relaxedWrite<Database, boolean>(trx, async (q) => Object.is(q, trx))), true);
     });
 
     it('a failed run is recorded with its error and does not block the next', async () => {
