@@ -12,7 +12,7 @@
  *   counted in docker-registry's own access log (on for this benchmark).
  *
  *   node --import tsx bench/pull-through.ts [--rounds 3] [--big-mib 500] [--small-mib 100] [--clients 10]
- *        [--work DIR] [--out FILE.md] [--no-build] [--trees DIR_A,DIR_B]
+ *        [--work DIR] [--out FILE.md] [--no-build] [--trees DIR_A,DIR_B] [--cpu-prof DIR]
  *
  * --trees: an A/B comparison of Berth source trees (e.g. git worktrees of two commits, with node_modules linked), each
  * started as `node --import tsx DIR/src/main.ts`, both measured in every round, the order flipping each round.
@@ -45,6 +45,8 @@ const { values: opts } = parseArgs({
     'no-build': { type: 'boolean', default: false },
     /** A/B: Berth source trees (comma-separated), each run as `node --import tsx DIR/src/main.ts`, alternating per round. */
     trees: { type: 'string' },
+    /** Start Berth with `--cpu-prof` (one profile per server process under DIR/<side>; see bench/profile-summary.ts). */
+    'cpu-prof': { type: 'string' },
   },
 });
 const rounds = Number(opts.rounds);
@@ -52,6 +54,7 @@ const clients = Number(opts.clients);
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const work = path.resolve(opts.work!);
 const log = (m: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${m}\n`);
+const profileArgs = (side: string) => (opts['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(opts['cpu-prof'], side)}`] : []);
 const load = () => loadavg().map((l) => l.toFixed(2)).join(' / ');
 
 // ---- the upstream: docker-registry with its access log on (stdout), anonymous
@@ -188,9 +191,9 @@ async function main(): Promise<void> {
   const sides = opts.trees
     ? opts.trees.split(',').map((dir) => {
       const tree = path.resolve(dir);
-      return { label: tree, description: `node --import tsx ${tree}/src/main.ts`, kind: berth(tree, { nodeArgs: ['--import', 'tsx', path.join(tree, 'src', 'main.ts')], description: `tsx ${tree}` }) };
+      return { label: tree, description: `node --import tsx ${tree}/src/main.ts`, kind: berth(tree, { nodeArgs: ['--import', 'tsx', path.join(tree, 'src', 'main.ts')], description: `tsx ${tree}` }, profileArgs(path.basename(tree))) };
     })
-    : [{ label: 'berth', description: launcher.description, kind: berth(repoRoot, launcher) }];
+    : [{ label: 'berth', description: launcher.description, kind: berth(repoRoot, launcher, profileArgs('berth')) }];
   const results = new Map<string, Round[]>(sides.map((side) => [side.label, []]));
   try {
     for (let round = 1; round <= rounds; round++) for (const side of round % 2 === 1 ? sides : [...sides].reverse()) {

@@ -10,9 +10,14 @@
  *     upstream's ECR API, then Basic `AWS:<token>`, cached until the token's `expiresAt`.
  * Every failure is an `UpstreamError` naming the upstream and what it answered (or why it could not be reached).
  * Blob bodies are never buffered: the caller gets the response as a stream, guarded by an idle timeout.
+ *
+ * The transport is undici's `request` (Node streams end to end), not `fetch`: relaying a blob through fetch's web
+ * streams and `Readable.fromWeb` cost about twice the CPU per byte on the first pull of a cached image, measured
+ * in-process (bench notes in docs/benchmarks-pull-through.md). undici is loaded on the first request.
  */
+import { STATUS_CODES } from 'node:http';
 import { Readable, Transform } from 'node:stream';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import type { Dispatcher } from 'undici';
 import { digestOf, isDigest, type Digest } from '../oci/digest.ts';
 import { MANIFEST_MEDIA_TYPES } from '../oci/media-types.ts';
 import { BERTH_VERSION } from '../version.ts';
@@ -34,8 +39,24 @@ export interface UpstreamOptions {
   ecrEndpoint?: string;
   /** ECR to ECR: the region to sign for (default: from an ECR host name, else us-east-1). */
   region?: string;
-  /** For tests: the fetch to use. */
-  fetch?: typeof fetch;
+}
+
+/** An upstream's answer as the client reads it: status, headers, and the body as a Node stream. */
+interface Answer {
+  status: number;
+  statusText: string;
+  header(name: string): string | null;
+  body: Dispatcher.ResponseData['body'];
+  /** Reads and drops the rest of the body, so the connection can be reused. */
+  discard(): Promise<void>;
+}
+
+let dispatcher: Promise<Dispatcher> | undefined;
+
+/** One connection pool for every upstream, following redirects (blob stores, CDNs) as fetch would. */
+function upstreamDispatcher(): Promise<Dispatcher> {
+  dispatcher ??= import('undici').then(({ Agent, interceptors }) => new Agent().compose(interceptors.redirect({ maxRedirections: 5 })));
+  return dispatcher;
 }
 
 export type UpstreamFailure = 'unreachable' | 'status' | 'auth' | 'protocol';
@@ -121,8 +142,10 @@ function describeBody(text: string): string {
 }
 
 function networkReason(err: unknown): string {
-  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
+  const e = err as { name?: string; code?: string; message?: string; cause?: { code?: string; message?: string } };
   if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return 'timed out';
+  // undici's own errors carry the code themselves (UND_ERR_SOCKET, ECONNREFUSED, …).
+  if (e?.code && !e.cause) return `${e.code}${e.message && !e.message.includes(e.code) ? ` (${e.message})` : ''}`;
   const cause = e?.cause;
   if (cause?.code) return `${cause.code}${cause.message && !cause.message.includes(cause.code) ? ` (${cause.message})` : ''}`;
   return cause?.message ?? e?.message ?? String(err);
@@ -132,7 +155,6 @@ export class UpstreamClient {
   readonly origin: string;
   /** host[:port], how errors and metrics name the upstream. */
   readonly host: string;
-  private readonly fetch: typeof fetch;
   private readonly timeoutMs: number;
   private readonly idleTimeoutMs: number;
   /** Bearer tokens by scope, until they expire. */
@@ -147,7 +169,6 @@ export class UpstreamClient {
     const { origin, host } = upstreamOrigin(options.url);
     this.origin = origin;
     this.host = host;
-    this.fetch = options.fetch ?? globalThis.fetch;
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
   }
@@ -156,9 +177,10 @@ export class UpstreamClient {
   async headManifest(repository: string, reference: string, signal?: AbortSignal): Promise<UpstreamManifest | null> {
     const res = await this.request('HEAD', repository, `/manifests/${reference}`, { accept: MANIFEST_ACCEPT }, signal);
     if (res === null) return null;
-    const digest = res.headers.get('docker-content-digest');
-    const size = Number(res.headers.get('content-length'));
-    const mediaType = bareType(res.headers.get('content-type'));
+    await res.discard();
+    const digest = res.header('docker-content-digest');
+    const size = Number(res.header('content-length'));
+    const mediaType = bareType(res.header('content-type'));
     // Without a digest header (a registry that omits it on HEAD) the manifest must be read to know it.
     if (!digest || !isDigest(digest)) return this.getManifest(repository, reference, signal);
     return { digest, mediaType, size: Number.isFinite(size) ? size : 0 };
@@ -168,25 +190,25 @@ export class UpstreamClient {
   async getManifest(repository: string, reference: string, signal?: AbortSignal, maxBytes = 4 * 1024 * 1024): Promise<UpstreamManifest | null> {
     const res = await this.request('GET', repository, `/manifests/${reference}`, { accept: MANIFEST_ACCEPT }, signal);
     if (res === null) return null;
-    const declared = Number(res.headers.get('content-length'));
+    const declared = Number(res.header('content-length'));
     if (Number.isFinite(declared) && declared > maxBytes) {
-      await res.body?.cancel().catch(() => {});
+      res.body.destroy();
       throw new UpstreamError(this.host, 'protocol', res.status, `the manifest is ${declared} bytes, more than the limit of ${maxBytes}`);
     }
     let content: Buffer;
     try {
-      content = Buffer.from(await res.arrayBuffer());
+      content = Buffer.from(await res.body.arrayBuffer());
     } catch (err) {
       throw new UpstreamError(this.host, 'unreachable', null, `the manifest's body was cut off: ${networkReason(err)}`, { cause: err });
     }
     if (content.length > maxBytes) throw new UpstreamError(this.host, 'protocol', res.status, `the manifest is more than the limit of ${maxBytes} bytes`);
-    const expected = isDigest(reference) ? reference : (res.headers.get('docker-content-digest') ?? '');
+    const expected = isDigest(reference) ? reference : (res.header('docker-content-digest') ?? '');
     const algorithm = isDigest(expected) && expected.startsWith('sha512:') ? 'sha512' : 'sha256';
     const digest = digestOf(content, algorithm);
     if (isDigest(reference) && digest !== reference) {
       throw new UpstreamError(this.host, 'protocol', res.status, `the manifest it sent for ${reference} has the digest ${digest}`);
     }
-    return { digest, mediaType: bareType(res.headers.get('content-type')), size: content.length, content };
+    return { digest, mediaType: bareType(res.header('content-type')), size: content.length, content };
   }
 
   /**
@@ -207,19 +229,18 @@ export class UpstreamClient {
     let size: number | null = null;
     let got: { start: number; end: number } | undefined;
     if (res.status === 206) {
-      const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.headers.get('content-range') ?? '');
+      const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.header('content-range') ?? '');
       if (!m) {
-        await res.body?.cancel().catch(() => {});
+        res.body.destroy();
         throw new UpstreamError(this.host, 'protocol', 206, 'a partial answer without a valid Content-Range');
       }
       got = { start: Number(m[1]), end: Number(m[2]) };
       size = m[3] === '*' ? null : Number(m[3]);
     } else {
-      const length = res.headers.get('content-length');
+      const length = res.header('content-length');
       size = length !== null && /^\d+$/.test(length) ? Number(length) : null;
     }
-    if (!res.body) throw new UpstreamError(this.host, 'protocol', res.status, 'the blob answer has no body');
-    const body = this.guard(Readable.fromWeb(res.body as WebReadableStream<Uint8Array>), controller, () => signal?.removeEventListener('abort', onAbort));
+    const body = this.guard(res.body, controller, () => signal?.removeEventListener('abort', onAbort));
     return { size, range: got, body };
   }
 
@@ -268,13 +289,13 @@ export class UpstreamClient {
    * Sends one request with whatever authorization the upstream asked for last; on a 401 it answers the challenge
    * (a token from the realm, or Basic) and tries once more. 404 is null; any other failure an UpstreamError.
    */
-  private async request(method: 'GET' | 'HEAD', repository: string, suffix: string, headers: Record<string, string>, signal?: AbortSignal): Promise<Response | null> {
+  private async request(method: 'GET' | 'HEAD', repository: string, suffix: string, headers: Record<string, string>, signal?: AbortSignal): Promise<Answer | null> {
     const url = `${this.origin}/v2/${repository}${suffix}`;
     const scope = `repository:${repository}:pull`;
     let res = await this.send(method, url, { ...headers, ...(await this.authorization(scope, false)) }, signal);
     if (res.status === 401) {
-      const challenge = parseChallenge(res.headers.get('www-authenticate'));
-      await res.body?.cancel().catch(() => {});
+      const challenge = parseChallenge(res.header('www-authenticate'));
+      await res.discard();
       if (challenge) this.challenge = challenge;
       const auth = await this.authorization(scope, true);
       if (Object.keys(auth).length === 0) {
@@ -283,23 +304,42 @@ export class UpstreamClient {
       res = await this.send(method, url, { ...headers, ...auth }, signal);
     }
     if (res.status === 404) {
-      await res.body?.cancel().catch(() => {});
+      await res.discard();
       return null;
     }
     if (res.status === 200 || res.status === 206) return res;
-    const text = method === 'HEAD' ? '' : await res.text().catch(() => '');
+    const text = method === 'HEAD' ? '' : await res.body.text().catch(() => '');
     const kind: UpstreamFailure = res.status === 401 || res.status === 403 ? 'auth' : 'status';
-    const retryAfter = res.headers.get('retry-after');
+    const retryAfter = res.header('retry-after');
     throw new UpstreamError(this.host, kind, res.status, [describeBody(text) || res.statusText, retryAfter ? `retry after ${retryAfter}` : ''].filter(Boolean).join(', '));
   }
 
-  private async send(method: string, url: string, headers: Record<string, string>, signal?: AbortSignal): Promise<Response> {
+  private async send(method: 'GET' | 'HEAD', url: string, headers: Record<string, string>, signal?: AbortSignal): Promise<Answer> {
     // The timeout covers connecting and the response headers; the body has the idle guard.
     const timeout = new AbortController();
     const timer = setTimeout(() => timeout.abort(new DOMException('timed out', 'TimeoutError')), this.timeoutMs);
     const combined = signal ? AbortSignal.any([signal, timeout.signal]) : timeout.signal;
     try {
-      return await this.fetch(url, { method, headers: { 'user-agent': `berth/${BERTH_VERSION}`, ...headers }, signal: combined, redirect: 'follow' });
+      const { request } = await import('undici');
+      const res = await request(url, {
+        method,
+        headers: { 'user-agent': `berth/${BERTH_VERSION}`, ...headers },
+        signal: combined,
+        dispatcher: await upstreamDispatcher(),
+        bodyTimeout: 0,
+        highWaterMark: 1024 * 1024,
+      });
+      const body = res.body;
+      return {
+        status: res.statusCode,
+        statusText: STATUS_CODES[res.statusCode] ?? '',
+        header: (name) => {
+          const v = res.headers[name];
+          return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
+        },
+        body,
+        discard: () => body.dump().catch(() => {}),
+      };
     } catch (err) {
       if (signal?.aborted && signal.reason instanceof UpstreamError) throw signal.reason;
       throw new UpstreamError(this.host, 'unreachable', null, timeout.signal.aborted ? `no answer within ${this.timeoutMs} ms` : networkReason(err), { cause: err });
@@ -347,7 +387,7 @@ export class UpstreamClient {
       if (err instanceof UpstreamError) throw new UpstreamError(this.host, 'unreachable', null, `its token service ${url.host} is unreachable: ${err.answer}`, { cause: err });
       throw err;
     });
-    const text = await res.text().catch(() => '');
+    const text = await res.body.text().catch(() => '');
     if (res.status !== 200) throw new UpstreamError(this.host, 'auth', res.status, `its token service ${url.host} refused a token for ${scope}: ${describeBody(text) || res.statusText}`);
     let body: { token?: string; access_token?: string; expires_in?: number; issued_at?: string };
     try {
