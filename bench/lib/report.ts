@@ -273,6 +273,11 @@ export const REPORT_LINKS = {
     '',
     'See [benchmarks-pull-through.md](benchmarks-pull-through.md) (`npm run bench:pull-through`).',
   ],
+  'benchmarks-events.md': [
+    '## Events: push throughput with webhook subscriptions, delivery lag',
+    '',
+    'See [benchmarks-events.md](benchmarks-events.md) (`npm run bench:events`).',
+  ],
   'benchmarks-scaled.md': [
     '## Scaled out: PostgreSQL + S3, 1 node and 2 nodes behind haproxy, vs docker-registry on S3',
     '',

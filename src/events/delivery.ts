@@ -5,19 +5,24 @@
  * due head of every (subscription, repository) queue (WebhookStore.due) and sends them, at most `concurrency` at a
  * time, each bounded by `timeoutMs`. Pushes only insert rows; nothing here runs on a request's path.
  *
+ * Besides the poll, an event appended on this node nudges the loop (`onEventsAppended`): a round starts
+ * `NUDGE_DELAY_MS` later — time for the appending transaction to commit — so a push's webhooks leave within
+ * milliseconds on the node that holds the lease; other nodes' events wait for the poll.
+ *
  * Retries: after a failure (a non-2xx answer, a refused or cut connection, no answer within the timeout) the next
  * attempt is after `backoffMs(attempts)` — base × 2^(attempts−1) capped at `maxBackoffMs`, 50–100 % of it at random —
  * until `giveUpAfterMs` after the event; the next failure after that parks the delivery as `failed`.
  */
 import type { Logger } from 'pino';
 import type { JobLeases } from '../jobs/leases.ts';
-import type { OutboxStore } from './outbox-store.ts';
+import { onEventsAppended, type OutboxStore } from './outbox-store.ts';
 import { backoffMs, DELIVERY_ID_HEADER, EVENT_ID_HEADER, sign, SIGNATURE_HEADER } from './signature.ts';
 import { renderEvent, type EventIdentity } from './types.ts';
 import type { DeliveryRow, SubscriptionRow, WebhookStore } from './webhook-store.ts';
 import type { WebhookService } from './webhooks.ts';
 
 export const DELIVERY_LEASE = 'webhook-delivery';
+const NUDGE_DELAY_MS = 20;
 
 export interface DeliveryOptions {
   pollMs: number;
@@ -41,6 +46,10 @@ export class WebhookDeliverer {
   /** Aborts the deliveries in flight when the node stops (they stay pending and are sent again). */
   private readonly halt = new AbortController();
   private readonly now: () => number;
+  private nudgeTimer: NodeJS.Timeout | null = null;
+  /** A nudge came during a round: run another when it ends. */
+  private again = false;
+  private unsubscribe: (() => void) | null = null;
 
   constructor(private readonly store: WebhookStore, private readonly outbox: OutboxStore, private readonly webhooks: WebhookService,
     private readonly leases: JobLeases, private readonly options: DeliveryOptions, private readonly log: Logger) {
@@ -51,12 +60,37 @@ export class WebhookDeliverer {
     if (this.timer) return;
     this.timer = setInterval(() => void this.tick(), this.options.pollMs);
     this.timer.unref();
+    this.unsubscribe = onEventsAppended(() => this.nudge());
+    // The first round now: the node learns whether it holds the lease (which nudges need) without waiting a poll.
+    void this.tick();
+  }
+
+  /** Runs a round shortly (see the header): coalesces bursts of appends into one round. */
+  private nudge(): void {
+    // Only the lease holder delivers; other nodes would just try for the lease on every push.
+    if (this.stopped || !this.timer || !this.leader) return;
+    if (this.busy) {
+      this.again = true;
+      return;
+    }
+    if (this.nudgeTimer) return;
+    this.nudgeTimer = setTimeout(() => {
+      this.nudgeTimer = null;
+      void this.tick();
+    }, NUDGE_DELAY_MS);
+    this.nudgeTimer.unref();
   }
 
   /** Runs one round now unless one is under way (whose end it waits for). */
   async tick(): Promise<void> {
     if (this.busy || this.stopped) return this.busy ?? undefined;
-    this.busy = this.round().catch((err) => this.log.error({ err }, 'webhook delivery round failed')).finally(() => { this.busy = null; });
+    this.busy = this.round().catch((err) => this.log.error({ err }, 'webhook delivery round failed')).finally(() => {
+      this.busy = null;
+      if (this.again) {
+        this.again = false;
+        this.nudge();
+      }
+    });
     return this.busy;
   }
 
@@ -137,6 +171,9 @@ export class WebhookDeliverer {
     this.halt.abort();
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    if (this.nudgeTimer) clearTimeout(this.nudgeTimer);
+    this.nudgeTimer = null;
+    this.unsubscribe?.();
     await this.busy;
     if (this.leader) await this.leases.finish(DELIVERY_LEASE, this.options.node, { status: 'ok' }).catch(() => undefined);
   }

@@ -19,6 +19,18 @@ import type { Dialect } from '../metadata/dialect.ts';
 import type { Database } from '../metadata/schema.ts';
 import { matchesRepository, severityCounts, type NewEvent, type StoredEvent } from './types.ts';
 
+const appendListeners = new Set<() => void>();
+
+/**
+ * Tells `listener` whenever this process appended events (before the appending transaction has committed: a
+ * listener looks a moment later, and its regular poll finds whatever it missed). The delivery loop uses it to send a
+ * push's webhooks within milliseconds instead of at its next poll. Returns the unsubscribe function.
+ */
+export function onEventsAppended(listener: () => void): () => void {
+  appendListeners.add(listener);
+  return () => appendListeners.delete(listener);
+}
+
 export class OutboxStore {
   constructor(private readonly db: Kysely<Database> | Transaction<Database>, private readonly dialect: Dialect) {}
 
@@ -50,6 +62,7 @@ export class OutboxStore {
         }))).execute();
       }
     }
+    for (const listener of appendListeners) listener();
     return stored;
   }
 

@@ -269,6 +269,17 @@ for (const kind of (defaultMetadataKind() === 'postgres' ? ['postgres'] : ['sqli
       assert.deepEqual(receiver.received.map((r) => `${r.event.detail['repository-name']}:${r.event.detail['image-tag']}`), ['team/b:v1', 'team/a:v1', 'team/a:v2', 'team/a:v3']);
     });
 
+    it('an event appended on the lease holder is sent at once, not at the next poll', async () => {
+      await webhooks.create({ url: receiver.url, secret: SECRET });
+      // A poll far beyond waitFor's 20 s: only the nudge from the append can deliver in time.
+      const d = deliverer({ pollMs: 60_000 });
+      d.start();
+      await d.tick();
+      await push('team/nudge', 'n1', 'v1');
+      const [got] = await receiver.waitFor(1);
+      assert.equal(got.event.detail['repository-name'], 'team/nudge');
+    });
+
     it('a hanging receiver costs one timeout per attempt', async () => {
       const sub = await webhooks.create({ url: receiver.url, secret: SECRET });
       await push('team/app', 'a', 'v1');
