@@ -568,13 +568,18 @@ export class PullThroughCache implements UpstreamSource {
   /**
    * Streams the upstream's bytes to the client and into storage at once. The client gets every chunk as it arrives
    * except the last, which waits for the digest check: a mismatch cuts the client's transfer short and stores
-   * nothing. A client that goes away does not stop the import (others are waiting for it).
+   * nothing. The client's transfer ends once the bytes are verified, not once they are durable: the fsync and the
+   * metadata commit (hundreds of ms behind a large write on a busy disk) are the cache's business, and if they fail
+   * the client still got exactly the verified bytes — the failure is logged and the next pull fetches again. A
+   * client that goes away does not stop the import (others are waiting for it).
    */
   private async tee(repo: RepositoryRow, digest: Digest, upstream: UpstreamBlob, open: () => Writable, counters: { bytes: number }, signal?: AbortSignal): Promise<void> {
     const toStore = new PassThrough({ highWaterMark: 1 << 20 });
     // Aborted when the upstream fails: the staging stops and is removed (a destroyed source alone does not end it).
     const abort = new AbortController();
-    const stored = this.registry.importBlob(repo, digest, toStore, abort.signal);
+    let onVerified!: () => void;
+    const verified = new Promise<void>((resolve) => { onVerified = resolve; });
+    const stored = this.registry.importBlob(repo, digest, toStore, abort.signal, onVerified);
     stored.catch(() => {});
     let client: Writable | null = open();
     const gone = () => { client = null; };
@@ -592,8 +597,7 @@ export class PullThroughCache implements UpstreamSource {
         if (!toStore.write(chunk)) await Promise.race([drained(toStore), stored]);
       }
       toStore.end();
-      await stored;
-      await this.imported(repo, digest);
+      await Promise.race([verified, stored]);
     } catch (err) {
       abort.abort(err);
       toStore.destroy();
@@ -608,6 +612,13 @@ export class PullThroughCache implements UpstreamSource {
       c.off('close', gone);
       c.end(held ?? undefined);
     }
+    try {
+      await stored;
+    } catch (err) {
+      this.log.warn({ err, repository: repo.name, digest }, 'a verified blob from the upstream could not be stored: the next pull fetches it again');
+      return;
+    }
+    await this.imported(repo, digest);
   }
 }
 

@@ -252,9 +252,10 @@ export class RegistryService {
    * Stores a blob that arrives in one stream (the pull-through cache importing a layer from its upstream) through the
    * same path as a push — staged (sealed as it streams when the repository is encrypted), hashed, verified against
    * `digest`, published, linked into `repo` — without the push checks: a repository a rule serves takes no pushes
-   * but does take its imports. DIGEST_INVALID stores nothing.
+   * but does take its imports. DIGEST_INVALID stores nothing. `onVerified` is called once the bytes are known to
+   * match `digest`, before they are made durable and recorded.
    */
-  async importBlob(repo: RepositoryRow, digest: Digest, body: Readable, signal?: AbortSignal): Promise<{ size: number }> {
+  async importBlob(repo: RepositoryRow, digest: Digest, body: Readable, signal?: AbortSignal, onVerified?: () => void): Promise<{ size: number }> {
     const id = randomUUID();
     const encryption = this.blobs.encryption;
     const target = encryption ? await encryption.target(repo) : undefined;
@@ -266,6 +267,7 @@ export class RegistryService {
       const session = await this.blobs.upload(id, record ?? undefined);
       await session.append(body, { signal });
       const size = await session.verify(digest, signal);
+      onVerified?.();
       if (!target) await this.meta.reserveBlob(digest, size);
       await session.publish(digest, { signal, target, reserve: target ? size : undefined });
       await this.meta.transaction(async (tx) => {
