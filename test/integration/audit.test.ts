@@ -67,7 +67,7 @@ describe('audit trail', { skip: gate.skip }, () => {
   const ecr = (credentials = berth.root) => new ECRClient({ endpoint: berth.url, region: REGION, credentials, maxAttempts: 1 });
 
   async function v2(method: string, p: string, auth: string | null, body?: Uint8Array | string, headers: Record<string, string> = {}): Promise<Response> {
-    const res = await fetch(`${berth.url}${p}`, { method, body, headers: { ...(auth ? { authorization: auth } : {}), ...headers } });
+    const res = await fetch(`${berth.url}${p}`, { method, body: body as BodyInit | undefined, headers: { ...(auth ? { authorization: auth } : {}), ...headers } });
     await res.arrayBuffer();
     return res;
   }
@@ -274,29 +274,23 @@ describe('audit trail', { skip: gate.skip }, () => {
   it('berth audit: table by default, filters, JSON; records a failed change; refuses a bad filter', async () => {
     const failed = await berth.cli(['admin', 'user', 'create', 'dev']);
     assert.equal(failed.code, 2, 'the user exists');
-    const [table, byPrincipal, byAction, byRepository, failures, limited, bad] = await Promise.all([
+    const [table, narrowed, byRepository, cliFailures, bad] = await Promise.all([
       berth.cli(['audit', '--since', '1h']),
-      berth.cli(['audit', '--principal', 'dev', '--json']),
-      berth.cli(['audit', '--action', 'ecr:PutImage', '--result', 'failure', '--json']),
+      berth.cli(['audit', '--principal', 'dev', '--action', 'ecr:PutImage', '--result', 'failure', '--until', new Date(Date.now() + 60_000).toISOString(), '--limit', '5', '--json']),
       berth.cli(['audit', '--repository', 'team/other', '--json']),
-      berth.cli(['audit', '--result', 'failure', '--until', new Date(Date.now() + 60_000).toISOString(), '--json']),
-      berth.cli(['audit', '--limit', '2', '--json']),
+      berth.cli(['audit', '--principal', 'cli', '--result', 'failure', '--json']),
       berth.cli(['audit', '--result', 'maybe']),
     ]);
-    for (const r of [table, byPrincipal, byAction, byRepository, failures, limited]) assert.equal(r.code, 0, r.stderr);
+    for (const r of [table, narrowed, byRepository, cliFailures]) assert.equal(r.code, 0, r.stderr);
     const [header] = table.stdout.split('\n');
     assert.match(header, /^TIME\s+PRINCIPAL\s+KEY\s+SOURCE\s+ACTION\s+RESOURCE\s+RESULT\s+REQUEST ID$/);
     assert.ok(table.stdout.includes(ids.putManifest) && table.stdout.includes(ids.devDelete));
     const rows = (r: { stdout: string }) => (JSON.parse(r.stdout) as { events: AuditEvent[] }).events;
-    const devRows = rows(byPrincipal);
-    assert.ok(devRows.length >= 3);
-    assert.ok(devRows.every((e) => e.userName === 'dev' || e.accessKeyId === dev.accessKeyId));
-    assert.deepEqual(rows(byAction).map((e) => e.requestId), [ids.devPut]);
+    assert.deepEqual(rows(narrowed).map((e) => e.requestId), [ids.devPut]);
     assert.deepEqual(rows(byRepository).map((e) => e.requestId).sort(), [ids.createOther, ids.mount].sort());
-    const failureRows = rows(failures);
-    assert.ok(failureRows.every((e) => e.result !== 'success'));
-    assert.ok(failureRows.some((e) => e.principal === 'cli' && e.action === 'iam:CreateUser' && e.result === 'CliError'), 'the failed command is recorded');
-    assert.equal(rows(limited).length, 2);
+    const failedChange = rows(cliFailures);
+    assert.equal(failedChange.length, 1);
+    assert.deepEqual([failedChange[0].action, failedChange[0].result, failedChange[0].detail], ['iam:CreateUser', 'CliError', { command: 'admin user create', args: ['dev'] }]);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /result must be success or failure/);
     assert.ok(!bad.stderr.includes('    at '), 'no stack trace');
