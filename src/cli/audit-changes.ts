@@ -111,7 +111,8 @@ export async function recordCliChange(stores: Stores, config: Config, error: unk
     await new AuditStore(stores.connection.db).insert([auditRow({
       time: Date.now(), principal: 'cli', userName: osUser(), accessKeyId: null, sourceAddress: host,
       userAgent: `berth-cli/${BERTH_VERSION}`, action: change.action, resource, repository, requestId: randomUUID(), result, status: null,
-      detail: { command: run.path, ...(change.keepArgs && run.args.length ? { args: run.args } : {}) },
+      // At most 20 arguments of at most 200 characters each (a `vulndb import` of many files stays one small row).
+      detail: { command: run.path, ...(change.keepArgs && run.args.length ? { args: run.args.slice(0, 20).map((a) => a.slice(0, 200)) } : {}) },
     }, `cli@${host}`)]);
   } catch (err) {
     process.stderr.write(`warning: the audit trail did not record this command: ${(err as Error)?.message ?? err}\n`);
