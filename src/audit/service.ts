@@ -86,31 +86,36 @@ function decodeToken(token: string): { time: number; id: number } {
   throw new BerthError('INVALID_PARAMETER', 'nextToken is not a token this API returned');
 }
 
+/** The filter of a lookup, checked: INVALID_PARAMETER names the first bad one. */
+export function parseLookup(input: LookupInput, defaultLimit = 50, now = Date.now()): AuditFilter {
+  const filter: AuditFilter = { limit: defaultLimit };
+  if (input.since) filter.since = parseTime(input.since, 'since', now);
+  if (input.until) filter.until = parseTime(input.until, 'until', now);
+  if (input.principal) filter.principal = input.principal;
+  if (input.action) {
+    if (!/^([A-Za-z0-9-]+:)?[A-Za-z0-9]+$/.test(input.action)) throw new BerthError('INVALID_PARAMETER', `action "${input.action.slice(0, 80)}" is not an action name such as ecr:PutImage`);
+    filter.action = input.action;
+  }
+  if (input.repository) filter.repository = input.repository;
+  if (input.result) {
+    if (input.result !== 'success' && input.result !== 'failure') throw new BerthError('INVALID_PARAMETER', 'result must be success or failure');
+    filter.result = input.result;
+  }
+  if (input.limit !== undefined && input.limit !== '') {
+    const n = Number(input.limit);
+    if (!Number.isInteger(n) || n < 1 || n > MAX_LIMIT) throw new BerthError('INVALID_PARAMETER', `limit must be a whole number from 1 to ${MAX_LIMIT}`);
+    filter.limit = n;
+  }
+  if (input.nextToken) filter.before = decodeToken(input.nextToken);
+  return filter;
+}
+
 export class AuditService {
   constructor(private readonly store: AuditStore, private readonly now: () => number = Date.now) {}
 
   /** Events matching the filters, newest first; `nextToken` when more follow. */
   async lookup(input: LookupInput, defaultLimit = 50): Promise<LookupResult> {
-    const now = this.now();
-    const filter: AuditFilter = { limit: defaultLimit };
-    if (input.since) filter.since = parseTime(input.since, 'since', now);
-    if (input.until) filter.until = parseTime(input.until, 'until', now);
-    if (input.principal) filter.principal = input.principal;
-    if (input.action) {
-      if (!/^([A-Za-z0-9-]+:)?[A-Za-z0-9]+$/.test(input.action)) throw new BerthError('INVALID_PARAMETER', `action "${input.action.slice(0, 80)}" is not an action name such as ecr:PutImage`);
-      filter.action = input.action;
-    }
-    if (input.repository) filter.repository = input.repository;
-    if (input.result) {
-      if (input.result !== 'success' && input.result !== 'failure') throw new BerthError('INVALID_PARAMETER', 'result must be success or failure');
-      filter.result = input.result;
-    }
-    if (input.limit !== undefined && input.limit !== '') {
-      const n = Number(input.limit);
-      if (!Number.isInteger(n) || n < 1 || n > MAX_LIMIT) throw new BerthError('INVALID_PARAMETER', `limit must be a whole number from 1 to ${MAX_LIMIT}`);
-      filter.limit = n;
-    }
-    if (input.nextToken) filter.before = decodeToken(input.nextToken);
+    const filter = parseLookup(input, defaultLimit, this.now());
     // One row more than asked says whether another page follows.
     const rows = await this.store.query({ ...filter, limit: filter.limit + 1 });
     const page = rows.slice(0, filter.limit);

@@ -3,7 +3,7 @@
  * How `berth` commands record themselves in it: cli/audit-changes.ts.
  */
 import type { Command } from 'commander';
-import { AuditService, type AuditEventView } from '../audit/service.ts';
+import { AuditService, parseLookup, type AuditEventView } from '../audit/service.ts';
 import { AuditStore } from '../audit/store.ts';
 import { BerthError } from '../errors/catalog.ts';
 import { CliError } from './errors.ts';
@@ -48,14 +48,15 @@ export function registerAuditCommands(program: Command): void {
     .option('--limit <n>', 'at most this many events', '100')
     .option('--json', 'print JSON (one object with the events)')
     .action(async (opts: Options) => {
+      // The filters are checked before anything is opened.
+      try {
+        parseLookup(opts, 100);
+      } catch (err) {
+        if (err instanceof BerthError) throw new CliError(`${err.message} (see berth audit --help)`);
+        throw err;
+      }
       await withStores(opts, async (stores) => {
-        let page;
-        try {
-          page = await new AuditService(new AuditStore(stores.connection.db)).lookup(opts, 100);
-        } catch (err) {
-          if (err instanceof BerthError) throw new CliError(`${err.message} (see berth audit --help)`);
-          throw err;
-        }
+        const page = await new AuditService(new AuditStore(stores.connection.db)).lookup(opts, 100);
         if (opts.json) {
           process.stdout.write(`${JSON.stringify({ events: page.events }, null, 2)}\n`);
           return;
