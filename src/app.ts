@@ -26,6 +26,10 @@ import { createPullThrough, type PullThrough } from './pullthrough/index.ts';
 import { PullThroughCache, repositoryFactory } from './pullthrough/cache.ts';
 import { PullThroughCacheStore } from './pullthrough/cache-store.ts';
 import { BlobStore } from './storage/blob-store.ts';
+import { AuditRecorder } from './audit/recorder.ts';
+import { AuditService } from './audit/service.ts';
+import { AuditStore } from './audit/store.ts';
+import { hostname } from 'node:os';
 import type { BlobDriver } from './storage/driver.ts';
 import { blobRedirector, openBlobDriver } from './storage/drivers/index.ts';
 
@@ -119,7 +123,11 @@ export async function buildApp(config: Config, log: Logger): Promise<App> {
   registry.useUpstream(cache);
   const leases = new JobLeases(stores.connection.db);
   const webhooks = createWebhooks(stores.connection.db, access);
-  const server = buildServer({ webhooks, log, registry, access, meta: stores.metadata, ecr, images, lifecycle, scans, pullThrough: pullThrough.rules, templates: pullThrough.templates, registryHost: config.ecr.registryHost, maxManifestBytes: config.registry.maxManifestBytes, redirectBlobs: blobRedirector(config, stores.blobs), tls: config.tls, metrics: config.metrics, leases, pullThroughMetrics: cache.metrics, blobs: stores.blobs });
+  // The audit trail: each node queues its own requests' rows after the responses and writes them in batches.
+  const auditStore = new AuditStore(stores.connection.db);
+  const audit = new AuditService(auditStore);
+  const auditRecorder = config.audit.enabled ? new AuditRecorder(auditStore, `${hostname()}/${process.pid}`, log.child({ module: 'audit' })) : undefined;
+  const server = buildServer({ audit, auditRecorder, webhooks, log, registry, access, meta: stores.metadata, ecr, images, lifecycle, scans, pullThrough: pullThrough.rules, templates: pullThrough.templates, registryHost: config.ecr.registryHost, maxManifestBytes: config.registry.maxManifestBytes, redirectBlobs: blobRedirector(config, stores.blobs), tls: config.tls, metrics: config.metrics, leases, pullThroughMetrics: cache.metrics, blobs: stores.blobs });
   const timers: NodeJS.Timeout[] = [];
   // Background jobs run on one node at a time, whichever wins the job's lease in the database.
   const jobs = new JobRunner(leases, { leaseMs: config.jobs.leaseSeconds * 1000, log: log.child({ module: 'jobs' }) });
@@ -141,6 +149,8 @@ export async function buildApp(config: Config, log: Logger): Promise<App> {
   // Webhooks: the node holding the delivery lease sends what the outbox queued (events/delivery.ts).
   // Retention of the outbox and the delivery log (events/outbox-store.ts: prune).
   jobs.every('events-prune', 3600, () => stores.metadata.events.prune(Date.now() - config.events.retainDays * 86_400_000));
+  // Retention of the audit trail: hourly, or more often when the retention itself is shorter than a day.
+  jobs.every('audit-prune', Math.max(1, Math.min(3600, Math.round(config.audit.retainDays * 3600))), () => audit.prune(config.audit.retainDays));
   const deliverer = createDeliverer(stores.connection.db, stores.connection.dialect, webhooks, leases, config, jobs.node, log.child({ module: 'webhooks' }));
   deliverer.start();
   return {
@@ -159,6 +169,8 @@ export async function buildApp(config: Config, log: Logger): Promise<App> {
       await deliverer.stop();
       cache.close();
       await server.close();
+      // After the server: the last responses have queued their rows.
+      await auditRecorder?.close();
       await scans.close();
       await stores.close();
     },

@@ -18,6 +18,12 @@ export const ECR_ACTIONS = [
   'DescribeReplicationBackfillResults', 'ListReplicationBackfills',
 ] as const;
 
+/**
+ * Berth's own actions, for what ECR has no action for; policies grant them like ECR's (`berth:LookupAuditEvents`,
+ * or `berth:*`). Administrators have them all.
+ */
+export const BERTH_ACTIONS = ['LookupAuditEvents'] as const;
+
 export type EcrAction = `ecr:${(typeof ECR_ACTIONS)[number]}`;
 
 const KNOWN = new Set(ECR_ACTIONS.map((a) => `ecr:${a}`.toLowerCase()));

@@ -13,6 +13,8 @@ import { registerKeysCommands } from './keys.ts';
 import { registerJobsCommands } from './jobs.ts';
 import { registerScanCommands } from './scan.ts';
 import { registerVulndbCommands } from './vulndb.ts';
+import { registerAuditCommands } from './audit.ts';
+import { noteCommand } from './audit-changes.ts';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -43,5 +45,8 @@ export function buildProgram(): Command {
   registerVulndbCommands(program);
   registerScanCommands(program);
   registerJobsCommands(program);
+  registerAuditCommands(program);
+  // The audit trail records the commands that change state (cli/audit.ts); it needs to know which one runs.
+  program.hook('preAction', (_program, command) => noteCommand(command));
   return program;
 }

@@ -4,6 +4,7 @@ import { openStores, type Stores } from '../app.ts';
 import { loadConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { checkWritableDirectories } from './preflight.ts';
+import { recordCliChange } from './audit-changes.ts';
 
 export interface StoreOptions {
   config?: string;
@@ -20,7 +21,12 @@ export async function withStores<T>(opts: StoreOptions, fn: (stores: Stores, con
   await checkWritableDirectories(config);
   const stores = await openStores(config);
   try {
-    return await fn(stores, config);
+    const result = await fn(stores, config);
+    await recordCliChange(stores, config, null);
+    return result;
+  } catch (err) {
+    await recordCliChange(stores, config, err);
+    throw err;
   } finally {
     await stores.close();
   }

@@ -172,6 +172,12 @@ export const configSchema = z.object({
     /** Events and finished webhook deliveries older than this are removed (once every consumer has read them). */
     retainDays: z.number().positive().default(30),
   }).strict().default({ retainDays: 30 }),
+  audit: z.object({
+    /** Record mutating requests, logins, refused requests and state-changing `berth` commands in the audit trail. */
+    enabled: z.boolean().default(true),
+    /** Audit events older than this are removed. */
+    retainDays: z.number().positive().default(90),
+  }).strict().default({ enabled: true, retainDays: 90 }),
   webhooks: z.object({
     /** How often the node holding the delivery lease looks for due webhook deliveries. */
     pollMilliseconds: z.number().int().min(10).max(60_000).default(1000),

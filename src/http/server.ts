@@ -24,6 +24,9 @@ import { registerOciRoutes } from './oci/routes.ts';
 import { renderOciError } from './oci/errors.ts';
 import { registerHealthRoutes } from './health.ts';
 import { HttpMetrics } from './metrics.ts';
+import { registerAuditTrail } from './audit.ts';
+import type { AuditRecorder } from '../audit/recorder.ts';
+import type { AuditService } from '../audit/service.ts';
 import { checkTlsMaterial, readTlsMaterialSync, type TlsPaths } from './tls.ts';
 
 declare module 'fastify' {
@@ -32,6 +35,10 @@ declare module 'fastify' {
     routeFamily: string | null;
     /** The authenticated caller, once a route knows it (for the access log). */
     principal: Principal | null;
+    /** The error code the response carried (ECR exception name or OCI code), for the audit trail. */
+    errorCode: string | null;
+    /** The repository an ECR operation acts on, once the router knows it (for the audit trail). */
+    auditRepository: string | null;
   }
 }
 
@@ -63,6 +70,9 @@ export interface ServerOptions {
   blobs?: BlobStore;
   /** Webhook subscriptions (/berth/api/v1/webhooks). */
   webhooks?: WebhookService;
+  /** The audit trail: the recorder fed after each response (absent: `audit.enabled: false`), and its queries. */
+  auditRecorder?: AuditRecorder;
+  audit?: AuditService;
 }
 
 // ---- byte counting
@@ -181,6 +191,8 @@ function principalFields(principal: Principal | null): { principal?: string; acc
 function instrument(app: FastifyInstance, metrics: HttpMetrics | undefined): void {
   app.decorateRequest('routeFamily', null);
   app.decorateRequest('principal', null);
+  app.decorateRequest('errorCode', null);
+  app.decorateRequest('auditRepository', null);
   app.addHook('onRequest', (request, reply, done) => {
     const started = performance.now();
     const raw = reply.raw;
@@ -305,8 +317,9 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     server.requestTimeout = 0;
     server.keepAliveTimeout = 65_000;
   }
-  const metrics = options.metrics?.enabled === false ? undefined : new HttpMetrics({ meta: options.meta, scans: options.scans.store, jobs: options.leases, pullThrough: options.pullThroughMetrics }, options.log.child({ module: 'metrics' }));
+  const metrics = options.metrics?.enabled === false ? undefined : new HttpMetrics({ meta: options.meta, scans: options.scans.store, jobs: options.leases, pullThrough: options.pullThroughMetrics, audit: options.auditRecorder }, options.log.child({ module: 'metrics' }));
   instrument(app, metrics);
+  if (options.auditRecorder) registerAuditTrail(app, options.auditRecorder, options.access);
   exactMediaTypes(app);
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
@@ -333,6 +346,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       error = new BerthError('INTERNAL');
     }
     if (error.definition.status >= 500 && isBerthError(err)) request.log.error({ err }, 'request failed');
+    request.errorCode = isEcrRequest(request) ? error.definition.ecr : error.definition.oci;
     if (isEcrRequest(request)) renderEcrError(reply, error);
     else renderOciError(reply, error, request.method === 'HEAD');
   });
@@ -343,7 +357,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
 
   registerOciRoutes(app, { registry: options.registry, access: options.access, maxManifestBytes: options.maxManifestBytes, redirectBlobs: options.redirectBlobs });
   registerEcrRoutes(app, { access: options.access, registry: options.registry, ecr: options.ecr, images: options.images, lifecycle: options.lifecycle, scans: options.scans, pullThrough: options.pullThrough, templates: options.templates, registryHost: options.registryHost, log: options.log.child({ module: 'ecr' }) });
-  registerBerthRoutes(app, { access: options.access, meta: options.meta, scans: options.scans, webhooks: options.webhooks });
+  registerBerthRoutes(app, { access: options.access, meta: options.meta, scans: options.scans, webhooks: options.webhooks, audit: options.audit });
   registerHealthRoutes(app, { meta: options.meta, blobs: options.blobs, metrics });
   return app;
 }

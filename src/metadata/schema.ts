@@ -362,6 +362,36 @@ export interface WebhookDeliveriesTable {
   finished_at: number | null;
 }
 
+/**
+ * The audit trail (audit/): one row per mutating request, login, refused request or state-changing `berth` command,
+ * written in batches after the response by the node that served it.
+ */
+export interface AuditEventsTable {
+  id: Generated<number>;
+  created_at: number;
+  /** The node that wrote the row (`host/pid`), or `cli@host` for a command. */
+  node: string;
+  /** The caller's ARN, `anonymous`, or `cli` for a `berth` command. */
+  principal: string;
+  /** The IAM user name, or the OS user for a `berth` command. */
+  user_name: string | null;
+  access_key_id: string | null;
+  source_address: string | null;
+  user_agent: string | null;
+  /** The IAM action, e.g. `ecr:PutImage`, `berth:Login`, `iam:CreateUser`. */
+  action: string;
+  /** The resource ARN, when the action is on one. */
+  resource: string | null;
+  repository: string | null;
+  request_id: string;
+  /** `success`, or the error code the caller got. */
+  result: string;
+  /** HTTP status (null for a command). */
+  status: number | null;
+  /** JSON: what else identifies the request (method, path, command), never a secret. */
+  detail: string | null;
+}
+
 export interface Database {
   repositories: RepositoriesTable;
   blobs: BlobsTable;
@@ -396,4 +426,5 @@ export interface Database {
   event_cursors: EventCursorsTable;
   webhook_subscriptions: WebhookSubscriptionsTable;
   webhook_deliveries: WebhookDeliveriesTable;
+  audit_events: AuditEventsTable;
 }

@@ -41,6 +41,7 @@ describe('resolveConfig', () => {
       metrics: { enabled: true },
       pullThrough: { tagRevalidateSeconds: 86400, completeImagesAfterSeconds: 30, allowPush: false, upstreamTimeoutSeconds: 30, mirrors: {} },
       events: { retainDays: 30 },
+      audit: { enabled: true, retainDays: 90 },
       webhooks: { pollMilliseconds: 1000, timeoutSeconds: 10, concurrency: 8, retryBaseSeconds: 10, retryMaxSeconds: 3600, giveUpAfterSeconds: 90000 },
       jobs: { leaseSeconds: 30 },
       // With auth on (the default), repositories are created explicitly, as in ECR.

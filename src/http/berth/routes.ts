@@ -14,6 +14,8 @@ import { SBOM_FORMATS, type SbomFormat } from '../../scan/sbom/index.ts';
 import type { ScanService } from '../../scan/service.ts';
 import type { WebhookService } from '../../events/webhooks.ts';
 import { registerWebhookRoutes } from './webhooks.ts';
+import { registerAuditRoutes } from './audit.ts';
+import { LOOKUP_ACTION, type AuditService } from '../../audit/service.ts';
 
 export const API_PREFIX = '/berth/api/v1';
 
@@ -23,6 +25,8 @@ export interface BerthRouteOptions {
   scans: ScanService;
   /** Webhook subscriptions (routes: ./webhooks.ts). */
   webhooks?: WebhookService;
+  /** The audit trail's queries (route: ./audit.ts). */
+  audit?: AuditService;
 }
 
 /** The caller, or anonymous when access control is off. */
@@ -80,5 +84,11 @@ export function registerBerthRoutes(app: FastifyInstance, options: BerthRouteOpt
     reply.header('content-type', 'application/json').send(JSON.stringify(await storageReport(options.meta, runs)));
   });
 
+  if (options.audit) {
+    registerAuditRoutes(app, API_PREFIX, options.audit, async (request) => {
+      const principal = await caller(options.access, request);
+      if (options.access.enabled) await options.access.authorize(principal, LOOKUP_ACTION, null, { sourceIp: request.ip, secureTransport: request.protocol === 'https' });
+    });
+  }
   if (options.webhooks) registerWebhookRoutes(app, API_PREFIX, options.webhooks, (request) => requireAdmin(options.access, request, 'manage webhooks'));
 }

@@ -144,6 +144,7 @@ export function registerEcrRoutes(app: FastifyInstance, options: EcrRouteOptions
     const requestContext = { sourceIp: request.ip, secureTransport: request.protocol === 'https' };
     if (!action.authorizeInHandler) {
       const resource = action.resource ? action.resource(input) : null;
+      request.auditRepository = resource;
       await options.access.authorize(principal, `ecr:${action.name}`, resource, requestContext);
     }
     const host = options.registryHost ?? request.headers.host ?? 'localhost';

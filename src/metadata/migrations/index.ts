@@ -413,5 +413,34 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('webhook_deliveries_log').on('webhook_deliveries').columns(['subscription_id', 'id']).execute();
       },
     },
+    '0014_audit': {
+      // The audit trail (audit/): who did what, from where, with what result. Rows are only ever inserted (in
+      // batches, by the node that served the request) and removed by age, so the newest-first index on time serves
+      // both the queries and the retention job.
+      async up(db: Kysely<unknown>) {
+        let audit = db.schema.createTable('audit_events');
+        audit = dialect === 'postgres'
+          ? audit.addColumn('id', 'bigserial', (c) => c.primaryKey())
+          : audit.addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement());
+        await audit
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          .addColumn('node', 'text', (c) => c.notNull())
+          .addColumn('principal', 'text', (c) => c.notNull())
+          .addColumn('user_name', 'text')
+          .addColumn('access_key_id', 'text')
+          .addColumn('source_address', 'text')
+          .addColumn('user_agent', 'text')
+          .addColumn('action', 'text', (c) => c.notNull())
+          .addColumn('resource', 'text')
+          .addColumn('repository', 'text')
+          .addColumn('request_id', 'text', (c) => c.notNull())
+          .addColumn('result', 'text', (c) => c.notNull())
+          .addColumn('status', 'integer')
+          .addColumn('detail', 'text')
+          .execute();
+        await db.schema.createIndex('audit_events_time').on('audit_events').columns(['created_at', 'id']).execute();
+        await db.schema.createIndex('audit_events_repository').on('audit_events').columns(['repository', 'created_at']).execute();
+      },
+    },
   };
 }
