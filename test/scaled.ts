@@ -6,9 +6,11 @@
  * test/helpers/s3.ts, with its test KMS key), runs `node --test`, then frees the gateway's space and stops it.
  *
  *   npm run test:scaled [-- files…]
+ *
+ * Each file's time goes to test-output/file-times-scaled.txt, slowest first (test/helpers/file-times.mjs).
  */
 import { spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { ensureS3, releaseS3 } from './helpers/s3.ts';
 
@@ -24,7 +26,9 @@ const files = process.argv.slice(2).length > 0 ? process.argv.slice(2) : testFil
 const server = await ensureS3();
 process.stderr.write(`S3: ${server.endpoint}${server.startedHere ? ` (started in ${server.startSeconds.toFixed(0)} s)` : ' (already running)'}\n`);
 const code = await new Promise<number>((resolve) => {
-  const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files], {
+  mkdirSync('test-output', { recursive: true });
+  const reporters = ['--test-reporter=spec', '--test-reporter-destination=stdout', '--test-reporter=./test/helpers/file-times.mjs', '--test-reporter-destination=test-output/file-times-scaled.txt'];
+  const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', ...reporters, ...files], {
     stdio: 'inherit',
     env: { ...process.env, BERTH_TEST_METADATA: 'postgres', BERTH_TEST_STORAGE: 's3', BERTH_TEST_S3_KEEP: '1' },
   });
