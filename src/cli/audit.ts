@@ -3,7 +3,7 @@
  * How `berth` commands record themselves in it: cli/audit-changes.ts.
  */
 import type { Command } from 'commander';
-import { AuditService, parseLookup, type AuditEventView } from '../audit/service.ts';
+import { AuditService, parseLookup, type AuditEventView, type LookupInput } from '../audit/service.ts';
 import { AuditStore } from '../audit/store.ts';
 import { BerthError } from '../errors/catalog.ts';
 import { CliError } from './errors.ts';
@@ -11,15 +11,10 @@ import { storeOptions, withStores } from './stores.ts';
 
 // ---- berth audit
 
-interface Options {
+/** The lookup's filters as the command line gives them, plus where the stores are and how to print. */
+interface Options extends Omit<LookupInput, 'limit' | 'nextToken'> {
   config?: string;
   dataDir?: string;
-  since?: string;
-  until?: string;
-  principal?: string;
-  action?: string;
-  repository?: string;
-  result?: string;
   limit: string;
   json?: boolean;
 }

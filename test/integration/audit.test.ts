@@ -17,6 +17,8 @@ import { AWS, awsCli } from '../helpers/aws.ts';
 import { startBerth, type BerthProcess } from '../helpers/berth.ts';
 import { requireClients } from '../helpers/clients.ts';
 import { sha256 } from '../helpers/oci.ts';
+import { until } from '../helpers/until.ts';
+import type { AuditEventView } from '../../src/audit/service.ts';
 
 const gate = requireClients([AWS]);
 const ACCOUNT = '123456789012';
@@ -25,34 +27,9 @@ const WEBHOOK_SECRET = `webhook-secret-${randomBytes(8).toString('hex')}`;
 const ENV = { BERTH_ACCOUNT_ID: ACCOUNT, BERTH_JOB_LEASE_SECONDS: '1' };
 const arn = (repo: string) => `arn:aws:ecr:${REGION}:${ACCOUNT}:repository/${repo}`;
 
-interface AuditEvent {
-  id: number;
-  time: string;
-  principal: string;
-  userName: string | null;
-  accessKeyId: string | null;
-  sourceAddress: string | null;
-  userAgent: string | null;
-  action: string;
-  resource: string | null;
-  repository: string | null;
-  requestId: string;
-  result: string;
-  status: number | null;
-  detail: Record<string, unknown> | null;
-}
+type AuditEvent = AuditEventView;
 
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
-
-async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('audit trail', { skip: gate.skip }, () => {
   let berth: BerthProcess;

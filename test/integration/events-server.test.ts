@@ -21,6 +21,7 @@ import { createPostgresDatabase, dropPostgresDatabase, startBerth, type BerthPro
 import { sharedStorageEnv } from '../helpers/storage.ts';
 import { sha256 } from '../helpers/oci.ts';
 import { WebhookReceiver } from '../helpers/webhook-receiver.ts';
+import { until } from '../helpers/until.ts';
 
 const SECRET = 'server-test-webhook-secret';
 const ENV = {
@@ -59,16 +60,6 @@ async function api(base: string, method: string, p: string, body?: unknown): Pro
   const res = await fetch(`${base}/berth/api/v1${p}`, { method, body: body === undefined ? undefined : JSON.stringify(body), headers: body === undefined ? {} : { 'content-type': 'application/json' } });
   const text = await res.text();
   return { status: res.status, json: text ? JSON.parse(text) : null };
-}
-
-async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe('events through a running server', () => {
