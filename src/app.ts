@@ -23,6 +23,7 @@ import { Keyring } from './encryption/keys.ts';
 import { JobLeases, JobRunner } from './jobs/leases.ts';
 import { createDeliverer, createWebhooks } from './events/index.ts';
 import { createPullThrough, type PullThrough } from './pullthrough/index.ts';
+import { createReplication } from './replication/index.ts';
 import { PullThroughCache, repositoryFactory } from './pullthrough/cache.ts';
 import { PullThroughCacheStore } from './pullthrough/cache-store.ts';
 import { BlobStore } from './storage/blob-store.ts';
@@ -119,7 +120,10 @@ export async function buildApp(config: Config, log: Logger): Promise<App> {
   registry.useUpstream(cache);
   const leases = new JobLeases(stores.connection.db);
   const webhooks = createWebhooks(stores.connection.db, access);
-  const server = buildServer({ webhooks, log, registry, access, meta: stores.metadata, ecr, images, lifecycle, scans, pullThrough: pullThrough.rules, templates: pullThrough.templates, registryHost: config.ecr.registryHost, maxManifestBytes: config.registry.maxManifestBytes, redirectBlobs: blobRedirector(config, stores.blobs), tls: config.tls, metrics: config.metrics, leases, pullThroughMetrics: cache.metrics, blobs: stores.blobs });
+  // Replication: the ECR operations and the receiving side (service), and the worker that pushes to destinations.
+  const replication = createReplication({ db: stores.connection.db, dialect: stores.connection.dialect, meta: stores.metadata, blobs: stores.blobs, access, leases,
+    templates: pullThrough.templates, createRepository: repositoryFactory(ecr, lifecycle), config, log: log.child({ module: 'replication' }) });
+  const server = buildServer({ webhooks, log, registry, access, meta: stores.metadata, ecr, images, lifecycle, scans, pullThrough: pullThrough.rules, templates: pullThrough.templates, registryHost: config.ecr.registryHost, maxManifestBytes: config.registry.maxManifestBytes, redirectBlobs: blobRedirector(config, stores.blobs), tls: config.tls, metrics: config.metrics, leases, pullThroughMetrics: cache.metrics, blobs: stores.blobs, replication: replication.service, replicationMetrics: replication.metrics });
   const timers: NodeJS.Timeout[] = [];
   // Background jobs run on one node at a time, whichever wins the job's lease in the database.
   const jobs = new JobRunner(leases, { leaseMs: config.jobs.leaseSeconds * 1000, log: log.child({ module: 'jobs' }) });
@@ -143,6 +147,7 @@ export async function buildApp(config: Config, log: Logger): Promise<App> {
   jobs.every('events-prune', 3600, () => stores.metadata.events.prune(Date.now() - config.events.retainDays * 86_400_000));
   const deliverer = createDeliverer(stores.connection.db, stores.connection.dialect, webhooks, leases, config, jobs.node, log.child({ module: 'webhooks' }));
   deliverer.start();
+  replication.worker.start();
   return {
     config,
     server,
@@ -157,6 +162,7 @@ export async function buildApp(config: Config, log: Logger): Promise<App> {
       for (const t of timers) clearInterval(t);
       await jobs.stop();
       await deliverer.stop();
+      await replication.worker.stop();
       cache.close();
       await server.close();
       await scans.close();

@@ -23,6 +23,8 @@ export interface MetricsSources {
   jobs?: JobLeases;
   /** The pull-through cache's figures per rule (`berth_pull_through_*`), kept in memory. */
   pullThrough?: { render(out: string[]): void };
+  /** Replication's pending images and lag (`berth_replication_*`). */
+  replication?: { render(out: string[]): void };
 }
 
 /** Scrape-time reads give up after this long, so a slow database cannot hang the scrape. */
@@ -225,6 +227,7 @@ export class HttpMetrics {
     );
     for (const [method, buckets] of this.uploads) buckets.render('berth_blob_upload_duration_seconds', `method="${labelValue(method)}"`, out);
     this.sources.pullThrough?.render(out);
+    this.sources.replication?.render(out);
     out.push(
       '# HELP berth_log_dropped_total Log lines dropped because the output refused them (a full disk, a closed or stalled reader)',
       '# TYPE berth_log_dropped_total counter',

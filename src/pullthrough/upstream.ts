@@ -36,7 +36,12 @@ export interface UpstreamOptions {
   region?: string;
   /** For tests: the fetch to use. */
   fetch?: typeof fetch;
+  /** Headers sent with every request to the registry (replication marks its pushes with one). */
+  headers?: Record<string, string>;
 }
+
+/** A request body for `exchange`: bytes (replayable after a 401) or a stream (sent once). */
+export type ExchangeBody = Buffer | Readable | null;
 
 export type UpstreamFailure = 'unreachable' | 'status' | 'auth' | 'protocol';
 
@@ -293,16 +298,55 @@ export class UpstreamClient {
     throw new UpstreamError(this.host, kind, res.status, [describeBody(text) || res.statusText, retryAfter ? `retry after ${retryAfter}` : ''].filter(Boolean).join(', '));
   }
 
-  private async send(method: string, url: string, headers: Record<string, string>, signal?: AbortSignal): Promise<Response> {
+  /**
+   * Any request to the registry (replication's push side): `/v2/<repository><suffix>`, or `location` (an upload's
+   * URL, absolute or relative to the origin). `push` asks for a push token. On a 401 it answers the challenge and
+   * sends again when the body can be sent again (none, or bytes); a stream is sent once, so a caller streaming a
+   * body first makes an authorized request of the same scope. Every answer but a 401 is returned as it came.
+   */
+  async exchange(method: string, repository: string, target: { suffix: string } | { location: string }, init: { headers?: Record<string, string>; body?: ExchangeBody; push?: boolean } = {}, signal?: AbortSignal): Promise<Response> {
+    const url = 'location' in target ? new URL(target.location, this.origin).toString() : `${this.origin}/v2/${repository}${target.suffix}`;
+    const scope = `repository:${repository}:${init.push ? 'pull,push' : 'pull'}`;
+    const body = init.body ?? null;
+    let res = await this.send(method, url, { ...init.headers, ...(await this.authorization(scope, false)) }, signal, body);
+    if (res.status === 401 && !(body instanceof Readable)) {
+      const challenge = parseChallenge(res.headers.get('www-authenticate'));
+      await res.body?.cancel().catch(() => {});
+      if (challenge) this.challenge = challenge;
+      const auth = await this.authorization(scope, true);
+      if (Object.keys(auth).length === 0) throw new UpstreamError(this.host, 'auth', 401, `authentication required${this.options.credentials ? '' : ' and no credentials are configured'} (${challenge?.scheme ?? 'no challenge'})`);
+      res = await this.send(method, url, { ...init.headers, ...auth }, signal, body);
+    }
+    if (res.status === 401 || res.status === 403) {
+      const text = method === 'HEAD' ? '' : await res.text().catch(() => '');
+      throw new UpstreamError(this.host, 'auth', res.status, describeBody(text) || res.statusText);
+    }
+    return res;
+  }
+
+  /** The short account of an error answer `exchange` returned (its OCI errors, or its status text). */
+  static async describe(res: Response): Promise<string> {
+    const text = await res.text().catch(() => '');
+    return describeBody(text) || res.statusText;
+  }
+
+  private async send(method: string, url: string, headers: Record<string, string>, signal?: AbortSignal, body: ExchangeBody = null): Promise<Response> {
     // The timeout covers connecting and the response headers; the body has the idle guard.
     const timeout = new AbortController();
-    const timer = setTimeout(() => timeout.abort(new DOMException('timed out', 'TimeoutError')), this.timeoutMs);
+    // A streamed body is being sent until the answer comes: an hour for it, not the headers' timeout.
+    const limit = body instanceof Readable ? Math.max(this.timeoutMs, 3600_000) : this.timeoutMs;
+    const timer = setTimeout(() => timeout.abort(new DOMException('timed out', 'TimeoutError')), limit);
     const combined = signal ? AbortSignal.any([signal, timeout.signal]) : timeout.signal;
     try {
-      return await this.fetch(url, { method, headers: { 'user-agent': `berth/${BERTH_VERSION}`, ...headers }, signal: combined, redirect: 'follow' });
+      const init: RequestInit & { duplex?: 'half' } = { method, headers: { 'user-agent': `berth/${BERTH_VERSION}`, ...this.options.headers, ...headers }, signal: combined, redirect: 'follow' };
+      if (body !== null) {
+        init.body = body as unknown as BodyInit;
+        if (body instanceof Readable) init.duplex = 'half';
+      }
+      return await this.fetch(url, init);
     } catch (err) {
       if (signal?.aborted && signal.reason instanceof UpstreamError) throw signal.reason;
-      throw new UpstreamError(this.host, 'unreachable', null, timeout.signal.aborted ? `no answer within ${this.timeoutMs} ms` : networkReason(err), { cause: err });
+      throw new UpstreamError(this.host, 'unreachable', null, timeout.signal.aborted ? `no answer within ${limit} ms` : networkReason(err), { cause: err });
     } finally {
       clearTimeout(timer);
     }
