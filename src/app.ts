@@ -148,6 +148,7 @@ export async function buildApp(config: Config, log: Logger): Promise<App> {
   const deliverer = createDeliverer(stores.connection.db, stores.connection.dialect, webhooks, leases, config, jobs.node, log.child({ module: 'webhooks' }));
   deliverer.start();
   replication.worker.start();
+  registry.onPush(() => replication.worker.kick());
   return {
     config,
     server,

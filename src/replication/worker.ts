@@ -54,6 +54,7 @@ export class ReplicationWorker {
   private timer: NodeJS.Timeout | null = null;
   private busy: Promise<void> | null = null;
   private leader = false;
+  private again = false;
   private stopped = false;
   private readonly halt = new AbortController();
   private readonly clients = new Map<string, DestinationClient>();
@@ -76,8 +77,27 @@ export class ReplicationWorker {
   /** Runs one round now unless one is under way (whose end it waits for). */
   async tick(): Promise<void> {
     if (this.busy || this.stopped) return this.busy ?? undefined;
-    this.busy = this.round().catch((err) => this.log.error({ err }, 'replication round failed')).finally(() => { this.busy = null; });
+    this.busy = this.round().catch((err) => this.log.error({ err }, 'replication round failed')).finally(() => {
+      this.busy = null;
+      if (this.again && !this.stopped) {
+        this.again = false;
+        void this.tick();
+      }
+    });
     return this.busy;
+  }
+
+  /**
+   * A push on this node: start a round now rather than at the next poll (one more round follows a round under way),
+   * so a push replicates in about the time its transfer takes. Pushes on other nodes wait for the poll.
+   */
+  kick(): void {
+    if (this.stopped || !this.timer) return;
+    if (this.busy) {
+      this.again = true;
+      return;
+    }
+    void this.tick();
   }
 
   private async round(): Promise<void> {
