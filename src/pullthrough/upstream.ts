@@ -324,6 +324,19 @@ export class UpstreamClient {
     return res;
   }
 
+  /**
+   * The headers a request of `repository`'s pull (or push) scope carries now — the authorization the registry asked
+   * for last, and the configured extra headers — for a caller that sends the request itself (a streamed upload).
+   */
+  async requestHeaders(repository: string, push: boolean): Promise<Record<string, string>> {
+    return { 'user-agent': `berth/${BERTH_VERSION}`, ...this.options.headers, ...(await this.authorization(`repository:${repository}:${push ? 'pull,push' : 'pull'}`, false)) };
+  }
+
+  /** The short account of an error answer `exchange` returned (its OCI errors, or its status text). */
+  static describeText(text: string): string {
+    return describeBody(text);
+  }
+
   /** The short account of an error answer `exchange` returned (its OCI errors, or its status text). */
   static async describe(res: Response): Promise<string> {
     const text = await res.text().catch(() => '');

@@ -6,6 +6,8 @@
  * `X-Berth-Replication-Source: <registryId>/<region>` (how a destination Berth recognises a replication push: see
  * receiver.ts). Blob bytes are never buffered: the local stream is the upload's body.
  */
+import http from 'node:http';
+import https from 'node:https';
 import type { Readable } from 'node:stream';
 import { UpstreamClient, UpstreamError } from '../pullthrough/upstream.ts';
 
@@ -72,16 +74,31 @@ export class DestinationClient {
     return location;
   }
 
-  /** Sends the whole blob in one streamed PUT to the upload's location. */
+  /**
+   * Sends the whole blob in one streamed PUT to the upload's location, with Node's own HTTP client: piping a stream
+   * into fetch's request body costs about twice the time (measured on loopback with 500 MiB). The upload was opened
+   * by an authorized request of the same scope, so the authorization it carries is current.
+   */
   async finishUpload(repository: string, location: string, digest: string, size: number, body: Readable, signal?: AbortSignal): Promise<void> {
-    const url = new URL(location, 'http://placeholder.invalid');
+    const url = new URL(location, this.client.origin);
     url.searchParams.set('digest', digest);
-    const target = /^https?:\/\//i.test(location) ? url.toString() : `${url.pathname}${url.search}`;
-    const res = await this.client.exchange('PUT', repository, { location: target }, {
-      push: true, body, headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
-    }, signal);
-    if (res.status !== 201) throw await this.refused(res, `uploading blob ${digest} to ${repository}`);
-    await res.body?.cancel().catch(() => {});
+    const headers = { ...(await this.client.requestHeaders(repository, true)), 'content-type': 'application/octet-stream', 'content-length': String(size) };
+    const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = (url.protocol === 'https:' ? https : http).request(url, { method: 'PUT', headers, signal }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => { if (text.length < 4096) text += d; });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        res.on('error', reject);
+      });
+      req.on('error', (err) => {
+        body.destroy();
+        reject(new UpstreamError(this.host, 'unreachable', null, `uploading blob ${digest}: ${(err as NodeJS.ErrnoException).code ?? err.message}`, { cause: err }));
+      });
+      body.on('error', (err) => req.destroy(err));
+      body.pipe(req);
+    });
+    if (status !== 201) throw new DestinationRefused(status, UpstreamClient.describeText(text), `uploading blob ${digest} to ${repository}`);
   }
 
   /** The digest the destination holds under `reference` (a tag or digest), or null. */
@@ -114,6 +131,8 @@ export function classify(err: unknown): { code: string; retry: boolean; message:
   if (err instanceof DestinationRefused) {
     if (err.status >= 500 || err.status === 429 || err.status === 408) return { code: 'DESTINATION_UNAVAILABLE', retry: true, message };
     if (err.status === 404) return { code: 'REPOSITORY_NOT_FOUND', retry: false, message };
+    // A token that lapsed during a long upload: the next attempt gets a new one.
+    if (err.status === 401) return { code: 'ACCESS_DENIED', retry: true, message };
     return { code: 'DESTINATION_REFUSED', retry: false, message };
   }
   return { code: 'REPLICATION_ERROR', retry: true, message };
