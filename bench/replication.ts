@@ -26,6 +26,7 @@ import { parseArgs } from 'node:util';
 import { buildImage, MiB } from './lib/image.ts';
 import { berthCommit, freePort, run, sleep, versionOf } from './lib/proc.ts';
 import { resolveBerthLauncher } from './lib/servers.ts';
+import { ensureReportLink } from './lib/report.ts';
 import { median, max } from './lib/stats.ts';
 
 const { values: opts } = parseArgs({
@@ -219,6 +220,7 @@ async function main(): Promise<void> {
   ];
   const out = opts.out ?? path.join(repoRoot, 'docs', 'benchmarks-replication.md');
   await writeFile(out, lines.join('\n'));
+  if (!opts.out) await ensureReportLink(repoRoot, 'benchmarks-replication.md');
   log(`wrote ${out}`);
 }
 

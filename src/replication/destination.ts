@@ -8,7 +8,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import type { Readable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import { UpstreamClient, UpstreamError } from '../pullthrough/upstream.ts';
 
 export const REPLICATION_SOURCE_HEADER = 'x-berth-replication-source';
@@ -79,25 +79,39 @@ export class DestinationClient {
    * into fetch's request body costs about twice the time (measured on loopback with 500 MiB). The upload was opened
    * by an authorized request of the same scope, so the authorization it carries is current.
    */
-  async finishUpload(repository: string, location: string, digest: string, size: number, body: Readable, signal?: AbortSignal): Promise<void> {
+  async finishUpload(repository: string, location: string, digest: string, size: number, write: (open: () => Writable) => Promise<void>, signal?: AbortSignal): Promise<void> {
     const url = new URL(location, this.client.origin);
     url.searchParams.set('digest', digest);
     const headers = { ...(await this.client.requestHeaders(repository, true)), 'content-type': 'application/octet-stream', 'content-length': String(size) };
-    const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const req = (url.protocol === 'https:' ? https : http).request(url, { method: 'PUT', headers, signal }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => { if (text.length < 4096) text += d; });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-        res.on('error', reject);
+    let req: http.ClientRequest | null = null;
+    let answer: Promise<{ status: number; text: string }> = Promise.resolve({ status: 0, text: 'the blob was never sent' });
+    // The request is made when local storage is ready to send (`write` opens it), and the local bytes are written
+    // straight into it (the pull path's reused buffers: nothing is buffered).
+    const open = (): Writable => {
+      const r = (url.protocol === 'https:' ? https : http).request(url, { method: 'PUT', headers, signal });
+      req = r;
+      answer = new Promise((resolve, reject) => {
+        r.on('response', (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (d: string) => { if (text.length < 4096) text += d; });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+          res.on('error', reject);
+        });
+        r.on('error', (err) => reject(new UpstreamError(this.host, 'unreachable', null, `uploading blob ${digest}: ${(err as NodeJS.ErrnoException).code ?? err.message}`, { cause: err })));
       });
-      req.on('error', (err) => {
-        body.destroy();
-        reject(new UpstreamError(this.host, 'unreachable', null, `uploading blob ${digest}: ${(err as NodeJS.ErrnoException).code ?? err.message}`, { cause: err }));
-      });
-      body.on('error', (err) => req.destroy(err));
-      body.pipe(req);
-    });
+      answer.catch(() => {});
+      return r;
+    };
+    try {
+      await write(open);
+    } catch (err) {
+      (req as http.ClientRequest | null)?.destroy();
+      // The destination's own failure explains a cut write better than the write's error.
+      await answer.catch((e: unknown) => { throw e; });
+      throw err;
+    }
+    const { status, text } = await answer;
     if (status !== 201) throw new DestinationRefused(status, UpstreamClient.describeText(text), `uploading blob ${digest} to ${repository}`);
   }
 

@@ -250,8 +250,7 @@ export class ReplicationWorker {
     const from = (await this.store.replicatedRepositoriesWithBlob(digest, client.endpoint, repository))[0] ?? null;
     const started = await client.startUpload(repository, digest, from, signal);
     if (started === true) return;
-    const body = await this.blobs.read(digest, undefined, signal);
-    await client.finishUpload(repository, started, digest, Number(local.size), body, signal);
+    await client.finishUpload(repository, started, digest, Number(local.size), (open) => this.blobs.copyTo(digest, undefined, open, signal, Number(local.size)), signal);
   }
 
   async stop(): Promise<void> {
