@@ -6,9 +6,10 @@
  *   RATE per second for a while; the lag of each is what Berth reports in /metrics: from the push event to the image's
  *   replication status COMPLETE (read from A's `replication_status` rows, `completed_at − event_at`, once all are
  *   complete — watching B instead would load the machine more than the replication does). p50, p99 and max.
- * - A BIG image (500 MiB, one layer): the time from the end of its push to A (`skopeo copy`) until B has it, against
- *   `skopeo copy docker://A/… docker://C/…` between A and a third, empty Berth C (the same kind of destination B was
- *   before the push: empty). Target ≤ 1.2×. Fresh servers every round.
+ * - A BIG image (500 MiB, one layer), pushed to A in a repository no rule replicates, then copied within A into
+ *   `prod/` (the push that replicates): the time from that push's end until B has it, against `skopeo copy
+ *   docker://A/… docker://C/…` between A and a third, empty Berth C (B was empty too). Target ≤ 1.2×. The order of
+ *   the two alternates by round; fresh servers every round.
  *
  *   node --import tsx bench/replication.ts [--rounds 2] [--big-mib 500] [--small 60] [--rate 5]
  *        [--work DIR] [--out FILE.md] [--no-build]
@@ -135,7 +136,7 @@ async function main(): Promise<void> {
   await mkdir(work, { recursive: true });
   const big = await buildImage(path.join(work, 'images'), { name: 'big', layerBytes: [Number(opts['big-mib']) * MiB], seed: 500, tag: 'big' }, log);
   const lags: number[] = [];
-  const bigRows: Array<{ round: number; replicate: number; copy: number; loadStart: string; loadEnd: string }> = [];
+  const bigRows: Array<{ round: number; replicate: number; copy: number; first: string; loadStart: string; loadEnd: string }> = [];
   for (let round = 1; round <= rounds; round++) {
     const loadStart = load();
     const b = await startSite(launcher.nodeArgs, `b-${round}`);
@@ -178,15 +179,37 @@ async function main(): Promise<void> {
       lags.push(...roundLags);
       log(`round ${round}: lag p50 ${percentile(roundLags, 50).toFixed(3)} s, p99 ${percentile(roundLags, 99).toFixed(3)} s`);
 
-      // The big image: replication A → B against skopeo copy A → C (C empty, as B was).
+      // The big image: replication A → B against skopeo copy A → C (C empty, as B was). It is pushed first to a
+      // repository no rule replicates (untimed); copying it within A into prod/ (blobs mounted: a moment) is the push
+      // that replicates. The order of the two measurements alternates by round.
       log(`round ${round}: pushing the big image`);
-      const push = await run('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', big.ref, `docker://${a.host}/prod/big:1`], { timeoutMs: 900_000 });
+      const push = await run('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', big.ref, `docker://${a.host}/stage/big:1`], { timeoutMs: 900_000 });
       if (push.code !== 0) throw new Error(`skopeo push failed: ${push.stderr}`);
-      const replicate = await arrival(b, 'prod/big', '1', performance.now(), 50);
-      const copy = await run('skopeo', ['copy', '--quiet', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${a.host}/prod/big:1`, `docker://${c.host}/copy/big:1`], { timeoutMs: 900_000 });
-      if (copy.code !== 0) throw new Error(`skopeo copy failed: ${copy.stderr}`);
-      bigRows.push({ round, replicate, copy: copy.seconds, loadStart, loadEnd: load() });
-      log(`round ${round}: big image replicated in ${replicate.toFixed(2)} s, skopeo copy ${copy.seconds.toFixed(2)} s`);
+      await sleep(2000);
+      const measureReplication = async () => {
+        const trigger = await run('skopeo', ['copy', '--quiet', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${a.host}/stage/big:1`, `docker://${a.host}/prod/big:1`], { timeoutMs: 900_000 });
+        if (trigger.code !== 0) throw new Error(`skopeo copy into prod/ failed: ${trigger.stderr}`);
+        return arrival(b, 'prod/big', '1', performance.now(), 50);
+      };
+      const measureCopy = async () => {
+        const copy = await run('skopeo', ['copy', '--quiet', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${a.host}/stage/big:1`, `docker://${c.host}/copy/big:1`], { timeoutMs: 900_000 });
+        if (copy.code !== 0) throw new Error(`skopeo copy failed: ${copy.stderr}`);
+        return copy.seconds;
+      };
+      let replicate: number;
+      let copySeconds: number;
+      if (round % 2 === 1) {
+        replicate = await measureReplication();
+        await sleep(2000);
+        copySeconds = await measureCopy();
+      } else {
+        copySeconds = await measureCopy();
+        await sleep(2000);
+        replicate = await measureReplication();
+      }
+      bigRows.push({ round, replicate, copy: copySeconds, first: round % 2 === 1 ? 'replication' : 'skopeo copy', loadStart, loadEnd: load() });
+      const copy = { seconds: copySeconds };
+      log(`round ${round}: big image replicated in ${replicate.toFixed(2)} s, skopeo copy ${copy.seconds.toFixed(2)} s (${round % 2 === 1 ? 'replication' : 'copy'} first)`);
     } finally {
       await Promise.all([a.stop(), b.stop(), c.stop()]);
       for (const l of ['a', 'b', 'c']) await rm(path.join(work, `${l}-${round}`), { recursive: true, force: true });
@@ -210,12 +233,14 @@ async function main(): Promise<void> {
     '',
     `## A ${opts['big-mib']} MiB image (one layer)`,
     '',
-    'Replication: end of the `skopeo copy` push to A → B has the tag (polled every 50 ms). Against: `skopeo copy docker://A/prod/big:1 docker://C/copy/big:1` into an empty third Berth. Target ≤ 1.2×.',
+    'The image is first pushed to `stage/big:1` at A, which no rule replicates. Replication: `skopeo copy docker://A/stage/big:1 docker://A/prod/big:1` (within A: the blobs are mounted) is the push; timed from its end until B has `prod/big:1` (polled every 50 ms). Against: `skopeo copy docker://A/stage/big:1 docker://C/copy/big:1` into an empty third Berth (B was empty too). Which of the two goes first alternates by round. Target ≤ 1.2×.',
     '',
-    '| round | replication A → B | skopeo copy A → C | ratio | load average (1/5/15 min) start → end |',
-    '| --- | --- | --- | --- | --- |',
-    ...bigRows.map((r) => `| ${r.round} | ${r.replicate.toFixed(2)} s | ${r.copy.toFixed(2)} s | ${(r.replicate / r.copy).toFixed(2)}× | ${r.loadStart} → ${r.loadEnd} |`),
-    `| median | ${median(bigRows.map((r) => r.replicate)).toFixed(2)} s | ${median(bigRows.map((r) => r.copy)).toFixed(2)} s | **${ratio.toFixed(2)}×** (${ratio <= 1.2 ? 'meets' : 'misses'} ≤ 1.2×) | |`,
+    '| round | first | replication A → B | skopeo copy A → C | ratio | load average (1/5/15 min) start → end |',
+    '| --- | --- | --- | --- | --- | --- |',
+    ...bigRows.map((r) => `| ${r.round} | ${r.first} | ${r.replicate.toFixed(2)} s | ${r.copy.toFixed(2)} s | ${(r.replicate / r.copy).toFixed(2)}× | ${r.loadStart} → ${r.loadEnd} |`),
+    `| median | | ${median(bigRows.map((r) => r.replicate)).toFixed(2)} s | ${median(bigRows.map((r) => r.copy)).toFixed(2)} s | **${ratio.toFixed(2)}×** (${ratio <= 1.2 ? 'meets' : 'misses'} ≤ 1.2×; median of the per-round ratios ${median(bigRows.map((r) => r.replicate / r.copy)).toFixed(2)}×) | |`,
+    '',
+    'On this machine (2 cores shared with other work: see the load averages) single rounds swing by tens of percent; read the medians.',
     '',
   ];
   const out = opts.out ?? path.join(repoRoot, 'docs', 'benchmarks-replication.md');
