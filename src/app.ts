@@ -23,6 +23,7 @@ import { Keyring } from './encryption/keys.ts';
 import { JobLeases, JobRunner } from './jobs/leases.ts';
 import { createDeliverer, createWebhooks } from './events/index.ts';
 import { createPullThrough, type PullThrough } from './pullthrough/index.ts';
+import { createReplication } from './replication/index.ts';
 import { PullThroughCache, repositoryFactory } from './pullthrough/cache.ts';
 import { PullThroughCacheStore } from './pullthrough/cache-store.ts';
 import { BlobStore } from './storage/blob-store.ts';
@@ -127,7 +128,10 @@ export async function buildApp(config: Config, log: Logger): Promise<App> {
   const auditStore = new AuditStore(stores.connection.db);
   const audit = new AuditService(auditStore);
   const auditRecorder = config.audit.enabled ? new AuditRecorder(auditStore, `${hostname()}/${process.pid}`, log.child({ module: 'audit' })) : undefined;
-  const server = buildServer({ audit, auditRecorder, webhooks, log, registry, access, meta: stores.metadata, ecr, images, lifecycle, scans, pullThrough: pullThrough.rules, templates: pullThrough.templates, registryHost: config.ecr.registryHost, maxManifestBytes: config.registry.maxManifestBytes, redirectBlobs: blobRedirector(config, stores.blobs), tls: config.tls, metrics: config.metrics, leases, pullThroughMetrics: cache.metrics, blobs: stores.blobs });
+  // Replication: the ECR operations and the receiving side (service), and the worker that pushes to destinations.
+  const replication = createReplication({ db: stores.connection.db, dialect: stores.connection.dialect, meta: stores.metadata, blobs: stores.blobs, access, leases,
+    templates: pullThrough.templates, createRepository: repositoryFactory(ecr, lifecycle), config, log: log.child({ module: 'replication' }) });
+  const server = buildServer({ audit, auditRecorder, webhooks, log, registry, access, meta: stores.metadata, ecr, images, lifecycle, scans, pullThrough: pullThrough.rules, templates: pullThrough.templates, registryHost: config.ecr.registryHost, maxManifestBytes: config.registry.maxManifestBytes, redirectBlobs: blobRedirector(config, stores.blobs), tls: config.tls, metrics: config.metrics, leases, pullThroughMetrics: cache.metrics, blobs: stores.blobs, replication: replication.service, replicationMetrics: replication.metrics });
   const timers: NodeJS.Timeout[] = [];
   // Background jobs run on one node at a time, whichever wins the job's lease in the database.
   const jobs = new JobRunner(leases, { leaseMs: config.jobs.leaseSeconds * 1000, log: log.child({ module: 'jobs' }) });
@@ -153,6 +157,8 @@ export async function buildApp(config: Config, log: Logger): Promise<App> {
   jobs.every('audit-prune', Math.max(1, Math.min(3600, Math.round(config.audit.retainDays * 3600))), () => audit.prune(config.audit.retainDays));
   const deliverer = createDeliverer(stores.connection.db, stores.connection.dialect, webhooks, leases, config, jobs.node, log.child({ module: 'webhooks' }));
   deliverer.start();
+  replication.worker.start();
+  registry.onPush(() => replication.worker.kick());
   return {
     config,
     server,
@@ -167,6 +173,7 @@ export async function buildApp(config: Config, log: Logger): Promise<App> {
       for (const t of timers) clearInterval(t);
       await jobs.stop();
       await deliverer.stop();
+      await replication.worker.stop();
       cache.close();
       await server.close();
       // After the server: the last responses have queued their rows.

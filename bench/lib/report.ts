@@ -278,6 +278,11 @@ export const REPORT_LINKS = {
     '',
     'See [benchmarks-events.md](benchmarks-events.md) (`npm run bench:events`).',
   ],
+  'benchmarks-replication.md': [
+    '## Replication: lag under steady pushes, a 500 MiB image vs skopeo copy',
+    '',
+    'See [benchmarks-replication.md](benchmarks-replication.md) (`npm run bench:replication`).',
+  ],
   'benchmarks-scaled.md': [
     '## Scaled out: PostgreSQL + S3, 1 node and 2 nodes behind haproxy, vs docker-registry on S3',
     '',

@@ -192,6 +192,39 @@ export const configSchema = z.object({
     /** Attempts stop this long after the event (the delivery is then parked as failed). ≥ 24 hours by default. */
     giveUpAfterSeconds: z.number().positive().default(24 * 3600 + 3600),
   }).strict().default({ pollMilliseconds: 1000, timeoutSeconds: 10, concurrency: 8, retryBaseSeconds: 10, retryMaxSeconds: 3600, giveUpAfterSeconds: 25 * 3600 }),
+  replication: z.object({
+    /**
+     * The registries ECR's replication rules name by `region` and `registryId`, each bound to an endpoint (another
+     * Berth or any OCI registry) and the credentials to push there: `username`/`password` (HTTP Basic, or the token
+     * flow a registry asks for; an access key id and secret for a Berth) or `accessKeyId`/`secretAccessKey` (ECR's
+     * GetAuthorizationToken at the endpoint, then Basic `AWS:<token>`).
+     */
+    destinations: z.array(z.object({
+      region: z.string().regex(/^[0-9a-z-]{2,25}$/, 'a region such as eu-west-1'),
+      registryId: z.string().regex(/^[0-9]{12}$/, 'a 12-digit registry (account) id'),
+      endpoint: z.string().regex(/^https?:\/\/[^/]+\/?$/, 'http(s)://host[:port]'),
+      username: z.string().min(1).optional(),
+      password: z.string().min(1).optional(),
+      accessKeyId: z.string().min(1).optional(),
+      secretAccessKey: z.string().min(1).optional(),
+    }).strict()
+      .refine((d) => (d.username === undefined) === (d.password === undefined), 'give both username and password, or neither')
+      .refine((d) => (d.accessKeyId === undefined) === (d.secretAccessKey === undefined), 'give both accessKeyId and secretAccessKey, or neither')
+      .refine((d) => d.username === undefined || d.accessKeyId === undefined, 'give username/password or accessKeyId/secretAccessKey, not both'))
+      .default([]),
+    /** How often the node holding the replication lease reads new events and pushes what is due. */
+    pollMilliseconds: z.number().int().min(10).max(60_000).default(1000),
+    /** Images pushed to destinations at once. */
+    concurrency: z.number().int().min(1).max(64).default(4),
+    /** A destination that answers nothing for this long fails the attempt. */
+    timeoutSeconds: z.number().positive().max(3600).default(60),
+    /** The first retry after a failed attempt waits about this long; each later one twice as long. */
+    retryBaseSeconds: z.number().positive().default(5),
+    /** The longest wait between two attempts. */
+    retryMaxSeconds: z.number().positive().default(600),
+    /** An image still not replicated this long after its push is marked FAILED (a new push of it starts again). */
+    giveUpAfterSeconds: z.number().positive().default(24 * 3600),
+  }).strict().default({ destinations: [], pollMilliseconds: 1000, concurrency: 4, timeoutSeconds: 60, retryBaseSeconds: 5, retryMaxSeconds: 600, giveUpAfterSeconds: 24 * 3600 }),
   jobs: z.object({
     /** A node holding a job lease renews it this often; others take it over once it is 3 renewals late. */
     leaseSeconds: z.number().int().min(1).max(3600).default(30),

@@ -47,6 +47,8 @@ export const errorCatalog = {
   REPOSITORY_ALREADY_EXISTS: { status: 409, oci: 'DENIED', ecr: 'RepositoryAlreadyExistsException', message: 'repository already exists' },
   REPOSITORY_NOT_EMPTY: { status: 409, oci: 'DENIED', ecr: 'RepositoryNotEmptyException', message: 'repository still contains images' },
   REPOSITORY_POLICY_NOT_FOUND: { status: 404, oci: 'NAME_UNKNOWN', ecr: 'RepositoryPolicyNotFoundException', message: 'repository policy not found' },
+  // Replication (replication/): the receiving registry's policy.
+  REGISTRY_POLICY_NOT_FOUND: { status: 404, oci: 'NAME_UNKNOWN', ecr: 'RegistryPolicyNotFoundException', message: 'registry policy not found' },
   LIFECYCLE_POLICY_NOT_FOUND: { status: 404, oci: 'NAME_UNKNOWN', ecr: 'LifecyclePolicyNotFoundException', message: 'lifecycle policy not found' },
   LIFECYCLE_POLICY_PREVIEW_NOT_FOUND: { status: 404, oci: 'NAME_UNKNOWN', ecr: 'LifecyclePolicyPreviewNotFoundException', message: 'lifecycle policy preview not found' },
   LIFECYCLE_POLICY_PREVIEW_IN_PROGRESS: { status: 409, oci: 'DENIED', ecr: 'LifecyclePolicyPreviewInProgressException', message: 'a lifecycle policy preview is already in progress for this repository' },

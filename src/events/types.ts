@@ -56,6 +56,9 @@ export interface ReplicationDetail {
   'image-tag'?: string;
   'source-account': string;
   'source-region': string;
+  /** Berth's addition: the destination the result is about (the event is recorded at the source). */
+  'destination-account'?: string;
+  'destination-region'?: string;
 }
 
 export type NewEvent =

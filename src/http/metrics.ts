@@ -25,6 +25,8 @@ export interface MetricsSources {
   pullThrough?: { render(out: string[]): void };
   /** The audit trail's recorder (`berth_audit_*`), kept in memory. */
   audit?: { render(out: string[]): void };
+  /** Replication's pending images and lag (`berth_replication_*`). */
+  replication?: { render(out: string[]): void };
 }
 
 /** Scrape-time reads give up after this long, so a slow database cannot hang the scrape. */
@@ -228,6 +230,7 @@ export class HttpMetrics {
     for (const [method, buckets] of this.uploads) buckets.render('berth_blob_upload_duration_seconds', `method="${labelValue(method)}"`, out);
     this.sources.pullThrough?.render(out);
     this.sources.audit?.render(out);
+    this.sources.replication?.render(out);
     out.push(
       '# HELP berth_log_dropped_total Log lines dropped because the output refused them (a full disk, a closed or stalled reader)',
       '# TYPE berth_log_dropped_total counter',

@@ -17,6 +17,7 @@ import type { JobLeases } from '../jobs/leases.ts';
 import type { WebhookService } from '../events/webhooks.ts';
 import type { PullThroughRules } from '../pullthrough/rules.ts';
 import type { RepositoryCreationTemplates } from '../pullthrough/templates.ts';
+import type { ReplicationService } from '../replication/service.ts';
 import type { RegistryService } from '../registry/service.ts';
 import { isEcrRequest, registerEcrRoutes, renderEcrError } from './ecr/router.ts';
 import { registerBerthRoutes } from './berth/routes.ts';
@@ -54,6 +55,9 @@ export interface ServerOptions {
   /** The pull-through cache's rules and the repository creation templates (ECR management operations). */
   pullThrough: PullThroughRules;
   templates: RepositoryCreationTemplates;
+  /** Replication: its ECR operations, and the receiving side's decisions on /v2 replication pushes. */
+  replication: ReplicationService;
+  replicationMetrics?: { render(out: string[]): void };
   registryHost?: string;
   maxManifestBytes: number;
   /** Blob GETs answered with a redirect to this URL (S3 presigned), when set. */
@@ -317,7 +321,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     server.requestTimeout = 0;
     server.keepAliveTimeout = 65_000;
   }
-  const metrics = options.metrics?.enabled === false ? undefined : new HttpMetrics({ meta: options.meta, scans: options.scans.store, jobs: options.leases, pullThrough: options.pullThroughMetrics, audit: options.auditRecorder }, options.log.child({ module: 'metrics' }));
+  const metrics = options.metrics?.enabled === false ? undefined : new HttpMetrics({ meta: options.meta, scans: options.scans.store, jobs: options.leases, pullThrough: options.pullThroughMetrics, audit: options.auditRecorder, replication: options.replicationMetrics }, options.log.child({ module: 'metrics' }));
   instrument(app, metrics);
   if (options.auditRecorder) registerAuditTrail(app, options.auditRecorder, options.access);
   exactMediaTypes(app);
@@ -355,8 +359,8 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     renderOciError(reply, new BerthError('NOT_FOUND', `no such endpoint: ${request.method} ${request.url.split('?')[0]}`), request.method === 'HEAD');
   });
 
-  registerOciRoutes(app, { registry: options.registry, access: options.access, maxManifestBytes: options.maxManifestBytes, redirectBlobs: options.redirectBlobs });
-  registerEcrRoutes(app, { access: options.access, registry: options.registry, ecr: options.ecr, images: options.images, lifecycle: options.lifecycle, scans: options.scans, pullThrough: options.pullThrough, templates: options.templates, registryHost: options.registryHost, log: options.log.child({ module: 'ecr' }) });
+  registerOciRoutes(app, { registry: options.registry, access: options.access, maxManifestBytes: options.maxManifestBytes, redirectBlobs: options.redirectBlobs, replicas: options.replication });
+  registerEcrRoutes(app, { access: options.access, registry: options.registry, ecr: options.ecr, images: options.images, lifecycle: options.lifecycle, scans: options.scans, pullThrough: options.pullThrough, templates: options.templates, replication: options.replication, registryHost: options.registryHost, log: options.log.child({ module: 'ecr' }) });
   registerBerthRoutes(app, { access: options.access, meta: options.meta, scans: options.scans, webhooks: options.webhooks, audit: options.audit });
   registerHealthRoutes(app, { meta: options.meta, blobs: options.blobs, metrics });
   return app;

@@ -334,6 +334,40 @@ export interface EventCursorsTable {
   updated_at: number;
 }
 
+/** Replication (replication/): the registry's configuration (rules as ECR's JSON), one row per registry id. */
+export interface ReplicationConfigurationTable {
+  registry_id: string;
+  rules: string;
+  updated_at: number;
+}
+
+/** PutRegistryPolicy: which principals may replicate into this registry. */
+export interface RegistryPoliciesTable {
+  registry_id: string;
+  policy: string;
+  updated_at: number;
+}
+
+/** One image's replication to one destination: the worker's queue and DescribeImageReplicationStatus' answer. */
+export interface ReplicationStatusTable {
+  repository: string;
+  digest: string;
+  region: string;
+  registry_id: string;
+  status: 'IN_PROGRESS' | 'COMPLETE' | 'FAILED';
+  /** JSON list of the tags pushed with it (re-pointed at the destination when they still name it here). */
+  tags: string;
+  /** The latest event that (re)opened the row, and its time (replication lag is measured from it). */
+  event_seq: number;
+  event_at: number;
+  attempts: number;
+  next_attempt_at: number;
+  failure_code: string | null;
+  last_error: string | null;
+  updated_at: number;
+  completed_at: number | null;
+}
+
 export interface WebhookSubscriptionsTable {
   id: string;
   url: string;
@@ -427,4 +461,7 @@ export interface Database {
   webhook_subscriptions: WebhookSubscriptionsTable;
   webhook_deliveries: WebhookDeliveriesTable;
   audit_events: AuditEventsTable;
+  replication_configuration: ReplicationConfigurationTable;
+  registry_policies: RegistryPoliciesTable;
+  replication_status: ReplicationStatusTable;
 }

@@ -39,14 +39,18 @@ export interface UpstreamOptions {
   ecrEndpoint?: string;
   /** ECR to ECR: the region to sign for (default: from an ECR host name, else us-east-1). */
   region?: string;
+  /** Headers sent with every request to the registry (replication marks its pushes with one). */
+  headers?: Record<string, string>;
 }
 
 /** An upstream's answer as the client reads it: status, headers, and the body as a Node stream. */
-interface Answer {
+export interface Answer {
   status: number;
   statusText: string;
-  header(name: string): string | null;
+  headers: { get(name: string): string | null };
   body: Dispatcher.ResponseData['body'];
+  /** The body as text. */
+  text(): Promise<string>;
   /** Reads and drops the rest of the body, so the connection can be reused. */
   discard(): Promise<void>;
 }
@@ -58,6 +62,9 @@ function upstreamDispatcher(): Promise<Dispatcher> {
   dispatcher ??= import('undici').then(({ Agent, interceptors }) => new Agent().compose(interceptors.redirect({ maxRedirections: 5 })));
   return dispatcher;
 }
+
+/** A request body for `exchange`: bytes (replayable after a 401) or a stream (sent once). */
+export type ExchangeBody = Buffer | Readable | null;
 
 export type UpstreamFailure = 'unreachable' | 'status' | 'auth' | 'protocol';
 
@@ -178,9 +185,9 @@ export class UpstreamClient {
     const res = await this.request('HEAD', repository, `/manifests/${reference}`, { accept: MANIFEST_ACCEPT }, signal);
     if (res === null) return null;
     await res.discard();
-    const digest = res.header('docker-content-digest');
-    const size = Number(res.header('content-length'));
-    const mediaType = bareType(res.header('content-type'));
+    const digest = res.headers.get('docker-content-digest');
+    const size = Number(res.headers.get('content-length'));
+    const mediaType = bareType(res.headers.get('content-type'));
     // Without a digest header (a registry that omits it on HEAD) the manifest must be read to know it.
     if (!digest || !isDigest(digest)) return this.getManifest(repository, reference, signal);
     return { digest, mediaType, size: Number.isFinite(size) ? size : 0 };
@@ -190,7 +197,7 @@ export class UpstreamClient {
   async getManifest(repository: string, reference: string, signal?: AbortSignal, maxBytes = 4 * 1024 * 1024): Promise<UpstreamManifest | null> {
     const res = await this.request('GET', repository, `/manifests/${reference}`, { accept: MANIFEST_ACCEPT }, signal);
     if (res === null) return null;
-    const declared = Number(res.header('content-length'));
+    const declared = Number(res.headers.get('content-length'));
     if (Number.isFinite(declared) && declared > maxBytes) {
       res.body.destroy();
       throw new UpstreamError(this.host, 'protocol', res.status, `the manifest is ${declared} bytes, more than the limit of ${maxBytes}`);
@@ -202,13 +209,13 @@ export class UpstreamClient {
       throw new UpstreamError(this.host, 'unreachable', null, `the manifest's body was cut off: ${networkReason(err)}`, { cause: err });
     }
     if (content.length > maxBytes) throw new UpstreamError(this.host, 'protocol', res.status, `the manifest is more than the limit of ${maxBytes} bytes`);
-    const expected = isDigest(reference) ? reference : (res.header('docker-content-digest') ?? '');
+    const expected = isDigest(reference) ? reference : (res.headers.get('docker-content-digest') ?? '');
     const algorithm = isDigest(expected) && expected.startsWith('sha512:') ? 'sha512' : 'sha256';
     const digest = digestOf(content, algorithm);
     if (isDigest(reference) && digest !== reference) {
       throw new UpstreamError(this.host, 'protocol', res.status, `the manifest it sent for ${reference} has the digest ${digest}`);
     }
-    return { digest, mediaType: bareType(res.header('content-type')), size: content.length, content };
+    return { digest, mediaType: bareType(res.headers.get('content-type')), size: content.length, content };
   }
 
   /**
@@ -229,7 +236,7 @@ export class UpstreamClient {
     let size: number | null = null;
     let got: { start: number; end: number } | undefined;
     if (res.status === 206) {
-      const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.header('content-range') ?? '');
+      const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.headers.get('content-range') ?? '');
       if (!m) {
         res.body.destroy();
         throw new UpstreamError(this.host, 'protocol', 206, 'a partial answer without a valid Content-Range');
@@ -237,7 +244,7 @@ export class UpstreamClient {
       got = { start: Number(m[1]), end: Number(m[2]) };
       size = m[3] === '*' ? null : Number(m[3]);
     } else {
-      const length = res.header('content-length');
+      const length = res.headers.get('content-length');
       size = length !== null && /^\d+$/.test(length) ? Number(length) : null;
     }
     const body = this.guard(res.body, controller, () => signal?.removeEventListener('abort', onAbort));
@@ -294,7 +301,7 @@ export class UpstreamClient {
     const scope = `repository:${repository}:pull`;
     let res = await this.send(method, url, { ...headers, ...(await this.authorization(scope, false)) }, signal);
     if (res.status === 401) {
-      const challenge = parseChallenge(res.header('www-authenticate'));
+      const challenge = parseChallenge(res.headers.get('www-authenticate'));
       await res.discard();
       if (challenge) this.challenge = challenge;
       const auth = await this.authorization(scope, true);
@@ -308,41 +315,92 @@ export class UpstreamClient {
       return null;
     }
     if (res.status === 200 || res.status === 206) return res;
-    const text = method === 'HEAD' ? '' : await res.body.text().catch(() => '');
+    const text = method === 'HEAD' ? '' : await res.text().catch(() => '');
     const kind: UpstreamFailure = res.status === 401 || res.status === 403 ? 'auth' : 'status';
-    const retryAfter = res.header('retry-after');
+    const retryAfter = res.headers.get('retry-after');
     throw new UpstreamError(this.host, kind, res.status, [describeBody(text) || res.statusText, retryAfter ? `retry after ${retryAfter}` : ''].filter(Boolean).join(', '));
   }
 
-  private async send(method: 'GET' | 'HEAD', url: string, headers: Record<string, string>, signal?: AbortSignal): Promise<Answer> {
+  /**
+   * Any request to the registry (replication's push side): `/v2/<repository><suffix>`, or `location` (an upload's
+   * URL, absolute or relative to the origin). `push` asks for a push token. On a 401 it answers the challenge and
+   * sends again when the body can be sent again (none, or bytes); a stream is sent once, so a caller streaming a
+   * body first makes an authorized request of the same scope. Every answer but a 401 is returned as it came.
+   */
+  async exchange(method: string, repository: string, target: { suffix: string } | { location: string }, init: { headers?: Record<string, string>; body?: ExchangeBody; push?: boolean } = {}, signal?: AbortSignal): Promise<Answer> {
+    const url = 'location' in target ? new URL(target.location, this.origin).toString() : `${this.origin}/v2/${repository}${target.suffix}`;
+    const scope = `repository:${repository}:${init.push ? 'pull,push' : 'pull'}`;
+    const body = init.body ?? null;
+    let res = await this.send(method, url, { ...init.headers, ...(await this.authorization(scope, false)) }, signal, body);
+    if (res.status === 401 && !(body instanceof Readable)) {
+      const challenge = parseChallenge(res.headers.get('www-authenticate'));
+      await res.discard();
+      if (challenge) this.challenge = challenge;
+      const auth = await this.authorization(scope, true);
+      if (Object.keys(auth).length === 0) throw new UpstreamError(this.host, 'auth', 401, `authentication required${this.options.credentials ? '' : ' and no credentials are configured'} (${challenge?.scheme ?? 'no challenge'})`);
+      res = await this.send(method, url, { ...init.headers, ...auth }, signal, body);
+    }
+    if (res.status === 401 || res.status === 403) {
+      const text = method === 'HEAD' ? '' : await res.text().catch(() => '');
+      throw new UpstreamError(this.host, 'auth', res.status, describeBody(text) || res.statusText);
+    }
+    return res;
+  }
+
+  /**
+   * The headers a request of `repository`'s pull (or push) scope carries now — the authorization the registry asked
+   * for last, and the configured extra headers — for a caller that sends the request itself (a streamed upload).
+   */
+  async requestHeaders(repository: string, push: boolean): Promise<Record<string, string>> {
+    return { 'user-agent': `berth/${BERTH_VERSION}`, ...this.options.headers, ...(await this.authorization(`repository:${repository}:${push ? 'pull,push' : 'pull'}`, false)) };
+  }
+
+  /** The short account of an error answer `exchange` returned (its OCI errors, or its status text). */
+  static describeText(text: string): string {
+    return describeBody(text);
+  }
+
+  /** The short account of an error answer `exchange` returned (its OCI errors, or its status text). */
+  static async describe(res: Answer): Promise<string> {
+    const text = await res.text().catch(() => '');
+    return describeBody(text) || res.statusText;
+  }
+
+  private async send(method: string, url: string, headers: Record<string, string>, signal?: AbortSignal, body: ExchangeBody = null): Promise<Answer> {
     // The timeout covers connecting and the response headers; the body has the idle guard.
     const timeout = new AbortController();
-    const timer = setTimeout(() => timeout.abort(new DOMException('timed out', 'TimeoutError')), this.timeoutMs);
+    // A streamed body is being sent until the answer comes: an hour for it, not the headers' timeout.
+    const limit = body instanceof Readable ? Math.max(this.timeoutMs, 3600_000) : this.timeoutMs;
+    const timer = setTimeout(() => timeout.abort(new DOMException('timed out', 'TimeoutError')), limit);
     const combined = signal ? AbortSignal.any([signal, timeout.signal]) : timeout.signal;
     try {
       const { request } = await import('undici');
       const res = await request(url, {
-        method,
-        headers: { 'user-agent': `berth/${BERTH_VERSION}`, ...headers },
+        method: method as Dispatcher.HttpMethod,
+        headers: { 'user-agent': `berth/${BERTH_VERSION}`, ...this.options.headers, ...headers },
+        body,
         signal: combined,
         dispatcher: await upstreamDispatcher(),
         bodyTimeout: 0,
         highWaterMark: 1024 * 1024,
       });
-      const body = res.body;
+      const answer = res.body;
       return {
         status: res.statusCode,
         statusText: STATUS_CODES[res.statusCode] ?? '',
-        header: (name) => {
-          const v = res.headers[name];
-          return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
+        headers: {
+          get: (name) => {
+            const v = res.headers[name.toLowerCase()];
+            return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
+          },
         },
-        body,
-        discard: () => body.dump().catch(() => {}),
+        body: answer,
+        text: () => answer.text(),
+        discard: () => answer.dump().catch(() => {}),
       };
     } catch (err) {
       if (signal?.aborted && signal.reason instanceof UpstreamError) throw signal.reason;
-      throw new UpstreamError(this.host, 'unreachable', null, timeout.signal.aborted ? `no answer within ${this.timeoutMs} ms` : networkReason(err), { cause: err });
+      throw new UpstreamError(this.host, 'unreachable', null, timeout.signal.aborted ? `no answer within ${limit} ms` : networkReason(err), { cause: err });
     } finally {
       clearTimeout(timer);
     }
@@ -387,7 +445,7 @@ export class UpstreamClient {
       if (err instanceof UpstreamError) throw new UpstreamError(this.host, 'unreachable', null, `its token service ${url.host} is unreachable: ${err.answer}`, { cause: err });
       throw err;
     });
-    const text = await res.body.text().catch(() => '');
+    const text = await res.text().catch(() => '');
     if (res.status !== 200) throw new UpstreamError(this.host, 'auth', res.status, `its token service ${url.host} refused a token for ${scope}: ${describeBody(text) || res.statusText}`);
     let body: { token?: string; access_token?: string; expires_in?: number; issued_at?: string };
     try {

@@ -485,6 +485,9 @@ async function scratchTemplate(): Promise<{ prefix: string; cleanup(): Promise<v
   return { prefix, cleanup: async () => { if (await creationTemplate(prefix)) await adminEcr('DeleteRepositoryCreationTemplate', { prefix }); } };
 }
 
+/** A registry policy as replication's receiving side takes it. */
+const REGISTRY_POLICY = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${ACCOUNT}:root` }, Action: ['ecr:ReplicateImage', 'ecr:CreateRepository'], Resource: '*' }] });
+
 const PULL_THROUGH_OPERATIONS: EcrOperation[] = [
   {
     op: 'CreatePullThroughCacheRule',
@@ -672,6 +675,27 @@ const ECR_OPERATIONS: EcrOperation[] = [
   { op: 'GetRegistryScanningConfiguration', global: true, build: async () => ({ input: {}, target: null }) },
   { op: 'PutRegistryScanningConfiguration', global: true, build: async () => ({ input: { scanType: 'BASIC', rules: [] }, target: null }) },
   ...PULL_THROUGH_OPERATIONS,
+  // Replication: registry-wide operations (on `*`) but DescribeImageReplicationStatus, on the repository.
+  { op: 'PutReplicationConfiguration', global: true, build: async () => ({ input: { replicationConfiguration: { rules: [] } }, target: null }) },
+  { op: 'DescribeImageReplicationStatus', build: async (r) => ({ input: { repositoryName: r, imageId: { imageTag: 'v1' } } }) },
+  { op: 'PutRegistryPolicy', global: true, build: async () => ({ input: { policyText: REGISTRY_POLICY }, target: null }) },
+  {
+    op: 'GetRegistryPolicy', global: true,
+    build: async () => {
+      await adminEcr('PutRegistryPolicy', { policyText: REGISTRY_POLICY });
+      return { input: {}, target: null };
+    },
+  },
+  {
+    op: 'DeleteRegistryPolicy', global: true,
+    build: async () => {
+      await adminEcr('PutRegistryPolicy', { policyText: REGISTRY_POLICY });
+      return {
+        input: {}, target: null,
+        untouched: async () => ((await ecr('GetRegistryPolicy', {}, ROOT_SIGNING())).status === 200 ? null : 'the registry policy was deleted'),
+      };
+    },
+  },
 ];
 
 // ---------------------------------------------------------------------------------------------

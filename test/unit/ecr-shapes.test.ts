@@ -64,6 +64,11 @@ const BASE: Record<string, Json> = {
   DescribeRepositoryCreationTemplates: {},
   UpdateRepositoryCreationTemplate: { prefix: 'prod', encryptionConfiguration: { encryptionType: 'KMS' } },
   DeleteRepositoryCreationTemplate: { prefix: 'prod' },
+  PutReplicationConfiguration: { replicationConfiguration: { rules: [{ destinations: [{ region: 'eu-west-1', registryId: '111111111111' }], repositoryFilters: [{ filter: 'prod/', filterType: 'PREFIX_MATCH' }] }] } },
+  DescribeImageReplicationStatus: { ...repo, imageId: { imageTag: 'v1' } },
+  PutRegistryPolicy: { policyText: '{}' },
+  GetRegistryPolicy: {},
+  DeleteRegistryPolicy: {},
 };
 
 const PTC_RULE_OPS = ['CreatePullThroughCacheRule', 'UpdatePullThroughCacheRule', 'DeletePullThroughCacheRule', 'ValidatePullThroughCacheRule'];

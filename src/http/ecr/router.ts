@@ -15,6 +15,7 @@ import type { ScanService } from '../../scan/service.ts';
 import type { RegistryService } from '../../registry/service.ts';
 import type { PullThroughRules } from '../../pullthrough/rules.ts';
 import type { RepositoryCreationTemplates } from '../../pullthrough/templates.ts';
+import type { ReplicationService } from '../../replication/service.ts';
 import { actions, MODEL_OPERATIONS } from './actions/index.ts';
 import { constraintMessage } from './shapes.ts';
 import type { EcrContext } from './types.ts';
@@ -32,6 +33,7 @@ export interface EcrRouteOptions {
   scans: ScanService;
   pullThrough: PullThroughRules;
   templates: RepositoryCreationTemplates;
+  replication: ReplicationService;
   registryHost?: string;
   log: Logger;
 }
@@ -158,6 +160,7 @@ export function registerEcrRoutes(app: FastifyInstance, options: EcrRouteOptions
       scans: options.scans,
       pullThrough: options.pullThrough,
       templates: options.templates,
+      replication: options.replication,
       registryHost: host,
       scheme: request.protocol,
       request: requestContext,

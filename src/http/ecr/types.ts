@@ -13,6 +13,7 @@ import type { LifecycleService } from '../../lifecycle/service.ts';
 import type { ScanService } from '../../scan/service.ts';
 import type { PullThroughRules } from '../../pullthrough/rules.ts';
 import type { RepositoryCreationTemplates } from '../../pullthrough/templates.ts';
+import type { ReplicationService } from '../../replication/service.ts';
 
 export interface EcrContext {
   principal: Principal;
@@ -24,6 +25,7 @@ export interface EcrContext {
   scans: ScanService;
   pullThrough: PullThroughRules;
   templates: RepositoryCreationTemplates;
+  replication: ReplicationService;
   /** host[:port] for repositoryUri/proxyEndpoint: configured, or the request's Host. */
   registryHost: string;
   /** `https` or `http`, for proxyEndpoint and download URLs. */

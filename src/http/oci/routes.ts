@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BerthError } from '../../errors/catalog.ts';
 import type { RegistryService } from '../../registry/service.ts';
 import type { AccessService, Principal } from '../../auth/service.ts';
+import type { ReplicationService } from '../../replication/service.ts';
 import { requiredAction } from './permissions.ts';
 import { ociRouteFamily } from '../metrics.ts';
 import { deleteBlob, getBlob, headBlob } from './blobs.ts';
@@ -18,6 +19,8 @@ export interface OciRouteOptions {
   maxManifestBytes: number;
   /** Blob GETs answered with a redirect to this URL (S3 presigned), when set. */
   redirectBlobs?: (digest: string) => Promise<string | null>;
+  /** Replication pushes from another registry (`X-Berth-Replication-Source`): their permission and their repositories. */
+  replicas?: Pick<ReplicationService, 'admits' | 'prepare'>;
 }
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
@@ -89,7 +92,8 @@ export function registerOciRoutes(app: FastifyInstance, options: OciRouteOptions
         // GET /v2/ is how clients discover that they must log in; the catalog is for callers who did.
         if (principal.kind === 'anonymous') throw new BerthError('UNAUTHORIZED', 'authentication required: docker login with user AWS and the password from aws ecr get-login-password');
       } else if (action !== null) {
-        await access.authorize(principal, action, route.name, requestContext);
+        // A replication push may be allowed by the registry policy instead (replication/service.ts).
+        if (!(options.replicas && await options.replicas.admits(request.headers, principal, action, route.name))) await access.authorize(principal, action, route.name, requestContext);
       }
       if (route.kind === 'uploads' && url.searchParams.has('mount')) {
         // Mounting reads the source repository: without pull permission there the mount quietly becomes an upload,
@@ -118,6 +122,9 @@ export function registerOciRoutes(app: FastifyInstance, options: OciRouteOptions
         return controller.signal;
       },
     };
+    if (options.replicas && (route.kind === 'uploads' || (route.kind === 'manifest' && request.method === 'PUT'))) {
+      await options.replicas.prepare(request.headers, true, route.name, principal, { sourceIp: request.ip, secureTransport: request.protocol === 'https' });
+    }
     await dispatch(ctx, route);
     // Returning the reply tells Fastify the handler has sent it (a streamed body is still being written).
     return reply;

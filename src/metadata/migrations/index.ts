@@ -442,5 +442,40 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('audit_events_repository').on('audit_events').columns(['repository', 'created_at']).execute();
       },
     },
+    '0015_replication': {
+      // Replication (replication/): the registry's replication configuration and registry policy (one row each,
+      // keyed by the registry id), and one status row per (repository, digest, destination) — the replication
+      // queue the worker works through and what DescribeImageReplicationStatus reports.
+      async up(db: Kysely<unknown>) {
+        await db.schema.createTable('replication_configuration')
+          .addColumn('registry_id', 'text', (c) => c.primaryKey())
+          .addColumn('rules', 'text', (c) => c.notNull())
+          .addColumn('updated_at', bigint, (c) => c.notNull())
+          .execute();
+        await db.schema.createTable('registry_policies')
+          .addColumn('registry_id', 'text', (c) => c.primaryKey())
+          .addColumn('policy', 'text', (c) => c.notNull())
+          .addColumn('updated_at', bigint, (c) => c.notNull())
+          .execute();
+        await db.schema.createTable('replication_status')
+          .addColumn('repository', 'text', (c) => c.notNull())
+          .addColumn('digest', 'text', (c) => c.notNull())
+          .addColumn('region', 'text', (c) => c.notNull())
+          .addColumn('registry_id', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('tags', 'text', (c) => c.notNull())
+          .addColumn('event_seq', bigint, (c) => c.notNull())
+          .addColumn('event_at', bigint, (c) => c.notNull())
+          .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('next_attempt_at', bigint, (c) => c.notNull())
+          .addColumn('failure_code', 'text')
+          .addColumn('last_error', 'text')
+          .addColumn('updated_at', bigint, (c) => c.notNull())
+          .addColumn('completed_at', bigint)
+          .addPrimaryKeyConstraint('replication_status_pk', ['repository', 'digest', 'region', 'registry_id'])
+          .execute();
+        await db.schema.createIndex('replication_status_queue').on('replication_status').columns(['status', 'next_attempt_at']).execute();
+      },
+    },
   };
 }

@@ -5,6 +5,7 @@ import { batchDeleteImage, batchGetImage, describeImages, listImages, putImage }
 import { batchCheckLayerAvailability, completeLayerUpload, getDownloadUrlForLayer, initiateLayerUpload, uploadLayerPart } from './layers.ts';
 import { deleteRepositoryPolicy, getRepositoryPolicy, setRepositoryPolicy } from './policies.ts';
 import { describeRegistry, getAuthorizationToken } from './registry.ts';
+import { deleteRegistryPolicy, describeImageReplicationStatus, getRegistryPolicy, putRegistryPolicy, putReplicationConfiguration } from './replication.ts';
 import { createRepository, deleteRepository, describeRepositories, putImageScanningConfiguration, putImageTagMutability } from './repositories.ts';
 import { listTagsForResource, tagResource, untagResource } from './tags.ts';
 import { batchGetRepositoryScanningConfiguration, describeImageScanFindings, getRegistryScanningConfiguration, putRegistryScanningConfiguration, startImageScan } from './scanning.ts';
@@ -23,6 +24,7 @@ const all: EcrAction[] = [
   startImageScan, describeImageScanFindings, putRegistryScanningConfiguration, getRegistryScanningConfiguration, batchGetRepositoryScanningConfiguration,
   createPullThroughCacheRule, describePullThroughCacheRules, updatePullThroughCacheRule, deletePullThroughCacheRule, validatePullThroughCacheRule,
   createRepositoryCreationTemplate, describeRepositoryCreationTemplates, updateRepositoryCreationTemplate, deleteRepositoryCreationTemplate,
+  putReplicationConfiguration, describeImageReplicationStatus, putRegistryPolicy, getRegistryPolicy, deleteRegistryPolicy,
 ] as unknown as EcrAction[];
 
 export const actions = new Map(all.map((a) => [a.name, a]));

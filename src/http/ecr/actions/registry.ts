@@ -26,6 +26,6 @@ export const describeRegistry = defineAction({
   name: 'DescribeRegistry',
   input: z.object({}),
   async handle(_input, ctx) {
-    return { registryId: ctx.ecr.identity.accountId, replicationConfiguration: { rules: [] } };
+    return { registryId: ctx.ecr.identity.accountId, replicationConfiguration: await ctx.replication.configuration() };
   },
 });
