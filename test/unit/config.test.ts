@@ -42,6 +42,7 @@ describe('resolveConfig', () => {
       pullThrough: { tagRevalidateSeconds: 86400, completeImagesAfterSeconds: 30, allowPush: false, upstreamTimeoutSeconds: 30, mirrors: {} },
       events: { retainDays: 30 },
       audit: { enabled: true, retainDays: 90 },
+      replication: { destinations: [], pollMilliseconds: 1000, concurrency: 4, timeoutSeconds: 60, retryBaseSeconds: 5, retryMaxSeconds: 600, giveUpAfterSeconds: 86400 },
       webhooks: { pollMilliseconds: 1000, timeoutSeconds: 10, concurrency: 8, retryBaseSeconds: 10, retryMaxSeconds: 3600, giveUpAfterSeconds: 90000 },
       jobs: { leaseSeconds: 30 },
       // With auth on (the default), repositories are created explicitly, as in ECR.
@@ -256,6 +257,7 @@ describe('resolveConfig', () => {
       if (name === 'BERTH_METADATA_DRIVER') env[name] = 'sqlite';
       if (name === 'BERTH_MAX_MANIFEST_BYTES') env[name] = '4096';
       if (name === 'BERTH_SCAN_WORKERS') env[name] = '2';
+      if (name === 'BERTH_REPLICATION_CONCURRENCY') env[name] = '8';
       if (name === 'BERTH_STORAGE_MIN_FREE_BYTES') env[name] = '1GiB';
       if (name === 'BERTH_PULL_THROUGH_MIRRORS') env[name] = 'docker.io=hub';
       if (name === 'BERTH_ROOT_ACCESS_KEY_ID' || name === 'BERTH_ROOT_SECRET_ACCESS_KEY') Object.assign(env, { BERTH_ROOT_ACCESS_KEY_ID: 'AKIAEXAMPLEEXAMPLE12', BERTH_ROOT_SECRET_ACCESS_KEY: 'secretsecretsecret' });
