@@ -26,6 +26,8 @@ import { createPullThrough, type PullThrough } from './pullthrough/index.ts';
 import { PullThroughCache, repositoryFactory } from './pullthrough/cache.ts';
 import { PullThroughCacheStore } from './pullthrough/cache-store.ts';
 import { BlobStore } from './storage/blob-store.ts';
+import { ConsoleSessions } from './auth/console-sessions.ts';
+import { ConsoleStore } from './metadata/console-store.ts';
 import type { BlobDriver } from './storage/driver.ts';
 import { blobRedirector, openBlobDriver } from './storage/drivers/index.ts';
 
@@ -119,7 +121,11 @@ export async function buildApp(config: Config, log: Logger): Promise<App> {
   registry.useUpstream(cache);
   const leases = new JobLeases(stores.connection.db);
   const webhooks = createWebhooks(stores.connection.db, access);
-  const server = buildServer({ webhooks, log, registry, access, meta: stores.metadata, ecr, images, lifecycle, scans, pullThrough: pullThrough.rules, templates: pullThrough.templates, registryHost: config.ecr.registryHost, maxManifestBytes: config.registry.maxManifestBytes, redirectBlobs: blobRedirector(config, stores.blobs), tls: config.tls, metrics: config.metrics, leases, pullThroughMetrics: cache.metrics, blobs: stores.blobs });
+  const consoleStore = new ConsoleStore(stores.connection.db);
+  const webConsole = config.console.enabled
+    ? { sessions: new ConsoleSessions(consoleStore, access, config.console.sessionTtlSeconds), store: consoleStore, registryId: config.ecr.accountId }
+    : undefined;
+  const server = buildServer({ console: webConsole, webhooks, log, registry, access, meta: stores.metadata, ecr, images, lifecycle, scans, pullThrough: pullThrough.rules, templates: pullThrough.templates, registryHost: config.ecr.registryHost, maxManifestBytes: config.registry.maxManifestBytes, redirectBlobs: blobRedirector(config, stores.blobs), tls: config.tls, metrics: config.metrics, leases, pullThroughMetrics: cache.metrics, blobs: stores.blobs });
   const timers: NodeJS.Timeout[] = [];
   // Background jobs run on one node at a time, whichever wins the job's lease in the database.
   const jobs = new JobRunner(leases, { leaseMs: config.jobs.leaseSeconds * 1000, log: log.child({ module: 'jobs' }) });

@@ -50,6 +50,8 @@ export const ENV_VARS: Record<string, { path: string[]; type: 'string' | 'number
   BERTH_METRICS_ENABLED: { path: ['metrics', 'enabled'], type: 'boolean' },
   BERTH_JOB_LEASE_SECONDS: { path: ['jobs', 'leaseSeconds'], type: 'number' },
   BERTH_EVENTS_RETAIN_DAYS: { path: ['events', 'retainDays'], type: 'number' },
+  BERTH_CONSOLE_ENABLED: { path: ['console', 'enabled'], type: 'boolean' },
+  BERTH_CONSOLE_SESSION_TTL_SECONDS: { path: ['console', 'sessionTtlSeconds'], type: 'number' },
   BERTH_WEBHOOK_POLL_MILLISECONDS: { path: ['webhooks', 'pollMilliseconds'], type: 'number' },
   BERTH_WEBHOOK_TIMEOUT_SECONDS: { path: ['webhooks', 'timeoutSeconds'], type: 'number' },
   BERTH_WEBHOOK_CONCURRENCY: { path: ['webhooks', 'concurrency'], type: 'number' },

@@ -186,6 +186,12 @@ export const configSchema = z.object({
     /** Attempts stop this long after the event (the delivery is then parked as failed). ≥ 24 hours by default. */
     giveUpAfterSeconds: z.number().positive().default(24 * 3600 + 3600),
   }).strict().default({ pollMilliseconds: 1000, timeoutSeconds: 10, concurrency: 8, retryBaseSeconds: 10, retryMaxSeconds: 3600, giveUpAfterSeconds: 25 * 3600 }),
+  console: z.object({
+    /** Serve the web console at /console/ (same port as the API). */
+    enabled: z.boolean().default(true),
+    /** A console session ends this long after sign-in. */
+    sessionTtlSeconds: z.number().int().min(1).max(30 * 24 * 3600).default(12 * 3600),
+  }).strict().default({ enabled: true, sessionTtlSeconds: 12 * 3600 }),
   jobs: z.object({
     /** A node holding a job lease renews it this often; others take it over once it is 3 renewals late. */
     leaseSeconds: z.number().int().min(1).max(3600).default(30),

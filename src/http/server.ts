@@ -23,6 +23,9 @@ import { registerBerthRoutes } from './berth/routes.ts';
 import { registerOciRoutes } from './oci/routes.ts';
 import { renderOciError } from './oci/errors.ts';
 import { registerHealthRoutes } from './health.ts';
+import { registerConsoleRoutes } from './console/routes.ts';
+import type { ConsoleSessions } from '../auth/console-sessions.ts';
+import type { ConsoleStore } from '../metadata/console-store.ts';
 import { HttpMetrics } from './metrics.ts';
 import { checkTlsMaterial, readTlsMaterialSync, type TlsPaths } from './tls.ts';
 
@@ -63,6 +66,8 @@ export interface ServerOptions {
   blobs?: BlobStore;
   /** Webhook subscriptions (/berth/api/v1/webhooks). */
   webhooks?: WebhookService;
+  /** The web console (http/console): its sessions and store; absent when `console.enabled` is false. */
+  console?: { sessions: ConsoleSessions; store: ConsoleStore; assetsDir?: string; registryId: string };
 }
 
 // ---- byte counting
@@ -342,8 +347,9 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   });
 
   registerOciRoutes(app, { registry: options.registry, access: options.access, maxManifestBytes: options.maxManifestBytes, redirectBlobs: options.redirectBlobs });
-  registerEcrRoutes(app, { access: options.access, registry: options.registry, ecr: options.ecr, images: options.images, lifecycle: options.lifecycle, scans: options.scans, pullThrough: options.pullThrough, templates: options.templates, registryHost: options.registryHost, log: options.log.child({ module: 'ecr' }) });
-  registerBerthRoutes(app, { access: options.access, meta: options.meta, scans: options.scans, webhooks: options.webhooks });
+  registerEcrRoutes(app, { access: options.access, registry: options.registry, ecr: options.ecr, images: options.images, lifecycle: options.lifecycle, scans: options.scans, pullThrough: options.pullThrough, templates: options.templates, registryHost: options.registryHost, log: options.log.child({ module: 'ecr' }), sessions: options.console?.sessions });
+  registerBerthRoutes(app, { access: options.access, meta: options.meta, scans: options.scans, webhooks: options.webhooks, sessions: options.console?.sessions, consoleStore: options.console?.store });
+  if (options.console) registerConsoleRoutes(app, { ...options.console, access: options.access, registryHost: options.registryHost });
   registerHealthRoutes(app, { meta: options.meta, blobs: options.blobs, metrics });
   return app;
 }

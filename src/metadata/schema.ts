@@ -362,6 +362,16 @@ export interface WebhookDeliveriesTable {
   finished_at: number | null;
 }
 
+/** Web console sessions (migration 0016): the id is the SHA-256 of the cookie's token, never the token itself. */
+export interface ConsoleSessionsTable {
+  id: string;
+  access_key_id: string;
+  /** The per-session anti-CSRF token the console sends in `x-berth-csrf` on every mutating call. */
+  csrf: string;
+  created_at: number;
+  expires_at: number;
+}
+
 export interface Database {
   repositories: RepositoriesTable;
   blobs: BlobsTable;
@@ -396,4 +406,5 @@ export interface Database {
   event_cursors: EventCursorsTable;
   webhook_subscriptions: WebhookSubscriptionsTable;
   webhook_deliveries: WebhookDeliveriesTable;
+  console_sessions: ConsoleSessionsTable;
 }

@@ -15,6 +15,7 @@ import type { ScanService } from '../../scan/service.ts';
 import type { RegistryService } from '../../registry/service.ts';
 import type { PullThroughRules } from '../../pullthrough/rules.ts';
 import type { RepositoryCreationTemplates } from '../../pullthrough/templates.ts';
+import type { ConsoleSessions } from '../../auth/console-sessions.ts';
 import { actions, MODEL_OPERATIONS } from './actions/index.ts';
 import { constraintMessage } from './shapes.ts';
 import type { EcrContext } from './types.ts';
@@ -34,6 +35,8 @@ export interface EcrRouteOptions {
   templates: RepositoryCreationTemplates;
   registryHost?: string;
   log: Logger;
+  /** Web console sessions: a request with the session cookie and no Authorization header acts as its user. */
+  sessions?: ConsoleSessions;
 }
 
 /**
@@ -124,7 +127,10 @@ export function registerEcrRoutes(app: FastifyInstance, options: EcrRouteOptions
 
     let principal: Principal = ANONYMOUS;
     if (options.access.enabled) {
-      principal = await options.access.authenticateSigV4({ method: request.method, url: request.url, headers: request.headers, body });
+      // The console's calls: its session cookie (every ECR call is a POST, so each needs the anti-CSRF header).
+      principal = !request.headers.authorization && options.sessions?.hasSession(request)
+        ? await options.sessions.authenticate(request, true)
+        : await options.access.authenticateSigV4({ method: request.method, url: request.url, headers: request.headers, body });
       request.principal = principal;
     }
 
