@@ -110,9 +110,13 @@ export class ConsoleSessions {
     if (token) await this.store.delete(hash(token));
   }
 
-  /** Whether the request carries a session cookie (and no other credentials take precedence). */
+  /**
+   * Whether the request is the console's: it carries the session cookie, or the anti-CSRF header (the browser drops
+   * the cookie once its Max-Age has passed; the console's next call must then hear "session expired", not meet a
+   * Basic challenge that would open the browser's password prompt).
+   */
   hasSession(req: SessionRequest): boolean {
-    return readCookie(req.headers.cookie, SESSION_COOKIE) !== undefined;
+    return readCookie(req.headers.cookie, SESSION_COOKIE) !== undefined || typeof req.headers[CSRF_HEADER] === 'string';
   }
 
   /**

@@ -59,9 +59,16 @@ export function LifecyclePage({ name }: { name: string }) {
         await ecr('StartLifecyclePolicyPreview', { repositoryName: name, lifecyclePolicyText: text ?? '' });
         const deadline = Date.now() + 60_000;
         for (;;) {
-          const out = await ecr('GetLifecyclePolicyPreview', { repositoryName: name, maxResults: 1000 });
+          const out = await ecr('GetLifecyclePolicyPreview', { repositoryName: name, maxResults: 100 });
           if (out.status !== 'IN_PROGRESS' || Date.now() > deadline) {
-            setPreview(out);
+            // Every page of the results (ECR gives at most 100 at a time).
+            const results = [...(out.previewResults ?? [])];
+            for (let token = out.nextToken; token;) {
+              const more = await ecr('GetLifecyclePolicyPreview', { repositoryName: name, maxResults: 100, nextToken: token });
+              results.push(...(more.previewResults ?? []));
+              token = more.nextToken;
+            }
+            setPreview({ ...out, previewResults: results });
             break;
           }
           await pause(300);

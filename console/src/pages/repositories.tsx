@@ -35,6 +35,9 @@ export function Repositories({ query }: { query: URLSearchParams }) {
     };
   }, [q, sort, order, page]);
 
+  // The address is the truth: a link or Back changes the query, and the field follows.
+  useEffect(() => setSearch(q), [q]);
+
   // Search as you type, a moment after the last key.
   useEffect(() => {
     if (search === q) return;
