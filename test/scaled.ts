@@ -18,7 +18,7 @@ function testFiles(dir: string): string[] {
   });
 }
 
-const files = process.argv.slice(2).length > 0 ? process.argv.slice(2) : testFiles('test').filter((f) => !f.startsWith(path.join('test', 'unit') + path.sep)).sort();
+const files = process.argv.slice(2).length > 0 ? process.argv.slice(2) : testFiles('test').filter((f) => !f.startsWith(path.join('test', 'unit') + path.sep) && !f.startsWith(path.join('test', 'browser') + path.sep)).sort();
 const server = await ensureS3();
 process.stderr.write(`S3: ${server.endpoint}${server.startedHere ? ` (started in ${server.startSeconds.toFixed(0)} s)` : ' (already running)'}\n`);
 const code = await new Promise<number>((resolve) => {

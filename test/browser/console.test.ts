@@ -183,7 +183,9 @@ describe('browser: the web console in chromium', { skip }, () => {
   });
 
   /** Milliseconds from `action` until `selector` is visible. */
-  async function tti(name: string, page: Page, action: () => Promise<unknown>, selector: string): Promise<number> {
+  async function tti(name: string, page: Page, action: () => Promise<unknown>, selector: string, fullLoad = false): Promise<number> {
+    // A full load (the page's JavaScript fetched and run again) rather than a navigation inside the loaded console.
+    if (fullLoad) await page.goto('about:blank');
     const t0 = performance.now();
     await action();
     await page.locator(selector).first().waitFor({ state: 'visible', timeout: 15_000 });
@@ -260,7 +262,7 @@ describe('browser: the web console in chromium', { skip }, () => {
     assert.deepEqual(violations, []);
 
     // A fresh load of the list, as a user opening the console: time to interactive.
-    const ms = await tti('repositories (page load)', page, () => page.goto(`${server.url}/console/#/`), 'table[data-testid=repositories] tbody tr');
+    const ms = await tti('repositories (page load)', page, () => page.goto(`${server.url}/console/#/`), 'table[data-testid=repositories] tbody tr', true);
     assert.ok(ms < TTI_LIMIT_MS, `repositories page interactive in ${ms} ms`);
     await shoot(page, 'repositories');
   });
@@ -279,7 +281,7 @@ describe('browser: the web console in chromium', { skip }, () => {
     const next = await tti('next page', page, () => page.getByRole('button', { name: 'Next' }).click(), 'text=51–100 of');
     assert.ok(next < TTI_LIMIT_MS, `next page in ${next} ms`);
 
-    const repo = await tti('repository page', page, () => page.goto(`${server.url}/console/#/repo/${encodeURIComponent('seed/repo-0500')}`), 'table[data-testid=images] tbody tr');
+    const repo = await tti('repository page (page load)', page, () => page.goto(`${server.url}/console/#/repo/${encodeURIComponent('seed/repo-0500')}`), 'table[data-testid=images] tbody tr', true);
     assert.ok(repo < TTI_LIMIT_MS, `repository page interactive in ${repo} ms`);
     assert.equal(await page.locator('table[data-testid=images] tbody tr').count(), IMAGES_PER_REPO);
     await page.getByText(`docker pull ${server.host}/seed/repo-0500:v9`).waitFor();
@@ -287,7 +289,7 @@ describe('browser: the web console in chromium', { skip }, () => {
   });
 
   test('a vulnerable image: its findings, filtered by severity and package, with advisory links', { timeout: 60_000 }, async () => {
-    const ms = await tti('image page (findings)', page, () => page.goto(`${server.url}/console/#/repo/apps%2Falpine/image/${encodeURIComponent(alpineDigest)}`), 'table[data-testid=findings] tbody tr');
+    const ms = await tti('image page with findings (page load)', page, () => page.goto(`${server.url}/console/#/repo/apps%2Falpine/image/${encodeURIComponent(alpineDigest)}`), 'table[data-testid=findings] tbody tr', true);
     assert.ok(ms < TTI_LIMIT_MS, `image page interactive in ${ms} ms`);
     const all = await page.locator('table[data-testid=findings] tbody tr').count();
     assert.ok(all > 0, 'findings are listed');
