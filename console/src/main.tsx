@@ -37,6 +37,9 @@ function Page({ route, info }: { route: Route; info: SessionInfo }) {
   return <Repositories query={route.query} />;
 }
 
+// Asked for while the first render is still being set up.
+const firstSession = session.get();
+
 function App() {
   const [info, setInfo] = useState<SessionInfo | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
@@ -51,7 +54,7 @@ function App() {
   useEffect(() => {
     const onHash = () => setRoute(currentRoute());
     addEventListener('hashchange', onHash);
-    session.get().then(setInfo, (err) => setNotice(String(err.message ?? err))).finally(() => setLoading(false));
+    firstSession.then(setInfo, (err) => setNotice(String(err.message ?? err))).finally(() => setLoading(false));
     return () => removeEventListener('hashchange', onHash);
   }, []);
 

@@ -1,9 +1,10 @@
-import { useEffect, useMemo, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useMemo, useState } from 'preact/hooks';
 import type { SessionInfo } from '../../../src/http/console/api.ts';
 import { blobJson, ecr, type Out } from '../api.ts';
 import { bytes, shortDigest, when, SEVERITIES } from '../format.ts';
 import { CopyCommand, Problem, Severity, errorText } from '../components.tsx';
 import { link } from '../links.ts';
+import { markReady } from '../ready.ts';
 
 interface Descriptor {
   mediaType?: string;
@@ -50,11 +51,18 @@ export function ImagePage({ name, digest, info }: { name: string; digest: string
   const [pkg, setPkg] = useState('');
 
   useEffect(() => {
+    if (manifest && findings) markReady('image');
+  }, [manifest, findings]);
+
+  // Layout effects start the requests as soon as the page renders, without waiting for a paint; all three at once.
+  useLayoutEffect(() => {
     setManifest(null);
     setConfig(null);
     setFindings(null);
     setError(null);
     setScanError(null);
+    ecr('DescribeImageScanFindings', { repositoryName: name, imageId: { imageDigest: digest }, maxResults: 1000 })
+      .then(setFindings, (err) => setScanError(errorText(err)));
     (async () => {
       try {
         const [got, described] = await Promise.all([
@@ -69,11 +77,6 @@ export function ImagePage({ name, digest, info }: { name: string; digest: string
         if (m.config && /image\.config|container\.image/.test(m.config.mediaType ?? '')) blobJson<ImageConfig>(name, m.config.digest).then(setConfig, () => setConfig(null));
       } catch (err) {
         setError(errorText(err));
-      }
-      try {
-        setFindings(await ecr('DescribeImageScanFindings', { repositoryName: name, imageId: { imageDigest: digest }, maxResults: 1000 }));
-      } catch (err) {
-        setScanError(errorText(err));
       }
     })();
   }, [name, digest]);

@@ -1,8 +1,9 @@
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useState } from 'preact/hooks';
 import type { RepositorySummaryPage } from '../../../src/http/console/api.ts';
 import { ApiError, repositories } from '../api.ts';
 import { ago, bytes, when } from '../format.ts';
 import { link } from '../links.ts';
+import { markReady } from '../ready.ts';
 
 const PAGE = 50;
 const SORTS = [['name', 'Name'], ['size', 'Size'], ['images', 'Image count'], ['pushed', 'Last push']] as const;
@@ -27,6 +28,11 @@ export function Repositories({ query }: { query: URLSearchParams }) {
   const [search, setSearch] = useState(q);
 
   useEffect(() => {
+    if (data) markReady('repositories');
+  }, [data]);
+
+  // A layout effect: the request starts as soon as the page renders, without waiting for a paint.
+  useLayoutEffect(() => {
     let live = true;
     repositories({ q, sort, order, offset: page * PAGE, limit: PAGE })
       .then((d) => live && (setData(d), setError(null)), (err) => live && setError(err instanceof ApiError ? err.message : String(err)));

@@ -1,9 +1,10 @@
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useState } from 'preact/hooks';
 import type { SessionInfo } from '../../../src/http/console/api.ts';
 import { ecr, type Out } from '../api.ts';
 import { ago, bytes, shortDigest, when } from '../format.ts';
 import { Confirm, CopyCommand, Problem, Severity, errorText } from '../components.tsx';
 import { link } from '../links.ts';
+import { markReady } from '../ready.ts';
 
 type Repo = NonNullable<Out<'DescribeRepositories'>['repositories']>[number];
 type Image = NonNullable<Out<'DescribeImages'>['imageDetails']>[number];
@@ -23,6 +24,10 @@ export function RepositoryPage({ name, info }: { name: string; info: SessionInfo
   const [busy, setBusy] = useState(false);
   const [selected, setSelected] = useState<string | null>(null);
 
+  useEffect(() => {
+    if (images && repo) markReady('repository');
+  }, [images, repo]);
+
   const loadImages = async (token?: string) => {
     const out = await ecr('DescribeImages', { repositoryName: name, maxResults: 1000, nextToken: token });
     const list = (out.imageDetails ?? []).slice().sort((a, b) => (b.imagePushedAt ?? 0) - (a.imagePushedAt ?? 0));
@@ -33,14 +38,14 @@ export function RepositoryPage({ name, info }: { name: string; info: SessionInfo
   const load = async () => {
     setError(null);
     try {
-      const out = await ecr('DescribeRepositories', { repositoryNames: [name] });
+      const [out] = await Promise.all([ecr('DescribeRepositories', { repositoryNames: [name] }), loadImages()]);
       setRepo(out.repositories?.[0] ?? null);
-      await loadImages();
     } catch (err) {
       setError(errorText(err));
     }
   };
-  useEffect(() => {
+  // Layout effects start the requests as soon as the page renders, without waiting for a paint.
+  useLayoutEffect(() => {
     setRepo(null);
     setImages(null);
     void load();
