@@ -83,6 +83,11 @@ export function berth<T>(path: string): Promise<T> {
   return send(`/berth/api/v1${path}`, { method: 'GET', headers: headers({}) });
 }
 
+/** A mutating call to /berth/api/v1 (POST with the anti-CSRF header). */
+export function post<T>(path: string, body?: unknown): Promise<T> {
+  return send(`/berth/api/v1${path}`, { method: 'POST', headers: headers({ 'content-type': 'application/json' }), body: JSON.stringify(body ?? {}) });
+}
+
 export const repositories = (query: { q: string; sort: string; order: string; offset: number; limit: number }) =>
   berth<RepositorySummaryPage>(`/repositories?${new URLSearchParams({ ...query, offset: String(query.offset), limit: String(query.limit) })}`);
 

@@ -6,4 +6,6 @@ export const link = {
   lifecycle: (name: string) => `#/repo/${encodeURIComponent(name)}/lifecycle`,
   policy: (name: string) => `#/repo/${encodeURIComponent(name)}/policy`,
   storage: () => '#/storage',
+  pullThrough: () => '#/pull-through',
+  webhooks: () => '#/webhooks',
 };

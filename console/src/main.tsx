@@ -10,6 +10,7 @@ import { ImagePage } from './pages/image.tsx';
 import { LifecyclePage } from './pages/lifecycle.tsx';
 import { PolicyPage } from './pages/policy.tsx';
 import { StoragePage } from './pages/storage.tsx';
+import { PullThroughPage, WebhooksPage } from './pages/admin.tsx';
 import { link } from './links.ts';
 import './styles.css';
 
@@ -34,6 +35,8 @@ function Page({ route, info }: { route: Route; info: SessionInfo }) {
     return <RepositoryPage name={name} info={info} />;
   }
   if (first === 'storage') return <StoragePage />;
+  if (first === 'pull-through') return <PullThroughPage />;
+  if (first === 'webhooks') return <WebhooksPage />;
   return <Repositories query={route.query} />;
 }
 
@@ -84,7 +87,9 @@ function App() {
         <a class="brand" href={link.repositories()}>Berth</a>
         <nav aria-label="Main">
           <a href={link.repositories()} aria-current={route.path.length === 0 || route.path[0] === 'repo' ? 'page' : undefined}>Repositories</a>
+          <a href={link.pullThrough()} aria-current={route.path[0] === 'pull-through' ? 'page' : undefined}>Pull-through</a>
           {(!info.authEnabled || info.user?.admin) && <a href={link.storage()} aria-current={route.path[0] === 'storage' ? 'page' : undefined}>Storage</a>}
+          {(!info.authEnabled || info.user?.admin) && <a href={link.webhooks()} aria-current={route.path[0] === 'webhooks' ? 'page' : undefined}>Webhooks</a>}
         </nav>
         <div class="who">
           {info.user ? <span title={info.user.arn}>{info.user.name}</span> : <span>access control off</span>}

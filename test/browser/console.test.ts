@@ -387,6 +387,22 @@ describe('browser: the web console in chromium', { skip }, () => {
     await shoot(page, 'storage');
   });
 
+  test('pull-through rules and webhooks with their delivery log', { timeout: 30_000 }, async () => {
+    await page.goto(`${server.url}/console/#/pull-through`);
+    await page.getByText('No rules.').waitFor();
+    const created = await server.cli(['admin', 'webhook', 'create', 'http://127.0.0.1:9/hook', '--repository-filter', 'seed/*']);
+    assert.equal(created.code, 0, created.stderr);
+    // A push after the subscription: one delivery (to a port nothing listens on) in the log.
+    const manifest = await fetch(`${server.url}/v2/seed/repo-0800/manifests/v1`, { headers: { authorization: server.rootBasic, accept: 'application/vnd.oci.image.manifest.v1+json' } });
+    const put = await fetch(`${server.url}/v2/seed/repo-0800/manifests/hooked`, { method: 'PUT', headers: { authorization: server.rootBasic, 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, body: Buffer.from(await manifest.arrayBuffer()) });
+    assert.equal(put.status, 201);
+    await page.goto(`${server.url}/console/#/webhooks`);
+    await page.locator('table[data-testid=webhooks] tbody tr', { hasText: 'http://127.0.0.1:9/hook' }).waitFor();
+    await page.getByRole('button', { name: 'Deliveries of http://127.0.0.1:9/hook' }).click();
+    await page.locator('table[data-testid=deliveries] tbody tr', { hasText: 'seed/repo-0800' }).waitFor();
+    await shoot(page, 'webhooks');
+  });
+
   test('CSRF: cross-site form posts are refused, and a session call without the anti-CSRF header too', { timeout: 30_000 }, async () => {
     // The attacker's page: served from another port of 127.0.0.1 (same site: the Strict cookie goes along, the
     // origin check refuses) and from localhost (another site: the cookie stays home).

@@ -74,9 +74,10 @@ export function RepositoryPage({ name, info }: { name: string; info: SessionInfo
       const id = deleting.tag ? { imageTag: deleting.tag } : { imageDigest: deleting.image.imageDigest };
       const out = await ecr('BatchDeleteImage', { repositoryName: name, imageIds: [id] });
       const failure = out.failures?.[0];
+      // The list is read again first: the message is shown once the table says the same.
+      await loadImages();
       if (failure) setError(`${failure.failureCode}: ${failure.failureReason}`);
       else setMessage(deleting.tag ? `Tag ${deleting.tag} deleted.` : `Image ${shortDigest(deleting.image.imageDigest)} deleted.`);
-      await loadImages();
     } catch (err) {
       setError(errorText(err));
     } finally {

@@ -3,15 +3,7 @@ import { berth } from '../api.ts';
 import { bytes } from '../format.ts';
 import { Problem, errorText } from '../components.tsx';
 import { link } from '../links.ts';
-
-/** GET /berth/api/v1/storage (gc/storage-report.ts), as the wire carries it. */
-interface StorageReport {
-  repositories: Array<{ repositoryName: string; bytes: number; blobs: number }>;
-  uniqueBytes: number;
-  uniqueBlobs: number;
-  deduplicationSavingBytes: number;
-  garbageCollections: Array<{ startedAt: string; seconds: number; dryRun: boolean; blobsDeleted: number; bytesReclaimed: number; uploadsPurged: number }>;
-}
+import type { StorageReport } from '../../../src/gc/storage-report.ts';
 
 function Bars({ items, label }: { items: Array<{ name: string; value: number; href?: string }>; label: string }) {
   const max = Math.max(1, ...items.map((i) => i.value));
