@@ -48,7 +48,7 @@ export function useSession(info: SessionInfo | null, onExpired: () => void): voi
   expired = onExpired;
 }
 
-async function send<T>(url: string, init: RequestInit): Promise<T> {
+async function send<T>(url: string, init: RequestInit, quiet = false): Promise<T> {
   const res = await fetch(url, { ...init, credentials: 'same-origin', cache: 'no-store' });
   const text = await res.text();
   let body: any = null;
@@ -60,7 +60,7 @@ async function send<T>(url: string, init: RequestInit): Promise<T> {
   if (!res.ok) {
     const type: string = body?.__type ?? body?.errors?.[0]?.code ?? `HTTP ${res.status}`;
     const message: string = body?.message ?? body?.errors?.[0]?.message ?? text.slice(0, 300) ?? res.statusText;
-    if (type === 'ExpiredTokenException' || (res.status === 401 && /session/.test(message))) expired();
+    if (!quiet && (type === 'ExpiredTokenException' || (res.status === 401 && /session/.test(message)))) expired();
     throw new ApiError(res.status, type, message);
   }
   return body as T;
@@ -88,8 +88,13 @@ export function post<T>(path: string, body?: unknown): Promise<T> {
   return send(`/berth/api/v1${path}`, { method: 'POST', headers: headers({ 'content-type': 'application/json' }), body: JSON.stringify(body ?? {}) });
 }
 
-export const repositories = (query: { q: string; sort: string; order: string; offset: number; limit: number }) =>
-  berth<RepositorySummaryPage>(`/repositories?${new URLSearchParams({ ...query, offset: String(query.offset), limit: String(query.limit) })}`);
+export const repositories = (query: { q: string; sort: string; order: string; offset: number; limit: number }, early = false) =>
+  send<RepositorySummaryPage>(`/berth/api/v1/repositories?${new URLSearchParams({ ...query, offset: String(query.offset), limit: String(query.limit) })}`, {
+    method: 'GET',
+    // Before the session is known (a first load): marked as the console's, so that with no session the answer is
+    // "session expired" (quietly ignored) rather than a Basic challenge.
+    headers: early ? { 'x-berth-csrf': 'early' } : headers({}),
+  }, early);
 
 export const session = {
   get: () => send<SessionInfo>('/console/api/session', { method: 'GET' }),

@@ -4,7 +4,7 @@ import { useEffect, useState } from 'preact/hooks';
 import type { SessionInfo } from '../../src/http/console/api.ts';
 import { session, useSession } from './api.ts';
 import { SignIn } from './pages/signin.tsx';
-import { Repositories } from './pages/repositories.tsx';
+import { prefetchRepositories, Repositories } from './pages/repositories.tsx';
 import { RepositoryPage } from './pages/repository.tsx';
 import { ImagePage } from './pages/image.tsx';
 import { LifecyclePage } from './pages/lifecycle.tsx';
@@ -40,8 +40,12 @@ function Page({ route, info }: { route: Route; info: SessionInfo }) {
   return <Repositories query={route.query} />;
 }
 
-// Asked for while the first render is still being set up.
+// Asked for while the first render is still being set up; the repository list too, when that is the page.
 const firstSession = session.get();
+{
+  const first = currentRoute();
+  if (first.path.length === 0) prefetchRepositories(first.query);
+}
 
 function App() {
   const [info, setInfo] = useState<SessionInfo | null>(null);
