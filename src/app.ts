@@ -31,6 +31,8 @@ import { AuditRecorder } from './audit/recorder.ts';
 import { AuditService } from './audit/service.ts';
 import { AuditStore } from './audit/store.ts';
 import { hostname } from 'node:os';
+import { ConsoleSessions } from './auth/console-sessions.ts';
+import { ConsoleStore } from './metadata/console-store.ts';
 import type { BlobDriver } from './storage/driver.ts';
 import { blobRedirector, openBlobDriver } from './storage/drivers/index.ts';
 
@@ -131,7 +133,11 @@ export async function buildApp(config: Config, log: Logger): Promise<App> {
   // Replication: the ECR operations and the receiving side (service), and the worker that pushes to destinations.
   const replication = createReplication({ db: stores.connection.db, dialect: stores.connection.dialect, meta: stores.metadata, blobs: stores.blobs, access, leases,
     templates: pullThrough.templates, createRepository: repositoryFactory(ecr, lifecycle), config, log: log.child({ module: 'replication' }) });
-  const server = buildServer({ audit, auditRecorder, webhooks, log, registry, access, meta: stores.metadata, ecr, images, lifecycle, scans, pullThrough: pullThrough.rules, templates: pullThrough.templates, registryHost: config.ecr.registryHost, maxManifestBytes: config.registry.maxManifestBytes, redirectBlobs: blobRedirector(config, stores.blobs), tls: config.tls, metrics: config.metrics, leases, pullThroughMetrics: cache.metrics, blobs: stores.blobs, replication: replication.service, replicationMetrics: replication.metrics });
+  const consoleStore = new ConsoleStore(stores.connection.db);
+  const webConsole = config.console.enabled
+    ? { sessions: new ConsoleSessions(consoleStore, access, config.console.sessionTtlSeconds), store: consoleStore, registryId: config.ecr.accountId }
+    : undefined;
+  const server = buildServer({ console: webConsole, audit, auditRecorder, webhooks, log, registry, access, meta: stores.metadata, ecr, images, lifecycle, scans, pullThrough: pullThrough.rules, templates: pullThrough.templates, registryHost: config.ecr.registryHost, maxManifestBytes: config.registry.maxManifestBytes, redirectBlobs: blobRedirector(config, stores.blobs), tls: config.tls, metrics: config.metrics, leases, pullThroughMetrics: cache.metrics, blobs: stores.blobs, replication: replication.service, replicationMetrics: replication.metrics });
   const timers: NodeJS.Timeout[] = [];
   // Background jobs run on one node at a time, whichever wins the job's lease in the database.
   const jobs = new JobRunner(leases, { leaseMs: config.jobs.leaseSeconds * 1000, log: log.child({ module: 'jobs' }) });

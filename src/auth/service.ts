@@ -215,6 +215,13 @@ export class AccessService {
     return this.principalOf(entry, user);
   }
 
+  /** The principal of an active access key (a console session's), or null when it was deleted or deactivated. */
+  async principalForKey(accessKeyId: string): Promise<Principal | null> {
+    await this.refresh();
+    const entry = await this.key(accessKeyId);
+    return entry && entry.active ? this.principalOf(entry, accessKeyId) : null;
+  }
+
   /** A registry token for `docker login` (GetAuthorizationToken), valid for the configured lifetime. */
   issueToken(principal: Principal, now = Date.now()): { authorizationToken: string; expiresAt: number } {
     if (principal.kind !== 'user') throw new BerthError('UNAUTHORIZED');

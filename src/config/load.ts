@@ -52,6 +52,8 @@ export const ENV_VARS: Record<string, { path: string[]; type: 'string' | 'number
   BERTH_EVENTS_RETAIN_DAYS: { path: ['events', 'retainDays'], type: 'number' },
   BERTH_AUDIT_ENABLED: { path: ['audit', 'enabled'], type: 'boolean' },
   BERTH_AUDIT_RETAIN_DAYS: { path: ['audit', 'retainDays'], type: 'number' },
+  BERTH_CONSOLE_ENABLED: { path: ['console', 'enabled'], type: 'boolean' },
+  BERTH_CONSOLE_SESSION_TTL_SECONDS: { path: ['console', 'sessionTtlSeconds'], type: 'number' },
   BERTH_WEBHOOK_POLL_MILLISECONDS: { path: ['webhooks', 'pollMilliseconds'], type: 'number' },
   BERTH_WEBHOOK_TIMEOUT_SECONDS: { path: ['webhooks', 'timeoutSeconds'], type: 'number' },
   BERTH_WEBHOOK_CONCURRENCY: { path: ['webhooks', 'concurrency'], type: 'number' },

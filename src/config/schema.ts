@@ -225,6 +225,12 @@ export const configSchema = z.object({
     /** An image still not replicated this long after its push is marked FAILED (a new push of it starts again). */
     giveUpAfterSeconds: z.number().positive().default(24 * 3600),
   }).strict().default({ destinations: [], pollMilliseconds: 1000, concurrency: 4, timeoutSeconds: 60, retryBaseSeconds: 5, retryMaxSeconds: 600, giveUpAfterSeconds: 24 * 3600 }),
+  console: z.object({
+    /** Serve the web console at /console/ (same port as the API). */
+    enabled: z.boolean().default(true),
+    /** A console session ends this long after sign-in. */
+    sessionTtlSeconds: z.number().int().min(1).max(30 * 24 * 3600).default(12 * 3600),
+  }).strict().default({ enabled: true, sessionTtlSeconds: 12 * 3600 }),
   jobs: z.object({
     /** A node holding a job lease renews it this often; others take it over once it is 3 renewals late. */
     leaseSeconds: z.number().int().min(1).max(3600).default(30),

@@ -37,6 +37,8 @@ export const errorCatalog = {
   SIGNATURE_INVALID: { status: 401, oci: 'UNAUTHORIZED', ecr: 'InvalidSignatureException', ecrStatus: 403, message: 'The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.' },
   SIGNATURE_INCOMPLETE: { status: 401, oci: 'UNAUTHORIZED', ecr: 'IncompleteSignatureException', ecrStatus: 403, message: 'the Authorization header is incomplete' },
   TOKEN_EXPIRED: { status: 401, oci: 'UNAUTHORIZED', ecr: 'ExpiredTokenException', ecrStatus: 403, message: 'the authorization token has expired: get a new one with aws ecr get-login-password' },
+  // A web console session that expired or was signed out: 401 without a Basic challenge (a browser would prompt).
+  SESSION_EXPIRED: { status: 401, oci: 'UNAUTHORIZED', ecr: 'ExpiredTokenException', ecrStatus: 403, message: 'the console session has expired or was signed out: sign in again' },
   DENIED: { status: 403, oci: 'DENIED', ecr: 'AccessDeniedException', ecrStatus: 403, message: 'requested access to the resource is denied' },
   // ECR API errors (rendered with these exception names; on /v2 they map to the closest OCI code).
   INVALID_PARAMETER: { status: 400, oci: 'UNSUPPORTED', ecr: 'InvalidParameterException', message: 'invalid parameter' },

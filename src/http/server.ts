@@ -24,6 +24,9 @@ import { registerBerthRoutes } from './berth/routes.ts';
 import { registerOciRoutes } from './oci/routes.ts';
 import { renderOciError } from './oci/errors.ts';
 import { registerHealthRoutes } from './health.ts';
+import { registerConsoleRoutes } from './console/routes.ts';
+import type { ConsoleSessions } from '../auth/console-sessions.ts';
+import type { ConsoleStore } from '../metadata/console-store.ts';
 import { HttpMetrics } from './metrics.ts';
 import { registerAuditTrail } from './audit.ts';
 import type { AuditRecorder } from '../audit/recorder.ts';
@@ -77,6 +80,8 @@ export interface ServerOptions {
   /** The audit trail: the recorder fed after each response (absent: `audit.enabled: false`), and its queries. */
   auditRecorder?: AuditRecorder;
   audit?: AuditService;
+  /** The web console (http/console): its sessions and store; absent when `console.enabled` is false. */
+  console?: { sessions: ConsoleSessions; store: ConsoleStore; assetsDir?: string; registryId: string };
 }
 
 // ---- byte counting
@@ -360,8 +365,9 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   });
 
   registerOciRoutes(app, { registry: options.registry, access: options.access, maxManifestBytes: options.maxManifestBytes, redirectBlobs: options.redirectBlobs, replicas: options.replication });
-  registerEcrRoutes(app, { access: options.access, registry: options.registry, ecr: options.ecr, images: options.images, lifecycle: options.lifecycle, scans: options.scans, pullThrough: options.pullThrough, templates: options.templates, replication: options.replication, registryHost: options.registryHost, log: options.log.child({ module: 'ecr' }) });
-  registerBerthRoutes(app, { access: options.access, meta: options.meta, scans: options.scans, webhooks: options.webhooks, audit: options.audit });
+  registerEcrRoutes(app, { access: options.access, registry: options.registry, ecr: options.ecr, images: options.images, lifecycle: options.lifecycle, scans: options.scans, pullThrough: options.pullThrough, templates: options.templates, replication: options.replication, registryHost: options.registryHost, log: options.log.child({ module: 'ecr' }), sessions: options.console?.sessions });
+  registerBerthRoutes(app, { access: options.access, meta: options.meta, scans: options.scans, webhooks: options.webhooks, audit: options.audit, sessions: options.console?.sessions, consoleStore: options.console?.store });
+  if (options.console) registerConsoleRoutes(app, { ...options.console, access: options.access, registryHost: options.registryHost });
   registerHealthRoutes(app, { meta: options.meta, blobs: options.blobs, metrics });
   return app;
 }

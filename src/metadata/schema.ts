@@ -426,6 +426,16 @@ export interface AuditEventsTable {
   detail: string | null;
 }
 
+/** Web console sessions (migration 0016): the id is the SHA-256 of the cookie's token, never the token itself. */
+export interface ConsoleSessionsTable {
+  id: string;
+  access_key_id: string;
+  /** The per-session anti-CSRF token the console sends in `x-berth-csrf` on every mutating call. */
+  csrf: string;
+  created_at: number;
+  expires_at: number;
+}
+
 export interface Database {
   repositories: RepositoriesTable;
   blobs: BlobsTable;
@@ -464,4 +474,5 @@ export interface Database {
   replication_configuration: ReplicationConfigurationTable;
   registry_policies: RegistryPoliciesTable;
   replication_status: ReplicationStatusTable;
+  console_sessions: ConsoleSessionsTable;
 }

@@ -44,6 +44,7 @@ describe('resolveConfig', () => {
       audit: { enabled: true, retainDays: 90 },
       replication: { destinations: [], pollMilliseconds: 1000, concurrency: 4, timeoutSeconds: 60, retryBaseSeconds: 5, retryMaxSeconds: 600, giveUpAfterSeconds: 86400 },
       webhooks: { pollMilliseconds: 1000, timeoutSeconds: 10, concurrency: 8, retryBaseSeconds: 10, retryMaxSeconds: 3600, giveUpAfterSeconds: 90000 },
+      console: { enabled: true, sessionTtlSeconds: 43200 },
       jobs: { leaseSeconds: 30 },
       // With auth on (the default), repositories are created explicitly, as in ECR.
       registry: { createRepositoryOnPush: false, maxManifestBytes: 4 * 1024 * 1024, uploadExpirySeconds: 24 * 3600 },

@@ -16,6 +16,9 @@ import type { WebhookService } from '../../events/webhooks.ts';
 import { registerWebhookRoutes } from './webhooks.ts';
 import { registerAuditRoutes } from './audit.ts';
 import { LOOKUP_ACTION, type AuditService } from '../../audit/service.ts';
+import type { ConsoleSessions } from '../../auth/console-sessions.ts';
+import { registerRepositorySummaries } from './summaries.ts';
+import type { ConsoleStore } from '../../metadata/console-store.ts';
 
 export const API_PREFIX = '/berth/api/v1';
 
@@ -27,20 +30,26 @@ export interface BerthRouteOptions {
   webhooks?: WebhookService;
   /** The audit trail's queries (route: ./audit.ts). */
   audit?: AuditService;
+  /** Web console sessions: the session cookie authenticates like Basic credentials (mutating calls need CSRF). */
+  sessions?: ConsoleSessions;
+  /** Repository summaries for GET /berth/api/v1/repositories (summaries.ts). */
+  consoleStore?: ConsoleStore;
 }
 
 /** The caller, or anonymous when access control is off. */
-async function caller(access: AccessService, request: FastifyRequest): Promise<Principal> {
+async function caller(access: AccessService, request: FastifyRequest, sessions?: ConsoleSessions): Promise<Principal> {
   if (!access.enabled) return { kind: 'anonymous' };
-  const principal = await access.authenticateBasic(request.headers.authorization);
+  const principal = !request.headers.authorization && sessions?.hasSession(request)
+    ? await sessions.authenticate(request, request.method !== 'GET' && request.method !== 'HEAD')
+    : await access.authenticateBasic(request.headers.authorization);
   request.principal = principal;
   if (principal.kind === 'anonymous') throw new BerthError('UNAUTHORIZED', 'authentication required: HTTP Basic with an access key id and secret');
   return principal;
 }
 
 /** Registry-wide figures are for administrators (and for everyone when access control is off). */
-async function requireAdmin(access: AccessService, request: FastifyRequest, what = 'read registry-wide storage figures'): Promise<void> {
-  const principal = await caller(access, request);
+async function requireAdmin(access: AccessService, request: FastifyRequest, what = 'read registry-wide storage figures', sessions?: ConsoleSessions): Promise<void> {
+  const principal = await caller(access, request, sessions);
   if (access.enabled && !(principal.kind === 'user' && principal.admin)) {
     throw new BerthError('DENIED', `only administrators may ${what}`);
   }
@@ -65,7 +74,7 @@ export function registerBerthRoutes(app: FastifyInstance, options: BerthRouteOpt
     const query = request.query as Record<string, string | undefined>;
     const format = (query.format ?? 'cyclonedx') as SbomFormat;
     if (!SBOM_FORMATS.includes(format)) throw new BerthError('INVALID_PARAMETER', `format must be one of ${SBOM_FORMATS.join(', ')}`);
-    const principal = await caller(options.access, request);
+    const principal = await caller(options.access, request, options.sessions);
     if (options.access.enabled) await options.access.authorize(principal, 'ecr:BatchGetImage', repository, { sourceIp: request.ip, secureTransport: request.protocol === 'https' });
     const row = await options.meta.findManifestByReference(repository, reference);
     if (!row) {
@@ -78,7 +87,7 @@ export function registerBerthRoutes(app: FastifyInstance, options: BerthRouteOpt
   });
 
   app.get(`${API_PREFIX}/storage`, async (request, reply) => {
-    await requireAdmin(options.access, request);
+    await requireAdmin(options.access, request, undefined, options.sessions);
     const runs = Number((request.query as Record<string, string>).runs ?? 10);
     if (!Number.isInteger(runs) || runs < 0 || runs > 1000) throw new BerthError('INVALID_PARAMETER', 'runs must be a whole number from 0 to 1000');
     reply.header('content-type', 'application/json').send(JSON.stringify(await storageReport(options.meta, runs)));
@@ -86,9 +95,10 @@ export function registerBerthRoutes(app: FastifyInstance, options: BerthRouteOpt
 
   if (options.audit) {
     registerAuditRoutes(app, API_PREFIX, options.audit, async (request) => {
-      const principal = await caller(options.access, request);
+      const principal = await caller(options.access, request, options.sessions);
       if (options.access.enabled) await options.access.authorize(principal, LOOKUP_ACTION, null, { sourceIp: request.ip, secureTransport: request.protocol === 'https' });
     });
   }
-  if (options.webhooks) registerWebhookRoutes(app, API_PREFIX, options.webhooks, (request) => requireAdmin(options.access, request, 'manage webhooks'));
+  if (options.webhooks) registerWebhookRoutes(app, API_PREFIX, options.webhooks, (request) => requireAdmin(options.access, request, 'manage webhooks', options.sessions));
+  registerRepositorySummaries(app, API_PREFIX, { access: options.access, store: options.consoleStore, caller: (request) => caller(options.access, request, options.sessions) });
 }

@@ -16,6 +16,7 @@ import type { RegistryService } from '../../registry/service.ts';
 import type { PullThroughRules } from '../../pullthrough/rules.ts';
 import type { RepositoryCreationTemplates } from '../../pullthrough/templates.ts';
 import type { ReplicationService } from '../../replication/service.ts';
+import type { ConsoleSessions } from '../../auth/console-sessions.ts';
 import { actions, MODEL_OPERATIONS } from './actions/index.ts';
 import { constraintMessage } from './shapes.ts';
 import type { EcrContext } from './types.ts';
@@ -36,6 +37,8 @@ export interface EcrRouteOptions {
   replication: ReplicationService;
   registryHost?: string;
   log: Logger;
+  /** Web console sessions: a request with the session cookie and no Authorization header acts as its user. */
+  sessions?: ConsoleSessions;
 }
 
 /**
@@ -126,7 +129,10 @@ export function registerEcrRoutes(app: FastifyInstance, options: EcrRouteOptions
 
     let principal: Principal = ANONYMOUS;
     if (options.access.enabled) {
-      principal = await options.access.authenticateSigV4({ method: request.method, url: request.url, headers: request.headers, body });
+      // The console's calls: its session cookie (every ECR call is a POST, so each needs the anti-CSRF header).
+      principal = !request.headers.authorization && options.sessions?.hasSession(request)
+        ? await options.sessions.authenticate(request, true)
+        : await options.access.authenticateSigV4({ method: request.method, url: request.url, headers: request.headers, body });
       request.principal = principal;
     }
 

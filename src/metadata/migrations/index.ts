@@ -477,5 +477,18 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('replication_status_queue').on('replication_status').columns(['status', 'next_attempt_at']).execute();
       },
     },
+    '0016_console': {
+      // Web console sessions (http/console): any node serves any session; expired rows are pruned on sign-in.
+      async up(db: Kysely<unknown>) {
+        await db.schema.createTable('console_sessions')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('access_key_id', 'text', (c) => c.notNull())
+          .addColumn('csrf', 'text', (c) => c.notNull())
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          .addColumn('expires_at', bigint, (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('console_sessions_expiry').on('console_sessions').column('expires_at').execute();
+      },
+    },
   };
 }
