@@ -5,7 +5,8 @@
  * recorder's in-memory queue (audit/recorder.ts). Nothing here waits for the database.
  *
  * Recorded: every request that changes something (ECR operations other than reads, /v2 pushes, mounts and deletes,
- * /berth/api/v1 mutations), logins (ECR GetAuthorizationToken, `GET /v2/` with credentials: `docker login`), and
+ * /berth/api/v1 mutations), logins (ECR GetAuthorizationToken, `GET /v2/` with credentials: `docker login`, the web
+ * console's sign-in and sign-out, successful or not), and
  * every request refused with 401 or 403, reads included. Not recorded: reads that succeed (pulls, Describe*, List*),
  * upload chunks (PATCH) that succeed — the upload's start and completion are — and the anonymous `GET /v2/` every
  * client sends first to learn how to log in. Never recorded: headers, bodies, query strings other than the digest and
@@ -134,6 +135,8 @@ export function describeRequest(request: FastifyRequest, status: number, reposit
     described = describeV2(request, method, path, q < 0 ? '' : url.slice(q + 1), refused, status);
   } else if (path.startsWith(`${API}/`)) {
     described = describeBerthApi(request, method, path, refused);
+  } else if (path === '/console/api/session' && (method === 'POST' || method === 'DELETE')) {
+    described = { action: method === 'POST' ? 'berth:ConsoleSignIn' : 'berth:ConsoleSignOut' };
   } else {
     described = refused ? { action: `berth:${method}`, detail: { method, path } } : null;
   }
@@ -145,7 +148,7 @@ export function describeRequest(request: FastifyRequest, status: number, reposit
     time: Date.now(),
     principal: user ? user.arn : 'anonymous',
     userName: user ? user.name : null,
-    accessKeyId: user ? user.accessKeyId : presentedKeyId(request.headers.authorization),
+    accessKeyId: user ? user.accessKeyId : (request.auditKeyId ?? presentedKeyId(request.headers.authorization)),
     sourceAddress: request.ip,
     userAgent: typeof request.headers['user-agent'] === 'string' ? request.headers['user-agent'] : null,
     action: described.action,

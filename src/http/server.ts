@@ -43,6 +43,8 @@ declare module 'fastify' {
     errorCode: string | null;
     /** The repository an ECR operation acts on, once the router knows it (for the audit trail). */
     auditRepository: string | null;
+    /** The access key id a sign-in presented outside the Authorization header (the console's), for the audit trail. */
+    auditKeyId: string | null;
   }
 }
 
@@ -202,6 +204,7 @@ function instrument(app: FastifyInstance, metrics: HttpMetrics | undefined): voi
   app.decorateRequest('principal', null);
   app.decorateRequest('errorCode', null);
   app.decorateRequest('auditRepository', null);
+  app.decorateRequest('auditKeyId', null);
   app.addHook('onRequest', (request, reply, done) => {
     const started = performance.now();
     const raw = reply.raw;

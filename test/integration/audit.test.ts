@@ -125,6 +125,17 @@ describe('audit trail', { skip: gate.skip }, () => {
     assert.equal(head.status, 200);
     ids.head = head.headers.get('x-request-id')!;
 
+    // The web console's sign-in, refused and accepted (the secret is in the JSON body, never in the trail).
+    const signIn = (secretAccessKey: string) => fetch(`${berth.url}/console/api/session`, {
+      method: 'POST', headers: { 'content-type': 'application/json', origin: berth.url }, body: JSON.stringify({ accessKeyId: dev.accessKeyId, secretAccessKey }),
+    });
+    const badSignIn = await signIn('not-the-secret-0123456789');
+    assert.equal(badSignIn.status, 401);
+    ids.consoleRefused = badSignIn.headers.get('x-request-id')!;
+    const goodSignIn = await signIn(dev.secretAccessKey);
+    assert.equal(goodSignIn.status, 200);
+    ids.consoleSignIn = goodSignIn.headers.get('x-request-id')!;
+
     // Refused: a wrong secret on /v2 and on the ECR API, the restricted user's push and delete, an anonymous read.
     const wrong = await v2('GET', '/v2/', basic(berth.root.accessKeyId, 'not-the-secret-0123456789'));
     assert.equal(wrong.status, 401);
@@ -212,6 +223,8 @@ describe('audit trail', { skip: gate.skip }, () => {
     check('devPut', { ...devWho, action: 'ecr:PutImage', resource: arn('team/app'), result: 'DENIED', status: 403 });
     check('devDelete', { ...devWho, action: 'ecr:BatchDeleteImage', resource: arn('team/app'), result: 'AccessDeniedException', status: 403 });
     check('anonymousRead', { principal: 'anonymous', accessKeyId: null, action: 'ecr:BatchGetImage', resource: arn('team/app'), result: 'UNAUTHORIZED', status: 401 });
+    check('consoleRefused', { principal: 'anonymous', userName: null, accessKeyId: dev.accessKeyId, action: 'berth:ConsoleSignIn', result: 'UnrecognizedClientException', status: 401 });
+    check('consoleSignIn', { ...devWho, action: 'berth:ConsoleSignIn', result: 'success', status: 200 });
     const refusedLookup = events.find((e) => e.action === 'berth:LookupAuditEvents')!;
     assert.deepEqual([refusedLookup.userName, refusedLookup.result, refusedLookup.status], ['dev', 'DENIED', 403]);
 

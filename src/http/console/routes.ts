@@ -129,6 +129,7 @@ export function registerConsoleRoutes(app: FastifyInstance, options: ConsoleRout
   const fail = (reply: FastifyReply, err: unknown) => {
     if (!isBerthError(err)) throw err;
     const def = err.definition;
+    reply.request.errorCode = def.ecr;
     reply.code(def.status).headers(SECURITY_HEADERS).header('content-type', 'application/json')
       .send(JSON.stringify({ __type: def.ecr, code: def.oci, message: err.message }));
   };
@@ -201,6 +202,8 @@ export function registerConsoleRoutes(app: FastifyInstance, options: ConsoleRout
       const token = str(body?.token);
       const accessKeyId = str(body?.accessKeyId);
       const secretAccessKey = str(body?.secretAccessKey);
+      // For the audit trail's record of this sign-in: the key id only, never the secret or the token.
+      request.auditKeyId = token ? null : (accessKeyId ?? null);
       if (!options.access.enabled) throw new BerthError('INVALID_PARAMETER', 'access control is off on this registry: there is nothing to sign in to');
       if (!token && !(accessKeyId && secretAccessKey)) throw new BerthError('INVALID_PARAMETER', 'give an access key id and secret, or a token from aws ecr get-login-password');
       let signed;
