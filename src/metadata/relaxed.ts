@@ -13,7 +13,7 @@
  * SQLite has one connection per process: `db.connection()` holds it for the callback, so no other query runs between
  * the two pragmas and no other commit is relaxed by accident.
  */
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import { SqliteAdapter, sql } from './kysely.ts';
 
 export async function relaxedWrite<DB, T>(db: Kysely<DB>, write: (db: Kysely<DB>) => Promise<T>): Promise<T> {
@@ -32,6 +32,29 @@ export async function relaxedWrite<DB, T>(db: Kysely<DB>, write: (db: Kysely<DB>
   return db.transaction().execute(async (trx) => {
     await sql`set local synchronous_commit = off`.execute(trx);
     return write(trx);
+  });
+}
+
+/**
+ * A transaction whose commit is relaxed the same way: for a change that can be made again if a power cut takes it
+ * back — the record of a blob the pull-through cache fetched (the blob itself was fsynced before; lose the record and
+ * the next pull fetches it again, and garbage collection removes the orphaned bytes).
+ */
+export async function relaxedTransaction<DB, T>(db: Kysely<DB>, fn: (trx: Transaction<DB>) => Promise<T>): Promise<T> {
+  if (db.isTransaction) return fn(db as Transaction<DB>);
+  if (isSqlite(db)) {
+    return db.connection().execute(async (conn) => {
+      await sql`pragma synchronous = NORMAL`.execute(conn);
+      try {
+        return await conn.transaction().execute(fn);
+      } finally {
+        await sql`pragma synchronous = FULL`.execute(conn);
+      }
+    });
+  }
+  return db.transaction().execute(async (trx) => {
+    await sql`set local synchronous_commit = off`.execute(trx);
+    return fn(trx);
   });
 }
 

@@ -8,7 +8,7 @@
  */
 import type { Kysely, RawBuilder, Transaction } from 'kysely';
 import { CompiledQuery, sql } from './kysely.ts';
-import { relaxedWrite } from './relaxed.ts';
+import { relaxedTransaction, relaxedWrite } from './relaxed.ts';
 import type { Dialect } from './dialect.ts';
 import { LifecycleStore } from './lifecycle-store.ts';
 import { GcStore } from './gc-store.ts';
@@ -146,6 +146,11 @@ export class MetadataStore {
   async transaction<T>(fn: (tx: MetadataStore) => Promise<T>): Promise<T> {
     if (this.db.isTransaction) return fn(this);
     return this.db.transaction().execute((trx) => fn(new MetadataStore(trx, this.dialect, this.sealer)));
+  }
+
+  /** A transaction whose commit does not wait for the disk (metadata/relaxed.ts): only for changes that can be redone. */
+  async relaxedTransaction<T>(fn: (tx: MetadataStore) => Promise<T>): Promise<T> {
+    return relaxedTransaction<Database, T>(this.db, (trx) => fn(new MetadataStore(trx, this.dialect, this.sealer)));
   }
 
   // ---- repositories

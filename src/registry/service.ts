@@ -270,7 +270,10 @@ export class RegistryService {
       onVerified?.();
       if (!target) await this.meta.reserveBlob(digest, size);
       await session.publish(digest, { signal, target, reserve: target ? size : undefined });
-      await this.meta.transaction(async (tx) => {
+      // The bytes are durable now (publish synced them); their record need not wait for the disk: lost in a power
+      // cut, the blob is fetched again (metadata/relaxed.ts). A synchronous commit here held the event loop — every
+      // request of the node — for up to 650 ms behind the disk's other writes.
+      await this.meta.relaxedTransaction(async (tx) => {
         await tx.recordBlob(repo.id, digest, size);
         await tx.deleteUpload(id);
       });

@@ -14,7 +14,7 @@ import { resolveConfig } from '../../src/config/load.ts';
 import { JobLeases, JobRunner } from '../../src/jobs/leases.ts';
 import { connect, migrate } from '../../src/metadata/connect.ts';
 import { sql } from '../../src/metadata/kysely.ts';
-import { relaxedWrite } from '../../src/metadata/relaxed.ts';
+import { relaxedTransaction, relaxedWrite } from '../../src/metadata/relaxed.ts';
 import type { Database } from '../../src/metadata/schema.ts';
 import { createPostgresDatabase, dropPostgresDatabase, startBerth } from '../helpers/berth.ts';
 
@@ -107,6 +107,9 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       const queued = setting(db);
       await assert.rejects(relaxedWrite(db, async (q) => { await sql`select * from no_such_table`.execute(q); }));
       assert.equal(await queued, durable);
+      assert.equal(await setting(db), durable);
+      // A relaxed transaction: relaxed inside, durable again after it.
+      assert.equal(await relaxedTransaction<Database, string | number>(db, async (trx) => setting(trx)), kind === 'sqlite' ? 1 : 'off');
       assert.equal(await setting(db), durable);
       // Inside a transaction the write is part of it (and as durable).
       assert.equal(await db.transaction().execute((trx) => relaxedWrite<Database, boolean>(trx, async (q) => Object.is(q, trx))), true);
