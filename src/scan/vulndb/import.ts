@@ -19,6 +19,7 @@ import yauzl from 'yauzl';
 import type { Dialect } from '../../metadata/dialect.ts';
 import type { Database } from '../../metadata/schema.ts';
 import { indexedName, SKIPPED_ENTRY_KINDS, validateOsvRecord, type ValidOsvRecord } from './osv-schema.ts';
+import { IdLedger } from './id-ledger.ts';
 import { isSecdbDocument, SecdbCollector } from './secdb.ts';
 import { recordCoverage, sourceCoverage } from './coverage.ts';
 import { cvssLine, looksLikeCvssMap } from './cvss-map.ts';
@@ -130,10 +131,11 @@ export async function importVulnData(db: Kysely<Database>, dialect: Dialect, inp
   const reader = kind === 'zip' ? await openZip(origin, inputPath) : kind === 'lines' ? openLines(origin) : await openDirectory(origin);
   const counts = { added: 0, updated: 0, unchanged: 0, invalid: 0, pruned: 0 };
   const skipped: Record<string, number> = {};
-  /** Valid records seen, id → digest (to spot duplicate ids within one dump). */
-  const seen = new Map<string, string>();
-  /** Ids the dump contains, valid or not: pruning spares a record that is merely invalid this time. */
-  const present = new Set<string>();
+  /**
+   * Ids the dump contains, valid or not (pruning spares a record that is merely invalid this time), and the digest of
+   * each id's first valid record (to spot duplicate ids within one dump). Compact, so memory stays flat (id-ledger.ts).
+   */
+  const ledger = new IdLedger();
   let documents = 0;
   let done = 0;
   let newest: number | null = null;
@@ -166,14 +168,12 @@ export async function importVulnData(db: Kysely<Database>, dialect: Dialect, inp
     skipped[reason] = (skipped[reason] ?? 0) + n;
   };
   const add = async (prepared: Prepared, time: number | null, docName: string) => {
-    present.add(prepared.id);
-    const earlier = seen.get(prepared.id);
-    if (earlier === undefined) {
-      seen.set(prepared.id, prepared.digest);
+    const seen = ledger.record(prepared.id, prepared.digest);
+    if (seen === 'new') {
       newest = latest(newest, time);
       batch.push(prepared);
       if (batch.length >= batchSize) await flush();
-    } else if (earlier !== prepared.digest) {
+    } else if (seen === 'different') {
       // Two different records under one id: which one is right cannot be known, so the first one stands.
       invalid(prepared.id, `${docName}: a different record with this id appeared earlier in the same dump; kept the earlier one`);
     }
@@ -213,7 +213,7 @@ export async function importVulnData(db: Kysely<Database>, dialect: Dialect, inp
         } else {
           const prepared = prepare(value);
           if ('error' in prepared) {
-            if (prepared.id) present.add(prepared.id);
+            if (prepared.id) ledger.markPresent(prepared.id);
             invalid(prepared.id ?? doc.name, prepared.error);
           } else {
             for (const e of prepared.skipped) skip(`OSV affected[] entries: ${SKIPPED_ENTRY_KINDS[e.kind]}`);
@@ -246,7 +246,7 @@ export async function importVulnData(db: Kysely<Database>, dialect: Dialect, inp
       ? `${inputPath} holds no .json entries: it is not an OSV all.zip (those contain one <ID>.json file per record) nor an Alpine secdb (v3.x/main.json …)`
       : `${inputPath} holds no .json or .yaml files: point at a directory of OSV records, or at an OSV all.zip`);
   }
-  if (seen.size === 0) {
+  if (ledger.recorded === 0) {
     throw new VulnImportError(format === 'alpine-secdb'
       ? `none of the ${documents} files in ${inputPath} holds a usable Alpine secdb fix (see the reasons above)`
       : `none of the ${documents} records in ${inputPath} is a valid OSV record (see the reasons above): is this an OSV dump?`);
@@ -254,7 +254,7 @@ export async function importVulnData(db: Kysely<Database>, dialect: Dialect, inp
 
   if (opts.prune) {
     opts.signal?.throwIfAborted();
-    counts.pruned = await prune(db, source, present);
+    counts.pruned = await prune(db, source, ledger);
     if (counts.pruned > 0) changed = true;
   }
   const fmt = format ?? 'osv';
@@ -499,9 +499,23 @@ function latest(a: number | null, b: number | null): number | null {
 // ---------------------------------------------------------------------------------------------------------------
 // Writing.
 
-function chunks<T>(items: T[], size: number): T[][] {
+/**
+ * Splits `items` into parts of `size`, and what is left into parts whose lengths are powers of two (213 → 128, 64,
+ * 16, 4, 1). A statement's SQL depends on how many rows or ids it carries, and SQLite connections keep their
+ * prepared statements (metadata/connect.ts): with parts of any length, every batch brought a new statement of up to
+ * a few hundred KiB of native memory, and the import's RSS grew with the dump. With these lengths, an import
+ * prepares at most ten shapes of each statement, all within its first batches, and reuses them.
+ */
+export function chunks<T>(items: T[], size: number): T[][] {
   const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  let i = 0;
+  for (; i + size <= items.length; i += size) out.push(items.slice(i, i + size));
+  for (let piece = 2 ** Math.floor(Math.log2(size)); i < items.length; piece /= 2) {
+    if (i + piece <= items.length) {
+      out.push(items.slice(i, i + piece));
+      i += piece;
+    }
+  }
   return out;
 }
 
@@ -547,10 +561,18 @@ async function writeBatch(db: Kysely<Database>, source: string, batch: Prepared[
 }
 
 /** Takes out of `source` the records the dump no longer has; records no other source holds are deleted. */
-async function prune(db: Kysely<Database>, source: string, present: Set<string>): Promise<number> {
-  const members = await db.selectFrom('vuln_record_sources').select('record_id').where('source', '=', source).execute();
-  const gone = members.map((m) => m.record_id).filter((id) => !present.has(id));
-  for (const part of chunks(gone, IDS_PER_QUERY)) {
+async function prune(db: Kysely<Database>, source: string, present: IdLedger): Promise<number> {
+  let pruned = 0;
+  // The source's members a page at a time, in id order (deleting a page's ids does not move the pages after it).
+  for (let after: string | null = null; ;) {
+    let page = db.selectFrom('vuln_record_sources').select('record_id').where('source', '=', source);
+    if (after !== null) page = page.where('record_id', '>', after);
+    const ids = (await page.orderBy('record_id').limit(IDS_PER_QUERY).execute()).map((m) => m.record_id);
+    if (ids.length === 0) break;
+    after = ids[ids.length - 1];
+    const part = ids.filter((id) => !present.has(id));
+    if (part.length === 0) continue;
+    pruned += part.length;
     await db.transaction().execute(async (trx) => {
       await trx.deleteFrom('vuln_record_sources').where('source', '=', source).where('record_id', 'in', part).execute();
       const elsewhere = new Map<string, string>();
@@ -568,7 +590,7 @@ async function prune(db: Kysely<Database>, source: string, present: Set<string>)
       }
     });
   }
-  return gone.length;
+  return pruned;
 }
 
 interface Finish {
