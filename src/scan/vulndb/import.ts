@@ -10,7 +10,6 @@
 import { createHash } from 'node:crypto';
 import { open, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
 import { inflateRawSync } from 'node:zlib';
 import type { Kysely } from 'kysely';
 import { sql } from '../../metadata/kysely.ts';
@@ -21,6 +20,7 @@ import type { Database } from '../../metadata/schema.ts';
 import { indexedName, SKIPPED_ENTRY_KINDS, validateOsvRecord, type ValidOsvRecord } from './osv-schema.ts';
 import { IdLedger } from './id-ledger.ts';
 import { isSecdbDocument, SecdbCollector } from './secdb.ts';
+import { WindowedFileReader } from './zip-reader.ts';
 import { recordCoverage, sourceCoverage } from './coverage.ts';
 import { cvssLine, looksLikeCvssMap } from './cvss-map.ts';
 import { createInterface } from 'node:readline';
@@ -338,9 +338,12 @@ async function findLicense(origin: string, kind: Kind, source: string): Promise<
 
 async function openZip(origin: string, given: string): Promise<Reader> {
   let zip: yauzl.ZipFile;
+  const file = await open(origin, 'r');
+  const reader = new WindowedFileReader(file, (await file.stat()).size);
   try {
-    zip = await yauzl.openPromise(origin, { lazyEntries: true, autoClose: false, validateEntrySizes: true });
+    zip = await yauzl.fromRandomAccessReaderPromise(reader, reader.size, { lazyEntries: true, autoClose: false, validateEntrySizes: true });
   } catch (err) {
+    await file.close().catch(() => {});
     throw new VulnImportError(`${given} is not a readable zip archive (${(err as Error).message}): download the OSV all.zip again`);
   }
   return {
@@ -372,8 +375,8 @@ async function openZip(origin: string, given: string): Promise<Reader> {
           let bytes: Buffer;
           try {
             // Records are small: inflating each one in a single call costs far less than a zlib stream per entry.
-            const raw = await readAll(await zip.openReadStreamPromise(entry, { decodeFileData: false }), MAX_RECORD_BYTES);
-            bytes = entry.compressionMethod === 8 ? inflateRawSync(raw, { maxOutputLength: MAX_RECORD_BYTES }) : raw;
+            const raw = await readEntryData(reader, entry);
+            bytes = entry.compressionMethod === 8 ? inflateRawSync(raw, { maxOutputLength: MAX_RECORD_BYTES }) : Buffer.from(raw);
             if (bytes.length !== entry.uncompressedSize) throw new Error(`${bytes.length} bytes where the archive lists ${entry.uncompressedSize}`);
           } catch (err) {
             throw new VulnImportError(`${given} is damaged at ${name} (${(err as Error).message}): download the OSV all.zip again`);
@@ -386,6 +389,21 @@ async function openZip(origin: string, given: string): Promise<Reader> {
       if (zip.isOpen) zip.close();
     },
   };
+}
+
+/**
+ * An entry's stored bytes, read through the windows (zip-reader.ts) rather than yauzl's streams: the local header
+ * (its signature, and the lengths of the name and extra field that come before the data), then the data.
+ */
+async function readEntryData(reader: WindowedFileReader, entry: yauzl.Entry): Promise<Buffer> {
+  // Deflate adds at most a few bytes per 16 KiB block to data that does not compress.
+  if (entry.compressedSize > MAX_RECORD_BYTES + MAX_RECORD_BYTES / 64) throw new Error(`entry larger than ${MAX_RECORD_BYTES} bytes`);
+  const header = await reader.readAt(entry.relativeOffsetOfLocalHeader, 30);
+  const signature = header.readUInt32LE(0);
+  if (signature !== 0x04034b50) throw new Error(`invalid local file header signature 0x${signature.toString(16)}`);
+  const dataStart = entry.relativeOffsetOfLocalHeader + 30 + header.readUInt16LE(26) + header.readUInt16LE(28);
+  if (dataStart + entry.compressedSize > reader.size) throw new Error(`the entry's data runs past the end of the file`);
+  return reader.readAt(dataStart, entry.compressedSize);
 }
 
 /** A text file, one document per line, streamed (the number of lines is not known up front). */
@@ -439,20 +457,6 @@ async function walk(dir: string, out: string[]): Promise<void> {
       out.push(full);
     }
   }
-}
-
-async function readAll(stream: Readable, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of stream) {
-    size += (chunk as Buffer).length;
-    if (size > limit) {
-      stream.destroy();
-      throw new Error(`entry larger than ${limit} bytes`);
-    }
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks, size);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
