@@ -1272,6 +1272,7 @@ async function render(ctx: Context): Promise<string> {
     'npm run bench:scan                           # 3 rounds, SQLite and PostgreSQL; writes docs/benchmarks-scan.md (~6 min on 2 busy cores, plus ~1 min the first time)',
     'npm run bench:scan -- --rounds 5             # more rounds',
     'npm run bench:scan -- --skip-postgres        # no PostgreSQL (imports into SQLite only)',
+    'npm run bench:scan -- --only-distro --rounds 1   # part 4 alone (distro imports, Debian image scan, gzip/zstd walks); rewrites only its section',
     'npm run bench:scan -- --layer-mib 100 --rounds 1 --no-write   # a quick look with a smaller synthetic layer, report on stdout only',
     'npm run bench:scan -- --postgres-url postgres://postgres@127.0.0.1:5432/postgres --out /tmp/scan.md',
     '```',
