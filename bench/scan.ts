@@ -22,7 +22,10 @@
  *    database (time, peak RSS, RSS sampled through the run), the Debian image scanned against Debian-12.zip, and the
  *    zstd layer walk against the gzip one (zstd now goes through the fastest decoder available).
  *
- *   npm run bench:scan -- [--rounds N] [--skip-postgres] [--skip-distro] [--layer-mib N] [--postgres-url URL] [--out FILE] [--no-write]
+ *   npm run bench:scan -- [--rounds N] [--skip-postgres] [--skip-distro | --only-distro] [--layer-mib N] [--postgres-url URL] [--out FILE] [--no-write]
+ *
+ * `--only-distro` runs part 4 alone (the two distro imports, the Debian image against Debian-12.zip, and the Debian
+ * layer walks gzip and zstd for their ratio) and rewrites only that section of the report.
  */
 import { spawn } from 'node:child_process';
 import { createCipheriv, createHash, randomBytes, type Hash } from 'node:crypto';
@@ -135,7 +138,13 @@ interface ScanResult {
 
 interface ImportResult {
   backend: Backend;
-  dumps: { source: string; seconds: number; added: number; updated: number; unchanged: number; invalid: number; skipped?: number; format?: string }[];
+  dumps: {
+    source: string; seconds: number; added: number; updated: number; unchanged: number; invalid: number; skipped?: number; format?: string;
+    /** CPU time of the importing process during this dump's import. */
+    cpuSeconds?: number;
+    /** RSS sampled every 250 ms during this dump's import (with sampleRss). */
+    rssSamples?: number[];
+  }[];
   /** RSS samples during the import (with sampleRss): first quarter vs last quarter says whether memory grows. */
   rssSamples?: number[];
   cpuSeconds: number;
@@ -242,9 +251,12 @@ async function importChild(spec: ImportSpec): Promise<ImportResult> {
   const sampler = spec.sampleRss ? setInterval(() => rssSamples.push(process.memoryUsage().rss), 250) : undefined;
   for (const file of spec.dumps) {
     const t = performance.now();
+    const cpu = process.cpuUsage();
+    const first = rssSamples.length;
     const s = await importVulnData(conn.db, conn.dialect, file);
     dumps.push({ source: s.source, seconds: (performance.now() - t) / 1000, added: s.added, updated: s.updated, unchanged: s.unchanged, invalid: s.invalid,
-      skipped: Object.values(s.skipped).reduce((n, x) => n + x, 0), format: s.format });
+      skipped: Object.values(s.skipped).reduce((n, x) => n + x, 0), format: s.format, cpuSeconds: cpuSeconds(cpu),
+      ...(spec.sampleRss ? { rssSamples: rssSamples.slice(first) } : {}) });
   }
   if (sampler) clearInterval(sampler);
   const result: ImportResult = { backend: spec.backend, dumps, ...(spec.sampleRss ? { rssSamples } : {}), cpuSeconds: cpuSeconds(cpu0), rssBeforeBytes, peakBytes: vmHwmBytes(), peakIsRunOnly };
@@ -920,34 +932,36 @@ interface DistroBench {
   zstdDecoder: string;
 }
 
+const DISTRO_HEADING = '## 4. Real distro data (issue 15)';
 const DISTRO_TARGET = { debianImportSeconds: 60, scanSeconds: 2, scanRssBytes: 150 * MiB, zstdOverGzip: 2 };
 
 function renderDistro(ctx: Context): string[] {
   const d = ctx.distro;
-  if (!d) return ['## Real distro data (issue 15)', '', `Not measured: ${ctx.skippedPostgres ?? 'missing data'}.`, ''];
-  const lines = ['## Real distro data (issue 15)', '',
+  if (!d) return [DISTRO_HEADING, '', `Not measured: ${ctx.skippedPostgres ?? 'missing data'}.`, ''];
+  const lines = [DISTRO_HEADING, '',
     `Targets: import of Debian-12.zip ≤ ${DISTRO_TARGET.debianImportSeconds} s with flat memory; the Debian 12 image scanned against it ≤ ${DISTRO_TARGET.scanSeconds} s and ≤ ${fmtMiB(DISTRO_TARGET.scanRssBytes)} peak RSS; a zstd layer walk within ${DISTRO_TARGET.zstdOverGzip}× of the gzip one (zstd decoder here: ${d.zstdDecoder}).`, '',
-    '| import (fresh database) | backend | time (median, min–max) | records | skipped entries | peak RSS (median) | RSS first → last quarter of the run | target |',
-    '|---|---|---|---|---|---|---|---|'];
+    '| import (fresh database) | backend | time (median, min–max) | CPU | records | skipped entries | peak RSS (median) | RSS by quarter of the import (medians of 250 ms samples) | target |',
+    '|---|---|---|---|---|---|---|---|---|'];
   for (const imp of d.imports) {
     for (const [i, name] of ['Debian-12.zip', 'alpine-secdb.zip'].entries()) {
       const times = imp.runs.map((r) => r.dumps[i]!.seconds);
       const last = imp.runs.at(-1)!.dumps[i]!;
-      const quarter = (r: ImportResult) => {
-        const xs = r.rssSamples ?? [];
-        const q = Math.max(1, Math.floor(xs.length / 4));
-        return xs.length ? `${fmtMiB(median(xs.slice(0, q)))} → ${fmtMiB(median(xs.slice(-q)))}` : '–';
+      const quarters = (r: ImportResult) => {
+        const xs = r.dumps[i]!.rssSamples ?? [];
+        if (xs.length < 4) return '–';
+        return [0, 1, 2, 3].map((k) => (median(xs.slice(Math.floor((xs.length * k) / 4), Math.floor((xs.length * (k + 1)) / 4))) / MiB).toFixed(1)).join(' / ') + ' MiB';
       };
+      const cpu = imp.runs.map((r) => r.dumps[i]!.cpuSeconds).filter((x): x is number => x !== undefined);
       const target = i === 0 ? (median(times) <= DISTRO_TARGET.debianImportSeconds ? `≤ ${DISTRO_TARGET.debianImportSeconds} s: met` : `≤ ${DISTRO_TARGET.debianImportSeconds} s: **missed**`) : '–';
-      lines.push(`| ${name} | ${imp.backend} | ${secs(times)} | ${fmtInt(last.added + last.updated + last.unchanged)} (${last.invalid} invalid) | ${fmtInt(last.skipped ?? 0)} | ${i === 0 ? mibs(imp.runs.map((r) => r.peakBytes)) : '(same process)'} | ${i === 0 ? quarter(imp.runs.at(-1)!) : ''} | ${target} |`);
+      lines.push(`| ${name} | ${imp.backend} | ${secs(times)} | ${cpu.length ? secs(cpu) : '–'} | ${fmtInt(last.added + last.updated + last.unchanged)} (${last.invalid} invalid) | ${fmtInt(last.skipped ?? 0)} | ${i === 0 ? mibs(imp.runs.map((r) => r.peakBytes)) : '(same process)'} | ${quarters(imp.runs.at(-1)!)} | ${target} |`);
     }
   }
   lines.push('');
   const walk = d.scans.map((r) => r.walkSeconds + r.matchSeconds);
   const peak = d.scans.map((r) => r.peakBytes);
   const s0 = d.scans[0];
-  lines.push('| Debian 12 image (v1) against Debian-12.zip | walk + match (median, min–max) | match alone | peak RSS | packages | findings | target |', '|---|---|---|---|---|---|---|');
-  lines.push(`| ${ctx.debian.buildInfo} | ${secs(walk)} | ${secs(d.scans.map((r) => r.matchSeconds))} | ${mibs(peak)} | ${s0?.packages ?? 0} | ${s0?.findings ?? 0} | ${median(walk) <= DISTRO_TARGET.scanSeconds && median(peak) <= DISTRO_TARGET.scanRssBytes ? 'met' : '**missed**'} |`, '');
+  lines.push('| Debian 12 image (v1) against Debian-12.zip | walk + match (median, min–max) | match alone | CPU | peak RSS | packages | findings | target |', '|---|---|---|---|---|---|---|---|');
+  lines.push(`| ${ctx.debian.buildInfo} | ${secs(walk)} | ${secs(d.scans.map((r) => r.matchSeconds))} | ${secs(d.scans.map((r) => r.cpuSeconds))} | ${mibs(peak)} | ${s0?.packages ?? 0} | ${s0?.findings ?? 0} | ${median(walk) <= DISTRO_TARGET.scanSeconds && median(peak) <= DISTRO_TARGET.scanRssBytes ? 'met' : '**missed**'} |`, '');
   lines.push('| layer walk (tar + extractors, no match) | gzip | zstd | zstd / gzip | target |', '|---|---|---|---|---|');
   const pairs: [string, string, string][] = [['Debian v1 (63 MB rootfs)', 'debian-v1', 'debian-v1-zstd'], ['synthetic', 'synthetic-gzip', 'synthetic-zstd']];
   for (const [label, g, z] of pairs) {
@@ -1258,6 +1272,7 @@ async function render(ctx: Context): Promise<string> {
     'npm run bench:scan                           # 3 rounds, SQLite and PostgreSQL; writes docs/benchmarks-scan.md (~6 min on 2 busy cores, plus ~1 min the first time)',
     'npm run bench:scan -- --rounds 5             # more rounds',
     'npm run bench:scan -- --skip-postgres        # no PostgreSQL (imports into SQLite only)',
+    'npm run bench:scan -- --only-distro --rounds 1   # part 4 alone (distro imports, Debian image scan, gzip/zstd walks); rewrites only its section',
     'npm run bench:scan -- --layer-mib 100 --rounds 1 --no-write   # a quick look with a smaller synthetic layer, report on stdout only',
     'npm run bench:scan -- --postgres-url postgres://postgres@127.0.0.1:5432/postgres --out /tmp/scan.md',
     '```',
@@ -1295,6 +1310,20 @@ function checkScan(c: LayerCase, mode: ScanMode, r: ScanResult, expectedDiffIds:
   }
 }
 
+const USAGE = `npm run bench:scan -- [options]
+
+  --rounds N            rounds of every measurement (default 3)
+  --skip-postgres       import into SQLite only
+  --skip-distro         leave out part 4, the real distro data (Debian-12.zip, alpine-secdb.zip)
+  --only-distro         run part 4 alone: the Debian-12.zip and alpine-secdb.zip imports into fresh databases, the
+                        Debian image scanned against Debian-12.zip, the Debian layer's gzip and zstd walks; rewrites
+                        only that section of the report
+  --layer-mib N         size of the synthetic layer (default 500)
+  --postgres-url URL    PostgreSQL server for the imports (default $BERTH_BENCH_POSTGRES_URL or postgres://postgres@127.0.0.1:5432/postgres)
+  --out FILE            write the report there instead of docs/benchmarks-scan.md
+  --no-write            print the report only
+  -h, --help            this text`;
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -1304,10 +1333,18 @@ async function main(): Promise<void> {
       'postgres-url': { type: 'string', default: process.env.BERTH_BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
       'skip-postgres': { type: 'boolean', default: false },
       'skip-distro': { type: 'boolean', default: false },
+      'only-distro': { type: 'boolean', default: false },
       out: { type: 'string' },
       'no-write': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
     },
   });
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const onlyDistro = values['only-distro'];
+  if (onlyDistro && values['skip-distro']) throw new Error('--only-distro and --skip-distro exclude each other');
   if (values.child) {
     const spec = JSON.parse(Buffer.from(values.child, 'base64url').toString('utf8')) as ScanSpec | ImportSpec | BaselineSpec;
     const result = spec.kind === 'scan' ? await scanChild(spec) : spec.kind === 'import' ? await importChild(spec) : await baselineChild(spec);
@@ -1338,17 +1375,24 @@ async function main(): Promise<void> {
 
   log('Debian image and its Debian:12 OSV records (test/helpers/scan-fixtures.ts; built once, then cached)');
   const deb = await debianTags();
-  log(`vulnerability DB for the scans: importing ${path.relative(repoRoot, deb.osvDir)} and ${DUMPS.join(', ')}`);
-  const scanDb = await buildScanDb(deb.osvDir);
-  log(`vulnerability DB ready in ${scanDb.seconds.toFixed(1)} s: ${scanDb.sources.map((x) => `${x.source} ${x.records}`).join(', ')}`);
-  const synthetic = await syntheticLayer(layerMiB);
+  let scanDb: ScanDb | undefined;
+  let synthetic: SyntheticLayer | undefined;
+  let baseline = { compiled: 0, tsx: 0 };
+  if (!onlyDistro) {
+    log(`vulnerability DB for the scans: importing ${path.relative(repoRoot, deb.osvDir)} and ${DUMPS.join(', ')}`);
+    scanDb = await buildScanDb(deb.osvDir);
+    log(`vulnerability DB ready in ${scanDb.seconds.toFixed(1)} s: ${scanDb.sources.map((x) => `${x.source} ${x.records}`).join(', ')}`);
+    synthetic = await syntheticLayer(layerMiB);
+  }
   log('compiling the children (tsc → .cache/bench-scan/js)');
   compiledScript = await compileChildren();
-  const baseline = {
-    compiled: (await runChild<{ rssBytes: number }>({ kind: 'baseline', dbFile: scanDb.dbFile }, 'compiled')).rssBytes,
-    tsx: (await runChild<{ rssBytes: number }>({ kind: 'baseline', dbFile: scanDb.dbFile }, 'tsx')).rssBytes,
-  };
-  log(`RSS of a process that loaded the scanner and opened the DB: ${fmtMiB(baseline.compiled)} compiled, ${fmtMiB(baseline.tsx)} under tsx`);
+  if (scanDb) {
+    baseline = {
+      compiled: (await runChild<{ rssBytes: number }>({ kind: 'baseline', dbFile: scanDb.dbFile }, 'compiled')).rssBytes,
+      tsx: (await runChild<{ rssBytes: number }>({ kind: 'baseline', dbFile: scanDb.dbFile }, 'tsx')).rssBytes,
+    };
+    log(`RSS of a process that loaded the scanner and opened the DB: ${fmtMiB(baseline.compiled)} compiled, ${fmtMiB(baseline.tsx)} under tsx`);
+  }
 
   const cases: LayerCase[] = [];
   for (const t of deb.tags) {
@@ -1358,7 +1402,8 @@ async function main(): Promise<void> {
       runs: { inflate: [], digest: [], tar: [], full: [] }, native: [],
     });
   }
-  for (const c of ['gzip', 'none', 'zstd'] as const) {
+  for (const c of synthetic ? (['gzip', 'none', 'zstd'] as const) : []) {
+    if (!synthetic) break;
     const b = synthetic.blobs[c];
     cases.push({
       id: `synthetic-${c}`, label: `synthetic ${layerMiB} MiB (${compressionName(c)})`, compression: c, blobBytes: b.size,
@@ -1378,6 +1423,9 @@ async function main(): Promise<void> {
   }
   const imports: ImportCase[] = [{ backend: 'sqlite', first: [], again: [] }];
   if (!skippedPostgres) imports.push({ backend: 'postgres', first: [], again: [] });
+  if (onlyDistro) imports.length = 0;
+  // Only the tar walk is needed for the distro section's zstd / gzip ratio.
+  const modes: readonly ScanMode[] = onlyDistro ? ['tar'] : SCAN_MODES;
   const dumps = DUMPS.map((d) => path.join(VULNDATA, `${d}-all.zip`));
   const loads: number[] = [];
   const noteLoad = () => loads.push(loadavg()[0]);
@@ -1386,13 +1434,14 @@ async function main(): Promise<void> {
     for (let round = 1; round <= rounds; round++) {
       log(`round ${round}/${rounds}`);
       for (const c of cases) {
-        for (const mode of SCAN_MODES) {
+        for (const mode of modes) {
           noteLoad();
-          const r = await runChild<ScanResult>({ kind: 'scan', mode, layers: c.layers, dbFile: scanDb.dbFile });
+          const r = await runChild<ScanResult>({ kind: 'scan', mode, layers: c.layers, dbFile: scanDb?.dbFile ?? '' });
           checkScan(c, mode, r, c.layers.map((l) => l.diffId));
           c.runs[mode].push(r);
           log(`  ${describeScan(c, mode, r)}`);
         }
+        if (onlyDistro) continue;
         const native = await nativeDecompress(c.layers);
         c.native.push(native);
         log(`  ${c.label} [${native.command} > /dev/null]: ${native.seconds.toFixed(2)} s, cpu ${native.cpuSeconds.toFixed(2)} s`);
@@ -1425,16 +1474,33 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    await rm(scanDb.dir, { recursive: true, force: true });
+    if (scanDb) await rm(scanDb.dir, { recursive: true, force: true });
     if (distro) await rm(distro.db.dir, { recursive: true, force: true });
   }
 
   const uptimeEnd = await uptime();
   log(`load at end: ${uptimeEnd}`);
   const args = process.argv.slice(2).filter((a) => a !== '--no-write');
+  if (onlyDistro) {
+    const section = renderDistro({ distro, cases, debian: { buildInfo: deb.buildInfo, osvRecords: deb.osvRecords }, skippedPostgres } as Context);
+    section.splice(2, 0, `Measured by \`npm run bench:scan${args.length ? ` -- ${args.join(' ')}` : ''}\` (${rounds} round${rounds === 1 ? '' : 's'}, ` +
+      `${startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC, load average ${loads.length ? `${min(loads).toFixed(1)}–${max(loads).toFixed(1)}` : 'unknown'} on ${availableParallelism()} CPUs) at ${await gitDescription()}.`, '');
+    const text = section.join('\n');
+    process.stdout.write(`${text}\n`);
+    if (!values['no-write']) {
+      const out = path.resolve(repoRoot, values.out ?? 'docs/benchmarks-scan.md');
+      const before = existsSync(out) ? await readFile(out, 'utf8') : '';
+      const start = before.indexOf(`${DISTRO_HEADING}\n`);
+      const end = start < 0 ? -1 : before.indexOf('\n## ', start + DISTRO_HEADING.length);
+      const after = start < 0 ? `${before.trimEnd()}\n\n${text}` : `${before.slice(0, start)}${text}${end < 0 ? '' : before.slice(end)}`;
+      await writeFile(out, after);
+      log(`wrote the distro section of ${path.relative(repoRoot, out)}`);
+    }
+    return;
+  }
   const markdown = await render({
     command: `npm run bench:scan${args.length ? ` -- ${args.join(' ')}` : ''}`,
-    rounds, uptimeStart, uptimeEnd, loads, baseline, debian: { buildInfo: deb.buildInfo, osvRecords: deb.osvRecords }, scanDb, synthetic, cases, imports, distro,
+    rounds, uptimeStart, uptimeEnd, loads, baseline, debian: { buildInfo: deb.buildInfo, osvRecords: deb.osvRecords }, scanDb: scanDb!, synthetic: synthetic!, cases, imports, distro,
     skippedPostgres, startedAt, finishedAt: new Date(), zstdVersion: (await commandOutput('zstd', ['--version'])).replace(/^\*+\s*|\s*\*+$/g, '').replace(/, by .*$/, ''),
   });
   process.stdout.write(markdown);

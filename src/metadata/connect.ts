@@ -82,18 +82,37 @@ class ImmediateSqliteDialect extends SqliteDialect {
  * Kysely prepares a statement for every query it runs; preparing costs more than running the small lookups of
  * the pull path. Queries are built from a fixed set of shapes, so their SQL strings repeat and the prepared
  * statements can be reused (better-sqlite3 statements run to completion synchronously, so sharing one is safe).
+ *
+ * A prepared statement's native memory grows with its SQL: a 500-row INSERT of six columns holds ~260 KiB, a
+ * 450-id `IN (…)` list ~75 KiB. So the cache is bounded by the length of the SQL it keeps as well as by count, and
+ * drops the statements used least recently: bulk statements of many shapes cannot pile up (each one stays alive, in
+ * the cache or not, until V8 collects it).
  */
 function withStatementCache(database: SQLite.Database): SqliteDatabase {
   const cache = new Map<string, SQLite.Statement>();
-  const MAX = 500;
+  const MAX_STATEMENTS = 500;
+  /** Characters of SQL: about 10 MiB of prepared statements at their heaviest (bulk INSERTs). */
+  const MAX_SQL_CHARS = 384 * 1024;
+  let chars = 0;
   return {
     close: () => database.close(),
     prepare(sqlText: string) {
       let stmt = cache.get(sqlText);
-      if (!stmt) {
-        stmt = database.prepare(sqlText);
-        if (cache.size >= MAX) cache.delete(cache.keys().next().value!);
+      if (stmt) {
+        // Most recently used last.
+        cache.delete(sqlText);
         cache.set(sqlText, stmt);
+      } else {
+        stmt = database.prepare(sqlText);
+        if (sqlText.length <= MAX_SQL_CHARS / 4) {
+          chars += sqlText.length;
+          cache.set(sqlText, stmt);
+          while (cache.size > MAX_STATEMENTS || chars > MAX_SQL_CHARS) {
+            const oldest = cache.keys().next().value!;
+            chars -= oldest.length;
+            cache.delete(oldest);
+          }
+        }
       }
       return stmt as unknown as ReturnType<SqliteDatabase['prepare']>;
     },

@@ -10,7 +10,6 @@
 import { createHash } from 'node:crypto';
 import { open, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
 import { inflateRawSync } from 'node:zlib';
 import type { Kysely } from 'kysely';
 import { sql } from '../../metadata/kysely.ts';
@@ -19,7 +18,9 @@ import yauzl from 'yauzl';
 import type { Dialect } from '../../metadata/dialect.ts';
 import type { Database } from '../../metadata/schema.ts';
 import { indexedName, SKIPPED_ENTRY_KINDS, validateOsvRecord, type ValidOsvRecord } from './osv-schema.ts';
+import { IdLedger } from './id-ledger.ts';
 import { isSecdbDocument, SecdbCollector } from './secdb.ts';
+import { WindowedFileReader } from './zip-reader.ts';
 import { recordCoverage, sourceCoverage } from './coverage.ts';
 import { cvssLine, looksLikeCvssMap } from './cvss-map.ts';
 import { createInterface } from 'node:readline';
@@ -65,7 +66,7 @@ export interface ImportOptions {
   signal?: AbortSignal;
   /** Each rejected entry: its OSV id when it has a readable one, else its file name, and why. */
   onInvalid?(what: string, reason: string): void;
-  /** Records per transaction (default 500). */
+  /** Records per transaction (default 500); a transaction also ends once its records' JSON reaches 1 MiB. */
   batchSize?: number;
   /** Read the input as this format instead of recognising it by content. */
   format?: VulnFormat;
@@ -82,10 +83,21 @@ export class VulnImportError extends Error {
 /** A single record bigger than this is rejected rather than buffered. */
 const MAX_RECORD_BYTES = 16 * 1024 * 1024;
 const MAX_LICENSE_BYTES = 1024 * 1024;
-/** Rows per INSERT: keeps every statement far below both databases' bind-parameter limits. */
-const ROWS_PER_INSERT = 500;
+/**
+ * A transaction ends after `batchSize` records or once their JSON reaches this size, whichever comes first: what a
+ * batch holds until it is written stays the same size however big the records are (Debian-12.zip's average 3.5 KiB
+ * in its first quarter and 11 KiB in its third; by count alone, the batch — and V8's heap, sized as a multiple of
+ * what is live — grew with them).
+ */
+const BATCH_BYTES = 1024 * 1024;
+/**
+ * Rows per INSERT: far below both databases' bind-parameter limits, and small enough that the prepared statements
+ * SQLite keeps for them stay small (a 500-row INSERT of six columns holds ~260 KiB of native memory, a 128-row one
+ * a quarter of that), while still carrying many rows per round trip.
+ */
+const ROWS_PER_INSERT = 128;
 /** Ids per `IN (…)` list. */
-const IDS_PER_QUERY = 500;
+const IDS_PER_QUERY = 256;
 const SOURCE_NAME = /^[A-Za-z0-9][A-Za-z0-9 ._:+-]{0,99}$/;
 
 /** One document read from the dump: its raw bytes, or why it could not be read. */
@@ -130,14 +142,16 @@ export async function importVulnData(db: Kysely<Database>, dialect: Dialect, inp
   const reader = kind === 'zip' ? await openZip(origin, inputPath) : kind === 'lines' ? openLines(origin) : await openDirectory(origin);
   const counts = { added: 0, updated: 0, unchanged: 0, invalid: 0, pruned: 0 };
   const skipped: Record<string, number> = {};
-  /** Valid records seen, id → digest (to spot duplicate ids within one dump). */
-  const seen = new Map<string, string>();
-  /** Ids the dump contains, valid or not: pruning spares a record that is merely invalid this time. */
-  const present = new Set<string>();
+  /**
+   * Ids the dump contains, valid or not (pruning spares a record that is merely invalid this time), and the digest of
+   * each id's first valid record (to spot duplicate ids within one dump). Compact, so memory stays flat (id-ledger.ts).
+   */
+  const ledger = new IdLedger();
   let documents = 0;
   let done = 0;
   let newest: number | null = null;
   let batch: Prepared[] = [];
+  let batchBytes = 0;
   let changed = false;
   if ((kind === 'lines') !== (opts.format === undefined ? kind === 'lines' : opts.format === 'cvss-map')) {
     await reader.close();
@@ -153,6 +167,7 @@ export async function importVulnData(db: Kysely<Database>, dialect: Dialect, inp
     if (batch.length === 0) return;
     const result = await writeBatch(db, source, batch);
     batch = [];
+    batchBytes = 0;
     counts.added += result.added;
     counts.updated += result.updated;
     counts.unchanged += result.unchanged;
@@ -166,14 +181,13 @@ export async function importVulnData(db: Kysely<Database>, dialect: Dialect, inp
     skipped[reason] = (skipped[reason] ?? 0) + n;
   };
   const add = async (prepared: Prepared, time: number | null, docName: string) => {
-    present.add(prepared.id);
-    const earlier = seen.get(prepared.id);
-    if (earlier === undefined) {
-      seen.set(prepared.id, prepared.digest);
+    const seen = ledger.record(prepared.id, prepared.digest);
+    if (seen === 'new') {
       newest = latest(newest, time);
       batch.push(prepared);
-      if (batch.length >= batchSize) await flush();
-    } else if (earlier !== prepared.digest) {
+      batchBytes += prepared.record.length;
+      if (batch.length >= batchSize || batchBytes >= BATCH_BYTES) await flush();
+    } else if (seen === 'different') {
       // Two different records under one id: which one is right cannot be known, so the first one stands.
       invalid(prepared.id, `${docName}: a different record with this id appeared earlier in the same dump; kept the earlier one`);
     }
@@ -213,7 +227,7 @@ export async function importVulnData(db: Kysely<Database>, dialect: Dialect, inp
         } else {
           const prepared = prepare(value);
           if ('error' in prepared) {
-            if (prepared.id) present.add(prepared.id);
+            if (prepared.id) ledger.markPresent(prepared.id);
             invalid(prepared.id ?? doc.name, prepared.error);
           } else {
             for (const e of prepared.skipped) skip(`OSV affected[] entries: ${SKIPPED_ENTRY_KINDS[e.kind]}`);
@@ -246,7 +260,7 @@ export async function importVulnData(db: Kysely<Database>, dialect: Dialect, inp
       ? `${inputPath} holds no .json entries: it is not an OSV all.zip (those contain one <ID>.json file per record) nor an Alpine secdb (v3.x/main.json …)`
       : `${inputPath} holds no .json or .yaml files: point at a directory of OSV records, or at an OSV all.zip`);
   }
-  if (seen.size === 0) {
+  if (ledger.recorded === 0) {
     throw new VulnImportError(format === 'alpine-secdb'
       ? `none of the ${documents} files in ${inputPath} holds a usable Alpine secdb fix (see the reasons above)`
       : `none of the ${documents} records in ${inputPath} is a valid OSV record (see the reasons above): is this an OSV dump?`);
@@ -254,7 +268,7 @@ export async function importVulnData(db: Kysely<Database>, dialect: Dialect, inp
 
   if (opts.prune) {
     opts.signal?.throwIfAborted();
-    counts.pruned = await prune(db, source, present);
+    counts.pruned = await prune(db, source, ledger);
     if (counts.pruned > 0) changed = true;
   }
   const fmt = format ?? 'osv';
@@ -338,9 +352,12 @@ async function findLicense(origin: string, kind: Kind, source: string): Promise<
 
 async function openZip(origin: string, given: string): Promise<Reader> {
   let zip: yauzl.ZipFile;
+  const file = await open(origin, 'r');
+  const reader = new WindowedFileReader(file, (await file.stat()).size);
   try {
-    zip = await yauzl.openPromise(origin, { lazyEntries: true, autoClose: false, validateEntrySizes: true });
+    zip = await yauzl.fromRandomAccessReaderPromise(reader, reader.size, { lazyEntries: true, autoClose: false, validateEntrySizes: true });
   } catch (err) {
+    await file.close().catch(() => {});
     throw new VulnImportError(`${given} is not a readable zip archive (${(err as Error).message}): download the OSV all.zip again`);
   }
   return {
@@ -372,8 +389,8 @@ async function openZip(origin: string, given: string): Promise<Reader> {
           let bytes: Buffer;
           try {
             // Records are small: inflating each one in a single call costs far less than a zlib stream per entry.
-            const raw = await readAll(await zip.openReadStreamPromise(entry, { decodeFileData: false }), MAX_RECORD_BYTES);
-            bytes = entry.compressionMethod === 8 ? inflateRawSync(raw, { maxOutputLength: MAX_RECORD_BYTES }) : raw;
+            const raw = await readEntryData(reader, entry);
+            bytes = entry.compressionMethod === 8 ? inflateRawSync(raw, { maxOutputLength: MAX_RECORD_BYTES }) : Buffer.from(raw);
             if (bytes.length !== entry.uncompressedSize) throw new Error(`${bytes.length} bytes where the archive lists ${entry.uncompressedSize}`);
           } catch (err) {
             throw new VulnImportError(`${given} is damaged at ${name} (${(err as Error).message}): download the OSV all.zip again`);
@@ -386,6 +403,21 @@ async function openZip(origin: string, given: string): Promise<Reader> {
       if (zip.isOpen) zip.close();
     },
   };
+}
+
+/**
+ * An entry's stored bytes, read through the windows (zip-reader.ts) rather than yauzl's streams: the local header
+ * (its signature, and the lengths of the name and extra field that come before the data), then the data.
+ */
+async function readEntryData(reader: WindowedFileReader, entry: yauzl.Entry): Promise<Buffer> {
+  // Deflate adds at most a few bytes per 16 KiB block to data that does not compress.
+  if (entry.compressedSize > MAX_RECORD_BYTES + MAX_RECORD_BYTES / 64) throw new Error(`entry larger than ${MAX_RECORD_BYTES} bytes`);
+  const header = await reader.readAt(entry.relativeOffsetOfLocalHeader, 30);
+  const signature = header.readUInt32LE(0);
+  if (signature !== 0x04034b50) throw new Error(`invalid local file header signature 0x${signature.toString(16)}`);
+  const dataStart = entry.relativeOffsetOfLocalHeader + 30 + header.readUInt16LE(26) + header.readUInt16LE(28);
+  if (dataStart + entry.compressedSize > reader.size) throw new Error(`the entry's data runs past the end of the file`);
+  return reader.readAt(dataStart, entry.compressedSize);
 }
 
 /** A text file, one document per line, streamed (the number of lines is not known up front). */
@@ -441,20 +473,6 @@ async function walk(dir: string, out: string[]): Promise<void> {
   }
 }
 
-async function readAll(stream: Readable, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of stream) {
-    size += (chunk as Buffer).length;
-    if (size > limit) {
-      stream.destroy();
-      throw new Error(`entry larger than ${limit} bytes`);
-    }
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks, size);
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // Parsing and validation.
 
@@ -499,9 +517,23 @@ function latest(a: number | null, b: number | null): number | null {
 // ---------------------------------------------------------------------------------------------------------------
 // Writing.
 
-function chunks<T>(items: T[], size: number): T[][] {
+/**
+ * Splits `items` into parts of `size`, and what is left into parts whose lengths are powers of two (213 → 128, 64,
+ * 16, 4, 1). A statement's SQL depends on how many rows or ids it carries, and SQLite connections keep their
+ * prepared statements (metadata/connect.ts): with parts of any length, every batch brought a new statement of up to
+ * a few hundred KiB of native memory, and the import's RSS grew with the dump. With these lengths, an import
+ * prepares at most ten shapes of each statement, all within its first batches, and reuses them.
+ */
+export function chunks<T>(items: T[], size: number): T[][] {
   const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  let i = 0;
+  for (; i + size <= items.length; i += size) out.push(items.slice(i, i + size));
+  for (let piece = 2 ** Math.floor(Math.log2(size)); i < items.length; piece /= 2) {
+    if (i + piece <= items.length) {
+      out.push(items.slice(i, i + piece));
+      i += piece;
+    }
+  }
   return out;
 }
 
@@ -547,10 +579,18 @@ async function writeBatch(db: Kysely<Database>, source: string, batch: Prepared[
 }
 
 /** Takes out of `source` the records the dump no longer has; records no other source holds are deleted. */
-async function prune(db: Kysely<Database>, source: string, present: Set<string>): Promise<number> {
-  const members = await db.selectFrom('vuln_record_sources').select('record_id').where('source', '=', source).execute();
-  const gone = members.map((m) => m.record_id).filter((id) => !present.has(id));
-  for (const part of chunks(gone, IDS_PER_QUERY)) {
+async function prune(db: Kysely<Database>, source: string, present: IdLedger): Promise<number> {
+  let pruned = 0;
+  // The source's members a page at a time, in id order (deleting a page's ids does not move the pages after it).
+  for (let after: string | null = null; ;) {
+    let page = db.selectFrom('vuln_record_sources').select('record_id').where('source', '=', source);
+    if (after !== null) page = page.where('record_id', '>', after);
+    const ids = (await page.orderBy('record_id').limit(IDS_PER_QUERY).execute()).map((m) => m.record_id);
+    if (ids.length === 0) break;
+    after = ids[ids.length - 1];
+    const part = ids.filter((id) => !present.has(id));
+    if (part.length === 0) continue;
+    pruned += part.length;
     await db.transaction().execute(async (trx) => {
       await trx.deleteFrom('vuln_record_sources').where('source', '=', source).where('record_id', 'in', part).execute();
       const elsewhere = new Map<string, string>();
@@ -568,7 +608,7 @@ async function prune(db: Kysely<Database>, source: string, present: Set<string>)
       }
     });
   }
-  return gone.length;
+  return pruned;
 }
 
 interface Finish {
