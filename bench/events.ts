@@ -7,14 +7,15 @@
  * Each round starts a fresh Berth (anonymous, embedded) per configuration and pushes the same set of small images
  * with `skopeo copy`, `--parallel` at a time, each to its own repository:
  *   - `none`: no webhook subscription;
- *   - `webhooks`: three subscriptions to three healthy receivers on 127.0.0.1 (they answer 204 at once); the
- *     receivers note when each event arrives, which gives the delivery lag (the end of the push's `skopeo copy` →
+ *   - `webhooks`: three subscriptions to three healthy receivers on 127.0.0.1 (they answer 204 at once) and one
+ *     replication rule sending every pushed repository to a second Berth (started for the round, at nice 19: it
+ *     stands for another site, whose CPU a real source does not share on this 2-core machine); the receivers note when each event arrives, which gives the delivery lag (the end of the push's `skopeo copy` →
  *     receipt, p50/p99; negative when the webhook arrived before skopeo exited);
  *   - `dead`: three subscriptions whose receivers are down or broken — one port that refuses connections, one that
  *     accepts and never answers, one that answers after 5 s.
  * The configurations' order rotates every round. Push throughput is images per second over the whole set; the
  * targets are `webhooks ÷ none ≥ 0.9` and `dead ÷ none ≥ 0.9` (a slow or dead receiver never slows a push: the
- * outbox is the queue). The machine's load average is recorded at the start and end of each round.
+ * outbox is the queue). In `webhooks`, the bench also waits (bounded) until the second Berth has every image. The machine's load average is recorded at the start and end of each round.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
@@ -107,6 +108,26 @@ async function subscribe(server: RunningServer, url: string): Promise<void> {
   if (res.status !== 201) throw new Error(`creating a webhook subscription answered ${res.status}: ${await res.text()}`);
 }
 
+const ECR_TARGET = 'AmazonEC2ContainerRegistry_V20150921';
+
+/** An ECR operation on an anonymous Berth (access control off: no signature needed). */
+async function ecrCall(server: RunningServer, operation: string, input: unknown): Promise<unknown> {
+  const res = await fetch(`${server.baseUrl}/`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': `${ECR_TARGET}.${operation}` },
+    body: JSON.stringify(input),
+  });
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`${operation} answered ${res.status}: ${text}`);
+  return JSON.parse(text);
+}
+
+/** Whether `server` has the manifest `repository:tag` (the replicated image arrived). */
+async function hasImage(server: RunningServer, repository: string, tag: string): Promise<boolean> {
+  const res = await fetch(`${server.baseUrl}/v2/${repository}/manifests/${tag}`, { method: 'HEAD', headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+  return res.status === 200;
+}
+
 async function skopeoPush(image: BuiltImage, ref: string): Promise<void> {
   const r = await run('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', image.ref, `docker://${ref}`], { timeoutMs: 300_000 });
   if (r.code !== 0) throw new Error(`skopeo push ${ref} failed: ${r.stderr.trim().split('\n').slice(-5).join('\n')}`);
@@ -135,7 +156,7 @@ function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
-interface Sample { seconds: number; cpu: number; lagP50?: number; lagP99?: number; received?: number }
+interface Sample { seconds: number; cpu: number; lagP50?: number; lagP99?: number; received?: number; replicated?: number }
 
 async function main(): Promise<void> {
   await mkdir(work, { recursive: true });
@@ -153,12 +174,28 @@ async function main(): Promise<void> {
     for (const config of order) {
       const dataDir = path.join(work, `berth-${round}-${config}`);
       await rm(dataDir, { recursive: true, force: true });
-      const server = await kind.start({ label: `berth-${round}-${config}`, dataDir, logFile: path.join(work, `berth-${round}-${config}.log`), auth: { type: 'none' } });
+      // `webhooks` also replicates: a second Berth as the destination, bound in the first one's configuration.
+      let destination: RunningServer | undefined;
+      const args: string[] = [];
+      if (config === 'webhooks') {
+        const destDir = path.join(work, `berth-${round}-destination`);
+        await rm(destDir, { recursive: true, force: true });
+        destination = await kind.start({ label: `berth-${round}-destination`, dataDir: destDir, logFile: path.join(work, `berth-${round}-destination.log`), auth: { type: 'none' } });
+        // The destination stands for another site: at the lowest CPU priority it takes only what the source leaves.
+        await run('renice', ['-n', '19', '-p', String(destination.pid)]);
+        const configFile = path.join(work, `berth-${round}-${config}.json`);
+        await writeFile(configFile, JSON.stringify({ replication: { destinations: [{ region: 'eu-west-1', registryId: '222222222222', endpoint: destination.baseUrl }] } }));
+        args.push('--config', configFile);
+      }
+      const server = await kind.start({ label: `berth-${round}-${config}`, dataDir, logFile: path.join(work, `berth-${round}-${config}.log`), auth: { type: 'none' }, args });
       const receivers: Receiver[] = [];
       try {
         if (config === 'webhooks') {
           for (let i = 0; i < 3; i++) receivers.push(await startReceiver('healthy'));
           for (const r of receivers) await subscribe(server, r.url);
+          await ecrCall(server, 'PutReplicationConfiguration', {
+            replicationConfiguration: { rules: [{ destinations: [{ region: 'eu-west-1', registryId: '222222222222' }], repositoryFilters: [{ filter: 'bench', filterType: 'PREFIX_MATCH' }] }] },
+          });
         } else if (config === 'dead') {
           receivers.push(await startReceiver('hang'), await startReceiver('slow'));
           await subscribe(server, `http://127.0.0.1:${await freePort()}/refused`);
@@ -177,12 +214,18 @@ async function main(): Promise<void> {
           const deadline = Date.now() + 60_000;
           while (receivers.some((r) => r.ids.length < expected) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
           const lags = receivers.flatMap((r) => r.arrivals.filter((a) => pushedAt.has(a.repository)).map((a) => a.at - pushedAt.get(a.repository)!));
-          Object.assign(sample, { lagP50: percentile(lags, 50), lagP99: percentile(lags, 99), received: Math.min(...receivers.map((r) => r.ids.length)) });
+          const missing = new Set(pushedAt.keys());
+          while (missing.size > 0 && Date.now() < deadline) {
+            for (const repository of [...missing]) if (await hasImage(destination!, repository, '1')) missing.delete(repository);
+            if (missing.size > 0) await new Promise((r) => setTimeout(r, 100));
+          }
+          Object.assign(sample, { lagP50: percentile(lags, 50), lagP99: percentile(lags, 99), received: Math.min(...receivers.map((r) => r.ids.length)), replicated: pushedAt.size - missing.size });
         }
         samples.get(config)!.push(sample);
-        log(`round ${round} ${config}: ${images.length} pushes in ${seconds.toFixed(2)} s (${(images.length / seconds).toFixed(2)}/s, CPU ${cpu.toFixed(2)} s)${sample.lagP50 !== undefined ? `, delivery lag p50 ${sample.lagP50} ms p99 ${sample.lagP99} ms, ${sample.received}/${images.length + 1} events at every receiver` : ''}`);
+        log(`round ${round} ${config}: ${images.length} pushes in ${seconds.toFixed(2)} s (${(images.length / seconds).toFixed(2)}/s, CPU ${cpu.toFixed(2)} s)${sample.lagP50 !== undefined ? `, delivery lag p50 ${sample.lagP50} ms p99 ${sample.lagP99} ms, ${sample.received}/${images.length + 1} events at every receiver, ${sample.replicated}/${images.length} images replicated` : ''}`);
       } finally {
         await server.stop();
+        await destination?.stop();
         for (const r of receivers) await r.close();
       }
     }
@@ -200,26 +243,27 @@ async function writeReport(samples: Map<Config, Sample[]>, loads: string[], laun
   const ms = (v: number) => `${v.toFixed(0)} ms`;
   const webhooks = samples.get('webhooks')!;
   const lines = [
-    '# Events: push throughput with webhook subscriptions',
+    '# Events: push throughput with webhook subscriptions and replication',
     '',
     `Generated by \`npm run bench:events -- --rounds ${rounds}\` on ${new Date().toISOString().slice(0, 10)}. Berth: ${launcher}. skopeo: ${await versionOf('skopeo', ['--version'])}. Node ${process.version}.`,
+    `The replication destination is a second Berth on the same machine at nice 19 (it stands for another site).`,
     `Each round pushes ${imageCount} images (two random layers of ${opts['layer-kib']} KiB each, every image to its own repository) with \`skopeo copy\`, ${parallel} at a time, to a fresh anonymous embedded Berth per configuration; configurations alternate their order each round.`,
     `Load average (1/5/15 min) at the start and end of each round: ${loads.join('; ')}.`,
     '',
     '| measurement | median | range | per round |',
     '|---|---|---|---|',
     row('pushes per second, no subscription', rate('none'), f2),
-    row('pushes per second, 3 healthy webhook receivers', rate('webhooks'), f2),
+    row('pushes per second, 3 healthy webhook receivers and 1 replication rule', rate('webhooks'), f2),
     row('pushes per second, 3 dead receivers (refused, hanging, 5 s slow)', rate('dead'), f2),
-    row('**3 healthy receivers ÷ none** (target ≥ 0.9)', ratio('webhooks'), (v) => `${f2(v)} ×`),
+    row('**3 healthy receivers + replication ÷ none** (target ≥ 0.9)', ratio('webhooks'), (v) => `${f2(v)} ×`),
     row('**3 dead receivers ÷ none** (target ≥ 0.9)', ratio('dead'), (v) => `${f2(v)} ×`),
     row('Berth CPU for the pushes, no subscription', samples.get('none')!.map((s) => s.cpu), (v) => `${f2(v)} s`),
-    row('Berth CPU for the pushes, 3 healthy receivers', webhooks.map((s) => s.cpu), (v) => `${f2(v)} s`),
+    row('Berth CPU for the pushes, 3 healthy receivers + replication', webhooks.map((s) => s.cpu), (v) => `${f2(v)} s`),
     row('Berth CPU for the pushes, 3 dead receivers', samples.get('dead')!.map((s) => s.cpu), (v) => `${f2(v)} s`),
     row('webhook delivery lag p50 (end of the push → receipt)', webhooks.map((s) => s.lagP50!), ms),
     row('webhook delivery lag p99', webhooks.map((s) => s.lagP99!), ms),
     '',
-    `Events received by each healthy receiver, per round: ${webhooks.map((s) => `${s.received}/${imageCount + 1}`).join(', ')}.`,
+    `Events received by each healthy receiver, per round: ${webhooks.map((s) => `${s.received}/${imageCount + 1}`).join(', ')}; images replicated to the second Berth within the wait, per round: ${webhooks.map((s) => `${s.replicated}/${imageCount}`).join(', ')}.`,
     '',
   ];
   const text = lines.join('\n');

@@ -55,6 +55,8 @@ export interface StartOptions {
   auth: AuthMode;
   /** Extra environment variables for the server process (A/B experiments, e.g. BERTH_STORAGE_FSYNC=false). */
   env?: Record<string, string>;
+  /** Berth only: extra `berth serve` arguments (e.g. `--config FILE`). */
+  args?: string[];
 }
 
 export interface RunningServer {
@@ -341,7 +343,7 @@ export function berth(repoRoot: string, launcher: BerthLauncher, extraNodeArgs: 
     async start(options) {
       await mkdir(options.dataDir, { recursive: true });
       const port = await freePort();
-      const args = [...extraNodeArgs, ...launcher.nodeArgs, 'serve', '--listen', `127.0.0.1:${port}`, '--data-dir', options.dataDir];
+      const args = [...extraNodeArgs, ...launcher.nodeArgs, 'serve', '--listen', `127.0.0.1:${port}`, '--data-dir', options.dataDir, ...(options.args ?? [])];
       if (options.auth.type === 'htpasswd') throw new Error('Berth has no htpasswd mode: use token');
       if (options.auth.type === 'none') {
         // Anonymous variant: Berth enables auth by default, so switch it off explicitly.

@@ -15,6 +15,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
 import { sql } from '../metadata/kysely.ts';
+import { relaxedWrite } from '../metadata/relaxed.ts';
 import type { Dialect } from '../metadata/dialect.ts';
 import type { Database } from '../metadata/schema.ts';
 import { matchesRepository, severityCounts, type NewEvent, type StoredEvent } from './types.ts';
@@ -142,9 +143,14 @@ export class OutboxStore {
     return row ? Number(row.last_seq) : 0;
   }
 
+  /**
+   * Moves consumer `name`'s cursor. A relaxed write (metadata/relaxed.ts): a power cut takes back only a suffix of
+   * the commits (SQLite's WAL and PostgreSQL's WAL are replayed in order), so a cursor never survives the loss of what
+   * its consumer recorded before moving it; the events after the surviving cursor are read again.
+   */
   async advance(name: string, seq: number, now = Date.now()): Promise<void> {
-    await this.db.insertInto('event_cursors').values({ consumer: name, last_seq: seq, updated_at: now })
-      .onConflict((oc) => oc.column('consumer').doUpdateSet({ last_seq: seq, updated_at: now })).execute();
+    await relaxedWrite<Database, unknown>(this.db, (db) => db.insertInto('event_cursors').values({ consumer: name, last_seq: seq, updated_at: now })
+      .onConflict((oc) => oc.column('consumer').doUpdateSet({ last_seq: seq, updated_at: now })).execute());
   }
 }
 

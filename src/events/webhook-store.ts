@@ -4,6 +4,7 @@
  */
 import type { Kysely, Selectable } from 'kysely';
 import type { Database, WebhookDeliveriesTable, WebhookSubscriptionsTable } from '../metadata/schema.ts';
+import { relaxedWrite } from '../metadata/relaxed.ts';
 
 export type SubscriptionRow = Selectable<WebhookSubscriptionsTable>;
 export type DeliveryRow = Selectable<WebhookDeliveriesTable>;
@@ -44,17 +45,21 @@ export class WebhookStore {
       .orderBy('d.id').limit(limit).execute();
   }
 
+  /**
+   * A delivery's outcome is a relaxed write (metadata/relaxed.ts): lost in a power cut, the delivery is simply sent
+   * again — at least once is the promise — and each synchronous commit held the delivering node's event loop.
+   */
   async delivered(id: number, attempts: number, statusCode: number, latencyMs: number, now: number): Promise<void> {
-    await this.db.updateTable('webhook_deliveries').set({ status: 'delivered', attempts, last_status_code: statusCode, latency_ms: latencyMs, last_error: null, finished_at: now })
-      .where('id', '=', id).where('status', '=', 'pending').execute();
+    await relaxedWrite(this.db, (db) => db.updateTable('webhook_deliveries').set({ status: 'delivered', attempts, last_status_code: statusCode, latency_ms: latencyMs, last_error: null, finished_at: now })
+      .where('id', '=', id).where('status', '=', 'pending').execute());
   }
 
   /** A failed attempt: retried at `nextAttemptAt`, or parked as failed when that is null. */
   async attemptFailed(id: number, attempts: number, error: string, statusCode: number | null, latencyMs: number, nextAttemptAt: number | null, now: number): Promise<void> {
-    await this.db.updateTable('webhook_deliveries').set({
+    await relaxedWrite(this.db, (db) => db.updateTable('webhook_deliveries').set({
       attempts, last_error: error.slice(0, 1000), last_status_code: statusCode, latency_ms: latencyMs,
       ...(nextAttemptAt === null ? { status: 'failed' as const, finished_at: now } : { next_attempt_at: nextAttemptAt }),
-    }).where('id', '=', id).where('status', '=', 'pending').execute();
+    }).where('id', '=', id).where('status', '=', 'pending').execute());
   }
 
   /** One subscription's delivery log, newest first. */

@@ -6,6 +6,7 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { Database, ReplicationStatusTable } from '../metadata/schema.ts';
 import type { ReplicationConfiguration, ReplicationDestination } from './rules.ts';
+import { relaxedTransaction } from '../metadata/relaxed.ts';
 
 export type StatusRow = ReplicationStatusTable;
 export type ReplicationState = StatusRow['status'];
@@ -61,6 +62,11 @@ export class ReplicationStore {
    * event twice is harmless. The tags of a row still in progress accumulate.
    */
   async open(k: StatusKey, event: { seq: number; at: number; tag: string | null }, now = Date.now()): Promise<void> {
+    // Relaxed (metadata/relaxed.ts): a row lost in a power cut goes with the cursor moved after it, so it is opened again.
+    await relaxedTransaction<Database, void>(this.db, (trx) => new ReplicationStore(trx).openIn(k, event, now));
+  }
+
+  private async openIn(k: StatusKey, event: { seq: number; at: number; tag: string | null }, now: number): Promise<void> {
     const row = await this.db.selectFrom('replication_status').selectAll().where((eb) => eb.and(keyOf(k))).executeTakeFirst();
     const tags = event.tag ? [event.tag] : [];
     if (!row) {

@@ -31,6 +31,7 @@ import { classify, DestinationClient, type DestinationEndpoint } from './destina
 import { destinationKey, destinationsFor } from './rules.ts';
 import { ReplicationStore, type StatusKey, type StatusRow } from './store.ts';
 import type { ReplicationMetrics } from './metrics.ts';
+import { relaxedTransaction } from '../metadata/relaxed.ts';
 
 export const REPLICATION_LEASE = 'replication';
 export const REPLICATION_CURSOR = 'replication';
@@ -186,9 +187,13 @@ export class ReplicationWorker {
     }
   }
 
-  /** Records the outcome and its `ECR Replication Action` event in one transaction. */
+  /**
+   * Records the outcome and its `ECR Replication Action` event in one transaction, committed without waiting for the
+   * disk (metadata/relaxed.ts): lost in a power cut, the row is IN_PROGRESS again and the push is made again — it
+   * finds everything at the destination and costs a few HEADs.
+   */
   private async finish(key: StatusKey, _seq: number, result: 'SUCCESS' | 'FAILED', tags: string[], update: (s: ReplicationStore) => Promise<boolean>): Promise<boolean> {
-    return this.db.transaction().execute(async (trx: Transaction<Database>) => {
+    return relaxedTransaction(this.db, async (trx: Transaction<Database>) => {
       const changed = await update(new ReplicationStore(trx));
       if (!changed) return false;
       const tagList: Array<string | null> = tags.length ? tags : [null];
