@@ -19,20 +19,7 @@ import { SqliteAdapter, sql } from './kysely.ts';
 export async function relaxedWrite<DB, T>(db: Kysely<DB>, write: (db: Kysely<DB>) => Promise<T>): Promise<T> {
   // Inside a transaction the write commits with it, as durably as the rest.
   if (db.isTransaction) return write(db);
-  if (isSqlite(db)) {
-    return db.connection().execute(async (conn) => {
-      await sql`pragma synchronous = NORMAL`.execute(conn);
-      try {
-        return await write(conn);
-      } finally {
-        await sql`pragma synchronous = FULL`.execute(conn);
-      }
-    });
-  }
-  return db.transaction().execute(async (trx) => {
-    await sql`set local synchronous_commit = off`.execute(trx);
-    return write(trx);
-  });
+  return isSqlite(db) ? onRelaxedConnection(db, write) : inRelaxedTransaction(db, write);
 }
 
 /**
@@ -42,16 +29,23 @@ export async function relaxedWrite<DB, T>(db: Kysely<DB>, write: (db: Kysely<DB>
  */
 export async function relaxedTransaction<DB, T>(db: Kysely<DB>, fn: (trx: Transaction<DB>) => Promise<T>): Promise<T> {
   if (db.isTransaction) return fn(db as Transaction<DB>);
-  if (isSqlite(db)) {
-    return db.connection().execute(async (conn) => {
-      await sql`pragma synchronous = NORMAL`.execute(conn);
-      try {
-        return await conn.transaction().execute(fn);
-      } finally {
-        await sql`pragma synchronous = FULL`.execute(conn);
-      }
-    });
-  }
+  return isSqlite(db) ? onRelaxedConnection(db, (conn) => conn.transaction().execute(fn)) : inRelaxedTransaction(db, fn);
+}
+
+/** SQLite: `fn` on the process's one connection, held, with `synchronous = NORMAL` until it returns. */
+async function onRelaxedConnection<DB, T>(db: Kysely<DB>, fn: (conn: Kysely<DB>) => Promise<T>): Promise<T> {
+  return db.connection().execute(async (conn) => {
+    await sql`pragma synchronous = NORMAL`.execute(conn);
+    try {
+      return await fn(conn);
+    } finally {
+      await sql`pragma synchronous = FULL`.execute(conn);
+    }
+  });
+}
+
+/** PostgreSQL: `fn` in a transaction whose commit does not wait for the WAL flush. */
+async function inRelaxedTransaction<DB, T>(db: Kysely<DB>, fn: (trx: Transaction<DB>) => Promise<T>): Promise<T> {
   return db.transaction().execute(async (trx) => {
     await sql`set local synchronous_commit = off`.execute(trx);
     return fn(trx);
