@@ -6,7 +6,8 @@
  * image (Alpine 3.10 pushed with skopeo, scanned against the Alpine secdb from shared/vulndata); the lifecycle editor
  * (ECR's validation message, then a valid policy, its preview and applying it); deleting a tag and an image with the
  * confirmation saying what goes with them; a restricted user who sees only its repositories and is refused a delete
- * with the policy's message; CSRF (cross-site form posts) and the Content-Security-Policy.
+ * with the policy's message; the audit trail (the test's deletes, the restricted user's refusals) and replication
+ * status; CSRF (cross-site form posts) and the Content-Security-Policy.
  *
  * Screenshots of the main pages at 1280×800 and 390×844 go to test-output/console-screenshots/ (with timings.json).
  */
@@ -325,6 +326,7 @@ describe('browser: the web console in chromium', { skip }, () => {
     assert.ok(severities.every((s) => s === severity), 'severity filter');
     await page.getByLabel('Severity').selectOption('');
     assert.equal(await page.locator('table[data-testid=layers] tbody tr').count(), 1, 'the layer table');
+    await page.getByTestId('not-replicated').waitFor();
     const sbom = await page.evaluate(async (url) => (await fetch(url)).status, (await page.getByRole('link', { name: 'SPDX' }).getAttribute('href'))!);
     assert.equal(sbom, 200, 'the SBOM download link works with the session');
     await shoot(page, 'image');
@@ -400,6 +402,7 @@ describe('browser: the web console in chromium', { skip }, () => {
     await page.locator('table[data-testid=webhooks] tbody tr', { hasText: 'http://127.0.0.1:9/hook' }).waitFor();
     await page.getByRole('button', { name: 'Deliveries of http://127.0.0.1:9/hook' }).click();
     await page.locator('table[data-testid=deliveries] tbody tr', { hasText: 'seed/repo-0800' }).waitFor();
+    await page.getByTestId('no-replication').waitFor();
     await shoot(page, 'webhooks');
   });
 
@@ -460,7 +463,51 @@ describe('browser: the web console in chromium', { skip }, () => {
     await p.goto(`${server.url}/console/#/repo/${encodeURIComponent('seed/repo-0010')}`);
     await p.getByRole('alert').filter({ hasText: 'not authorized to perform: ecr:DescribeRepositories' }).waitFor();
     assert.equal((await ecr.send(new DescribeImagesCommand({ repositoryName: 'team-a/svc-3' }))).imageDetails!.length, IMAGES_PER_REPO);
+    assert.equal(await p.getByRole('link', { name: 'Audit' }).count(), 0, 'no audit link for a non-administrator');
+    await p.goto(`${server.url}/console/#/audit`);
+    await p.getByRole('alert').filter({ hasText: 'not authorized to perform: berth:LookupAuditEvents' }).waitFor();
     await ctx.close();
+  });
+
+  test('audit trail: the test\'s own deletes with their principal, and the restricted user\'s refused delete', { timeout: 30_000 }, async () => {
+    const admin = (await page.locator('header .who span').first().textContent())!;
+    await page.getByRole('link', { name: 'Audit', exact: true }).click();
+    await page.getByRole('heading', { name: 'Audit trail' }).waitFor();
+    // The trail is written a moment after each request (batched): filter again until the rows are there.
+    const rows = page.locator('table[data-testid=audit] tbody tr');
+    const filterUntil = async (n: number) => {
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        await Promise.all([page.waitForResponse((r) => r.url().includes('/berth/api/v1/audit?')), page.getByRole('button', { name: 'Filter' }).click()]);
+        await page.waitForFunction(() => !document.querySelector('table[data-testid=audit][aria-busy=true]'));
+        if (await rows.count() >= n) return;
+        assert.ok(Date.now() < deadline, `${n} audit rows appear`);
+        await page.waitForTimeout(200);
+      }
+    };
+    await page.getByLabel('Action').fill('ecr:BatchDeleteImage');
+    await page.getByLabel('Repository').fill('seed/repo-0700');
+    await filterUntil(2);
+    const deletes = await rows.allTextContents();
+    assert.equal(deletes.length, 2, 'the tag delete and the image delete');
+    for (const row of deletes) assert.ok(row.includes(admin) && row.includes('success'), row);
+    await page.getByLabel('Repository').fill('');
+    await page.getByLabel('Action').fill('');
+    await page.getByLabel('Principal').fill('dev');
+    await page.getByLabel('Result').selectOption('failure');
+    await filterUntil(2);
+    const refused = await rows.allTextContents();
+    assert.ok(refused.some((r) => r.includes('ecr:BatchDeleteImage') && r.includes('team-a/svc-3')), refused.join('\n'));
+    assert.ok(refused.every((r) => r.includes('dev') && !r.includes('success')), refused.join('\n'));
+    await page.getByLabel('Principal').fill('');
+    await page.getByLabel('Result').selectOption('');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await page.waitForFunction(() => document.querySelectorAll('table[data-testid=audit] tbody tr').length === 50);
+    await shoot(page, 'audit');
+    const first = await rows.first().textContent();
+    await page.getByRole('button', { name: 'Next page' }).click();
+    await page.getByText('Page 2').waitFor();
+    await page.waitForFunction((t) => document.querySelector('table[data-testid=audit] tbody tr')?.textContent !== t, first);
   });
 
   test('sign-out ends the session on the server', { timeout: 30_000 }, async () => {
