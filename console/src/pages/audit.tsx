@@ -41,7 +41,7 @@ export function AuditPage() {
     return () => { live = false; };
   }, [applied, token]);
 
-  const field = (k: keyof Filters) => ({ id: `audit-${k}`, value: form[k], onInput: (e: Event) => setForm({ ...form, [k]: (e.target as HTMLInputElement).value }) });
+  const field = (k: keyof Filters) => ({ value: form[k], onInput: (e: Event) => setForm({ ...form, [k]: (e.target as HTMLInputElement).value }) });
   const apply = (e: Event) => {
     e.preventDefault();
     setApplied({ ...form });
@@ -51,15 +51,16 @@ export function AuditPage() {
   return (
     <section>
       <h1 tabIndex={-1}>Audit trail</h1>
-      <form class="toolbar" onSubmit={apply} aria-label="Audit filters">
-        <label for="audit-principal">Principal</label><input type="search" placeholder="user, ARN or key id" {...field('principal')} />
-        <label for="audit-action">Action</label><input type="search" placeholder="ecr:PutImage" {...field('action')} />
-        <label for="audit-repository">Repository</label><input type="search" {...field('repository')} />
-        <label for="audit-result">Result</label>
-        <select id="audit-result" value={form.result} onChange={(e) => setForm({ ...form, result: (e.target as HTMLSelectElement).value })}>
-          <option value="">Any</option><option value="success">success</option><option value="failure">failure</option>
-        </select>
-        <label for="audit-since">Since</label><input type="search" placeholder="12h, 7d or 2026-01-31T12:00:00Z" {...field('since')} />
+      <form class="filters" onSubmit={apply} aria-label="Audit filters">
+        <label>Principal<input type="search" placeholder="user, ARN or key id" {...field('principal')} /></label>
+        <label>Action<input type="search" placeholder="ecr:PutImage" {...field('action')} /></label>
+        <label>Repository<input type="search" {...field('repository')} /></label>
+        <label>Result
+          <select value={form.result} onChange={(e) => setForm({ ...form, result: (e.target as HTMLSelectElement).value })}>
+            <option value="">Any</option><option value="success">success</option><option value="failure">failure</option>
+          </select>
+        </label>
+        <label>Since<input type="search" placeholder="12h, 7d or ISO time" {...field('since')} /></label>
         <button type="submit">Filter</button>
       </form>
       <Problem error={error} />
@@ -69,13 +70,13 @@ export function AuditPage() {
           <thead><tr><th scope="col">Time (UTC)</th><th scope="col">Principal</th><th scope="col">Key id</th><th scope="col">Source</th><th scope="col">Action</th><th scope="col">Resource</th><th scope="col">Result</th><th scope="col">Request id</th></tr></thead>
           <tbody>{events.map((ev) => (
             <tr>
-              <td class="small">{ev.time.slice(0, 19).replace('T', ' ')}</td>
+              <td class="small nowrap">{ev.time.slice(0, 19).replace('T', ' ')}</td>
               <td class="small" title={ev.principal}>{ev.userName ?? ev.principal}</td>
               <td class="mono small">{ev.accessKeyId ?? ''}</td>
               <td class="mono small">{ev.sourceAddress ?? ''}</td>
               <td class="mono small">{ev.action}</td>
               <td class="mono small" title={ev.resource ?? undefined}>{ev.repository ?? ev.resource ?? ''}</td>
-              <td class={ev.result === 'success' ? 'ok' : 'bad'}>{ev.result}{ev.status ? ` (${ev.status})` : ''}</td>
+              <td class={`small ${ev.result === 'success' ? 'ok' : 'bad'}`}>{ev.result}{ev.status ? ` (${ev.status})` : ''}</td>
               <td class="mono small">{ev.requestId}</td>
             </tr>
           ))}</tbody>
