@@ -13,12 +13,13 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { BatchDeleteImageCommand, DescribeImagesCommand, DescribeImageScanFindingsCommand, DescribeRepositoriesCommand, ECRClient, GetLifecyclePolicyCommand, StartImageScanCommand } from '@aws-sdk/client-ecr';
+import { BatchDeleteImageCommand, DescribeImagesCommand, DescribeImageScanFindingsCommand, DescribeRepositoriesCommand, ECRClient, GetLifecyclePolicyCommand, PutReplicationConfigurationCommand, StartImageScanCommand } from '@aws-sdk/client-ecr';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { buildConsole } from '../../scripts/build-console.ts';
 import { repoRoot, startBerth, type BerthProcess } from '../helpers/berth.ts';
@@ -119,14 +120,19 @@ describe('browser: the web console in chromium', { skip }, () => {
   let ecr: ECRClient;
   let restricted: { accessKeyId: string; secretAccessKey: string };
   let alpineDigest: string;
+  let configDir: string;
   const timings: Record<string, number> = {};
   const figures: Record<string, unknown> = {};
 
   before(async () => {
     const built = await buildConsole();
     figures.assets = built.files;
+    // A replication destination where nothing listens (port 9): apps/ images stay IN_PROGRESS, then after 3 s FAILED.
+    configDir = await mkdtemp(path.join(tmpdir(), 'berth-console-'));
+    const configFile = path.join(configDir, 'berth.json');
+    await writeFile(configFile, JSON.stringify({ replication: { retryBaseSeconds: 0.5, retryMaxSeconds: 1, giveUpAfterSeconds: 3, destinations: [{ region: 'eu-west-9', registryId: '222222222222', endpoint: 'http://127.0.0.1:9' }] } }));
     [server, shortLived, alpine, browser] = await Promise.all([
-      startBerth({ auth: true, env: { BERTH_CREATE_REPOSITORY_ON_PUSH: 'true', BERTH_CONSOLE_SESSION_TTL_SECONDS: '3600' } }),
+      startBerth({ auth: true, args: ['--config', configFile], env: { BERTH_CREATE_REPOSITORY_ON_PUSH: 'true', BERTH_CONSOLE_SESSION_TTL_SECONDS: '3600' } }),
       startBerth({ auth: true, env: { BERTH_CONSOLE_SESSION_TTL_SECONDS: '3' } }),
       alpineImages().then((a) => a['3.10']),
       chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] }),
@@ -157,6 +163,7 @@ describe('browser: the web console in chromium', { skip }, () => {
     await (async () => {
       const imported = await server.cli(['vulndb', 'import', SECDB]);
       assert.equal(imported.code, 0, imported.stderr);
+      await ecr.send(new PutReplicationConfigurationCommand({ replicationConfiguration: { rules: [{ destinations: [{ region: 'eu-west-9', registryId: '222222222222' }], repositoryFilters: [{ filter: 'apps/', filterType: 'PREFIX_MATCH' }] }] } }));
       await cenv.skopeo(['copy', '--dest-tls-verify=false', '--dest-creds', `${server.root.accessKeyId}:${server.root.secretAccessKey}`,
         `oci:${alpine.layout}:${alpine.ref}`, `docker://${server.host}/apps/alpine:3.10`], { timeoutMs: 120_000 });
       const described = await ecr.send(new DescribeImagesCommand({ repositoryName: 'apps/alpine', imageIds: [{ imageTag: '3.10' }] }));
@@ -181,6 +188,7 @@ describe('browser: the web console in chromium', { skip }, () => {
     await browser?.close();
     await cenv?.dispose();
     await Promise.all([server?.dispose(), shortLived?.dispose()]);
+    if (configDir) await rm(configDir, { recursive: true, force: true });
   });
 
   /**
@@ -326,7 +334,10 @@ describe('browser: the web console in chromium', { skip }, () => {
     assert.ok(severities.every((s) => s === severity), 'severity filter');
     await page.getByLabel('Severity').selectOption('');
     assert.equal(await page.locator('table[data-testid=layers] tbody tr').count(), 1, 'the layer table');
-    await page.getByTestId('not-replicated').waitFor();
+    // Replicated by the apps/ rule to a destination that never answers: in progress, or failed once given up.
+    const destination = page.locator('table[data-testid=replication] tbody tr', { hasText: 'eu-west-9' });
+    await destination.waitFor();
+    assert.match((await destination.textContent())!, /222222222222(IN_PROGRESS|FAILEDDESTINATION_UNAVAILABLE)/);
     const sbom = await page.evaluate(async (url) => (await fetch(url)).status, (await page.getByRole('link', { name: 'SPDX' }).getAttribute('href'))!);
     assert.equal(sbom, 200, 'the SBOM download link works with the session');
     await shoot(page, 'image');
@@ -402,7 +413,7 @@ describe('browser: the web console in chromium', { skip }, () => {
     await page.locator('table[data-testid=webhooks] tbody tr', { hasText: 'http://127.0.0.1:9/hook' }).waitFor();
     await page.getByRole('button', { name: 'Deliveries of http://127.0.0.1:9/hook' }).click();
     await page.locator('table[data-testid=deliveries] tbody tr', { hasText: 'seed/repo-0800' }).waitFor();
-    await page.getByTestId('no-replication').waitFor();
+    await page.locator('table[data-testid=replication-rules] tbody tr', { hasText: '222222222222 (eu-west-9)' }).filter({ hasText: 'apps/*' }).waitFor();
     await shoot(page, 'webhooks');
   });
 
