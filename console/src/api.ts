@@ -29,6 +29,8 @@ interface Operations {
   PutImageTagMutability: [ecrTypes.PutImageTagMutabilityRequest, ecrTypes.PutImageTagMutabilityResponse];
   PutImageScanningConfiguration: [ecrTypes.PutImageScanningConfigurationRequest, ecrTypes.PutImageScanningConfigurationResponse];
   DescribePullThroughCacheRules: [ecrTypes.DescribePullThroughCacheRulesRequest, ecrTypes.DescribePullThroughCacheRulesResponse];
+  DescribeImageReplicationStatus: [ecrTypes.DescribeImageReplicationStatusRequest, ecrTypes.DescribeImageReplicationStatusResponse];
+  DescribeRegistry: [ecrTypes.DescribeRegistryRequest, ecrTypes.DescribeRegistryResponse];
 }
 
 export type Op = keyof Operations;

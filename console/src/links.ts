@@ -8,4 +8,5 @@ export const link = {
   storage: () => '#/storage',
   pullThrough: () => '#/pull-through',
   webhooks: () => '#/webhooks',
+  audit: () => '#/audit',
 };

@@ -11,6 +11,7 @@ import { LifecyclePage } from './pages/lifecycle.tsx';
 import { PolicyPage } from './pages/policy.tsx';
 import { StoragePage } from './pages/storage.tsx';
 import { PullThroughPage, WebhooksPage } from './pages/admin.tsx';
+import { AuditPage } from './pages/audit.tsx';
 import { link } from './links.ts';
 import './styles.css';
 
@@ -37,6 +38,7 @@ function Page({ route, info }: { route: Route; info: SessionInfo }) {
   if (first === 'storage') return <StoragePage />;
   if (first === 'pull-through') return <PullThroughPage />;
   if (first === 'webhooks') return <WebhooksPage />;
+  if (first === 'audit') return <AuditPage />;
   return <Repositories query={route.query} />;
 }
 
@@ -94,6 +96,7 @@ function App() {
           <a href={link.pullThrough()} aria-current={route.path[0] === 'pull-through' ? 'page' : undefined}>Pull-through</a>
           {(!info.authEnabled || info.user?.admin) && <a href={link.storage()} aria-current={route.path[0] === 'storage' ? 'page' : undefined}>Storage</a>}
           {(!info.authEnabled || info.user?.admin) && <a href={link.webhooks()} aria-current={route.path[0] === 'webhooks' ? 'page' : undefined}>Webhooks</a>}
+          {(!info.authEnabled || info.user?.admin) && <a href={link.audit()} aria-current={route.path[0] === 'audit' ? 'page' : undefined}>Audit</a>}
         </nav>
         <div class="who">
           {info.user ? <span title={info.user.arn}>{info.user.name}</span> : <span>access control off</span>}

@@ -6,18 +6,20 @@
  * image (Alpine 3.10 pushed with skopeo, scanned against the Alpine secdb from shared/vulndata); the lifecycle editor
  * (ECR's validation message, then a valid policy, its preview and applying it); deleting a tag and an image with the
  * confirmation saying what goes with them; a restricted user who sees only its repositories and is refused a delete
- * with the policy's message; CSRF (cross-site form posts) and the Content-Security-Policy.
+ * with the policy's message; the audit trail (the test's deletes, the restricted user's refusals) and replication
+ * status; CSRF (cross-site form posts) and the Content-Security-Policy.
  *
  * Screenshots of the main pages at 1280×800 and 390×844 go to test-output/console-screenshots/ (with timings.json).
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { BatchDeleteImageCommand, DescribeImagesCommand, DescribeImageScanFindingsCommand, DescribeRepositoriesCommand, ECRClient, GetLifecyclePolicyCommand, StartImageScanCommand } from '@aws-sdk/client-ecr';
+import { BatchDeleteImageCommand, DescribeImagesCommand, DescribeImageScanFindingsCommand, DescribeRepositoriesCommand, ECRClient, GetLifecyclePolicyCommand, PutReplicationConfigurationCommand, StartImageScanCommand } from '@aws-sdk/client-ecr';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { buildConsole } from '../../scripts/build-console.ts';
 import { repoRoot, startBerth, type BerthProcess } from '../helpers/berth.ts';
@@ -118,14 +120,19 @@ describe('browser: the web console in chromium', { skip }, () => {
   let ecr: ECRClient;
   let restricted: { accessKeyId: string; secretAccessKey: string };
   let alpineDigest: string;
+  let configDir: string;
   const timings: Record<string, number> = {};
   const figures: Record<string, unknown> = {};
 
   before(async () => {
     const built = await buildConsole();
     figures.assets = built.files;
+    // A replication destination where nothing listens (port 9): apps/ images stay IN_PROGRESS, then after 3 s FAILED.
+    configDir = await mkdtemp(path.join(tmpdir(), 'berth-console-'));
+    const configFile = path.join(configDir, 'berth.json');
+    await writeFile(configFile, JSON.stringify({ replication: { retryBaseSeconds: 0.5, retryMaxSeconds: 1, giveUpAfterSeconds: 3, destinations: [{ region: 'eu-west-9', registryId: '222222222222', endpoint: 'http://127.0.0.1:9' }] } }));
     [server, shortLived, alpine, browser] = await Promise.all([
-      startBerth({ auth: true, env: { BERTH_CREATE_REPOSITORY_ON_PUSH: 'true', BERTH_CONSOLE_SESSION_TTL_SECONDS: '3600' } }),
+      startBerth({ auth: true, args: ['--config', configFile], env: { BERTH_CREATE_REPOSITORY_ON_PUSH: 'true', BERTH_CONSOLE_SESSION_TTL_SECONDS: '3600' } }),
       startBerth({ auth: true, env: { BERTH_CONSOLE_SESSION_TTL_SECONDS: '3' } }),
       alpineImages().then((a) => a['3.10']),
       chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] }),
@@ -156,6 +163,7 @@ describe('browser: the web console in chromium', { skip }, () => {
     await (async () => {
       const imported = await server.cli(['vulndb', 'import', SECDB]);
       assert.equal(imported.code, 0, imported.stderr);
+      await ecr.send(new PutReplicationConfigurationCommand({ replicationConfiguration: { rules: [{ destinations: [{ region: 'eu-west-9', registryId: '222222222222' }], repositoryFilters: [{ filter: 'apps/', filterType: 'PREFIX_MATCH' }] }] } }));
       await cenv.skopeo(['copy', '--dest-tls-verify=false', '--dest-creds', `${server.root.accessKeyId}:${server.root.secretAccessKey}`,
         `oci:${alpine.layout}:${alpine.ref}`, `docker://${server.host}/apps/alpine:3.10`], { timeoutMs: 120_000 });
       const described = await ecr.send(new DescribeImagesCommand({ repositoryName: 'apps/alpine', imageIds: [{ imageTag: '3.10' }] }));
@@ -180,6 +188,7 @@ describe('browser: the web console in chromium', { skip }, () => {
     await browser?.close();
     await cenv?.dispose();
     await Promise.all([server?.dispose(), shortLived?.dispose()]);
+    if (configDir) await rm(configDir, { recursive: true, force: true });
   });
 
   /**
@@ -325,6 +334,10 @@ describe('browser: the web console in chromium', { skip }, () => {
     assert.ok(severities.every((s) => s === severity), 'severity filter');
     await page.getByLabel('Severity').selectOption('');
     assert.equal(await page.locator('table[data-testid=layers] tbody tr').count(), 1, 'the layer table');
+    // Replicated by the apps/ rule to a destination that never answers: in progress, or failed once given up.
+    const destination = page.locator('table[data-testid=replication] tbody tr', { hasText: 'eu-west-9' });
+    await destination.waitFor();
+    assert.match((await destination.textContent())!, /222222222222(IN_PROGRESS|FAILEDDESTINATION_UNAVAILABLE)/);
     const sbom = await page.evaluate(async (url) => (await fetch(url)).status, (await page.getByRole('link', { name: 'SPDX' }).getAttribute('href'))!);
     assert.equal(sbom, 200, 'the SBOM download link works with the session');
     await shoot(page, 'image');
@@ -400,6 +413,7 @@ describe('browser: the web console in chromium', { skip }, () => {
     await page.locator('table[data-testid=webhooks] tbody tr', { hasText: 'http://127.0.0.1:9/hook' }).waitFor();
     await page.getByRole('button', { name: 'Deliveries of http://127.0.0.1:9/hook' }).click();
     await page.locator('table[data-testid=deliveries] tbody tr', { hasText: 'seed/repo-0800' }).waitFor();
+    await page.locator('table[data-testid=replication-rules] tbody tr', { hasText: '222222222222 (eu-west-9)' }).filter({ hasText: 'apps/*' }).waitFor();
     await shoot(page, 'webhooks');
   });
 
@@ -460,7 +474,51 @@ describe('browser: the web console in chromium', { skip }, () => {
     await p.goto(`${server.url}/console/#/repo/${encodeURIComponent('seed/repo-0010')}`);
     await p.getByRole('alert').filter({ hasText: 'not authorized to perform: ecr:DescribeRepositories' }).waitFor();
     assert.equal((await ecr.send(new DescribeImagesCommand({ repositoryName: 'team-a/svc-3' }))).imageDetails!.length, IMAGES_PER_REPO);
+    assert.equal(await p.getByRole('link', { name: 'Audit' }).count(), 0, 'no audit link for a non-administrator');
+    await p.goto(`${server.url}/console/#/audit`);
+    await p.getByRole('alert').filter({ hasText: 'not authorized to perform: berth:LookupAuditEvents' }).waitFor();
     await ctx.close();
+  });
+
+  test('audit trail: the test\'s own deletes with their principal, and the restricted user\'s refused delete', { timeout: 30_000 }, async () => {
+    const admin = (await page.locator('header .who span').first().textContent())!;
+    await page.getByRole('link', { name: 'Audit', exact: true }).click();
+    await page.getByRole('heading', { name: 'Audit trail' }).waitFor();
+    // The trail is written a moment after each request (batched): filter again until the rows are there.
+    const rows = page.locator('table[data-testid=audit] tbody tr');
+    const filterUntil = async (n: number) => {
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        await Promise.all([page.waitForResponse((r) => r.url().includes('/berth/api/v1/audit?')), page.getByRole('button', { name: 'Filter' }).click()]);
+        await page.waitForFunction(() => !document.querySelector('table[data-testid=audit][aria-busy=true]'));
+        if (await rows.count() >= n) return;
+        assert.ok(Date.now() < deadline, `${n} audit rows appear`);
+        await page.waitForTimeout(200);
+      }
+    };
+    await page.getByLabel('Action').fill('ecr:BatchDeleteImage');
+    await page.getByLabel('Repository').fill('seed/repo-0700');
+    await filterUntil(2);
+    const deletes = await rows.allTextContents();
+    assert.equal(deletes.length, 2, 'the tag delete and the image delete');
+    for (const row of deletes) assert.ok(row.includes(admin) && row.includes('success'), row);
+    await page.getByLabel('Repository').fill('');
+    await page.getByLabel('Action').fill('');
+    await page.getByLabel('Principal').fill('dev');
+    await page.getByLabel('Result').selectOption('failure');
+    await filterUntil(2);
+    const refused = await rows.allTextContents();
+    assert.ok(refused.some((r) => r.includes('ecr:BatchDeleteImage') && r.includes('team-a/svc-3')), refused.join('\n'));
+    assert.ok(refused.every((r) => r.includes('dev') && !r.includes('success')), refused.join('\n'));
+    await page.getByLabel('Principal').fill('');
+    await page.getByLabel('Result').selectOption('');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await page.waitForFunction(() => document.querySelectorAll('table[data-testid=audit] tbody tr').length === 50);
+    await shoot(page, 'audit');
+    const first = await rows.first().textContent();
+    await page.getByRole('button', { name: 'Next page' }).click();
+    await page.getByText('Page 2').waitFor();
+    await page.waitForFunction((t) => document.querySelector('table[data-testid=audit] tbody tr')?.textContent !== t, first);
   });
 
   test('sign-out ends the session on the server', { timeout: 30_000 }, async () => {

@@ -89,6 +89,34 @@ export function WebhooksPage() {
           )}
         </>
       )}
+      <ReplicationRules />
     </section>
+  );
+}
+
+type Replication = NonNullable<Out<'DescribeRegistry'>['replicationConfiguration']>;
+
+/** The registry's replication rules (DescribeRegistry), for the administration area. */
+export function ReplicationRules() {
+  const [config, setConfig] = useState<Replication | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    ecr('DescribeRegistry', {}).then((out) => setConfig(out.replicationConfiguration ?? { rules: [] }), (err) => setError(errorText(err)));
+  }, []);
+  return (
+    <>
+      <h2>Replication rules</h2>
+      {error && <p class="muted">{error}</p>}
+      {config && config.rules?.length === 0 && <p class="muted" data-testid="no-replication">No replication. Configure it with <code>aws ecr put-replication-configuration</code>.</p>}
+      {config && (config.rules?.length ?? 0) > 0 && (
+        <div class="table-wrap"><table data-testid="replication-rules">
+          <thead><tr><th scope="col">#</th><th scope="col">Destinations</th><th scope="col">Repositories</th></tr></thead>
+          <tbody>{config.rules!.map((r, i) => (
+            <tr><td>{i + 1}</td><td class="mono small">{(r.destinations ?? []).map((d) => `${d.registryId} (${d.region})`).join(', ')}</td>
+              <td class="mono small">{r.repositoryFilters?.length ? r.repositoryFilters.map((f) => `${f.filter}*`).join(', ') : 'all'}</td></tr>
+          ))}</tbody>
+        </table></div>
+      )}
+    </>
   );
 }

@@ -31,6 +31,7 @@ interface ImageConfig {
   history?: Array<{ created?: string; created_by?: string; empty_layer?: boolean; comment?: string }>;
 }
 type Findings = Out<'DescribeImageScanFindings'>;
+type ReplicationStatus = NonNullable<Out<'DescribeImageReplicationStatus'>['replicationStatuses']>[number];
 type Detail = NonNullable<Out<'DescribeImages'>['imageDetails']>[number];
 
 const ACCEPT = [
@@ -47,6 +48,7 @@ export function ImagePage({ name, digest, info }: { name: string; digest: string
   const [findings, setFindings] = useState<Findings | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [scanError, setScanError] = useState<string | null>(null);
+  const [replication, setReplication] = useState<ReplicationStatus[] | null>(null);
   const [severity, setSeverity] = useState('');
   const [pkg, setPkg] = useState('');
 
@@ -63,6 +65,10 @@ export function ImagePage({ name, digest, info }: { name: string; digest: string
     setScanError(null);
     ecr('DescribeImageScanFindings', { repositoryName: name, imageId: { imageDigest: digest }, maxResults: 1000 })
       .then(setFindings, (err) => setScanError(errorText(err)));
+    setReplication(null);
+    // Where this image has been copied to (ECR replication); an empty list when the registry replicates nothing.
+    ecr('DescribeImageReplicationStatus', { repositoryName: name, imageId: { imageDigest: digest } })
+      .then((out) => setReplication(out.replicationStatuses ?? []), () => setReplication(null));
     (async () => {
       try {
         const [got, described] = await Promise.all([
@@ -121,6 +127,20 @@ export function ImagePage({ name, digest, info }: { name: string; digest: string
               <p><a href={sbom('cyclonedx')} download={`${name.replace(/\//g, '_')}-${shortDigest(digest)}.cdx.json`}>CycloneDX</a> · <a href={sbom('spdx')} download={`${name.replace(/\//g, '_')}-${shortDigest(digest)}.spdx.json`}>SPDX</a></p>
             </div>
           </div>
+          {replication && (
+            <>
+              <h2>Replication</h2>
+              {replication.length === 0 ? <p class="muted" data-testid="not-replicated">Not replicated.</p> : (
+                <div class="table-wrap"><table data-testid="replication">
+                  <thead><tr><th scope="col">Region</th><th scope="col">Registry</th><th scope="col">Status</th><th scope="col">Failure</th></tr></thead>
+                  <tbody>{replication.map((r) => (
+                    <tr><td>{r.region}</td><td class="mono small">{r.registryId}</td>
+                      <td class={r.status === 'COMPLETE' ? 'ok' : r.status === 'FAILED' ? 'bad' : undefined}>{r.status}</td><td class="small">{r.failureCode ?? ''}</td></tr>
+                  ))}</tbody>
+                </table></div>
+              )}
+            </>
+          )}
           {manifest.manifests && (
             <>
               <h2>Platforms</h2>
