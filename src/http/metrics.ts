@@ -13,6 +13,7 @@ import type { MetadataStore } from '../metadata/store.ts';
 import { logLinesDropped } from '../logger.ts';
 import type { SpaceReporting } from '../storage/space.ts';
 import type { ScanStore } from '../scan/store.ts';
+import { Buckets, formatNumber, labelValue } from '../metrics/text-format.ts';
 
 /** Where scrape-time figures come from; each is optional so a partly wired server still serves the rest. */
 export interface MetricsSources {
@@ -48,46 +49,6 @@ const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIO
 
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 const UPLOAD_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800];
-
-/** Label values here come from a fixed vocabulary, but escape them anyway as the text format requires. */
-function labelValue(v: string): string {
-  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
-}
-
-function formatNumber(n: number): string {
-  if (Number.isNaN(n)) return 'NaN';
-  if (n === Infinity) return '+Inf';
-  if (n === -Infinity) return '-Inf';
-  return String(n);
-}
-
-/** Counts of observations per bucket (not cumulative until rendered), their sum and count. */
-class Buckets {
-  readonly counts: Float64Array;
-  sum = 0;
-  count = 0;
-
-  constructor(private readonly bounds: number[]) {
-    this.counts = new Float64Array(bounds.length + 1);
-  }
-
-  observe(value: number): void {
-    let i = 0;
-    while (i < this.bounds.length && value > this.bounds[i]) i++;
-    this.counts[i]++;
-    this.sum += value;
-    this.count++;
-  }
-
-  render(name: string, labels: string, out: string[]): void {
-    let cumulative = 0;
-    for (let i = 0; i <= this.bounds.length; i++) {
-      cumulative += this.counts[i];
-      out.push(`${name}_bucket{${labels}${labels ? ',' : ''}le="${i < this.bounds.length ? formatNumber(this.bounds[i]) : '+Inf'}"} ${cumulative}`);
-    }
-    out.push(`${name}_sum${labels ? `{${labels}}` : ''} ${formatNumber(this.sum)}`, `${name}_count${labels ? `{${labels}}` : ''} ${this.count}`);
-  }
-}
 
 /** Everything recorded for one (method, route family): the latency histogram and the counts by status. */
 interface RouteSeries {

@@ -3,32 +3,16 @@
  * Prometheus text format at scrape time (http/metrics.ts calls `render`): hits (pulls answered from the cache),
  * misses (content fetched from the upstream), bytes from the upstream, upstream errors, and upstream latency.
  */
+import { Buckets, labelValue } from '../metrics/text-format.ts';
+
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
-
-class Latency {
-  readonly counts = new Float64Array(LATENCY_BUCKETS.length + 1);
-  sum = 0;
-  count = 0;
-
-  observe(seconds: number): void {
-    let i = 0;
-    while (i < LATENCY_BUCKETS.length && seconds > LATENCY_BUCKETS[i]) i++;
-    this.counts[i]++;
-    this.sum += seconds;
-    this.count++;
-  }
-}
 
 export interface RuleCounters {
   hits: number;
   misses: number;
   bytes: number;
   errors: number;
-  latency: Latency;
-}
-
-function label(v: string): string {
-  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+  latency: Buckets;
 }
 
 export class PullThroughMetrics {
@@ -38,7 +22,7 @@ export class PullThroughMetrics {
   rule(prefix: string): RuleCounters {
     let c = this.rules.get(prefix);
     if (!c) {
-      c = { hits: 0, misses: 0, bytes: 0, errors: 0, latency: new Latency() };
+      c = { hits: 0, misses: 0, bytes: 0, errors: 0, latency: new Buckets(LATENCY_BUCKETS) };
       this.rules.set(prefix, c);
     }
     return c;
@@ -54,18 +38,10 @@ export class PullThroughMetrics {
     ];
     for (const [name, type, help, value] of series) {
       out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-      for (const [prefix, c] of this.rules) out.push(`${name}{rule="${label(prefix)}"} ${value(c)}`);
+      for (const [prefix, c] of this.rules) out.push(`${name}{rule="${labelValue(prefix)}"} ${value(c)}`);
     }
     const name = 'berth_pull_through_upstream_duration_seconds';
     out.push(`# HELP ${name} Time to an upstream's answer (its headers), per pull-through cache rule`, `# TYPE ${name} histogram`);
-    for (const [prefix, c] of this.rules) {
-      const l = `rule="${label(prefix)}"`;
-      let cumulative = 0;
-      for (let i = 0; i <= LATENCY_BUCKETS.length; i++) {
-        cumulative += c.latency.counts[i];
-        out.push(`${name}_bucket{${l},le="${i < LATENCY_BUCKETS.length ? LATENCY_BUCKETS[i] : '+Inf'}"} ${cumulative}`);
-      }
-      out.push(`${name}_sum{${l}} ${c.latency.sum}`, `${name}_count{${l}} ${c.latency.count}`);
-    }
+    for (const [prefix, c] of this.rules) c.latency.render(name, `rule="${labelValue(prefix)}"`, out);
   }
 }

@@ -4,18 +4,14 @@
  * holding the replication lease — the lag from the push event to COMPLETE (histogram) and the images completed and
  * failed per destination.
  */
+import { Buckets, labelValue } from '../metrics/text-format.ts';
+
 const LAG_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
 
 interface PerDestination {
   completed: number;
   failed: number;
-  lag: Float64Array;
-  lagSum: number;
-  lagCount: number;
-}
-
-function label(v: string): string {
-  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+  lag: Buckets;
 }
 
 export class ReplicationMetrics {
@@ -26,7 +22,7 @@ export class ReplicationMetrics {
   private of(destination: string): PerDestination {
     let d = this.destinations.get(destination);
     if (!d) {
-      d = { completed: 0, failed: 0, lag: new Float64Array(LAG_BUCKETS.length + 1), lagSum: 0, lagCount: 0 };
+      d = { completed: 0, failed: 0, lag: new Buckets(LAG_BUCKETS) };
       this.destinations.set(destination, d);
     }
     return d;
@@ -35,11 +31,7 @@ export class ReplicationMetrics {
   completed(destination: string, lagSeconds: number): void {
     const d = this.of(destination);
     d.completed++;
-    let i = 0;
-    while (i < LAG_BUCKETS.length && lagSeconds > LAG_BUCKETS[i]) i++;
-    d.lag[i]++;
-    d.lagSum += lagSeconds;
-    d.lagCount++;
+    d.lag.observe(lagSeconds);
   }
 
   failed(destination: string): void {
@@ -58,18 +50,10 @@ export class ReplicationMetrics {
     if (this.destinations.size === 0) return;
     out.push('# HELP berth_replication_images_total Images whose replication finished on this node, by destination and result', '# TYPE berth_replication_images_total counter');
     for (const [dest, d] of this.destinations) {
-      out.push(`berth_replication_images_total{destination="${label(dest)}",result="COMPLETE"} ${d.completed}`, `berth_replication_images_total{destination="${label(dest)}",result="FAILED"} ${d.failed}`);
+      out.push(`berth_replication_images_total{destination="${labelValue(dest)}",result="COMPLETE"} ${d.completed}`, `berth_replication_images_total{destination="${labelValue(dest)}",result="FAILED"} ${d.failed}`);
     }
     const name = 'berth_replication_lag_seconds';
     out.push(`# HELP ${name} Seconds from an image's push event to its replication COMPLETE at a destination`, `# TYPE ${name} histogram`);
-    for (const [dest, d] of this.destinations) {
-      const l = `destination="${label(dest)}"`;
-      let cumulative = 0;
-      for (let i = 0; i <= LAG_BUCKETS.length; i++) {
-        cumulative += d.lag[i];
-        out.push(`${name}_bucket{${l},le="${i < LAG_BUCKETS.length ? LAG_BUCKETS[i] : '+Inf'}"} ${cumulative}`);
-      }
-      out.push(`${name}_sum{${l}} ${d.lagSum}`, `${name}_count{${l}} ${d.lagCount}`);
-    }
+    for (const [dest, d] of this.destinations) d.lag.render(name, `destination="${labelValue(dest)}"`, out);
   }
 }
