@@ -2,7 +2,7 @@
  * Events benchmark: does delivering events slow pushes down?
  *
  *   node --import tsx bench/events.ts [--rounds 3] [--images 24] [--parallel 4] [--layer-kib 256]
- *        [--work DIR] [--out FILE.md] [--no-build]
+ *        [--work DIR] [--destination-dir DIR] [--out FILE.md] [--no-build] [--cpu-prof DIR]
  *
  * Each round starts a fresh Berth (anonymous, embedded) per configuration and pushes the same set of small images
  * with `skopeo copy`, `--parallel` at a time, each to its own repository:
@@ -36,8 +36,15 @@ const { values: opts } = parseArgs({
     parallel: { type: 'string', default: '4' },
     'layer-kib': { type: 'string', default: '256' },
     work: { type: 'string', default: '/tmp/berth-bench-events' },
+    /**
+     * Where the destination Berth keeps its data: memory by default, since the other site has its own disk — on this
+     * machine's disk its fsyncs would queue with the source's, which no real replication setup shares.
+     */
+    'destination-dir': { type: 'string', default: '/dev/shm/berth-bench-events-destination' },
     out: { type: 'string' },
     'no-build': { type: 'boolean', default: false },
+    /** Start the source Berth with `--cpu-prof` (profiles under DIR/<config>; see bench/profile-summary.ts). */
+    'cpu-prof': { type: 'string' },
   },
 });
 const rounds = Number(opts.rounds);
@@ -178,7 +185,7 @@ async function main(): Promise<void> {
       let destination: RunningServer | undefined;
       const args: string[] = [];
       if (config === 'webhooks') {
-        const destDir = path.join(work, `berth-${round}-destination`);
+        const destDir = path.join(opts['destination-dir']!, `berth-${round}-destination`);
         await rm(destDir, { recursive: true, force: true });
         destination = await kind.start({ label: `berth-${round}-destination`, dataDir: destDir, logFile: path.join(work, `berth-${round}-destination.log`), auth: { type: 'none' } });
         // The destination stands for another site: at the lowest CPU priority it takes only what the source leaves.
@@ -187,7 +194,8 @@ async function main(): Promise<void> {
         await writeFile(configFile, JSON.stringify({ replication: { destinations: [{ region: 'eu-west-1', registryId: '222222222222', endpoint: destination.baseUrl }] } }));
         args.push('--config', configFile);
       }
-      const server = await kind.start({ label: `berth-${round}-${config}`, dataDir, logFile: path.join(work, `berth-${round}-${config}.log`), auth: { type: 'none' }, args });
+      const profile = opts['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(opts['cpu-prof'], config)}`] : [];
+      const server = await berth(repoRoot, launcher, profile).start({ label: `berth-${round}-${config}`, dataDir, logFile: path.join(work, `berth-${round}-${config}.log`), auth: { type: 'none' }, args });
       const receivers: Receiver[] = [];
       try {
         if (config === 'webhooks') {

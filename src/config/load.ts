@@ -64,6 +64,7 @@ export const ENV_VARS: Record<string, { path: string[]; type: 'string' | 'number
   BERTH_REPLICATION_CONCURRENCY: { path: ['replication', 'concurrency'], type: 'number' },
   BERTH_REPLICATION_RETRY_BASE_SECONDS: { path: ['replication', 'retryBaseSeconds'], type: 'number' },
   BERTH_REPLICATION_RETRY_MAX_SECONDS: { path: ['replication', 'retryMaxSeconds'], type: 'number' },
+  BERTH_REPLICATION_MAX_DEFER_SECONDS: { path: ['replication', 'maxDeferSeconds'], type: 'number' },
   BERTH_PULL_THROUGH_TAG_REVALIDATE_SECONDS: { path: ['pullThrough', 'tagRevalidateSeconds'], type: 'number' },
   BERTH_PULL_THROUGH_ALLOW_PUSH: { path: ['pullThrough', 'allowPush'], type: 'boolean' },
   BERTH_PULL_THROUGH_COMPLETE_IMAGES_AFTER_SECONDS: { path: ['pullThrough', 'completeImagesAfterSeconds'], type: 'number' },

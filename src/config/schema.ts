@@ -224,7 +224,9 @@ export const configSchema = z.object({
     retryMaxSeconds: z.number().positive().default(600),
     /** An image still not replicated this long after its push is marked FAILED (a new push of it starts again). */
     giveUpAfterSeconds: z.number().positive().default(24 * 3600),
-  }).strict().default({ destinations: [], pollMilliseconds: 1000, concurrency: 4, timeoutSeconds: 60, retryBaseSeconds: 5, retryMaxSeconds: 600, giveUpAfterSeconds: 24 * 3600 }),
+    /** While this node takes pushes, replication waits until they pause, but at most this long after an image's push (0: never waits). */
+    maxDeferSeconds: z.number().min(0).max(3600).default(5),
+  }).strict().default({ destinations: [], pollMilliseconds: 1000, concurrency: 4, timeoutSeconds: 60, retryBaseSeconds: 5, retryMaxSeconds: 600, giveUpAfterSeconds: 24 * 3600, maxDeferSeconds: 5 }),
   console: z.object({
     /** Serve the web console at /console/ (same port as the API). */
     enabled: z.boolean().default(true),

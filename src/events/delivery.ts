@@ -17,7 +17,7 @@ import type { Logger } from 'pino';
 import type { JobLeases } from '../jobs/leases.ts';
 import { onEventsAppended, type OutboxStore } from './outbox-store.ts';
 import { backoffMs, DELIVERY_ID_HEADER, EVENT_ID_HEADER, sign, SIGNATURE_HEADER } from './signature.ts';
-import { renderEvent, type EventIdentity } from './types.ts';
+import { renderEvent, type EventIdentity, type StoredEvent } from './types.ts';
 import type { DeliveryRow, SubscriptionRow, WebhookStore } from './webhook-store.ts';
 import type { WebhookService } from './webhooks.ts';
 
@@ -100,34 +100,54 @@ export class WebhookDeliverer {
       ? await this.leases.renew(DELIVERY_LEASE, this.options.node, this.options.leaseMs, now)
       : await this.leases.acquire(DELIVERY_LEASE, this.options.node, this.options.leaseMs, 0, now);
     if (!this.leader) return;
+    let renewedAt = now;
     const limit = this.options.concurrency * 4;
     for (let rounds = 0; rounds < 50 && !this.stopped; rounds++) {
       const due = await this.store.due(this.now(), limit);
       if (due.length === 0) return;
       const subs = new Map((await this.store.list()).map((s) => [s.id, s]));
+      // One read for the round's events, each rendered once however many subscriptions receive it.
+      const events = await this.outbox.findBySeqs([...new Set(due.map((d) => Number(d.event_seq)))]);
+      const bodies = new Map<number, string>();
+      const delivered: Parameters<WebhookStore['deliveredAll']>[0] = [];
       let next = 0;
       const worker = async () => {
         while (next < due.length && !this.stopped) {
           const d = due[next++];
           const sub = subs.get(d.subscription_id);
-          if (sub) await this.deliver(d, sub);
+          if (!sub) continue;
+          const seq = Number(d.event_seq);
+          const event = events.get(seq) ?? null;
+          let body = bodies.get(seq);
+          if (event && body === undefined) bodies.set(seq, body = JSON.stringify(renderEvent(event, this.options.identity)));
+          const outcome = await this.deliver(d, sub, event, body ?? '');
+          if (outcome) delivered.push(outcome);
         }
       };
       await Promise.all(Array.from({ length: Math.min(this.options.concurrency, due.length) }, worker));
-      await this.leases.renew(DELIVERY_LEASE, this.options.node, this.options.leaseMs, this.now());
+      await this.store.deliveredAll(delivered);
+      if (this.now() - renewedAt > this.options.leaseMs / 4) {
+        renewedAt = this.now();
+        if (!(await this.leases.renew(DELIVERY_LEASE, this.options.node, this.options.leaseMs, renewedAt))) {
+          this.leader = false;
+          return;
+        }
+      }
       if (due.length < limit) return;
     }
   }
 
-  private async deliver(d: DeliveryRow, sub: SubscriptionRow): Promise<void> {
-    const event = await this.outbox.findBySeq(Number(d.event_seq));
+  /**
+   * One attempt. A success is returned for the round to record with the others (lost in a crash before that, the
+   * delivery is sent again: at least once); a failure is recorded here.
+   */
+  private async deliver(d: DeliveryRow, sub: SubscriptionRow, event: StoredEvent | null, body: string): Promise<Parameters<WebhookStore['deliveredAll']>[0][number] | null> {
     const attempts = d.attempts + 1;
     const started = this.now();
     if (!event) {
       await this.store.attemptFailed(Number(d.id), attempts, 'the event is no longer in the outbox', null, 0, null, started);
-      return;
+      return null;
     }
-    const body = JSON.stringify(renderEvent(event, this.options.identity));
     let status: number | null = null;
     let error: string | null = null;
     const t0 = performance.now();
@@ -151,21 +171,19 @@ export class WebhookDeliverer {
       if (status < 200 || status > 299) error = `the receiver answered ${status}`;
     } catch (err) {
       // Cut short by this node's shutdown: not the receiver's failure; the delivery stays pending as it was.
-      if (this.halt.signal.aborted) return;
+      if (this.halt.signal.aborted) return null;
       const e = err as Error & { code?: string; cause?: { code?: string } };
       const code = e.cause?.code ?? e.code;
       error = e.name === 'TimeoutError' ? `no answer within ${this.options.timeoutMs} ms` : `${e.message}${code && !e.message.includes(code) ? ` (${code})` : ''}`;
     }
     const latency = Math.round(performance.now() - t0);
     const now = this.now();
-    if (error === null) {
-      await this.store.delivered(Number(d.id), attempts, status!, latency, now);
-      return;
-    }
+    if (error === null) return { id: Number(d.id), attempts, statusCode: status!, latencyMs: latency, at: now };
     const retryAt = now + backoffMs(attempts, { baseMs: this.options.baseBackoffMs, maxMs: this.options.maxBackoffMs });
     const giveUp = now - Number(d.created_at) >= this.options.giveUpAfterMs;
     this.log.warn({ subscription: sub.id, delivery: Number(d.id), attempts, error, parked: giveUp }, 'webhook delivery failed');
     await this.store.attemptFailed(Number(d.id), attempts, error, status, latency, giveUp ? null : retryAt, now);
+    return null;
   }
 
   async stop(): Promise<void> {

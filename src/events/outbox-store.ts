@@ -117,9 +117,11 @@ export class OutboxStore {
     return (await q.execute()).map(toStored);
   }
 
-  async findBySeq(seq: number): Promise<StoredEvent | null> {
-    const row = await this.db.selectFrom('events').selectAll().where('seq', '=', seq).executeTakeFirst();
-    return row ? toStored(row) : null;
+  /** The events with these sequence numbers, by seq (those no longer in the outbox are absent). */
+  async findBySeqs(seqs: number[]): Promise<Map<number, StoredEvent>> {
+    if (seqs.length === 0) return new Map();
+    const rows = await this.db.selectFrom('events').selectAll().where('seq', 'in', seqs).execute();
+    return new Map(rows.map((r) => [Number(r.seq), toStored(r)]));
   }
 
   /**

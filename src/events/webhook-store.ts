@@ -4,7 +4,7 @@
  */
 import type { Kysely, Selectable } from 'kysely';
 import type { Database, WebhookDeliveriesTable, WebhookSubscriptionsTable } from '../metadata/schema.ts';
-import { relaxedWrite } from '../metadata/relaxed.ts';
+import { relaxedTransaction, relaxedWrite } from '../metadata/relaxed.ts';
 
 export type SubscriptionRow = Selectable<WebhookSubscriptionsTable>;
 export type DeliveryRow = Selectable<WebhookDeliveriesTable>;
@@ -46,12 +46,18 @@ export class WebhookStore {
   }
 
   /**
-   * A delivery's outcome is a relaxed write (metadata/relaxed.ts): lost in a power cut, the delivery is simply sent
-   * again — at least once is the promise — and each synchronous commit held the delivering node's event loop.
+   * The outcomes of a round's successful deliveries, in one relaxed transaction (metadata/relaxed.ts): lost in a power
+   * cut, the deliveries are simply sent again — at least once is the promise — and each synchronous commit held the
+   * delivering node's event loop.
    */
-  async delivered(id: number, attempts: number, statusCode: number, latencyMs: number, now: number): Promise<void> {
-    await relaxedWrite(this.db, (db) => db.updateTable('webhook_deliveries').set({ status: 'delivered', attempts, last_status_code: statusCode, latency_ms: latencyMs, last_error: null, finished_at: now })
-      .where('id', '=', id).where('status', '=', 'pending').execute());
+  async deliveredAll(done: Array<{ id: number; attempts: number; statusCode: number; latencyMs: number; at: number }>): Promise<void> {
+    if (done.length === 0) return;
+    await relaxedTransaction(this.db, async (trx) => {
+      for (const d of done) {
+        await trx.updateTable('webhook_deliveries').set({ status: 'delivered', attempts: d.attempts, last_status_code: d.statusCode, latency_ms: d.latencyMs, last_error: null, finished_at: d.at })
+          .where('id', '=', d.id).where('status', '=', 'pending').execute();
+      }
+    });
   }
 
   /** A failed attempt: retried at `nextAttemptAt`, or parked as failed when that is null. */

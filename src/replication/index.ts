@@ -44,6 +44,7 @@ export function createReplication(p: {
     maxBackoffMs: Math.round(r.retryMaxSeconds * 1000),
     giveUpAfterMs: Math.round(r.giveUpAfterSeconds * 1000),
     leaseMs: p.config.jobs.leaseSeconds * 3000,
+    deferMs: Math.round(r.maxDeferSeconds * 1000),
     node: `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`,
   }, p.log);
   return { service, worker, metrics };

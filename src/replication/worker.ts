@@ -11,6 +11,8 @@
  *      mount from a repository already replicated there; else one streamed PUT from local storage), the subject of
  *      a referrer and the children of an index before the manifest itself, then the row's tags — each only while it
  *      still names this digest here, so a tag moves at the destination as it moved here.
+ * Replication yields to this node's pushes: while they keep coming, an image waits until they pause, or at most
+ * `deferMs` after its push (`deferral`).
  * A failed attempt is retried with exponential backoff (network errors, 5xx, 429) until `giveUpAfterMs` after the
  * push; a refusal (auth, invalid content, immutable tag) fails the row at once. Each result is an
  * `ECR Replication Action` event written in the same transaction as the status. A restart resumes from the cursor and
@@ -37,6 +39,10 @@ export const REPLICATION_LEASE = 'replication';
 export const REPLICATION_CURSOR = 'replication';
 /** How long a gap in `seq` may hold the cursor back (longer than any transaction that appends events). */
 const GAP_MS = 30_000;
+/** A push starts a round this much later, so a burst of pushes shares one round (its queries and lease renewal). */
+const KICK_DELAY_MS = 50;
+/** This node is taking pushes while one ended less than this long ago (replication then waits; see `deferral`). */
+const QUIET_MS = 150;
 
 export interface WorkerOptions {
   identity: { registryId: string; region: string };
@@ -49,6 +55,8 @@ export interface WorkerOptions {
   giveUpAfterMs: number;
   leaseMs: number;
   node: string;
+  /** While this node takes pushes, an image's replication waits up to this long after its push (0: never waits). */
+  deferMs: number;
 }
 
 export class ReplicationWorker {
@@ -57,6 +65,12 @@ export class ReplicationWorker {
   private leader = false;
   private again = false;
   private stopped = false;
+  private kickTimer: NodeJS.Timeout | null = null;
+  private kickAt = 0;
+  /** When this node last wrote its lease (a round renews it again only once a quarter of it has passed). */
+  private renewedAt = 0;
+  /** When a push last ended on this node. */
+  private lastPushAt = 0;
   private readonly halt = new AbortController();
   private readonly clients = new Map<string, DestinationClient>();
   private readonly store: ReplicationStore;
@@ -82,23 +96,52 @@ export class ReplicationWorker {
       this.busy = null;
       if (this.again && !this.stopped) {
         this.again = false;
-        void this.tick();
+        this.wake(KICK_DELAY_MS);
       }
     });
     return this.busy;
   }
 
+  /** A round in `ms` (or sooner, when one is already due sooner). */
+  private wake(ms: number): void {
+    if (this.stopped || !this.timer) return;
+    const at = Date.now() + ms;
+    if (this.kickTimer && this.kickAt <= at) return;
+    if (this.kickTimer) clearTimeout(this.kickTimer);
+    this.kickAt = at;
+    this.kickTimer = setTimeout(() => {
+      this.kickTimer = null;
+      void this.tick();
+    }, ms);
+    this.kickTimer.unref();
+  }
+
   /**
-   * A push on this node: start a round now rather than at the next poll (one more round follows a round under way),
-   * so a push replicates in about the time its transfer takes. Pushes on other nodes wait for the poll.
+   * A push on this node: start a round shortly rather than at the next poll (one more round follows a round under
+   * way), so a push replicates in about the time its transfer takes — once the node's pushes pause (`deferral`).
+   * Pushes on other nodes wait for the poll.
    */
   kick(): void {
+    this.lastPushAt = Date.now();
     if (this.stopped || !this.timer) return;
     if (this.busy) {
       this.again = true;
       return;
     }
-    void this.tick();
+    this.wake(this.options.deferMs > 0 ? QUIET_MS : KICK_DELAY_MS);
+  }
+
+  /**
+   * Foreground first: replication is background work, and on a busy node it competes with the pushes for the CPU. While
+   * pushes keep ending on this node (one less than QUIET_MS ago) an image waits, until the pushes pause or `deferMs`
+   * after its own push, whichever comes first — so a burst of pushes replicates right after it, and a steady stream
+   * with no pause replicates at most `deferMs` late. How long this row should still wait (0: go now).
+   */
+  private deferral(row: StatusRow, now: number): number {
+    if (this.options.deferMs <= 0) return 0;
+    const quietIn = this.lastPushAt + QUIET_MS - now;
+    const overdueIn = Number(row.event_at) + this.options.deferMs - now;
+    return quietIn <= 0 || overdueIn <= 0 ? 0 : Math.min(quietIn, overdueIn);
   }
 
   private async round(): Promise<void> {
@@ -110,6 +153,7 @@ export class ReplicationWorker {
       ? await this.leases.renew(REPLICATION_LEASE, this.options.node, this.options.leaseMs, now)
       : await this.leases.acquire(REPLICATION_LEASE, this.options.node, this.options.leaseMs, 0, now);
     if (!this.leader) return;
+    this.renewedAt = now;
     await this.consume();
     const limit = this.options.concurrency * 8;
     for (let rounds = 0; rounds < 20 && !this.stopped; rounds++) {
@@ -122,13 +166,32 @@ export class ReplicationWorker {
       }
       const lanes = [...queues.values()];
       let next = 0;
+      let deferred = Infinity;
       const worker = async () => {
         while (next < lanes.length && !this.stopped) {
-          for (const row of lanes[next++]) await this.attempt(row);
+          for (const row of lanes[next++]) {
+            const wait = this.deferral(row, Date.now());
+            if (wait > 0) {
+              // The rest of the lane waits too: one repository's images go in push order.
+              deferred = Math.min(deferred, wait);
+              break;
+            }
+            await this.attempt(row);
+          }
         }
       };
       await Promise.all(Array.from({ length: Math.min(this.options.concurrency, lanes.length) }, worker));
-      await this.leases.renew(REPLICATION_LEASE, this.options.node, this.options.leaseMs, Date.now());
+      if (deferred !== Infinity) {
+        this.wake(Math.ceil(deferred));
+        return;
+      }
+      if (Date.now() - this.renewedAt > this.options.leaseMs / 4) {
+        this.renewedAt = Date.now();
+        if (!(await this.leases.renew(REPLICATION_LEASE, this.options.node, this.options.leaseMs, this.renewedAt))) {
+          this.leader = false;
+          return;
+        }
+      }
       if (due.length < limit) return;
     }
   }
@@ -211,30 +274,36 @@ export class ReplicationWorker {
     });
   }
 
-  /** Pushes the image and re-points its tags; the tags pushed. */
+  /**
+   * Pushes the image and re-points its tags; the tags pushed. Only tags that still name this image here count (a
+   * later push that moved one replicates its own move). The manifest goes up under the first of them — one PUT that
+   * stores it and points the tag — and each other tag is put only where the destination does not have it yet.
+   */
   private async replicate(client: DestinationClient, repository: string, digest: Digest, tags: string[]): Promise<string[]> {
     const repo = await this.meta.findRepository(repository);
     if (!repo) throw new Failure('SOURCE_IMAGE_NOT_FOUND', `repository ${repository} no longer exists here`);
     const manifest = await this.meta.findManifestByReference(repository, { digest });
     if (!manifest) throw new Failure('SOURCE_IMAGE_NOT_FOUND', `image ${digest} is no longer in ${repository}`);
-    await this.pushManifest(client, repository, manifest.digest, manifest.media_type, manifest.content, 0);
-    const pushed: string[] = [];
-    for (const tag of tags) {
-      // Only a tag that still names this image here: a later push that moved it replicates its own move.
-      if ((await this.meta.findTag(repo.id, tag)) !== digest) continue;
+    const live: string[] = [];
+    for (const tag of tags) if ((await this.meta.findTag(repo.id, tag)) === digest) live.push(tag);
+    const first = await this.pushManifest(client, repository, manifest.digest, manifest.media_type, manifest.content, 0, live[0]);
+    for (const tag of live) {
+      if (tag === first) continue;
       if ((await client.manifestDigest(repository, tag, this.halt.signal)) !== digest) {
         await client.putManifest(repository, tag, manifest.media_type, manifest.content, this.halt.signal);
       }
-      pushed.push(tag);
     }
-    return pushed;
+    return live;
   }
 
-  /** A manifest after everything it needs: its subject, its children (an index), its blobs. */
-  private async pushManifest(client: DestinationClient, repository: string, digest: string, mediaType: string, content: Buffer, depth: number): Promise<void> {
+  /**
+   * A manifest after everything it needs: its subject, its children (an index), its blobs. Put under `tag` when one
+   * is given and the destination lacks the manifest; returns the tag it was put under, if any.
+   */
+  private async pushManifest(client: DestinationClient, repository: string, digest: string, mediaType: string, content: Buffer, depth: number, tag?: string): Promise<string | null> {
     if (depth > 8) throw new Failure('SOURCE_IMAGE_INVALID', `manifests nest more than 8 levels under ${repository}`);
     const signal = this.halt.signal;
-    if ((await client.manifestDigest(repository, digest, signal)) !== null) return;
+    if ((await client.manifestDigest(repository, digest, signal)) !== null) return null;
     const parsed = parseManifest(content, mediaType);
     const needed = [...(parsed.subject ? [parsed.subject] : []), ...parsed.manifests];
     for (const child of needed) {
@@ -244,7 +313,9 @@ export class ReplicationWorker {
       await this.pushManifest(client, repository, row.digest, row.media_type, row.content, depth + 1);
     }
     for (const blob of parsed.blobs) await this.pushBlob(client, repository, blob);
-    await client.putManifest(repository, digest, mediaType, content, signal);
+    // The bytes are the same either way: the destination computes the same digest from them.
+    await client.putManifest(repository, tag ?? digest, mediaType, content, signal);
+    return tag ?? null;
   }
 
   private async pushBlob(client: DestinationClient, repository: string, digest: Digest): Promise<void> {
@@ -263,6 +334,8 @@ export class ReplicationWorker {
     this.halt.abort();
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    if (this.kickTimer) clearTimeout(this.kickTimer);
+    this.kickTimer = null;
     await this.busy;
     if (this.leader) await this.leases.finish(REPLICATION_LEASE, this.options.node, { status: 'ok' }).catch(() => undefined);
   }

@@ -42,7 +42,7 @@ describe('resolveConfig', () => {
       pullThrough: { tagRevalidateSeconds: 86400, completeImagesAfterSeconds: 30, allowPush: false, upstreamTimeoutSeconds: 30, mirrors: {} },
       events: { retainDays: 30 },
       audit: { enabled: true, retainDays: 90 },
-      replication: { destinations: [], pollMilliseconds: 1000, concurrency: 4, timeoutSeconds: 60, retryBaseSeconds: 5, retryMaxSeconds: 600, giveUpAfterSeconds: 86400 },
+      replication: { destinations: [], pollMilliseconds: 1000, concurrency: 4, timeoutSeconds: 60, retryBaseSeconds: 5, retryMaxSeconds: 600, giveUpAfterSeconds: 86400, maxDeferSeconds: 5 },
       webhooks: { pollMilliseconds: 1000, timeoutSeconds: 10, concurrency: 8, retryBaseSeconds: 10, retryMaxSeconds: 3600, giveUpAfterSeconds: 90000 },
       console: { enabled: true, sessionTtlSeconds: 43200 },
       jobs: { leaseSeconds: 30 },
