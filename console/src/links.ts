@@ -9,4 +9,5 @@ export const link = {
   pullThrough: () => '#/pull-through',
   webhooks: () => '#/webhooks',
   audit: () => '#/audit',
+  users: () => '#/users',
 };

@@ -12,6 +12,7 @@ import { PolicyPage } from './pages/policy.tsx';
 import { StoragePage } from './pages/storage.tsx';
 import { PullThroughPage, WebhooksPage } from './pages/admin.tsx';
 import { AuditPage } from './pages/audit.tsx';
+import { UsersPage } from './pages/users.tsx';
 import { link } from './links.ts';
 import './styles.css';
 
@@ -39,6 +40,7 @@ function Page({ route, info }: { route: Route; info: SessionInfo }) {
   if (first === 'pull-through') return <PullThroughPage />;
   if (first === 'webhooks') return <WebhooksPage />;
   if (first === 'audit') return <AuditPage />;
+  if (first === 'users') return <UsersPage />;
   return <Repositories query={route.query} />;
 }
 
@@ -97,6 +99,7 @@ function App() {
           {(!info.authEnabled || info.user?.admin) && <a href={link.storage()} aria-current={route.path[0] === 'storage' ? 'page' : undefined}>Storage</a>}
           {(!info.authEnabled || info.user?.admin) && <a href={link.webhooks()} aria-current={route.path[0] === 'webhooks' ? 'page' : undefined}>Webhooks</a>}
           {(!info.authEnabled || info.user?.admin) && <a href={link.audit()} aria-current={route.path[0] === 'audit' ? 'page' : undefined}>Audit</a>}
+          {info.user?.admin && <a href={link.users()} aria-current={route.path[0] === 'users' ? 'page' : undefined}>Users</a>}
         </nav>
         <div class="who">
           {info.user ? <span title={info.user.arn}>{info.user.name}</span> : <span>access control off</span>}

@@ -22,7 +22,7 @@ export const ECR_ACTIONS = [
  * Berth's own actions, for what ECR has no action for; policies grant them like ECR's (`berth:LookupAuditEvents`,
  * or `berth:*`). Administrators have them all.
  */
-export const BERTH_ACTIONS = ['LookupAuditEvents'] as const;
+export const BERTH_ACTIONS = ['LookupAuditEvents', 'ListUsers'] as const;
 
 export type EcrAction = `ecr:${(typeof ECR_ACTIONS)[number]}`;
 

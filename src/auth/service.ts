@@ -16,6 +16,7 @@ import type { MetadataStore } from '../metadata/store.ts';
 import { newAccessKeyId, newSecretAccessKey, newUserId, repositoryArn, userArn } from './identity.ts';
 import { evaluate, parsePolicy, type PolicyDocument } from './policy.ts';
 import { SecretBox } from './secrets.ts';
+import { describeUsers, type UserList } from './users.ts';
 import { verifySigV4, type SigV4Input } from './sigv4.ts';
 import { signClaims, signToken, verifyClaims, verifyToken, type TokenClaims } from './tokens.ts';
 
@@ -160,6 +161,11 @@ export class AccessService {
     const file = path.join(dataDir, 'root-credentials');
     await writeFile(file, `# Berth administrator credentials, generated ${new Date(now).toISOString()}\nAWS_ACCESS_KEY_ID=${accessKeyId}\nAWS_SECRET_ACCESS_KEY=${secret}\n`, { mode: 0o600 });
     this.log.warn({ file }, 'generated administrator credentials: read them from this file, then keep it safe');
+  }
+
+  /** Users with their access keys (never a secret) and identity policies, for administrators (users.ts). */
+  listUsers(): Promise<UserList> {
+    return describeUsers(this.store, this.options.accountId);
   }
 
   // ---- authentication

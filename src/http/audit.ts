@@ -16,6 +16,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AccessService } from '../auth/service.ts';
 import type { AuditRecord, AuditRecorder } from '../audit/recorder.ts';
 import { LOOKUP_ACTION } from '../audit/service.ts';
+import { LIST_USERS_ACTION } from '../auth/users.ts';
 import { requiredAction } from './oci/permissions.ts';
 import { matchOciRoute, type OciRoute } from './oci/router.ts';
 
@@ -30,6 +31,7 @@ const API = '/berth/api/v1';
 /** The action of each /berth/api/v1 route (by its route pattern). A route not listed here is `berth:<METHOD>`. */
 const BERTH_API_ACTIONS: Record<string, string> = {
   [`GET ${API}/audit`]: LOOKUP_ACTION,
+  [`GET ${API}/users`]: LIST_USERS_ACTION,
   [`POST ${API}/webhooks`]: 'berth:CreateWebhook',
   [`GET ${API}/webhooks`]: 'berth:ListWebhooks',
   [`GET ${API}/webhooks/:id`]: 'berth:GetWebhook',
@@ -113,7 +115,7 @@ function describeBerthApi(request: FastifyRequest, method: string, path: string,
   if (isRead(method) && !refused) return null;
   const pattern = request.routeOptions?.url;
   const action = (pattern && BERTH_API_ACTIONS[`${method} ${pattern}`]) ?? `berth:${method}`;
-  const sbom = /^\/berth\/api\/v1\/repositories\/(.+)\/images\/[^/]+\/sbom$/.exec(path);
+  const sbom = /^\/berth\/api\/v1\/repositories\/(.+)\/images\/[^/]+\/(?:sbom|referrers)$/.exec(path);
   return { action, repository: sbom ? sbom[1] : null, detail: { method, path } };
 }
 

@@ -369,7 +369,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
 
   registerOciRoutes(app, { registry: options.registry, access: options.access, maxManifestBytes: options.maxManifestBytes, redirectBlobs: options.redirectBlobs, replicas: options.replication });
   registerEcrRoutes(app, { access: options.access, registry: options.registry, ecr: options.ecr, images: options.images, lifecycle: options.lifecycle, scans: options.scans, pullThrough: options.pullThrough, templates: options.templates, replication: options.replication, registryHost: options.registryHost, log: options.log.child({ module: 'ecr' }), sessions: options.console?.sessions });
-  registerBerthRoutes(app, { access: options.access, meta: options.meta, scans: options.scans, webhooks: options.webhooks, audit: options.audit, sessions: options.console?.sessions, consoleStore: options.console?.store });
+  registerBerthRoutes(app, { access: options.access, meta: options.meta, registry: options.registry, scans: options.scans, webhooks: options.webhooks, audit: options.audit, sessions: options.console?.sessions, consoleStore: options.console?.store });
   if (options.console) registerConsoleRoutes(app, { ...options.console, access: options.access, registryHost: options.registryHost });
   registerHealthRoutes(app, { meta: options.meta, blobs: options.blobs, metrics });
   return app;

@@ -22,6 +22,9 @@ export interface AccessKeyRow {
   created_at: number;
 }
 
+/** An access key without its secret: what may be shown about it. */
+export type AccessKeyMetadataRow = Omit<AccessKeyRow, 'secret'>;
+
 const EPOCH_QUERY = CompiledQuery.raw('select epoch from access_epoch where id = 1', []);
 
 export class AccessStore {
@@ -78,6 +81,11 @@ export class AccessStore {
     return this.db.selectFrom('access_keys').selectAll().where('user_id', '=', userId).orderBy('created_at').execute();
   }
 
+  /** Every user's access keys, oldest first, without the secrets (which this query never reads). */
+  async listAllAccessKeyMetadata(): Promise<AccessKeyMetadataRow[]> {
+    return this.db.selectFrom('access_keys').select(['id', 'user_id', 'status', 'created_at']).orderBy('created_at').orderBy('id').execute();
+  }
+
   async setAccessKeyStatus(id: string, status: 'Active' | 'Inactive'): Promise<boolean> {
     const r = await this.db.updateTable('access_keys').set({ status }).where('id', '=', id).executeTakeFirst();
     await this.bumpEpoch();
@@ -100,6 +108,11 @@ export class AccessStore {
     const r = await this.db.deleteFrom('user_policies').where('user_id', '=', userId).where('name', '=', name).executeTakeFirst();
     await this.bumpEpoch();
     return Number(r.numDeletedRows) > 0;
+  }
+
+  /** Every user's identity policies, by name. */
+  async listAllUserPolicies(): Promise<Array<{ user_id: string; name: string; document: string }>> {
+    return this.db.selectFrom('user_policies').select(['user_id', 'name', 'document']).orderBy('name').execute();
   }
 
   async listUserPolicies(userId: string): Promise<Array<{ name: string; document: string }>> {

@@ -48,6 +48,22 @@ const indexSchema = z.object({
   annotations: z.record(z.string(), z.string()).optional(),
 }).passthrough();
 
+/** One entry of a referrers index: a manifest whose `subject` is the image asked about. */
+export interface ReferrerDescriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  artifactType?: string;
+  annotations?: Record<string, string>;
+}
+
+/** The answer of the referrers API (`GET /v2/<name>/referrers/<digest>`): an OCI image index. */
+export interface ReferrersIndex {
+  schemaVersion: 2;
+  mediaType: string;
+  manifests: ReferrerDescriptor[];
+}
+
 /** What the registry needs to know about a manifest once it is accepted. */
 export interface ParsedManifest {
   mediaType: string;

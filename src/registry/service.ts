@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { BerthError, ecrError } from '../errors/catalog.ts';
 import { digestAlgorithm, digestOf, type Digest } from '../oci/digest.ts';
 import { isAcceptable, MediaType } from '../oci/media-types.ts';
-import { checkStoredSizes, parseManifest } from '../oci/manifest.ts';
+import { checkStoredSizes, parseManifest, type ReferrersIndex } from '../oci/manifest.ts';
 import type { RepositoryName, Tag } from '../oci/names.ts';
 import type { MetadataStore, ManifestRow, RepositoryRow } from '../metadata/store.ts';
 import type { BlobStore, UploadSession } from '../storage/blob-store.ts';
@@ -514,7 +514,7 @@ export class RegistryService {
   }
 
   /** The referrers index of `digest`: manifests in `name` whose subject it is (empty when none). */
-  async referrers(name: RepositoryName, digest: Digest, artifactType?: string): Promise<Record<string, unknown>> {
+  async referrers(name: RepositoryName, digest: Digest, artifactType?: string): Promise<ReferrersIndex> {
     const repo = await this.meta.findRepository(name);
     const rows = repo ? await this.meta.listReferrers(repo.id, digest, artifactType) : [];
     return {

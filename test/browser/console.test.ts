@@ -3,11 +3,13 @@
  * control on: sign-in with wrong and right credentials, sign-out, session expiry (a second server with a 3-second
  * session lifetime); browsing, searching, sorting and paging 1,000 repositories holding 10,000 images (pushed through
  * the OCI API), with each page's time to interactive measured and held under 1 s; the findings of a real vulnerable
- * image (Alpine 3.10 pushed with skopeo, scanned against the Alpine secdb from shared/vulndata); the lifecycle editor
+ * image (Alpine 3.10 pushed with skopeo, scanned against the Alpine secdb from shared/vulndata) and the SBOM Berth
+ * attached to it as a referrer, listed on its image page; the lifecycle editor
  * (ECR's validation message, then a valid policy, its preview and applying it); deleting a tag and an image with the
  * confirmation saying what goes with them; a restricted user who sees only its repositories and is refused a delete
- * with the policy's message; the audit trail (the test's deletes, the restricted user's refusals) and replication
- * status; CSRF (cross-site form posts) and the Content-Security-Policy.
+ * with the policy's message; the users page (users, key ids but no secret, attached policies) for the administrator
+ * and its refusal for the restricted user; the audit trail (the test's deletes, the restricted user's refusals) and
+ * replication status; CSRF (cross-site form posts) and the Content-Security-Policy.
  *
  * Screenshots of the main pages at 1280×800 and 390×844 go to test-output/console-screenshots/ (with timings.json).
  */
@@ -26,6 +28,7 @@ import { repoRoot, startBerth, type BerthProcess } from '../helpers/berth.ts';
 import { createContainersEnv, type ContainersEnv } from '../helpers/clients.ts';
 import { alpineImages, scanFixtureGate, type AlpineImageExpect, type ImageFixture } from '../helpers/scan-fixtures.ts';
 import { sha256 } from '../helpers/oci.ts';
+import { until } from '../helpers/until.ts';
 import { resolveConfig } from '../../src/config/load.ts';
 import { connect } from '../../src/metadata/connect.ts';
 import { MetadataStore } from '../../src/metadata/store.ts';
@@ -120,6 +123,7 @@ describe('browser: the web console in chromium', { skip }, () => {
   let ecr: ECRClient;
   let restricted: { accessKeyId: string; secretAccessKey: string };
   let alpineDigest: string;
+  let sbomDigest: string;
   let configDir: string;
   const timings: Record<string, number> = {};
   const figures: Record<string, unknown> = {};
@@ -128,9 +132,10 @@ describe('browser: the web console in chromium', { skip }, () => {
     const built = await buildConsole();
     figures.assets = built.files;
     // A replication destination where nothing listens (port 9): apps/ images stay IN_PROGRESS, then after 3 s FAILED.
+    // Each complete scan attaches the image's SBOM as a referrer (the image page lists it).
     configDir = await mkdtemp(path.join(tmpdir(), 'berth-console-'));
     const configFile = path.join(configDir, 'berth.json');
-    await writeFile(configFile, JSON.stringify({ replication: { retryBaseSeconds: 0.5, retryMaxSeconds: 1, giveUpAfterSeconds: 3, destinations: [{ region: 'eu-west-9', registryId: '222222222222', endpoint: 'http://127.0.0.1:9' }] } }));
+    await writeFile(configFile, JSON.stringify({ scan: { attachSbom: true }, replication: { retryBaseSeconds: 0.5, retryMaxSeconds: 1, giveUpAfterSeconds: 3, destinations: [{ region: 'eu-west-9', registryId: '222222222222', endpoint: 'http://127.0.0.1:9' }] } }));
     [server, shortLived, alpine, browser] = await Promise.all([
       startBerth({ auth: true, args: ['--config', configFile], env: { BERTH_CREATE_REPOSITORY_ON_PUSH: 'true', BERTH_CONSOLE_SESSION_TTL_SECONDS: '3600' } }),
       startBerth({ auth: true, env: { BERTH_CONSOLE_SESSION_TTL_SECONDS: '3' } }),
@@ -179,6 +184,11 @@ describe('browser: the web console in chromium', { skip }, () => {
         assert.ok(Date.now() < deadline, 'the scan finished');
         await new Promise((r) => setTimeout(r, 200));
       }
+      // The SBOM is attached just after the scan's result is stored.
+      sbomDigest = await until('the SBOM attached as a referrer', async () => {
+        const res = await fetch(`${server.url}/v2/apps/alpine/referrers/${alpineDigest}`, { headers: { authorization: server.rootBasic } });
+        return ((await res.json()) as { manifests: Array<{ digest: string; artifactType?: string }> }).manifests.find((m) => m.artifactType === 'application/vnd.cyclonedx+json')?.digest;
+      }, 30_000);
     })();
     figures.seedSeconds = Math.round(seedMs / 100) / 10;
   }, { timeout: 300_000 });
@@ -340,7 +350,17 @@ describe('browser: the web console in chromium', { skip }, () => {
     assert.match((await destination.textContent())!, /222222222222(IN_PROGRESS|FAILEDDESTINATION_UNAVAILABLE)/);
     const sbom = await page.evaluate(async (url) => (await fetch(url)).status, (await page.getByRole('link', { name: 'SPDX' }).getAttribute('href'))!);
     assert.equal(sbom, 200, 'the SBOM download link works with the session');
+    // The SBOM Berth attached when it scanned the image, among the image's referrers, linked to its own page.
+    const referrer = page.locator('table[data-testid=referrers] tbody tr', { hasText: 'application/vnd.cyclonedx+json' });
+    await referrer.waitFor();
+    assert.equal(await page.locator('table[data-testid=referrers] tbody tr').count(), 1, 'one SBOM (a rescan replaces the earlier one)');
+    assert.equal(await referrer.getByRole('link').getAttribute('href'), `#/repo/apps%2Falpine/image/${encodeURIComponent(sbomDigest)}`);
+    assert.match((await referrer.textContent())!, /\d{4}-\d\d-\d\d \d\d:\d\d/, 'its creation time (org.opencontainers.image.created)');
+    assert.match((await referrer.textContent())!, /dev\.berth\.sbom\.attached=true/, 'its other annotations');
     await shoot(page, 'image');
+    await referrer.getByRole('link').click();
+    await page.locator('dd', { hasText: 'application/vnd.cyclonedx+json' }).waitFor();
+    assert.equal(await page.getByRole('link', { name: alpineDigest.slice(7, 19) }).getAttribute('href'), `#/repo/apps%2Falpine/image/${encodeURIComponent(alpineDigest)}`, 'the SBOM refers back to the image');
   });
 
   test('lifecycle editor: ECR\'s validation message, then a valid policy, its preview, and applying it', { timeout: 60_000 }, async () => {
@@ -398,6 +418,26 @@ describe('browser: the web console in chromium', { skip }, () => {
     await page.locator('ul.bars li').first().waitFor();
     assert.equal(await page.locator('ul[aria-label="Bytes per repository"] li').count(), 20);
     await shoot(page, 'storage');
+  });
+
+  test('users page: users, their access key ids (never a secret) and attached policies (administrators)', { timeout: 30_000 }, async () => {
+    await page.goto(`${server.url}/console/#/`);
+    await page.getByRole('link', { name: 'Users', exact: true }).click();
+    await page.getByRole('heading', { name: 'Users' }).waitFor();
+    const dev = page.locator('table[data-testid=users] tbody tr', { has: page.getByRole('rowheader', { name: /^dev/ }) });
+    await dev.waitFor();
+    assert.match((await dev.textContent())!, new RegExp(`arn:aws:iam::\\d+:user/dev`));
+    assert.equal(await dev.getByRole('list', { name: 'Access keys of dev' }).getByText(restricted.accessKeyId).count(), 1, 'the key id');
+    await dev.getByText('team-a-read').click();
+    const document = dev.getByLabel('Policy team-a-read of dev');
+    await document.waitFor();
+    assert.deepEqual(JSON.parse((await document.textContent())!).Statement[0].Resource, 'arn:aws:ecr:*:*:repository/team-a/*');
+    const root = page.locator('table[data-testid=users] tbody tr', { has: page.getByRole('rowheader', { name: /^root/ }) });
+    assert.match((await root.textContent())!, /Administrator/);
+    assert.match((await root.textContent())!, new RegExp(server.root.accessKeyId));
+    const html = await page.content();
+    for (const secret of [restricted.secretAccessKey, server.root.secretAccessKey]) assert.ok(!html.includes(secret), 'no secret in the page');
+    await shoot(page, 'users');
   });
 
   test('pull-through rules and webhooks with their delivery log', { timeout: 30_000 }, async () => {
@@ -477,6 +517,10 @@ describe('browser: the web console in chromium', { skip }, () => {
     assert.equal(await p.getByRole('link', { name: 'Audit' }).count(), 0, 'no audit link for a non-administrator');
     await p.goto(`${server.url}/console/#/audit`);
     await p.getByRole('alert').filter({ hasText: 'not authorized to perform: berth:LookupAuditEvents' }).waitFor();
+    assert.equal(await p.getByRole('link', { name: 'Users' }).count(), 0, 'no users link for a non-administrator');
+    await p.goto(`${server.url}/console/#/users`);
+    await p.getByRole('alert').filter({ hasText: 'User: arn:aws:iam::' }).filter({ hasText: 'is not authorized to perform: berth:ListUsers' }).waitFor();
+    assert.equal(await p.locator('table[data-testid=users]').count(), 0);
     await ctx.close();
   });
 

@@ -1,6 +1,7 @@
 import { useEffect, useLayoutEffect, useMemo, useState } from 'preact/hooks';
 import type { SessionInfo } from '../../../src/http/console/api.ts';
-import { blobJson, ecr, type Out } from '../api.ts';
+import type { ReferrerDescriptor, ReferrersIndex } from '../../../src/oci/manifest.ts';
+import { berth, blobJson, ecr, type Out } from '../api.ts';
 import { bytes, shortDigest, when, SEVERITIES } from '../format.ts';
 import { CopyCommand, Problem, Severity, errorText } from '../components.tsx';
 import { link } from '../links.ts';
@@ -39,6 +40,9 @@ const ACCEPT = [
   'application/vnd.docker.distribution.manifest.list.v2+json', 'application/vnd.docker.distribution.manifest.v2+json',
 ];
 
+/** The annotation with a referrer's creation time (an SBOM's, a signature's), shown in a column of its own. */
+const CREATED = 'org.opencontainers.image.created';
+
 const attr = (f: { attributes?: Array<{ key?: string; value?: string }> }, key: string) => f.attributes?.find((a) => a.key === key)?.value ?? '';
 
 export function ImagePage({ name, digest, info }: { name: string; digest: string; info: SessionInfo }) {
@@ -49,6 +53,8 @@ export function ImagePage({ name, digest, info }: { name: string; digest: string
   const [error, setError] = useState<string | null>(null);
   const [scanError, setScanError] = useState<string | null>(null);
   const [replication, setReplication] = useState<ReplicationStatus[] | null>(null);
+  const [referrers, setReferrers] = useState<ReferrerDescriptor[] | null>(null);
+  const [referrersError, setReferrersError] = useState<string | null>(null);
   const [severity, setSeverity] = useState('');
   const [pkg, setPkg] = useState('');
 
@@ -69,6 +75,11 @@ export function ImagePage({ name, digest, info }: { name: string; digest: string
     // Where this image has been copied to (ECR replication); an empty list when the registry replicates nothing.
     ecr('DescribeImageReplicationStatus', { repositoryName: name, imageId: { imageDigest: digest } })
       .then((out) => setReplication(out.replicationStatuses ?? []), () => setReplication(null));
+    // Signatures, SBOMs and other artifacts whose subject is this image (the OCI referrers index).
+    setReferrers(null);
+    setReferrersError(null);
+    berth<ReferrersIndex>(`/repositories/${name}/images/${encodeURIComponent(digest)}/referrers`)
+      .then((index) => setReferrers(index.manifests), (err) => setReferrersError(errorText(err)));
     (async () => {
       try {
         const [got, described] = await Promise.all([
@@ -140,6 +151,26 @@ export function ImagePage({ name, digest, info }: { name: string; digest: string
                 </table></div>
               )}
             </>
+          )}
+          <h2>Referrers</h2>
+          {referrersError && <p class="muted">{referrersError}</p>}
+          {referrers && referrers.length === 0 && <p class="muted" data-testid="no-referrers">No signatures, SBOMs or other artifacts refer to this image.</p>}
+          {referrers && referrers.length > 0 && (
+            <div class="table-wrap"><table data-testid="referrers" class="referrers">
+              <thead><tr><th scope="col">Artifact type</th><th scope="col">Digest</th><th scope="col" class="num">Size</th><th scope="col">Created (UTC)</th><th scope="col">Annotations</th></tr></thead>
+              <tbody>{referrers.map((r) => {
+                const { [CREATED]: created, ...others } = r.annotations ?? {};
+                return (
+                  <tr>
+                    <th scope="row" class="mono small">{r.artifactType ?? r.mediaType}</th>
+                    <td><a class="mono" href={link.image(name, r.digest)} title={r.digest}>{shortDigest(r.digest)}</a></td>
+                    <td class="num">{bytes(r.size)}</td>
+                    <td class="small nowrap">{created ? created.slice(0, 16).replace('T', ' ') : '—'}</td>
+                    <td class="mono small break">{Object.entries(others).map(([k, v]) => <div>{k}={v}</div>)}</td>
+                  </tr>
+                );
+              })}</tbody>
+            </table></div>
           )}
           {manifest.manifests && (
             <>

@@ -1,6 +1,6 @@
 /**
  * Berth's own API, under /berth/api/v1: what neither the OCI distribution API nor the ECR API has a place for
- * (storage accounting, SBOM export). Callers authenticate as on /v2 — HTTP Basic with an access key and secret, or
+ * (storage accounting, SBOM export, users, an image's referrers for the console). Callers authenticate as on /v2 — HTTP Basic with an access key and secret, or
  * user AWS with a token from `aws ecr get-login-password` — and responses are JSON.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -8,13 +8,16 @@ import type { AccessService, Principal } from '../../auth/service.ts';
 import { BerthError } from '../../errors/catalog.ts';
 import { storageReport } from '../../gc/storage-report.ts';
 import type { MetadataStore } from '../../metadata/store.ts';
-import { isDigest } from '../../oci/digest.ts';
-import { isRepositoryName, isTag } from '../../oci/names.ts';
+import { isDigest, type Digest } from '../../oci/digest.ts';
+import { isRepositoryName, isTag, type RepositoryName } from '../../oci/names.ts';
+import type { RegistryService } from '../../registry/service.ts';
 import { SBOM_FORMATS, type SbomFormat } from '../../scan/sbom/index.ts';
 import type { ScanService } from '../../scan/service.ts';
 import type { WebhookService } from '../../events/webhooks.ts';
 import { registerWebhookRoutes } from './webhooks.ts';
 import { registerAuditRoutes } from './audit.ts';
+import { registerUserRoutes } from './users.ts';
+import { LIST_USERS_ACTION } from '../../auth/users.ts';
 import { LOOKUP_ACTION, type AuditService } from '../../audit/service.ts';
 import type { ConsoleSessions } from '../../auth/console-sessions.ts';
 import { registerRepositorySummaries } from './summaries.ts';
@@ -25,6 +28,8 @@ export const API_PREFIX = '/berth/api/v1';
 export interface BerthRouteOptions {
   access: AccessService;
   meta: MetadataStore;
+  /** The registry domain: an image's referrers (the same operation /v2 answers with). */
+  registry: RegistryService;
   scans: ScanService;
   /** Webhook subscriptions (routes: ./webhooks.ts). */
   webhooks?: WebhookService;
@@ -55,27 +60,37 @@ async function requireAdmin(access: AccessService, request: FastifyRequest, what
   }
 }
 
-/** `<repository>/<digest or tag>` out of the wildcard part of an SBOM URL. */
-function imagePath(rest: string): { repository: string; reference: { digest: string } | { tag: string } } {
-  const m = /^(.+)\/images\/([^/]+)\/sbom$/.exec(rest);
-  if (!m) throw new BerthError('NOT_FOUND', 'use /berth/api/v1/repositories/<repository>/images/<digest or tag>/sbom');
+/** `<repository>`, `<digest or tag>` and what is asked of the image, out of the wildcard part of an image URL. */
+function imagePath(rest: string): { repository: RepositoryName; reference: { digest: Digest } | { tag: string }; what: 'sbom' | 'referrers' } {
+  const m = /^(.+)\/images\/([^/]+)\/(sbom|referrers)$/.exec(rest);
+  if (!m) throw new BerthError('NOT_FOUND', 'use /berth/api/v1/repositories/<repository>/images/<digest or tag>/sbom or …/images/<digest>/referrers');
   const [, repository, ref] = m;
+  const what = m[3] as 'sbom' | 'referrers';
   if (!isRepositoryName(repository)) throw new BerthError('NAME_INVALID', `invalid repository name ${repository}`);
-  if (isDigest(ref)) return { repository, reference: { digest: ref } };
-  if (isTag(ref)) return { repository, reference: { tag: ref } };
+  if (isDigest(ref)) return { repository, reference: { digest: ref }, what };
+  if (what === 'referrers') throw new BerthError('INVALID_PARAMETER', `"${ref}" is not a digest: referrers are listed by digest`);
+  if (isTag(ref)) return { repository, reference: { tag: ref }, what };
   throw new BerthError('INVALID_PARAMETER', `"${ref}" is neither a digest nor a tag`);
 }
 
 export function registerBerthRoutes(app: FastifyInstance, options: BerthRouteOptions): void {
   // SBOM of an image: `?format=cyclonedx|spdx` (default cyclonedx), `&platform=linux/arm64` for an index,
   // `&vulnerabilities=true` to include the findings of its last scan (CycloneDX vulnerabilities, SPDX advisories).
+  // Referrers of an image (…/images/<digest>/referrers[?artifactType=]): the OCI referrers index, as /v2 answers it,
+  // for callers authenticated as on this API (the web console's session).
   app.get(`${API_PREFIX}/repositories/*`, async (request, reply) => {
-    const { repository, reference } = imagePath((request.params as { '*': string })['*']);
+    const { repository, reference, what } = imagePath((request.params as { '*': string })['*']);
     const query = request.query as Record<string, string | undefined>;
     const format = (query.format ?? 'cyclonedx') as SbomFormat;
-    if (!SBOM_FORMATS.includes(format)) throw new BerthError('INVALID_PARAMETER', `format must be one of ${SBOM_FORMATS.join(', ')}`);
+    if (what === 'sbom' && !SBOM_FORMATS.includes(format)) throw new BerthError('INVALID_PARAMETER', `format must be one of ${SBOM_FORMATS.join(', ')}`);
     const principal = await caller(options.access, request, options.sessions);
     if (options.access.enabled) await options.access.authorize(principal, 'ecr:BatchGetImage', repository, { sourceIp: request.ip, secureTransport: request.protocol === 'https' });
+    if (what === 'referrers') {
+      if (!('digest' in reference)) throw new BerthError('INVALID_PARAMETER', 'referrers are listed by digest');
+      const index = await options.registry.referrers(repository, reference.digest, query.artifactType);
+      reply.header('content-type', 'application/json').send(JSON.stringify(index));
+      return;
+    }
     const row = await options.meta.findManifestByReference(repository, reference);
     if (!row) {
       if (!(await options.meta.findRepository(repository))) throw new BerthError('NAME_UNKNOWN', `repository ${repository} not found`);
@@ -93,12 +108,13 @@ export function registerBerthRoutes(app: FastifyInstance, options: BerthRouteOpt
     reply.header('content-type', 'application/json').send(JSON.stringify(await storageReport(options.meta, runs)));
   });
 
-  if (options.audit) {
-    registerAuditRoutes(app, API_PREFIX, options.audit, async (request) => {
-      const principal = await caller(options.access, request, options.sessions);
-      if (options.access.enabled) await options.access.authorize(principal, LOOKUP_ACTION, null, { sourceIp: request.ip, secureTransport: request.protocol === 'https' });
-    });
-  }
+  // Registry-wide reads granted by a Berth IAM action (administrators have them all), not by being an administrator.
+  const allowedTo = (action: string) => async (request: FastifyRequest) => {
+    const principal = await caller(options.access, request, options.sessions);
+    if (options.access.enabled) await options.access.authorize(principal, action, null, { sourceIp: request.ip, secureTransport: request.protocol === 'https' });
+  };
+  if (options.audit) registerAuditRoutes(app, API_PREFIX, options.audit, allowedTo(LOOKUP_ACTION));
+  registerUserRoutes(app, API_PREFIX, options.access, allowedTo(LIST_USERS_ACTION));
   if (options.webhooks) registerWebhookRoutes(app, API_PREFIX, options.webhooks, (request) => requireAdmin(options.access, request, 'manage webhooks', options.sessions));
   registerRepositorySummaries(app, API_PREFIX, { access: options.access, store: options.consoleStore, caller: (request) => caller(options.access, request, options.sessions) });
 }

@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Digest } from '../../oci/digest.ts';
+import type { ReferrersIndex } from '../../oci/manifest.ts';
 import type { RepositoryName } from '../../oci/names.ts';
 
 export const SBOM_ARTIFACT_TYPE = 'application/vnd.cyclonedx+json';
@@ -22,7 +23,7 @@ const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 export interface ReferrerRegistry {
   putBlob(name: RepositoryName, digest: Digest, body: Readable): Promise<{ size: number }>;
   putManifest(name: RepositoryName, reference: { digest: Digest }, content: Buffer, contentType: string | undefined): Promise<{ digest: Digest }>;
-  referrers(name: RepositoryName, digest: Digest, artifactType?: string): Promise<Record<string, unknown>>;
+  referrers(name: RepositoryName, digest: Digest, artifactType?: string): Promise<ReferrersIndex>;
   deleteManifest(name: RepositoryName, reference: { digest: Digest }): Promise<void>;
 }
 
@@ -55,9 +56,9 @@ export async function attachSbom(registry: ReferrerRegistry, repository: string,
     annotations: { 'org.opencontainers.image.created': now.toISOString(), [ATTACHED_ANNOTATION]: 'true' },
   }));
   const { digest } = await registry.putManifest(name, { digest: sha256(manifest) }, manifest, OCI_MANIFEST);
-  const index = await registry.referrers(name, subject.digest as Digest, SBOM_ARTIFACT_TYPE) as { manifests?: Array<{ digest: string; annotations?: Record<string, string> }> };
+  const index = await registry.referrers(name, subject.digest as Digest, SBOM_ARTIFACT_TYPE);
   const replaced: string[] = [];
-  for (const m of index.manifests ?? []) {
+  for (const m of index.manifests) {
     if (m.digest === digest || m.annotations?.[ATTACHED_ANNOTATION] !== 'true') continue;
     await registry.deleteManifest(name, { digest: m.digest as Digest });
     replaced.push(m.digest);
