@@ -23,6 +23,7 @@ import { Keyring } from './encryption/keys.ts';
 import { JobLeases, JobRunner } from './jobs/leases.ts';
 import { createDeliverer, createWebhooks } from './events/index.ts';
 import { createPullThrough, type PullThrough } from './pullthrough/index.ts';
+import { WriteActivity } from './registry/write-activity.ts';
 import { createReplication } from './replication/index.ts';
 import { PullThroughCache, repositoryFactory } from './pullthrough/cache.ts';
 import { PullThroughCacheStore } from './pullthrough/cache-store.ts';
@@ -131,13 +132,15 @@ export async function buildApp(config: Config, log: Logger): Promise<App> {
   const audit = new AuditService(auditStore);
   const auditRecorder = config.audit.enabled ? new AuditRecorder(auditStore, `${hostname()}/${process.pid}`, log.child({ module: 'audit' })) : undefined;
   // Replication: the ECR operations and the receiving side (service), and the worker that pushes to destinations.
-  const replication = createReplication({ db: stores.connection.db, dialect: stores.connection.dialect, meta: stores.metadata, blobs: stores.blobs, access, leases,
+  // The /v2 writes in flight: replication, background work, yields to them.
+  const writes = new WriteActivity();
+  const replication = createReplication({ writes, db: stores.connection.db, dialect: stores.connection.dialect, meta: stores.metadata, blobs: stores.blobs, access, leases,
     templates: pullThrough.templates, createRepository: repositoryFactory(ecr, lifecycle), config, log: log.child({ module: 'replication' }) });
   const consoleStore = new ConsoleStore(stores.connection.db);
   const webConsole = config.console.enabled
     ? { sessions: new ConsoleSessions(consoleStore, access, config.console.sessionTtlSeconds), store: consoleStore, registryId: config.ecr.accountId }
     : undefined;
-  const server = buildServer({ console: webConsole, audit, auditRecorder, webhooks, log, registry, access, meta: stores.metadata, ecr, images, lifecycle, scans, pullThrough: pullThrough.rules, templates: pullThrough.templates, registryHost: config.ecr.registryHost, maxManifestBytes: config.registry.maxManifestBytes, redirectBlobs: blobRedirector(config, stores.blobs), tls: config.tls, metrics: config.metrics, leases, pullThroughMetrics: cache.metrics, blobs: stores.blobs, replication: replication.service, replicationMetrics: replication.metrics });
+  const server = buildServer({ console: webConsole, audit, auditRecorder, webhooks, log, registry, access, meta: stores.metadata, ecr, images, lifecycle, scans, pullThrough: pullThrough.rules, templates: pullThrough.templates, registryHost: config.ecr.registryHost, maxManifestBytes: config.registry.maxManifestBytes, redirectBlobs: blobRedirector(config, stores.blobs), tls: config.tls, metrics: config.metrics, leases, pullThroughMetrics: cache.metrics, blobs: stores.blobs, replication: replication.service, replicationMetrics: replication.metrics, writes });
   const timers: NodeJS.Timeout[] = [];
   // Background jobs run on one node at a time, whichever wins the job's lease in the database.
   const jobs = new JobRunner(leases, { leaseMs: config.jobs.leaseSeconds * 1000, log: log.child({ module: 'jobs' }) });

@@ -28,6 +28,8 @@ export interface MetricsSources {
   audit?: { render(out: string[]): void };
   /** Replication's pending images and lag (`berth_replication_*`). */
   replication?: { render(out: string[]): void };
+  /** The /v2 writes in flight (`berth_oci_writes_in_flight`). */
+  writes?: { render(out: string[]): void };
 }
 
 /** Scrape-time reads give up after this long, so a slow database cannot hang the scrape. */
@@ -192,6 +194,7 @@ export class HttpMetrics {
     this.sources.pullThrough?.render(out);
     this.sources.audit?.render(out);
     this.sources.replication?.render(out);
+    this.sources.writes?.render(out);
     out.push(
       '# HELP berth_log_dropped_total Log lines dropped because the output refused them (a full disk, a closed or stalled reader)',
       '# TYPE berth_log_dropped_total counter',

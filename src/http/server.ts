@@ -1,4 +1,5 @@
 /** The HTTP server: Fastify with raw body streams, the /v2 routes, and one error renderer per protocol. */
+import type { WriteActivity } from '../registry/write-activity.ts';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { BerthError, diskFullError, isBerthError } from '../errors/catalog.ts';
@@ -63,6 +64,8 @@ export interface ServerOptions {
   /** Replication: its ECR operations, and the receiving side's decisions on /v2 replication pushes. */
   replication: ReplicationService;
   replicationMetrics?: { render(out: string[]): void };
+  /** The /v2 writes in flight (replication waits while pushes arrive). */
+  writes?: WriteActivity;
   registryHost?: string;
   maxManifestBytes: number;
   /** Blob GETs answered with a redirect to this URL (S3 presigned), when set. */
@@ -329,7 +332,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     server.requestTimeout = 0;
     server.keepAliveTimeout = 65_000;
   }
-  const metrics = options.metrics?.enabled === false ? undefined : new HttpMetrics({ meta: options.meta, scans: options.scans.store, jobs: options.leases, pullThrough: options.pullThroughMetrics, audit: options.auditRecorder, replication: options.replicationMetrics }, options.log.child({ module: 'metrics' }));
+  const metrics = options.metrics?.enabled === false ? undefined : new HttpMetrics({ meta: options.meta, scans: options.scans.store, jobs: options.leases, pullThrough: options.pullThroughMetrics, audit: options.auditRecorder, replication: options.replicationMetrics, writes: options.writes }, options.log.child({ module: 'metrics' }));
   instrument(app, metrics);
   if (options.auditRecorder) registerAuditTrail(app, options.auditRecorder, options.access);
   exactMediaTypes(app);
@@ -367,7 +370,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     renderOciError(reply, new BerthError('NOT_FOUND', `no such endpoint: ${request.method} ${request.url.split('?')[0]}`), request.method === 'HEAD');
   });
 
-  registerOciRoutes(app, { registry: options.registry, access: options.access, maxManifestBytes: options.maxManifestBytes, redirectBlobs: options.redirectBlobs, replicas: options.replication });
+  registerOciRoutes(app, { registry: options.registry, access: options.access, maxManifestBytes: options.maxManifestBytes, redirectBlobs: options.redirectBlobs, replicas: options.replication, writes: options.writes });
   registerEcrRoutes(app, { access: options.access, registry: options.registry, ecr: options.ecr, images: options.images, lifecycle: options.lifecycle, scans: options.scans, pullThrough: options.pullThrough, templates: options.templates, replication: options.replication, registryHost: options.registryHost, log: options.log.child({ module: 'ecr' }), sessions: options.console?.sessions });
   registerBerthRoutes(app, { access: options.access, meta: options.meta, registry: options.registry, scans: options.scans, webhooks: options.webhooks, audit: options.audit, sessions: options.console?.sessions, consoleStore: options.console?.store });
   if (options.console) registerConsoleRoutes(app, { ...options.console, access: options.access, registryHost: options.registryHost });

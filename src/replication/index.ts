@@ -2,6 +2,7 @@
  * Replication as the composition root uses it: the service (ECR operations, the receiving side) and the worker
  * (one node at a time pushes to the destinations), over the metadata database.
  */
+import type { WriteActivity } from '../registry/write-activity.ts';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Kysely } from 'kysely';
@@ -29,6 +30,8 @@ export interface Replication {
 export function createReplication(p: {
   db: Kysely<Database>; dialect: Dialect; meta: MetadataStore; blobs: BlobStore; access: AccessService; leases: JobLeases;
   templates: Pick<RepositoryCreationTemplates, 'forRepository'>; createRepository: RepositoryFactory; config: Config; log: Logger;
+  /** This node's /v2 writes in flight: replication waits while pushes arrive (`replication.maxDeferSeconds`). */
+  writes?: WriteActivity;
 }): Replication {
   const r = p.config.replication;
   const identity = { registryId: p.config.ecr.accountId, region: p.config.ecr.region };
@@ -45,6 +48,7 @@ export function createReplication(p: {
     giveUpAfterMs: Math.round(r.giveUpAfterSeconds * 1000),
     leaseMs: p.config.jobs.leaseSeconds * 3000,
     deferMs: Math.round(r.maxDeferSeconds * 1000),
+    writes: p.writes,
     node: `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`,
   }, p.log);
   return { service, worker, metrics };

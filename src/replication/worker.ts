@@ -33,6 +33,7 @@ import { classify, DestinationClient, type DestinationEndpoint } from './destina
 import { destinationKey, destinationsFor } from './rules.ts';
 import { ReplicationStore, type StatusKey, type StatusRow } from './store.ts';
 import type { ReplicationMetrics } from './metrics.ts';
+import type { WriteActivity } from '../registry/write-activity.ts';
 import { relaxedTransaction } from '../metadata/relaxed.ts';
 
 export const REPLICATION_LEASE = 'replication';
@@ -41,8 +42,10 @@ export const REPLICATION_CURSOR = 'replication';
 const GAP_MS = 30_000;
 /** A push starts a round this much later, so a burst of pushes shares one round (its queries and lease renewal). */
 const KICK_DELAY_MS = 50;
-/** This node is taking pushes while one ended less than this long ago (replication then waits; see `deferral`). */
-const QUIET_MS = 150;
+/** This node is taking pushes while a /v2 write is in flight or ended less than this long ago (see `deferral`). */
+const QUIET_MS = 50;
+/** How often a waiting round looks again whether the pushes have paused. */
+const RECHECK_MS = 100;
 
 export interface WorkerOptions {
   identity: { registryId: string; region: string };
@@ -57,6 +60,8 @@ export interface WorkerOptions {
   node: string;
   /** While this node takes pushes, an image's replication waits up to this long after its push (0: never waits). */
   deferMs: number;
+  /** This node's /v2 writes in flight (none given: never busy). */
+  writes?: WriteActivity;
 }
 
 export class ReplicationWorker {
@@ -69,8 +74,8 @@ export class ReplicationWorker {
   private kickAt = 0;
   /** When this node last wrote its lease (a round renews it again only once a quarter of it has passed). */
   private renewedAt = 0;
-  /** When a push last ended on this node. */
-  private lastPushAt = 0;
+  /** Rows were left waiting for the pushes to pause; the first of them is due at the latest then. */
+  private deferredUntil = 0;
   private readonly halt = new AbortController();
   private readonly clients = new Map<string, DestinationClient>();
   private readonly store: ReplicationStore;
@@ -122,30 +127,35 @@ export class ReplicationWorker {
    * Pushes on other nodes wait for the poll.
    */
   kick(): void {
-    this.lastPushAt = Date.now();
     if (this.stopped || !this.timer) return;
     if (this.busy) {
       this.again = true;
       return;
     }
-    this.wake(this.options.deferMs > 0 ? QUIET_MS : KICK_DELAY_MS);
+    this.wake(KICK_DELAY_MS);
   }
 
   /**
-   * Foreground first: replication is background work, and on a busy node it competes with the pushes for the CPU. While
-   * pushes keep ending on this node (one less than QUIET_MS ago) an image waits, until the pushes pause or `deferMs`
-   * after its own push, whichever comes first — so a burst of pushes replicates right after it, and a steady stream
-   * with no pause replicates at most `deferMs` late. How long this row should still wait (0: go now).
+   * Foreground first: replication is background work, and on a busy node it competes with the pushes for the CPU.
+   * While this node is taking pushes (a /v2 write in flight, or one ended less than QUIET_MS ago) an image waits,
+   * until the pushes pause or `deferMs` after its own push, whichever comes first — so a burst of pushes runs at full
+   * speed and replicates right after, and a stream with no pause replicates at most `deferMs` late. How long this row
+   * should wait before looking again (0: go now).
    */
   private deferral(row: StatusRow, now: number): number {
-    if (this.options.deferMs <= 0) return 0;
-    const quietIn = this.lastPushAt + QUIET_MS - now;
+    if (this.options.deferMs <= 0 || !this.options.writes?.busy(QUIET_MS, now)) return 0;
     const overdueIn = Number(row.event_at) + this.options.deferMs - now;
-    return quietIn <= 0 || overdueIn <= 0 ? 0 : Math.min(quietIn, overdueIn);
+    return overdueIn <= 0 ? 0 : Math.min(RECHECK_MS, overdueIn);
   }
 
   private async round(): Promise<void> {
     const now = Date.now();
+    // Rows are waiting for the pushes to pause and none is overdue yet: look again shortly, without a query.
+    if (now < this.deferredUntil && this.options.deferMs > 0 && this.options.writes?.busy(QUIET_MS, now)) {
+      this.wake(Math.min(RECHECK_MS, this.deferredUntil - now));
+      return;
+    }
+    this.deferredUntil = 0;
     const pending = await this.store.pending();
     this.metrics.pending = pending.count;
     this.metrics.oldestPendingSeconds = pending.oldestEventAt === null ? 0 : Math.max(0, (now - pending.oldestEventAt) / 1000);
@@ -174,6 +184,8 @@ export class ReplicationWorker {
             if (wait > 0) {
               // The rest of the lane waits too: one repository's images go in push order.
               deferred = Math.min(deferred, wait);
+              const overdueAt = Number(row.event_at) + this.options.deferMs;
+              this.deferredUntil = this.deferredUntil === 0 ? overdueAt : Math.min(this.deferredUntil, overdueAt);
               break;
             }
             await this.attempt(row);

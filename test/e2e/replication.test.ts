@@ -9,6 +9,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile, readFile } from 'node:fs/promises';
+import http from 'node:http';
 import path from 'node:path';
 import { startBerth, type BerthProcess } from '../helpers/berth.ts';
 import { awsCli, type AwsCli } from '../helpers/aws.ts';
@@ -130,7 +131,7 @@ describe('e2e: replication (Berth → Berth, Berth → docker-registry)', { skip
     configFile = path.join(work, 'a.yaml');
     await writeFile(configFile, JSON.stringify({
       replication: {
-        pollMilliseconds: 100, retryBaseSeconds: 0.2, retryMaxSeconds: 1, timeoutSeconds: 5,
+        pollMilliseconds: 100, retryBaseSeconds: 0.2, retryMaxSeconds: 1, timeoutSeconds: 5, maxDeferSeconds: 2,
         destinations: [
           { ...DEST_B, endpoint: b.url, username: replicator.accessKeyId, password: replicator.secretAccessKey },
           { ...DEST_D, endpoint: d.url, username: d.username, password: d.password },
@@ -256,6 +257,27 @@ describe('e2e: replication (Berth → Berth, Berth → docker-registry)', { skip
     const metrics = await (await fetch(`${a.url}/metrics`)).text();
     assert.match(metrics, /berth_replication_lag_seconds_count\{destination="us-east-1\/111111111111"\} [1-9]/);
     assert.match(metrics, /^berth_replication_pending_images 0$/m);
+  });
+
+  it('replication waits while A is taking a push, at most replication.maxDeferSeconds (2 s here) after the image was pushed', async () => {
+    // A blob upload held open: a /v2 write in flight on A for as long as this test lasts.
+    const started = await fetch(`${a.url}/v2/prod/held/blobs/uploads/`, { method: 'POST' });
+    assert.equal(started.status, 202);
+    const location = new URL(started.headers.get('location')!, a.url);
+    const held = http.request(location, { method: 'PATCH', headers: { 'content-type': 'application/octet-stream' } });
+    held.on('error', () => {});
+    held.write(Buffer.alloc(1024, 1));
+    try {
+      await until('A to be serving the held upload', async () => /^berth_oci_writes_in_flight 1$/m.test(await (await fetch(`${a.url}/metrics`)).text()) || undefined);
+      const t0 = Date.now();
+      const digest = (await regA().pushImage('prod/deferred', '1', { layers: 1, layerSize: 4096 })).manifest.digest;
+      await allComplete('prod/deferred', digest);
+      const waited = Date.now() - t0;
+      assert.ok(waited >= 2000, `replicated ${waited} ms after the push began, while A was still taking the held upload (no earlier than 2 s after the push)`);
+      assert.ok(!held.destroyed, 'the upload was still in flight when replication went ahead');
+    } finally {
+      held.destroy();
+    }
   });
 
   it('a tag move replicates; a destination down for a while, and A restarted meanwhile, gets everything once back', async () => {

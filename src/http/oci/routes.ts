@@ -1,4 +1,5 @@
 /** Registers the OCI distribution API (/v2) on a Fastify instance and dispatches to the handlers. */
+import type { WriteActivity } from '../../registry/write-activity.ts';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BerthError } from '../../errors/catalog.ts';
 import type { RegistryService } from '../../registry/service.ts';
@@ -21,6 +22,8 @@ export interface OciRouteOptions {
   redirectBlobs?: (digest: string) => Promise<string | null>;
   /** Replication pushes from another registry (`X-Berth-Replication-Source`): their permission and their repositories. */
   replicas?: Pick<ReplicationService, 'admits' | 'prepare'>;
+  /** Counts the requests that write while they run (background work yields to them). */
+  writes?: WriteActivity;
 }
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
@@ -70,6 +73,7 @@ async function dispatch(ctx: OciContext, route: OciRoute): Promise<void> {
 export function registerOciRoutes(app: FastifyInstance, options: OciRouteOptions): void {
   const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
     reply.header('docker-distribution-api-version', 'registry/2.0');
+    if (options.writes && request.method !== 'GET' && request.method !== 'HEAD') options.writes.track(reply.raw);
     const target = request.raw.url ?? '/';
     // Routed on the path as sent: URL's pathname would have resolved dot segments (router.ts refuses them).
     const query = target.indexOf('?');
