@@ -1,7 +1,7 @@
 /**
  * Events benchmark: does delivering events slow pushes down?
  *
- *   node --import tsx bench/events.ts [--rounds 3] [--images 24] [--parallel 4] [--layer-kib 256]
+ *   node --import tsx bench/events.ts [--rounds 5] [--images 48] [--parallel 4] [--layer-kib 256]
  *        [--work DIR] [--destination-dir DIR] [--out FILE.md] [--no-build] [--cpu-prof DIR]
  *
  * Each round starts a fresh Berth (anonymous, embedded) per configuration and pushes the same set of small images
@@ -31,8 +31,8 @@ import { median, min, max } from './lib/stats.ts';
 
 const { values: opts } = parseArgs({
   options: {
-    rounds: { type: 'string', default: '3' },
-    images: { type: 'string', default: '24' },
+    rounds: { type: 'string', default: '5' },
+    images: { type: 'string', default: '48' },
     parallel: { type: 'string', default: '4' },
     'layer-kib': { type: 'string', default: '256' },
     work: { type: 'string', default: '/tmp/berth-bench-events' },
