@@ -258,6 +258,11 @@ export function renderMarkdown(r: Results): string {
 
 /** The sections of docs/benchmarks.md that link the other reports, by the report file they link. */
 export const REPORT_LINKS = {
+  'benchmarks-console.md': [
+    '## Web console: /v2 and ECR API throughput with the console on and off',
+    '',
+    'See [benchmarks-console.md](benchmarks-console.md) (`npm run bench:console`).',
+  ],
   'benchmarks-gc.md': [
     '## Garbage collection: sweeping 100,000 blobs',
     '',
