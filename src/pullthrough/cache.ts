@@ -97,6 +97,9 @@ function sleep(ms: number): Promise<void> {
 }
 
 /** Resolves once `w` can take more (or has closed). */
+/** How many bytes of a teed blob are handed to the client's socket at once. */
+const CLIENT_BATCH = 256 * 1024;
+
 function drained(w: Writable): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
@@ -586,17 +589,35 @@ export class PullThroughCache implements UpstreamSource {
     client.once('close', gone);
     signal?.addEventListener('abort', gone, { once: true });
     let held: Buffer | null = null;
+    // The client's chunks go out CLIENT_BATCH bytes at a time, corked: one writev instead of a write per chunk the
+    // upstream's socket happened to deliver (tens of KiB each).
+    let batch: Buffer[] = [];
+    let batchBytes = 0;
+    const flush = async (): Promise<void> => {
+      const c = client;
+      const chunks = batch;
+      batch = [];
+      batchBytes = 0;
+      if (!c || chunks.length === 0) return;
+      c.cork();
+      let room = true;
+      for (const b of chunks) room = c.write(b);
+      c.uncork();
+      if (!room) await drained(c);
+    };
     try {
       for await (const chunk of upstream.body as AsyncIterable<Buffer>) {
         counters.bytes += chunk.length;
         if (held && client) {
-          const c: Writable = client;
-          if (!c.write(held)) await drained(c);
+          batch.push(held);
+          batchBytes += held.length;
+          if (batchBytes >= CLIENT_BATCH) await flush();
         }
         held = chunk;
         if (!toStore.write(chunk)) await Promise.race([drained(toStore), stored]);
       }
       toStore.end();
+      await flush();
       await Promise.race([verified, stored]);
     } catch (err) {
       abort.abort(err);
