@@ -140,7 +140,7 @@ export async function buildApp(config: Config, log: Logger): Promise<App> {
   const webConsole = config.console.enabled
     ? { sessions: new ConsoleSessions(consoleStore, access, config.console.sessionTtlSeconds), store: consoleStore, registryId: config.ecr.accountId }
     : undefined;
-  const server = buildServer({ console: webConsole, audit, auditRecorder, webhooks, log, registry, access, meta: stores.metadata, ecr, images, lifecycle, scans, pullThrough: pullThrough.rules, templates: pullThrough.templates, registryHost: config.ecr.registryHost, maxManifestBytes: config.registry.maxManifestBytes, redirectBlobs: blobRedirector(config, stores.blobs), tls: config.tls, metrics: config.metrics, leases, pullThroughMetrics: cache.metrics, blobs: stores.blobs, replication: replication.service, replicationMetrics: replication.metrics, writes });
+  const server = buildServer({ console: webConsole, audit, auditRecorder, webhooks, log, registry, access, meta: stores.metadata, ecr, images, lifecycle, scans, pullThrough: pullThrough.rules, templates: pullThrough.templates, registryHost: config.ecr.registryHost, trustProxy: config.trustProxy, maxManifestBytes: config.registry.maxManifestBytes, redirectBlobs: blobRedirector(config, stores.blobs), tls: config.tls, metrics: config.metrics, leases, pullThroughMetrics: cache.metrics, blobs: stores.blobs, replication: replication.service, replicationMetrics: replication.metrics, writes });
   const timers: NodeJS.Timeout[] = [];
   // Background jobs run on one node at a time, whichever wins the job's lease in the database.
   const jobs = new JobRunner(leases, { leaseMs: config.jobs.leaseSeconds * 1000, log: log.child({ module: 'jobs' }) });

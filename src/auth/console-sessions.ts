@@ -18,6 +18,8 @@ export const CSRF_HEADER = 'x-berth-csrf';
 export interface SessionRequest {
   headers: Record<string, string | string[] | undefined>;
   method: string;
+  /** The host the client addressed (behind a trusted proxy, its `X-Forwarded-Host`). */
+  host?: string;
 }
 
 export interface ConsoleSession {
@@ -47,7 +49,8 @@ function sameToken(a: string, b: string): boolean {
 
 /**
  * Refuses a request a browser sent on behalf of another site: `Sec-Fetch-Site` (sent by every current browser)
- * must be same-origin or none, and an `Origin` header must name this host.
+ * must be same-origin or none, and an `Origin` header must name the host the client addressed (behind a trusted
+ * proxy, the one in `X-Forwarded-Host`).
  */
 export function checkSameOrigin(req: SessionRequest): void {
   const site = req.headers['sec-fetch-site'];
@@ -55,7 +58,7 @@ export function checkSameOrigin(req: SessionRequest): void {
     throw new BerthError('DENIED', `cross-site request refused (Sec-Fetch-Site: ${site})`);
   }
   const origin = req.headers.origin;
-  const host = req.headers.host;
+  const host = req.host ?? req.headers.host;
   if (typeof origin === 'string' && origin !== 'null') {
     let originHost: string;
     try {

@@ -29,6 +29,7 @@ export interface ConfigFlags {
 export const ENV_VARS: Record<string, { path: string[]; type: 'string' | 'number' | 'boolean' }> = {
   BERTH_LISTEN: { path: ['listen'], type: 'string' },
   BERTH_DATA_DIR: { path: ['dataDir'], type: 'string' },
+  BERTH_TRUST_PROXY: { path: ['trustProxy'], type: 'string' },
   BERTH_LOG_LEVEL: { path: ['log', 'level'], type: 'string' },
   BERTH_STORAGE_DRIVER: { path: ['storage', 'driver'], type: 'string' },
   BERTH_STORAGE_ROOT: { path: ['storage', 'root'], type: 'string' },

@@ -239,6 +239,20 @@ export const configSchema = z.object({
   }).strict().default({ leaseSeconds: 30 }),
   /** Seconds to let in-flight requests finish on SIGTERM before connections are closed. */
   shutdownGraceSeconds: z.number().min(0).max(3600).default(30),
+  /**
+   * The load balancers in front of Berth whose `X-Forwarded-For`/`-Host`/`-Proto` headers are believed: their
+   * addresses or CIDR ranges (a list, or one comma-separated string), `true` for any peer, `false` for none.
+   */
+  trustProxy: z.union([
+    z.boolean(),
+    z.array(z.string().min(1)).min(1),
+    z.string().transform((v, ctx): boolean | string[] => {
+      if (v === 'true' || v === 'false') return v === 'true';
+      const list = v.split(',').map((x) => x.trim()).filter(Boolean);
+      if (list.length === 0) ctx.addIssue({ code: 'custom', message: 'true, false, or addresses and CIDR ranges separated by commas' });
+      return list;
+    }),
+  ]).default(false),
 }).strict();
 
 /** The resolved configuration: loading settles the defaults that depend on other settings. */

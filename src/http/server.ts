@@ -72,6 +72,11 @@ export interface ServerOptions {
   redirectBlobs?: (digest: string) => Promise<string | null>;
   /** PEM files (`config.tls`); with both set the server speaks HTTPS, HTTP/2 and HTTP/1.1 chosen by ALPN. */
   tls?: TlsPaths;
+  /**
+   * The load balancers whose forwarding headers are believed (config `trustProxy`): the client's address
+   * (`request.ip`: access log, audit trail, `aws:SourceIp`), host and protocol then come from `X-Forwarded-*`.
+   */
+  trustProxy?: boolean | string[];
   /** `config.metrics`: Prometheus metrics at /metrics (on unless `enabled: false`). */
   metrics?: { enabled: boolean };
   /** Background jobs' leases: the job gauges of /metrics. */
@@ -298,7 +303,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     return503OnClosing: true,
     requestIdHeader: false as const,
     genReqId: requestId as (req: http.IncomingMessage) => string,
-    trustProxy: false,
+    trustProxy: options.trustProxy ?? false,
     keepAliveTimeout: 65_000,
     // No route declares a schema (bodies are raw streams, ECR input is checked by zod), so Fastify's own compilers
     // (Ajv, fast-json-stringify: ~4 MiB of idle RSS, measured) are not loaded; a schema added later fails at startup.

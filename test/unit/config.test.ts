@@ -49,7 +49,18 @@ describe('resolveConfig', () => {
       // With auth on (the default), repositories are created explicitly, as in ECR.
       registry: { createRepositoryOnPush: false, maxManifestBytes: 4 * 1024 * 1024, uploadExpirySeconds: 24 * 3600 },
       shutdownGraceSeconds: 30,
+      trustProxy: false,
     });
+  });
+
+  it('trustProxy: true, false, a list, or a comma-separated string (BERTH_TRUST_PROXY)', () => {
+    assert.equal(resolveConfig({ trustProxy: true }, {}, {}).trustProxy, true);
+    assert.deepEqual(resolveConfig({ trustProxy: ['10.0.0.0/8', '127.0.0.1'] }, {}, {}).trustProxy, ['10.0.0.0/8', '127.0.0.1']);
+    assert.deepEqual(resolveConfig({}, { BERTH_TRUST_PROXY: '10.0.0.0/8, 127.0.0.1' }, {}).trustProxy, ['10.0.0.0/8', '127.0.0.1']);
+    assert.equal(resolveConfig({}, { BERTH_TRUST_PROXY: 'true' }, {}).trustProxy, true);
+    assert.equal(resolveConfig({}, { BERTH_TRUST_PROXY: 'false' }, {}).trustProxy, false);
+    assert.throws(() => resolveConfig({ trustProxy: [] }, {}, {}));
+    assert.throws(() => resolveConfig({}, { BERTH_TRUST_PROXY: ' , ' }, {}));
   });
 
   it('creates repositories on push by default only when auth is off', () => {
