@@ -17,6 +17,7 @@
  * The large blob is fetched with curl (-o /dev/null), as `npm run bench` does; the small blobs are fetched one after
  * the other over one keep-alive connection (what a pulling client does per layer), `passes` times over the set.
  */
+import { berthNodeFlags } from '../test/helpers/berth.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -112,7 +113,7 @@ async function startServer(label: string, tree: string): Promise<Server> {
   const logFile = path.join(opts.work!, `server-${label}.log`);
   const out = createWriteStream(logFile);
   await new Promise((r) => out.on('open', r));
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', path.join(tree, 'src/main.ts'), 'serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir], {
+  const child = spawn(process.execPath, [...berthNodeFlags(tree), ...nodeArgs, '--import', 'tsx', path.join(tree, 'src/main.ts'), 'serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir], {
     cwd: tree, env: { ...process.env, BERTH_AUTH_ENABLED: 'false', BERTH_LOG_LEVEL: 'warn', ...extraEnv(label === 'a' ? opts['env-a']! : opts['env-b']!) }, stdio: ['ignore', out, out],
   });
   const base = `http://127.0.0.1:${port}`;

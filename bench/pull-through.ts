@@ -12,7 +12,7 @@
  *   counted in docker-registry's own access log (on for this benchmark).
  *
  *   node --import tsx bench/pull-through.ts [--rounds 3] [--big-mib 500] [--small-mib 100] [--clients 10]
- *        [--work DIR] [--out FILE.md] [--no-build] [--trees DIR_A,DIR_B] [--cpu-prof DIR]
+ *        [--work DIR] [--out FILE.md] [--no-build] [--trees DIR_A,DIR_B] [--cpu-prof DIR] [--node-args "ARGS"]
  *
  * --trees: an A/B comparison of Berth source trees (e.g. git worktrees of two commits, with node_modules linked), each
  * started as `node --import tsx DIR/src/main.ts`, both measured in every round, the order flipping each round.
@@ -32,6 +32,7 @@ import { buildImage, MiB, type BuiltImage } from './lib/image.ts';
 import { freePort, readCpuSeconds, run, sampleRss, sleep, versionOf } from './lib/proc.ts';
 import { berth, resolveBerthLauncher, DOCKER_REGISTRY_BIN, type RunningServer } from './lib/servers.ts';
 import { ensureReportLink } from './lib/report.ts';
+import { berthNodeFlags } from '../test/helpers/berth.ts';
 import { median, min, max } from './lib/stats.ts';
 
 const { values: opts } = parseArgs({
@@ -47,6 +48,8 @@ const { values: opts } = parseArgs({
     trees: { type: 'string' },
     /** Start Berth with `--cpu-prof` (one profile per server process under DIR/<side>; see bench/profile-summary.ts). */
     'cpu-prof': { type: 'string' },
+    /** Extra node arguments for Berth, space-separated (e.g. "--max-semi-space-size=8"), for A/B experiments. */
+    'node-args': { type: 'string' },
   },
 });
 const rounds = Number(opts.rounds);
@@ -54,7 +57,10 @@ const clients = Number(opts.clients);
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const work = path.resolve(opts.work!);
 const log = (m: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${m}\n`);
-const profileArgs = (side: string) => (opts['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(opts['cpu-prof'], side)}`] : []);
+const profileArgs = (side: string) => [
+  ...(opts['node-args'] ?? '').split(/\s+/).filter(Boolean),
+  ...(opts['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(opts['cpu-prof'], side)}`] : []),
+];
 const load = () => loadavg().map((l) => l.toFixed(2)).join(' / ');
 
 // ---- the upstream: docker-registry with its access log on (stdout), anonymous
@@ -191,7 +197,7 @@ async function main(): Promise<void> {
   const sides = opts.trees
     ? opts.trees.split(',').map((dir) => {
       const tree = path.resolve(dir);
-      return { label: tree, description: `node --import tsx ${tree}/src/main.ts`, kind: berth(tree, { nodeArgs: ['--import', 'tsx', path.join(tree, 'src', 'main.ts')], description: `tsx ${tree}` }, profileArgs(path.basename(tree))) };
+      return { label: tree, description: `node --import tsx ${tree}/src/main.ts`, kind: berth(tree, { nodeArgs: [...berthNodeFlags(tree), '--import', 'tsx', path.join(tree, 'src', 'main.ts')], description: `tsx ${tree}` }, profileArgs(path.basename(tree))) };
     })
     : [{ label: 'berth', description: launcher.description, kind: berth(repoRoot, launcher, profileArgs('berth')) }];
   const results = new Map<string, Round[]>(sides.map((side) => [side.label, []]));

@@ -1,5 +1,9 @@
-#!/usr/bin/env node
-/** The `berth` command. */
+#!/usr/bin/env -S node --min-semi-space-size=4
+/**
+ * The `berth` command. The node options on the line above are part of how Berth runs (src/memory.ts): every launcher
+ * passes them — the `berth` command through this line, `npm start` in package.json, the tests and benchmarks by
+ * reading them from here (`nodeFlags`).
+ */
 // First: memory settings must be in place before anything allocates — including the parsing of the modules below,
 // which is why they are imported dynamically (static imports are all parsed before memory.ts runs, and that alone
 // grew the young generation to 16 MiB: ~13 MiB more RSS at idle).

@@ -5,7 +5,9 @@
  * does not grow, and every few MiB of upload written to storage triggers a minor (young-generation) collection,
  * which is cheap because nearly everything in it is dead. Measured in bench/ when introduced (before encryption at
  * rest): peak RSS of a 1 GiB push ~86 MiB instead of ~126 MiB, with the same CPU time; docs/benchmarks.md has
- * today's figures. Imported first by main.ts.
+ * today's figures. Imported first by main.ts. The size it is frozen at is the one node starts with: main.ts's shebang
+ * line (and every launcher) passes `--min-semi-space-size=4`, which only takes effect at start — with V8's 1 MiB a
+ * large stream costs a scavenge per MiB (docs/architecture.md, "The young generation's size").
  *
  * Also: no optimizing compiler (Turbofan) and no baseline compiler (Sparkplug) during start-up. Start-up code
  * (module evaluation, configuration parsing, migrations, building the routes) runs once, and compiling what gets hot

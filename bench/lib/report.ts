@@ -230,7 +230,7 @@ export function renderMarkdown(r: Results): string {
       `The ${formatBytes(r.sizes.hugeBytes)} push runs on a dedicated freshly started instance. For ${P} the process is the \`node\` process the harness spawns.`,
     '- Server CPU time: user + system time of the server process (all threads) from /proc/PID/stat around each push and blob GET; less sensitive to other load on the machine than wall time.',
     '- "Until on disk": the push time plus the time to fsync every file and directory in the server\'s data directory afterwards. Berth fsyncs blobs (and SQLite commits) before it answers; docker-registry does not, and this shows what of its write-back was still pending.',
-    `- ${P} is started exactly as \`node dist/main.js serve --listen 127.0.0.1:PORT --data-dir DIR\` with \`BERTH_LOG_LEVEL=warn BERTH_AUTH_ENABLED=false\` (node options in the file's shebang line do not apply when it is started this way).`,
+    `- ${P} is started as \`node <options> dist/main.js serve --listen 127.0.0.1:PORT --data-dir DIR\` with \`BERTH_LOG_LEVEL=warn BERTH_AUTH_ENABLED=false\`, where the options are those of the shebang line of src/main.ts (as \`berth\` and \`npm start\` run it; the launcher line above shows them).`,
     `- ${B} configuration mirrors Debian's /etc/docker/registry/config.yml (filesystem storage, in-memory blob descriptor cache, deletes enabled) without auth and health checks, log level warn and access log off; ${P} runs with \`BERTH_LOG_LEVEL=warn\`.`,
     '- The machine is shared and noisy: only ratios measured in the same run are meaningful.',
     '',

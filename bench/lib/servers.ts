@@ -4,6 +4,7 @@
  * sampling) and a ClientAccess (what clients must add to reach it — credentials once variants with
  * authentication exist).
  */
+import { berthNodeFlags } from '../../test/helpers/berth.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -300,16 +301,22 @@ export async function resolveBerthLauncher(repoRoot: string, build: boolean, log
   if (build) {
     log('building Berth (npm run build)…');
     const r = await run('npm', ['run', 'build', '--silent'], { cwd: repoRoot, timeoutMs: 300_000 });
-    if (r.code === 0 && existsSync(dist)) return { nodeArgs: [dist], description: 'node dist/main.js (npm run build)' };
+    if (r.code === 0 && existsSync(dist)) return { nodeArgs: [...berthNodeFlags(repoRoot), dist], description: `node ${flagsText(repoRoot)}dist/main.js (npm run build)` };
     log(`npm run build failed (code ${r.code}); falling back to tsx:\n${`${r.stdout}\n${r.stderr}`.trim().split('\n').slice(-10).join('\n')}`);
   } else if (existsSync(dist)) {
     // Keep using the build even when src/ is newer: tsx would change start-up cost and memory, not just the code.
     const stale = existsSync(src) && statSync(dist).mtimeMs < newestMtime(path.join(repoRoot, 'src'));
     if (stale) log('warning: dist/ is older than src/ (--no-build): benchmarking the existing build');
-    return { nodeArgs: [dist], description: `node dist/main.js (existing build${stale ? ', older than src/' : ''})` };
+    return { nodeArgs: [...berthNodeFlags(repoRoot), dist], description: `node ${flagsText(repoRoot)}dist/main.js (existing build${stale ? ', older than src/' : ''})` };
   }
   if (!existsSync(src)) throw new Error(`neither a build of Berth (${dist}) nor ${src} exists`);
-  return { nodeArgs: ['--import', 'tsx', src], description: 'node --import tsx src/main.ts' };
+  return { nodeArgs: [...berthNodeFlags(repoRoot), '--import', 'tsx', src], description: `node ${flagsText(repoRoot)}--import tsx src/main.ts` };
+}
+
+/** Berth's node options (src/main.ts's shebang line) as they appear in a command line, with a trailing space. */
+function flagsText(repoRoot: string): string {
+  const flags = berthNodeFlags(repoRoot);
+  return flags.length ? `${flags.join(' ')} ` : '';
 }
 
 function newestMtime(dir: string): number {

@@ -17,6 +17,16 @@ import { deleteS3Bucket, s3Env } from './s3.ts';
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const mainScript = path.join(repoRoot, 'src/main.ts');
 
+/**
+ * The node options Berth runs with: those on the shebang line of `src/main.ts` (`#!/usr/bin/env -S node …`), which
+ * the `berth` command gets from that line and every other launcher (tests, benchmarks) from here.
+ */
+export function berthNodeFlags(root = repoRoot): string[] {
+  const first = readFileSync(path.join(root, 'src', 'main.ts'), 'utf8').split('\n', 1)[0] ?? '';
+  const m = /^#!\/usr\/bin\/env -S node(.*)$/.exec(first);
+  return m ? m[1].trim().split(/\s+/).filter(Boolean) : [];
+}
+
 export type MetadataKind = 'sqlite' | 'postgres';
 
 export const POSTGRES_ADMIN_URL = process.env.BERTH_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -112,7 +122,7 @@ export function envWithoutBerth(): Record<string, string> {
  */
 export function runCli(args: string[], options: { env: Record<string, string>; uid?: number; gid?: number; input?: string }): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', mainScript, ...args], {
+    const child = spawn(process.execPath, [...berthNodeFlags(), '--import', 'tsx', mainScript, ...args], {
       cwd: repoRoot, env: options.env, stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], uid: options.uid, gid: options.gid,
     });
     if (options.input !== undefined) child.stdin!.end(options.input);
@@ -215,7 +225,7 @@ export async function startBerth(options: StartOptions = {}): Promise<BerthProce
     env.BERTH_POSTGRES_URL = postgresUrl!;
   }
   const args = [
-    '--import', 'tsx', mainScript, 'serve',
+    ...berthNodeFlags(), '--import', 'tsx', mainScript, 'serve',
     '--listen', `127.0.0.1:${options.port ?? 0}`,
     '--data-dir', dataDir,
     '--announce',
