@@ -29,7 +29,8 @@ const HELP = `Usage: npm run bench -- [options]
 
   --rounds N        rounds (default 3); each round measures both servers, alternating who goes first
   --quick           small sizes (64 MiB / 10 x 100 KiB / 128 MiB, wrk 3 s) for a smoke run
-  --out FILE        markdown report (default docs/benchmarks.md; .bench/benchmarks-quick.md with --quick;
+  --out FILE        markdown report (default docs/benchmarks.md, docs/benchmarks-ID.md for another variant such as
+                    auth; .bench/benchmarks-quick.md with --quick;
                     docs/benchmarks-scaled.md for the scaled-* variants, which share that file: each run
                     saves its results in WORK-DIR/scaled/ID.json and the report is rendered from all of them)
   --variant ID      ${VARIANTS.map((v) => `${v.id}${v.unavailable ? ' (not implemented)' : ''}`).join(', ')} (default anonymous)
@@ -70,6 +71,13 @@ function parseEnv(text: string): Record<string, string> {
   return env;
 }
 
+/** Where a run's report goes without --out: each variant keeps its own file (the auth run must not replace the anonymous one). */
+function defaultReport(variant: { id: string; scaled?: boolean }, quick: boolean): string {
+  if (variant.scaled) return 'docs/benchmarks-scaled.md';
+  if (quick) return '.bench/benchmarks-quick.md';
+  return variant.id === 'anonymous' ? 'docs/benchmarks.md' : `docs/benchmarks-${variant.id}.md`;
+}
+
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
@@ -100,7 +108,7 @@ async function main(): Promise<number> {
   const workDir = path.resolve(repoRoot, values['work-dir'] ?? '.bench');
   if (values['from-results']) {
     const saved = JSON.parse(await readFile(path.resolve(values['from-results']), 'utf8')) as Results;
-    const outFile = path.resolve(repoRoot, values.out ?? (saved.variant.scaled ? 'docs/benchmarks-scaled.md' : quick ? '.bench/benchmarks-quick.md' : 'docs/benchmarks.md'));
+    const outFile = path.resolve(repoRoot, values.out ?? defaultReport(saved.variant, quick));
     await mkdir(path.dirname(outFile), { recursive: true });
     await writeFile(outFile, saved.variant.scaled ? await renderScaled(workDir, saved) : renderMarkdown(saved));
     log(`re-rendered ${path.relative(repoRoot, outFile)} from ${values['from-results']}`);
@@ -108,7 +116,7 @@ async function main(): Promise<number> {
   }
   const variant = findVariant(values.variant!);
   const sizes: typeof FULL_SIZES = quick ? QUICK_SIZES : { ...FULL_SIZES, ...variant.sizes };
-  const outFile = path.resolve(repoRoot, values.out ?? (variant.scaled ? 'docs/benchmarks-scaled.md' : quick ? '.bench/benchmarks-quick.md' : 'docs/benchmarks.md'));
+  const outFile = path.resolve(repoRoot, values.out ?? defaultReport(variant, quick));
   const only = values.only?.split(',').map((s) => s.trim()).filter(Boolean);
   const steps = selectSteps(only)
     .filter((s) => !s.scaledOnly || variant.scaled)
