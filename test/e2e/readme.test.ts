@@ -30,7 +30,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { AWS } from '../helpers/aws.ts';
-import { mainScript, repoRoot } from '../helpers/berth.ts';
+import { berthNodeFlags, mainScript, repoRoot } from '../helpers/berth.ts';
 import {
   OciLayoutWriter,
   busyboxAvailable,
@@ -284,7 +284,10 @@ describe('README: the blocks that install and build', () => {
     assert.equal(pkg.scripts.prepare, pkg.scripts.build, 'npm ci runs the build');
     const tsconfig = JSON.parse(readFileSync(path.join(repoRoot, 'tsconfig.build.json'), 'utf8')) as { compilerOptions: { rootDir: string; outDir: string } };
     assert.deepEqual([tsconfig.compilerOptions.rootDir, tsconfig.compilerOptions.outDir], ['src', 'dist']);
-    assert.equal(pkg.scripts.start, 'node dist/main.js serve');
+    // The same node options as the `berth` command's shebang line (src/main.ts).
+    const flags = berthNodeFlags();
+    assert.ok(flags.includes('--min-semi-space-size=4'), `the shebang line of src/main.ts gives node its options: ${flags.join(' ')}`);
+    assert.equal(pkg.scripts.start, `node ${flags.join(' ')} dist/main.js serve`);
     assert.equal(pkg.bin.berth, 'dist/main.js', 'npx berth runs the same entry point');
     assert.match(pkg.scripts.test, /typecheck.*test:all.*test:scaled/);
     assert.match(readme, new RegExp(`Node\\.js ${pkg.engines.node.replace(/^>=/, '')} or newer`));
@@ -306,7 +309,7 @@ describe('README: the blocks that install and build', () => {
         });
         child.once('exit', (code) => reject(new Error(`npm start exited (${code}):\n${out}`)));
       });
-      assert.match(out, /node dist\/main\.js serve/, 'npm start ran the built entry point');
+      assert.ok(out.includes(`node ${berthNodeFlags().join(' ')} dist/main.js serve`), 'npm start ran the built entry point with Berth\'s node options');
       const res = await fetch(`${url}/healthz`);
       assert.equal(res.status, 200);
       assert.ok(existsSync(path.join(dir, 'data/root-credentials')), 'the first start wrote the administrator\'s key');
