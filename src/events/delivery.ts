@@ -18,7 +18,7 @@ import type { JobLeases } from '../jobs/leases.ts';
 import { onEventsAppended, type OutboxStore } from './outbox-store.ts';
 import { backoffMs, DELIVERY_ID_HEADER, EVENT_ID_HEADER, sign, SIGNATURE_HEADER } from './signature.ts';
 import { renderEvent, type EventIdentity, type StoredEvent } from './types.ts';
-import type { DeliveryRow, SubscriptionRow, WebhookStore } from './webhook-store.ts';
+import type { Delivered, DeliveryRow, SubscriptionRow, WebhookStore } from './webhook-store.ts';
 import type { WebhookService } from './webhooks.ts';
 
 export const DELIVERY_LEASE = 'webhook-delivery';
@@ -109,7 +109,7 @@ export class WebhookDeliverer {
       // One read for the round's events, each rendered once however many subscriptions receive it.
       const events = await this.outbox.findBySeqs([...new Set(due.map((d) => Number(d.event_seq)))]);
       const bodies = new Map<number, string>();
-      const delivered: Parameters<WebhookStore['deliveredAll']>[0] = [];
+      const delivered: Delivered[] = [];
       let next = 0;
       const worker = async () => {
         while (next < due.length && !this.stopped) {
@@ -126,13 +126,12 @@ export class WebhookDeliverer {
       };
       await Promise.all(Array.from({ length: Math.min(this.options.concurrency, due.length) }, worker));
       await this.store.deliveredAll(delivered);
-      if (this.now() - renewedAt > this.options.leaseMs / 4) {
-        renewedAt = this.now();
-        if (!(await this.leases.renew(DELIVERY_LEASE, this.options.node, this.options.leaseMs, renewedAt))) {
-          this.leader = false;
-          return;
-        }
+      const renewed = await this.leases.renewWhenDue(DELIVERY_LEASE, this.options.node, this.options.leaseMs, renewedAt, this.now());
+      if (renewed === null) {
+        this.leader = false;
+        return;
       }
+      renewedAt = renewed;
       if (due.length < limit) return;
     }
   }
@@ -141,7 +140,7 @@ export class WebhookDeliverer {
    * One attempt. A success is returned for the round to record with the others (lost in a crash before that, the
    * delivery is sent again: at least once); a failure is recorded here.
    */
-  private async deliver(d: DeliveryRow, sub: SubscriptionRow, event: StoredEvent | null, body: string): Promise<Parameters<WebhookStore['deliveredAll']>[0][number] | null> {
+  private async deliver(d: DeliveryRow, sub: SubscriptionRow, event: StoredEvent | null, body: string): Promise<Delivered | null> {
     const attempts = d.attempts + 1;
     const started = this.now();
     if (!event) {

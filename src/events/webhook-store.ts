@@ -9,6 +9,15 @@ import { relaxedTransaction, relaxedWrite } from '../metadata/relaxed.ts';
 export type SubscriptionRow = Selectable<WebhookSubscriptionsTable>;
 export type DeliveryRow = Selectable<WebhookDeliveriesTable>;
 
+/** A successful delivery attempt, recorded with the rest of its round (`deliveredAll`). */
+export interface Delivered {
+  id: number;
+  attempts: number;
+  statusCode: number;
+  latencyMs: number;
+  at: number;
+}
+
 export class WebhookStore {
   constructor(private readonly db: Kysely<Database>) {}
 
@@ -50,7 +59,7 @@ export class WebhookStore {
    * cut, the deliveries are simply sent again — at least once is the promise — and each synchronous commit held the
    * delivering node's event loop.
    */
-  async deliveredAll(done: Array<{ id: number; attempts: number; statusCode: number; latencyMs: number; at: number }>): Promise<void> {
+  async deliveredAll(done: Delivered[]): Promise<void> {
     if (done.length === 0) return;
     await relaxedTransaction(this.db, async (trx) => {
       for (const d of done) {

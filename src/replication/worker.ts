@@ -197,13 +197,12 @@ export class ReplicationWorker {
         this.wake(Math.ceil(deferred));
         return;
       }
-      if (Date.now() - this.renewedAt > this.options.leaseMs / 4) {
-        this.renewedAt = Date.now();
-        if (!(await this.leases.renew(REPLICATION_LEASE, this.options.node, this.options.leaseMs, this.renewedAt))) {
-          this.leader = false;
-          return;
-        }
+      const renewed = await this.leases.renewWhenDue(REPLICATION_LEASE, this.options.node, this.options.leaseMs, this.renewedAt);
+      if (renewed === null) {
+        this.leader = false;
+        return;
       }
+      this.renewedAt = renewed;
       if (due.length < limit) return;
     }
   }
