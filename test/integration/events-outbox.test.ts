@@ -211,10 +211,14 @@ for (const kind of (defaultMetadataKind() === 'postgres' ? ['postgres'] : ['sqli
 
     it('retries with exponential backoff and jitter, parks as failed after the give-up time, and redelivers on request', async () => {
       const sub = await webhooks.create({ url: receiver.url, secret: SECRET });
+      // Before the push: at or before the delivery's creation.
+      const start = clock;
       await push('team/app', 'a', 'v1');
       receiver.mode = { kind: 'fail' };
-      const d = deliverer({ giveUpAfterMs: 200_000 });
-      const start = clock;
+      // From here the deliverer's clock is exactly `clock` (not the later of it and real time), first the time of the
+      // first attempt: each wait is measured from the moment its attempt was made.
+      clock = Date.now();
+      const d = deliverer({ giveUpAfterMs: 200_000, now: () => clock });
       const waits: number[] = [];
       let last = clock;
       for (let i = 0; i < 20; i++) {
