@@ -2,7 +2,7 @@
 /**
  * The `berth` command. The node options on the line above are part of how Berth runs (src/memory.ts): every launcher
  * passes them — the `berth` command through this line, `npm start` in package.json, the tests and benchmarks by
- * reading them from here (`nodeFlags`).
+ * reading them from here (`berthNodeFlags` in test/helpers/berth.ts).
  */
 // First: memory settings must be in place before anything allocates — including the parsing of the modules below,
 // which is why they are imported dynamically (static imports are all parsed before memory.ts runs, and that alone

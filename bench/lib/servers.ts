@@ -4,13 +4,13 @@
  * sampling) and a ClientAccess (what clients must add to reach it — credentials once variants with
  * authentication exist).
  */
-import { berthNodeFlags } from '../../test/helpers/berth.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { berthCommit, freePort, run, sleep, versionOf } from './proc.ts';
+import { berthNodeFlags } from '../../test/helpers/berth.ts';
 
 export type ServerKindId = 'berth' | 'registry';
 

@@ -1,5 +1,4 @@
 /** The HTTP server: Fastify with raw body streams, the /v2 routes, and one error renderer per protocol. */
-import type { WriteActivity } from '../registry/write-activity.ts';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { BerthError, diskFullError, isBerthError } from '../errors/catalog.ts';
@@ -32,6 +31,7 @@ import { HttpMetrics } from './metrics.ts';
 import { registerAuditTrail } from './audit.ts';
 import type { AuditRecorder } from '../audit/recorder.ts';
 import type { AuditService } from '../audit/service.ts';
+import type { WriteActivity } from '../registry/write-activity.ts';
 import { checkTlsMaterial, readTlsMaterialSync, type TlsPaths } from './tls.ts';
 
 declare module 'fastify' {

@@ -96,10 +96,10 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Resolves once `w` can take more (or has closed). */
 /** How many bytes of a teed blob are handed to the client's socket at once. */
 const CLIENT_BATCH = 256 * 1024;
 
+/** Resolves once `w` can take more (or has closed). */
 function drained(w: Writable): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {

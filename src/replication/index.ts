@@ -2,7 +2,6 @@
  * Replication as the composition root uses it: the service (ECR operations, the receiving side) and the worker
  * (one node at a time pushes to the destinations), over the metadata database.
  */
-import type { WriteActivity } from '../registry/write-activity.ts';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Kysely } from 'kysely';
@@ -20,6 +19,7 @@ import { ReplicationMetrics } from './metrics.ts';
 import { ReplicationService } from './service.ts';
 import { ReplicationStore } from './store.ts';
 import { ReplicationWorker } from './worker.ts';
+import type { WriteActivity } from '../registry/write-activity.ts';
 
 export interface Replication {
   service: ReplicationService;

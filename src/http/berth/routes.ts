@@ -60,16 +60,23 @@ async function requireAdmin(access: AccessService, request: FastifyRequest, what
   }
 }
 
+/** What is asked of an image: its SBOM (by digest or tag) or its referrers (by digest). */
+type ImageRequest =
+  | { repository: RepositoryName; what: 'sbom'; reference: { digest: Digest } | { tag: string } }
+  | { repository: RepositoryName; what: 'referrers'; reference: { digest: Digest } };
+
 /** `<repository>`, `<digest or tag>` and what is asked of the image, out of the wildcard part of an image URL. */
-function imagePath(rest: string): { repository: RepositoryName; reference: { digest: Digest } | { tag: string }; what: 'sbom' | 'referrers' } {
+function imagePath(rest: string): ImageRequest {
   const m = /^(.+)\/images\/([^/]+)\/(sbom|referrers)$/.exec(rest);
   if (!m) throw new BerthError('NOT_FOUND', 'use /berth/api/v1/repositories/<repository>/images/<digest or tag>/sbom or …/images/<digest>/referrers');
   const [, repository, ref] = m;
-  const what = m[3] as 'sbom' | 'referrers';
   if (!isRepositoryName(repository)) throw new BerthError('NAME_INVALID', `invalid repository name ${repository}`);
-  if (isDigest(ref)) return { repository, reference: { digest: ref }, what };
-  if (what === 'referrers') throw new BerthError('INVALID_PARAMETER', `"${ref}" is not a digest: referrers are listed by digest`);
-  if (isTag(ref)) return { repository, reference: { tag: ref }, what };
+  if (m[3] === 'referrers') {
+    if (!isDigest(ref)) throw new BerthError('INVALID_PARAMETER', `"${ref}" is not a digest: referrers are listed by digest`);
+    return { repository, what: 'referrers', reference: { digest: ref } };
+  }
+  if (isDigest(ref)) return { repository, what: 'sbom', reference: { digest: ref } };
+  if (isTag(ref)) return { repository, what: 'sbom', reference: { tag: ref } };
   throw new BerthError('INVALID_PARAMETER', `"${ref}" is neither a digest nor a tag`);
 }
 
@@ -79,15 +86,15 @@ export function registerBerthRoutes(app: FastifyInstance, options: BerthRouteOpt
   // Referrers of an image (…/images/<digest>/referrers[?artifactType=]): the OCI referrers index, as /v2 answers it,
   // for callers authenticated as on this API (the web console's session).
   app.get(`${API_PREFIX}/repositories/*`, async (request, reply) => {
-    const { repository, reference, what } = imagePath((request.params as { '*': string })['*']);
+    const image = imagePath((request.params as { '*': string })['*']);
+    const { repository, reference } = image;
     const query = request.query as Record<string, string | undefined>;
     const format = (query.format ?? 'cyclonedx') as SbomFormat;
-    if (what === 'sbom' && !SBOM_FORMATS.includes(format)) throw new BerthError('INVALID_PARAMETER', `format must be one of ${SBOM_FORMATS.join(', ')}`);
+    if (image.what === 'sbom' && !SBOM_FORMATS.includes(format)) throw new BerthError('INVALID_PARAMETER', `format must be one of ${SBOM_FORMATS.join(', ')}`);
     const principal = await caller(options.access, request, options.sessions);
     if (options.access.enabled) await options.access.authorize(principal, 'ecr:BatchGetImage', repository, { sourceIp: request.ip, secureTransport: request.protocol === 'https' });
-    if (what === 'referrers') {
-      if (!('digest' in reference)) throw new BerthError('INVALID_PARAMETER', 'referrers are listed by digest');
-      const index = await options.registry.referrers(repository, reference.digest, query.artifactType);
+    if (image.what === 'referrers') {
+      const index = await options.registry.referrers(repository, image.reference.digest, query.artifactType);
       reply.header('content-type', 'application/json').send(JSON.stringify(index));
       return;
     }

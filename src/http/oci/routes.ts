@@ -1,8 +1,8 @@
 /** Registers the OCI distribution API (/v2) on a Fastify instance and dispatches to the handlers. */
-import type { WriteActivity } from '../../registry/write-activity.ts';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BerthError } from '../../errors/catalog.ts';
 import type { RegistryService } from '../../registry/service.ts';
+import type { WriteActivity } from '../../registry/write-activity.ts';
 import type { AccessService, Principal } from '../../auth/service.ts';
 import type { ReplicationService } from '../../replication/service.ts';
 import { requiredAction } from './permissions.ts';
