@@ -18,6 +18,9 @@ export function when(epochSeconds: number | undefined | null): string {
   return d.toISOString().replace('T', ' ').slice(0, 16) + ' UTC';
 }
 
+/** An ISO 8601 time as the console shows times the server sends as text: `2026-12-08 04:10` (minutes, UTC). */
+export const isoMinute = (iso: string) => iso.slice(0, 16).replace('T', ' ');
+
 export function ago(epochSeconds: number | undefined | null): string {
   if (!epochSeconds) return 'never';
   const s = Math.max(0, Date.now() / 1000 - epochSeconds);

@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import type { DeliveryView, SubscriptionView } from '../../../src/events/webhooks.ts';
 import { berth, ecr, post, type Out } from '../api.ts';
-import { when } from '../format.ts';
+import { isoMinute, when } from '../format.ts';
 import { Problem, errorText } from '../components.tsx';
 
 type Rule = NonNullable<Out<'DescribePullThroughCacheRules'>['pullThroughCacheRules']>[number];
@@ -69,7 +69,7 @@ export function WebhooksPage() {
         <div class="table-wrap"><table data-testid="webhooks">
           <thead><tr><th scope="col">URL</th><th scope="col">Events</th><th scope="col">Repositories</th><th scope="col">Created</th><th scope="col"><span class="visually-hidden">Deliveries</span></th></tr></thead>
           <tbody>{hooks.map((h) => (
-            <tr class={open === h.id ? 'selected' : undefined}><th scope="row" class="mono small">{h.url}</th><td class="small">{h.eventTypes.join(', ') || 'all'}</td><td class="mono small">{h.repositoryFilter}</td><td>{h.createdAt.slice(0, 16).replace('T', ' ')}</td>
+            <tr class={open === h.id ? 'selected' : undefined}><th scope="row" class="mono small">{h.url}</th><td class="small">{h.eventTypes.join(', ') || 'all'}</td><td class="mono small">{h.repositoryFilter}</td><td>{isoMinute(h.createdAt)}</td>
               <td><button type="button" class="secondary small" onClick={() => show(h.id)} aria-label={`Deliveries of ${h.url}`}>Deliveries</button></td></tr>
           ))}</tbody>
         </table></div>

@@ -2,7 +2,7 @@ import { useEffect, useLayoutEffect, useMemo, useState } from 'preact/hooks';
 import type { SessionInfo } from '../../../src/http/console/api.ts';
 import type { ReferrerDescriptor, ReferrersIndex } from '../../../src/oci/manifest.ts';
 import { berth, blobJson, ecr, type Out } from '../api.ts';
-import { bytes, shortDigest, when, SEVERITIES } from '../format.ts';
+import { bytes, isoMinute, shortDigest, when, SEVERITIES } from '../format.ts';
 import { CopyCommand, Problem, Severity, errorText } from '../components.tsx';
 import { link } from '../links.ts';
 import { markReady } from '../ready.ts';
@@ -165,7 +165,7 @@ export function ImagePage({ name, digest, info }: { name: string; digest: string
                     <th scope="row" class="mono small">{r.artifactType ?? r.mediaType}</th>
                     <td><a class="mono" href={link.image(name, r.digest)} title={r.digest}>{shortDigest(r.digest)}</a></td>
                     <td class="num">{bytes(r.size)}</td>
-                    <td class="small nowrap">{created ? created.slice(0, 16).replace('T', ' ') : '—'}</td>
+                    <td class="small nowrap">{created ? isoMinute(created) : '—'}</td>
                     <td class="mono small break">{Object.entries(others).map(([k, v]) => <div>{k}={v}</div>)}</td>
                   </tr>
                 );

@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { berth } from '../api.ts';
-import { bytes } from '../format.ts';
+import { bytes, isoMinute } from '../format.ts';
 import { Problem, errorText } from '../components.tsx';
 import { link } from '../links.ts';
 import type { StorageReport } from '../../../src/gc/storage-report.ts';
@@ -39,7 +39,7 @@ export function StoragePage() {
           <h2>Space reclaimed by garbage collection</h2>
           {report.garbageCollections.length === 0
             ? <p class="muted">No garbage collection has run yet.</p>
-            : <Bars label="Bytes reclaimed per run" items={report.garbageCollections.slice().reverse().map((g) => ({ name: `${g.startedAt.slice(0, 16).replace('T', ' ')}${g.dryRun ? ' (dry run)' : ''}`, value: g.bytesReclaimed }))} />}
+            : <Bars label="Bytes reclaimed per run" items={report.garbageCollections.slice().reverse().map((g) => ({ name: `${isoMinute(g.startedAt)}${g.dryRun ? ' (dry run)' : ''}`, value: g.bytesReclaimed }))} />}
         </>
       )}
     </section>

@@ -2,8 +2,7 @@ import { useEffect, useState } from 'preact/hooks';
 import type { UserList, UserView } from '../../../src/auth/users.ts';
 import { berth } from '../api.ts';
 import { Problem, errorText } from '../components.tsx';
-
-const day = (iso: string) => iso.slice(0, 16).replace('T', ' ');
+import { isoMinute } from '../format.ts';
 
 /**
  * Users with their access keys and attached identity policies (GET /berth/api/v1/users, callers allowed
@@ -28,11 +27,11 @@ export function UsersPage() {
             <tbody>{users.map((u) => (
               <tr>
                 <th scope="row">{u.name}{u.admin && <span class="badge">Administrator</span>}<span class="arn mono small muted break">{u.arn}</span></th>
-                <td class="small nowrap">{day(u.createdAt)}</td>
+                <td class="small nowrap">{isoMinute(u.createdAt)}</td>
                 <td>
                   {u.accessKeys.length === 0 ? <span class="muted">none</span> : (
                     <ul class="plain" aria-label={`Access keys of ${u.name}`}>{u.accessKeys.map((k) => (
-                      <li><span class="mono small">{k.accessKeyId}</span> <span class={k.status === 'Active' ? 'ok small' : 'muted small'}>{k.status}</span> <span class="muted small nowrap">{day(k.createdAt)}</span></li>
+                      <li><span class="mono small">{k.accessKeyId}</span> <span class={k.status === 'Active' ? 'ok small' : 'muted small'}>{k.status}</span> <span class="muted small nowrap">{isoMinute(k.createdAt)}</span></li>
                     ))}</ul>
                   )}
                 </td>
