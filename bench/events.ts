@@ -26,7 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildImage, KiB, type BuiltImage } from './lib/image.ts';
 import { freePort, readCpuSeconds, run, versionOf } from './lib/proc.ts';
-import { berth, resolveBerthLauncher, type RunningServer } from './lib/servers.ts';
+import { berth, cpuProfileArgs, resolveBerthLauncher, type RunningServer } from './lib/servers.ts';
 import { ensureReportLink } from './lib/report.ts';
 import { median, min, max } from './lib/stats.ts';
 
@@ -195,8 +195,7 @@ async function main(): Promise<void> {
         await writeFile(configFile, JSON.stringify({ replication: { destinations: [{ region: 'eu-west-1', registryId: '222222222222', endpoint: destination.baseUrl }] } }));
         args.push('--config', configFile);
       }
-      const profile = opts['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(opts['cpu-prof'], config)}`] : [];
-      const server = await berth(repoRoot, launcher, profile).start({ label: `berth-${round}-${config}`, dataDir, logFile: path.join(work, `berth-${round}-${config}.log`), auth: { type: 'none' }, args });
+      const server = await berth(repoRoot, launcher, cpuProfileArgs(opts['cpu-prof'], config)).start({ label: `berth-${round}-${config}`, dataDir, logFile: path.join(work, `berth-${round}-${config}.log`), auth: { type: 'none' }, args });
       const receivers: Receiver[] = [];
       try {
         if (config === 'webhooks') {

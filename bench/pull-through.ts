@@ -30,7 +30,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildImage, MiB, type BuiltImage } from './lib/image.ts';
 import { freePort, readCpuSeconds, run, sampleRss, sleep, versionOf } from './lib/proc.ts';
-import { berth, resolveBerthLauncher, DOCKER_REGISTRY_BIN, type RunningServer } from './lib/servers.ts';
+import { berth, cpuProfileArgs, resolveBerthLauncher, DOCKER_REGISTRY_BIN, type RunningServer } from './lib/servers.ts';
 import { ensureReportLink } from './lib/report.ts';
 import { berthNodeFlags } from '../test/helpers/berth.ts';
 import { median, min, max } from './lib/stats.ts';
@@ -59,7 +59,7 @@ const work = path.resolve(opts.work!);
 const log = (m: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${m}\n`);
 const profileArgs = (side: string) => [
   ...(opts['node-args'] ?? '').split(/\s+/).filter(Boolean),
-  ...(opts['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(opts['cpu-prof'], side)}`] : []),
+  ...cpuProfileArgs(opts['cpu-prof'], side),
 ];
 const load = () => loadavg().map((l) => l.toFixed(2)).join(' / ');
 

@@ -313,6 +313,11 @@ export async function resolveBerthLauncher(repoRoot: string, build: boolean, log
   return { nodeArgs: [...berthNodeFlags(repoRoot), '--import', 'tsx', src], description: `node ${flagsText(repoRoot)}--import tsx src/main.ts` };
 }
 
+/** Node arguments that write V8 CPU profiles of a server under DIR/<side> (none without a DIR; bench/profile-summary.ts reads them). */
+export function cpuProfileArgs(dir: string | undefined, side: string): string[] {
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(dir, side)}`] : [];
+}
+
 /** Berth's node options (src/main.ts's shebang line) as they appear in a command line, with a trailing space. */
 function flagsText(repoRoot: string): string {
   const flags = berthNodeFlags(repoRoot);
